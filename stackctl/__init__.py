@@ -1,0 +1,1 @@
+"""stackctl: the operator CLI for appstack (render, check, deploy, history, rollback)."""
