@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OperationFailed as exc:
         print(f"failed: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,64 @@
+# appstack: `make render` and `make test` work on a fresh machine; they create what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+STACK ?= dev
+
+.PHONY: help venv tools render render-all test pytest lint format bench clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+venv: $(VENV)/.runtime-installed ## create the venv with the program's dependencies
+
+tools: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## install every test tool (venvs, promtool)
+	@command -v promtool >/dev/null || scripts/install-promtool.sh
+
+render: venv ## render the dev stack (STACK=prod for prod) to out/$(STACK)
+	$(BIN)/python -m stackctl render $(STACK)
+
+render-all: venv ## render every stack
+	for s in dev prod; do $(BIN)/python -m stackctl render $$s; done
+
+lint: $(VENV)/.dev-installed ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev-installed ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+pytest: tools ## run the test suite only
+	$(BIN)/python -m pytest
+
+test: tools lint pytest ## everything: lint, type check, unit tests, render + outside validators
+
+bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
+	$(BIN)/python -m stackctl.bench
+
+clean: ## remove rendered output and caches (keeps the venvs)
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis

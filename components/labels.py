@@ -1,0 +1,87 @@
+"""Names and labels, in one place.
+
+Every Kubernetes name the program creates comes from `resource_name`, every label set from
+`selector_labels` / `standard_labels`. Selectors use only the stable labels (name, instance),
+never `version`, so a new release never orphans its own pods (cf. the Jenkins Helm chart's
+`_helpers.tpl`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_NAME = 63
+PART_OF = "appstack"
+MANAGED_BY = "pulumi"
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+NAME = "app.kubernetes.io/name"
+INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
+VERSION = "app.kubernetes.io/version"
+PART_OF_KEY = "app.kubernetes.io/part-of"
+MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
+
+# Annotation keys owned by appstack.
+ANNOTATION_PREFIX = "appstack.io"
+CONFIG_CHECKSUM = f"{ANNOTATION_PREFIX}/config-checksum"
+
+
+def resource_name(*parts: str) -> str:
+    """Join parts into a DNS-1123 label of at most 63 characters.
+
+    A name that would be longer is cut and given a short hash of the full name, so two long
+    names that share a prefix never collide (Helm's `trunc 63 | trimSuffix "-"` loses that).
+    """
+    full = "-".join(p.strip("-") for p in parts if p).lower()
+    if len(full) <= MAX_NAME:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: MAX_NAME - 9].rstrip('-')}-{digest}"
+
+
+def label_value(value: str) -> str:
+    """A string made safe as a label value: allowed characters only, at most 63, alnum ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", value)[:MAX_NAME]
+    return cleaned.strip("-_.")
+
+
+def selector_labels(app: str, instance: str) -> dict[str, str]:
+    """The stable labels a selector may use: they never change for the life of a workload."""
+    return {NAME: app, INSTANCE: instance}
+
+
+def standard_labels(app: str, instance: str, component: str, version: str = "") -> dict[str, str]:
+    """The recommended app.kubernetes.io/* labels for an object of `app`."""
+    labels = {
+        **selector_labels(app, instance),
+        COMPONENT: component,
+        PART_OF_KEY: PART_OF,
+        MANAGED_BY_KEY: MANAGED_BY,
+    }
+    if version:
+        labels[VERSION] = label_value(version)
+    return labels
+
+
+def namespace_labels(namespace: str, instance: str) -> dict[str, str]:
+    """Labels for a namespace: Pod Security admission 'restricted' plus the stack labels."""
+    return {
+        "kubernetes.io/metadata.name": namespace,
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted",
+        INSTANCE: instance,
+        PART_OF_KEY: PART_OF,
+        MANAGED_BY_KEY: MANAGED_BY,
+    }
+
+
+def content_hash(text: str, length: int = 10) -> str:
+    """A short, stable hash of some content, for content-named objects and checksums."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

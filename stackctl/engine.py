@@ -1,0 +1,163 @@
+"""Run the Pulumi program in-process under Pulumi's mock runtime and capture what it registers.
+
+`capture(program, project=..., stack=...)` sets the mocks, registers a stack transformation that
+records each resource's options (protect, retain_on_delete, ignore_changes, depends_on,
+delete_before_replace, aliases), runs `program()`, waits for every registration, and restores
+the runtime settings afterwards, so repeated runs in one process (tests, benchmarks) are
+independent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from pulumi.runtime import rpc, settings
+
+#: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
+MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
+
+_LOCK = threading.Lock()  # the Pulumi runtime settings are process-global
+
+
+@dataclass(frozen=True)
+class CapturedResource:
+    """One registered resource: its type token, logical name, inputs and options."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    custom: bool
+    parent_type: str | None = None
+
+
+@dataclass
+class Capture:
+    """Everything a program run registered, in registration order."""
+
+    resources: list[CapturedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[CapturedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that echo inputs as state, give LoadBalancers an address, and record every call."""
+
+    def __init__(self, options: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.registered: list[CapturedResource] = []
+        self._options = options
+        self._lock = threading.Lock()
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "kubernetes:core/v1:Service":
+            spec = rpc.unwrap_rpc_secret(state.get("spec") or {})
+            if isinstance(spec, dict) and spec.get("type") == "LoadBalancer":
+                name = str((state.get("metadata") or {}).get("name", args.name))
+                state["status"] = {
+                    "loadBalancer": {"ingress": [{"hostname": name + MOCK_LB_HOSTNAME_SUFFIX}]}
+                }
+        state.update(_mock_outputs(args.typ, args.name, state))
+        with self._lock:
+            self.registered.append(
+                CapturedResource(
+                    type=args.typ,
+                    name=args.name,
+                    inputs=dict(args.inputs),
+                    options=self._options.get((args.typ, args.name), {}),
+                    custom=bool(args.custom),
+                )
+            )
+        return f"{args.name}-id", state
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def _mock_outputs(type_token: str, name: str, state: dict[str, Any]) -> dict[str, Any]:
+    """Outputs a real provider computes that the program reads (e.g. a pushed image digest)."""
+    if type_token == "docker:index/image:Image":
+        image_name = str(rpc.unwrap_rpc_secret(state.get("imageName", name)))
+        repo = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
+        digest = "sha256:" + ("0" * 64)
+        return {"repoDigest": f"{repo}@{digest}", "imageName": image_name}
+    if type_token == "random:index/randomPassword:RandomPassword":
+        return {"result": rpc.wrap_rpc_secret("mock-random-password")}
+    return {}
+
+
+def _record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.ResourceTransformation:
+    def transformation(args: pulumi.ResourceTransformationArgs) -> None:
+        opts = args.opts
+        recorded = {
+            "protect": opts.protect,
+            "retain_on_delete": opts.retain_on_delete,
+            "ignore_changes": list(opts.ignore_changes or []),
+            "delete_before_replace": opts.delete_before_replace,
+            "depends_on": len(opts.depends_on) if isinstance(opts.depends_on, list) else 0,
+            "aliases": [str(a) for a in (opts.aliases or [])],
+            "parent": opts.parent is not None,
+            "parent_type": getattr(opts.parent, "_type", None) if opts.parent is not None else None,
+        }
+        store[(args.type_, args.name)] = {
+            k: v for k, v in recorded.items() if v not in (None, [], 0)
+        }
+        return None
+
+    return transformation
+
+
+@contextlib.contextmanager
+def mocked_runtime(project: str, stack: str) -> Iterator[RecordingMocks]:
+    """Pulumi's mock runtime for the duration of the block; settings restored afterwards."""
+    with _LOCK:
+        options: dict[tuple[str, str], dict[str, Any]] = {}
+        mocks = RecordingMocks(options)
+        settings.ROOT.set(None)
+        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+        pulumi.runtime.register_stack_transformation(_record_options(options))
+        try:
+            yield mocks
+        finally:
+            settings.reset_options()
+
+
+def capture(program: Callable[[], Any], *, project: str, stack: str) -> Capture:
+    """Run `program` under mocks; return every registered resource and the resolved value
+    of whatever the program returned (Outputs resolved)."""
+    result = Capture()
+    with mocked_runtime(project, stack) as mocks:
+
+        def run() -> pulumi.Output[Any]:
+            returned = program()
+            return pulumi.Output.from_input(returned).apply(
+                lambda value: result.outputs.update(value if isinstance(value, dict) else {})
+            )
+
+        run_test: Callable[[Callable[[], Any]], Callable[[], None]] = pulumi.runtime.test
+        run_test(run)()
+        for res in mocks.registered:
+            opts = res.options
+            result.resources.append(
+                CapturedResource(
+                    type=res.type,
+                    name=res.name,
+                    inputs=res.inputs,
+                    options={k: v for k, v in opts.items() if k != "parent_type"},
+                    custom=res.custom,
+                    parent_type=opts.get("parent_type"),
+                )
+            )
+    return result

@@ -1,0 +1,84 @@
+"""Shared fixtures: build configs, render them under Pulumi's mocks, find rendered objects.
+
+The mock runtime is entered and left by `stackctl.engine.mocked_runtime` (it sets the mocks and
+restores the runtime settings afterwards); the `render` fixture is the only way tests run the
+program, so no test depends on another's runtime state.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from components import config as config_model
+from stackctl import engine
+from stackctl.render import RenderResult, render_config
+
+PROD_IMAGE = "registry.example.com/appstack/web:1.4.2"
+DIGEST_IMAGE = "registry.example.com/appstack/web@sha256:" + "a" * 64
+
+
+def base_raw(environment: str = "dev", **app_overrides: Any) -> dict[str, Any]:
+    """A minimal valid config for `environment` with one app `web` (overrides merged in)."""
+    app: dict[str, Any] = {"image": PROD_IMAGE}
+    if environment == "prod":
+        app["service"] = {"loadBalancerSourceRanges": ["203.0.113.0/24"]}
+    return {
+        "environment": environment,
+        "namespace": "shop",
+        "apps": {"web": config_model.deep_merge(app, app_overrides)},
+    }
+
+
+def with_app(raw: Mapping[str, Any], name: str, **settings: Any) -> dict[str, Any]:
+    out = copy.deepcopy(dict(raw))
+    out["apps"][name] = {"image": PROD_IMAGE, **settings}
+    return out
+
+
+Render = Callable[[Mapping[str, Any]], RenderResult]
+
+
+@pytest.fixture
+def render() -> Render:
+    """Validate a raw config and render it under mocks (stack name = its environment)."""
+
+    def _render(raw: Mapping[str, Any], stack: str | None = None) -> RenderResult:
+        cfg = config_model.load(raw)
+        return render_config(cfg, stack or cfg.environment)
+
+    return _render
+
+
+@pytest.fixture
+def pulumi_mocks() -> Iterator[engine.RecordingMocks]:
+    """Pulumi's mock runtime for a test that builds components itself; restored afterwards."""
+    with engine.mocked_runtime("appstack", "test") as mocks:
+        yield mocks
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(objects, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(workload: Mapping[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def load_error(raw: Mapping[str, Any]) -> str:
+    """The message of the ConfigError `raw` must raise."""
+    with pytest.raises(config_model.ConfigError) as info:
+        config_model.load(raw)
+    return str(info.value)
