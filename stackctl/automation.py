@@ -1,0 +1,438 @@
+"""A thin interface of ours over Pulumi's Automation API, so command logic is testable.
+
+`StackBackend` is everything `stackctl.ops` needs from one stack; `PulumiAutomationBackend`
+implements it with `pulumi.automation` (a `LocalWorkspace` over this repo's `Pulumi.yaml`), and
+the tests implement it in memory.
+
+History records are plain dicts in EXACTLY the JSON shape `pulumi stack history --json` emits
+(`updateInfoJSON` / `configValueJSON` in pulumi/pkg/cmd/pulumi/stack/stack_history.go; the Python
+SDK parses the same JSON into `UpdateSummary` in pulumi/automation/_stack.py):
+
+    {"version": 3, "kind": "update", "startTime": "2026-11-23T09:00:00.000Z",
+     "message": "...", "environment": {"git.head": "<sha>", "exec.kind": "auto.local", ...},
+     "config": {"appstack:replicas": {"value": "2", "secret": false},
+                "appstack:dbPassword": {"value": "[secret]", "secret": true}},
+     "result": "succeeded", "endTime": "2026-11-23T09:01:10.000Z",
+     "resourceChanges": {"create": 2, "update": 1, "same": 30}}
+
+Backends: `PULUMI_BACKEND_URL` if set (prod must use a team backend: Pulumi Cloud or an
+object-store `s3://` / `gs://` / `azblob://` URL), else a local file backend under
+`<project_dir>/.pulumi-state`, meant for dev only. Credentials and the secrets passphrase
+(`PULUMI_CONFIG_PASSPHRASE` / `PULUMI_CONFIG_PASSPHRASE_FILE`) reach the CLI only through the
+inherited process environment: nothing here copies, logs or prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from stackctl.errors import OperationFailed, UserError
+
+OnOutput = Callable[[str], None]
+
+# Format of `startTime`/`endTime` in `pulumi stack history --json`; the SDK parses it with the
+# same pattern (`_DATETIME_FORMAT` in pulumi/automation/_stack.py).
+HISTORY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+SECRET_SENTINEL = "[secret]"  # what history shows for a secret without --show-secrets
+STATE_DIR_NAME = ".pulumi-state"
+BACKEND_URL_ENV = "PULUMI_BACKEND_URL"
+
+
+@dataclass(frozen=True, repr=False)
+class ConfigValue:
+    """One stack config value; `object_value` is the parsed value of structured config."""
+
+    value: str
+    secret: bool = False
+    object_value: Any = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        shown = SECRET_SENTINEL if self.secret else repr(self.value)
+        return f"ConfigValue({shown}, secret={self.secret})"
+
+
+@dataclass(frozen=True)
+class PreviewOutcome:
+    change_summary: dict[str, int]  # op ("create", "update", "delete", "same", ...) -> count
+    stdout: str = ""
+
+
+@dataclass(frozen=True)
+class UpOutcome:
+    result: str  # "succeeded" | "failed" | "in-progress"
+    summary: dict[str, Any]  # the new history record (same shape as `history()` items)
+    outputs: dict[str, Any] = field(default_factory=dict)  # secret outputs redacted
+    stdout: str = ""
+
+    @property
+    def resource_changes(self) -> dict[str, int]:
+        changes = self.summary.get("resourceChanges") or {}
+        return {str(k): int(v) for k, v in changes.items()}
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    result: str
+    summary: dict[str, Any]
+    stdout: str = ""
+
+
+class StackBackend(Protocol):
+    """What stackctl's deploy/history/rollback need from one stack."""
+
+    @property
+    def stack_name(self) -> str: ...
+
+    def refresh(self, *, on_output: OnOutput) -> RefreshOutcome: ...
+
+    def preview(
+        self,
+        *,
+        policy_packs: list[str],
+        policy_pack_configs: list[str],
+        on_output: OnOutput,
+    ) -> PreviewOutcome: ...
+
+    def up(
+        self,
+        *,
+        message: str,
+        policy_packs: list[str],
+        policy_pack_configs: list[str],
+        on_output: OnOutput,
+    ) -> UpOutcome: ...
+
+    def history(self) -> list[dict[str, Any]]:
+        """Raw update records, newest first, secrets redacted (`pulumi stack history --json`)."""
+        ...
+
+    def export_state(self) -> dict[str, Any]:
+        """The `pulumi stack export` document: {"version": 3, "deployment": {...}}."""
+        ...
+
+    def get_config(self) -> dict[str, ConfigValue]: ...
+
+    def set_config(self, values: dict[str, ConfigValue]) -> None: ...
+
+    def remove_config(self, keys: list[str]) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers (no CLI): workspace settings, record conversion, error lines.
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """Everything the `LocalWorkspace` is built from, computed without touching the CLI."""
+
+    work_dir: str
+    backend_url: str
+    backend_source: str  # "argument" | "env" | "default-file"
+    env_vars: dict[str, str]
+
+    @property
+    def is_local_file_backend(self) -> bool:
+        return self.backend_url.startswith("file://")
+
+
+def default_file_backend_url(project_dir: Path) -> str:
+    # `file://` + absolute path: the form `pulumi login file://<path>` documents.
+    return "file://" + str((project_dir / STATE_DIR_NAME).resolve())
+
+
+def workspace_settings(
+    project_dir: Path | str,
+    backend_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WorkspaceSettings:
+    """Backend: the explicit argument, else `PULUMI_BACKEND_URL`, else a file backend in the repo.
+
+    Only non-secret settings go into `env_vars`; the passphrase and cloud credentials stay in the
+    process environment, which the CLI subprocess inherits (`PulumiCommand.run` in _cmd.py).
+    """
+    env = os.environ if environ is None else environ
+    work_dir = Path(project_dir).resolve()
+    if backend_url:
+        url, source = backend_url, "argument"
+    elif env.get(BACKEND_URL_ENV):
+        url, source = env[BACKEND_URL_ENV], "env"
+    else:
+        url, source = default_file_backend_url(work_dir), "default-file"
+    env_vars = {BACKEND_URL_ENV: url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+    return WorkspaceSettings(
+        work_dir=str(work_dir), backend_url=url, backend_source=source, env_vars=env_vars
+    )
+
+
+def local_workspace_options(settings: WorkspaceSettings) -> Any:
+    """The `LocalWorkspaceOptions` for these settings (building it does not run the CLI)."""
+    from pulumi import automation as auto
+
+    return auto.LocalWorkspaceOptions(work_dir=settings.work_dir, env_vars=dict(settings.env_vars))
+
+
+def format_history_time(value: datetime) -> str:
+    """A datetime in the history JSON format (Go prints milliseconds, `...T09:00:00.000Z`)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_history_time(value: str) -> datetime:
+    """A history timestamp as an aware UTC datetime (tolerates a missing fraction)."""
+    text = value.strip()
+    for fmt in (HISTORY_TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def op_map_to_dict(ops: Mapping[Any, Any] | None) -> dict[str, int]:
+    """An SDK `OpMap` (keys are `OpType` str-enums or strings) as a plain op -> count dict."""
+    out: dict[str, int] = {}
+    for op, count in (ops or {}).items():
+        name = str(op.value) if isinstance(op, Enum) else str(op)
+        out[name] = int(count)
+    return out
+
+
+def summary_to_record(summary: Any) -> dict[str, Any]:
+    """SDK `UpdateSummary` (pulumi/automation/_stack.py) -> the `stack history --json` dict."""
+    config: dict[str, dict[str, Any]] = {}
+    for key, cv in (summary.config or {}).items():
+        if cv.secret:
+            # Never carry a secret's clear text into our records, whatever the SDK returned.
+            config[key] = {"value": SECRET_SENTINEL, "secret": True}
+        else:
+            config[key] = {"value": cv.value, "secret": False}
+    record: dict[str, Any] = {
+        "version": summary.version,
+        "kind": summary.kind,
+        "startTime": format_history_time(summary.start_time),
+        "message": summary.message or "",
+        "environment": dict(summary.environment or {}),
+        "config": config,
+        "result": summary.result,
+    }
+    if summary.end_time is not None:
+        record["endTime"] = format_history_time(summary.end_time)
+    if summary.resource_changes is not None:
+        record["resourceChanges"] = op_map_to_dict(summary.resource_changes)
+    return record
+
+
+def config_set_all_json(values: Mapping[str, ConfigValue]) -> str:
+    """Input for `pulumi config set-all --json` (the `pulumi config --json` shape)."""
+    doc: dict[str, dict[str, Any]] = {}
+    for key, cv in values.items():
+        entry: dict[str, Any] = {"value": cv.value, "secret": cv.secret}
+        if cv.object_value is not None:
+            entry["objectValue"] = cv.object_value
+        doc[key] = entry
+    return json.dumps(doc, sort_keys=True)
+
+
+def command_error_line(exc: BaseException) -> str:
+    """One short line from a CLI failure: the last `error:` line of its stderr, if any.
+
+    Only stderr is looked at: stdout of some commands (`config --show-secrets`) holds secrets.
+    """
+    text = str(exc)
+    stderr = text.split("\n stderr:", 1)[1] if "\n stderr:" in text else ""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith("error:")]
+    picked = errors or lines
+    line = picked[-1] if picked else type(exc).__name__
+    return line[:300]
+
+
+# --------------------------------------------------------------------------------------------
+# The real backend.
+
+
+class PulumiAutomationBackend:
+    """`StackBackend` over `pulumi.automation`, a `LocalWorkspace` on the project dir.
+
+    The stack is selected lazily on first use (that is when the CLI first runs). With
+    `create=True` a missing stack is created (deploy); otherwise it must exist.
+    """
+
+    def __init__(
+        self,
+        stack_name: str,
+        project_dir: Path | str,
+        backend_url: str | None = None,
+        *,
+        create: bool = False,
+    ) -> None:
+        self._stack_name = stack_name
+        self.settings = workspace_settings(project_dir, backend_url)
+        self._create = create
+        self._stack: Any = None
+
+    @property
+    def stack_name(self) -> str:
+        return self._stack_name
+
+    @contextmanager
+    def _cli(self, what: str) -> Iterator[None]:
+        from pulumi.automation import errors as auto_errors
+
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise UserError(
+                "the Pulumi CLI is not installed or not on PATH "
+                "(https://www.pulumi.com/docs/install/); deploy, history and rollback need it"
+            ) from exc
+        except auto_errors.StackNotFoundError as exc:
+            raise UserError(
+                f"stack {self._stack_name!r} not found in backend {self.settings.backend_url}"
+            ) from exc
+        except auto_errors.ConcurrentUpdateError as exc:
+            raise OperationFailed(
+                f"{what}: another update of {self._stack_name} is in progress"
+            ) from exc
+        except auto_errors.CommandError as exc:
+            raise OperationFailed(f"{what} failed: {command_error_line(exc)}") from exc
+
+    def _get_stack(self) -> Any:
+        if self._stack is None:
+            from pulumi import automation as auto
+
+            if self.settings.is_local_file_backend:
+                state_dir = Path(self.settings.backend_url.removeprefix("file://"))
+                state_dir.mkdir(parents=True, exist_ok=True)
+            opts = local_workspace_options(self.settings)
+            init = auto.create_or_select_stack if self._create else auto.select_stack
+            with self._cli("selecting the stack"):
+                self._stack = init(self._stack_name, work_dir=self.settings.work_dir, opts=opts)
+        return self._stack
+
+    def _run(self, what: str, args: list[str]) -> str:
+        """One CLI command through the workspace's public `PulumiCommand.run`."""
+        ws = self._get_stack().workspace
+        with self._cli(what):
+            result = ws.pulumi_command.run(args, ws.work_dir, dict(ws.env_vars))
+        return str(result.stdout)
+
+    def refresh(self, *, on_output: OnOutput) -> RefreshOutcome:
+        stack = self._get_stack()
+        with self._cli("pulumi refresh"):
+            res = stack.refresh(on_output=on_output, show_secrets=False)
+        record = summary_to_record(res.summary)
+        return RefreshOutcome(result=str(record["result"]), summary=record, stdout=res.stdout)
+
+    def preview(
+        self,
+        *,
+        policy_packs: list[str],
+        policy_pack_configs: list[str],
+        on_output: OnOutput,
+    ) -> PreviewOutcome:
+        stack = self._get_stack()
+        with self._cli("pulumi preview"):
+            res = stack.preview(
+                policy_packs=policy_packs or None,
+                policy_pack_configs=policy_pack_configs or None,
+                on_output=on_output,
+            )
+        return PreviewOutcome(change_summary=op_map_to_dict(res.change_summary), stdout=res.stdout)
+
+    def up(
+        self,
+        *,
+        message: str,
+        policy_packs: list[str],
+        policy_pack_configs: list[str],
+        on_output: OnOutput,
+    ) -> UpOutcome:
+        stack = self._get_stack()
+        with self._cli("pulumi up"):
+            res = stack.up(
+                message=message,
+                policy_packs=policy_packs or None,
+                policy_pack_configs=policy_pack_configs or None,
+                on_output=on_output,
+                show_secrets=False,
+            )
+        record = summary_to_record(res.summary)
+        outputs = {
+            name: (SECRET_SENTINEL if out.secret else out.value)
+            for name, out in (res.outputs or {}).items()
+        }
+        return UpOutcome(
+            result=str(record["result"]), summary=record, outputs=outputs, stdout=res.stdout
+        )
+
+    def history(self) -> list[dict[str, Any]]:
+        # The raw JSON rather than `Stack.history()`: UpdateSummary drops `objectValue`, which
+        # rollback needs to restore structured config as objects. No --show-secrets, so secret
+        # config has no value; fill in the sentinel exactly as UpdateSummary does.
+        out = self._run(
+            "pulumi stack history", ["stack", "history", "--json", "--stack", self._stack_name]
+        )
+        records: list[dict[str, Any]] = json.loads(out or "[]")
+        for record in records:
+            for cv in (record.get("config") or {}).values():
+                if cv.get("secret") and "value" not in cv:
+                    cv["value"] = SECRET_SENTINEL
+        return records
+
+    def export_state(self) -> dict[str, Any]:
+        # Not `Stack.export_stack()`: LocalWorkspace adds --show-secrets there, and a backup must
+        # keep secrets encrypted. `pulumi stack import --file <backup>` restores this document.
+        out = self._run("pulumi stack export", ["stack", "export", "--stack", self._stack_name])
+        doc: dict[str, Any] = json.loads(out)
+        return doc
+
+    def get_config(self) -> dict[str, ConfigValue]:
+        # The command LocalWorkspace.get_all_config runs, keeping `objectValue`. Secret values
+        # are held in memory only (needed to keep them on rollback); ConfigValue's repr hides them.
+        out = self._run(
+            "pulumi config", ["config", "--show-secrets", "--json", "--stack", self._stack_name]
+        )
+        raw: dict[str, dict[str, Any]] = json.loads(out or "{}")
+        return {
+            key: ConfigValue(
+                value=str(cv.get("value", "")),
+                secret=bool(cv.get("secret", False)),
+                object_value=cv.get("objectValue"),
+            )
+            for key, cv in raw.items()
+        }
+
+    def set_config(self, values: dict[str, ConfigValue]) -> None:
+        if not values:
+            return
+        from pulumi import automation as auto
+
+        stack = self._get_stack()
+        plain = {k: v for k, v in values.items() if v.object_value is None}
+        structured = {k: v for k, v in values.items() if v.object_value is not None}
+        with self._cli("pulumi config set-all"):
+            if plain:
+                stack.set_all_config(
+                    {k: auto.ConfigValue(value=v.value, secret=v.secret) for k, v in plain.items()}
+                )
+            if structured:
+                # Objects must stay objects in Pulumi.<stack>.yaml (render reads that file).
+                stack.set_all_config_json(config_set_all_json(structured))
+
+    def remove_config(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        stack = self._get_stack()
+        with self._cli("pulumi config rm-all"):
+            stack.remove_all_config(list(keys))
