@@ -1,0 +1,1 @@
+"""appstack reference service: the small HTTP app the stack deploys (see `app.server`)."""
