@@ -9,6 +9,7 @@ import pulumi
 
 from components.app import AppService, AppServiceArgs
 from components.config import StackConfig
+from components.monitoring import AppMonitoring, AppMonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 
 
@@ -69,6 +70,18 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 client_apps=client_apps(cfg, name),
             ),
         )
+        if cfg.monitoring.enabled:
+            AppMonitoring(
+                f"{name}-monitoring",
+                AppMonitoringArgs(
+                    app=name,
+                    config=cfg.apps[name],
+                    namespace=cfg.namespace,
+                    namespace_input=namespace.name,
+                    instance=instance,
+                    settings=cfg.monitoring,
+                ),
+            )
     return StackOutputs(
         namespace=namespace.name,
         services={name: svc.service_name for name, svc in services.items()},

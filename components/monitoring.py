@@ -1,0 +1,132 @@
+"""prometheus-operator objects per app: a ServiceMonitor on the app's metrics Service and a
+PrometheusRule with its recording rules and alerts (components/alert_rules.py).
+
+Only created when `appstack:monitoring.enabled` is true: they are CRD-backed
+(monitoring.coreos.com/v1) and a cluster without the operator would reject them. There is no
+typed Args class for CRDs in pulumi-kubernetes, so these use `apiextensions.CustomResource`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import alert_rules, labels
+from components.config import AppConfig, Monitoring
+
+API_VERSION = "monitoring.coreos.com/v1"
+METRICS_COMPONENT = "metrics"
+
+
+def thresholds(settings: Monitoring) -> alert_rules.AlertThresholds:
+    """Alert thresholds from config (the environment defaults set them per environment)."""
+    alerts = settings.alerts
+    return alert_rules.AlertThresholds(
+        error_ratio=alerts.error_ratio,
+        p95_latency_seconds=alerts.p95_latency_seconds,
+        memory_limit_ratio=alerts.memory_limit_ratio,
+        cpu_throttle_ratio=alerts.cpu_throttle_ratio,
+        restarts_per_hour=alerts.restarts_per_hour,
+    )
+
+
+def rule_groups(
+    app_name: str, namespace: str, app: AppConfig, settings: Monitoring
+) -> list[dict[str, object]]:
+    """The PrometheusRule `spec.groups` of one app. The scrape job is the app name (the
+    ServiceMonitor sets `jobLabel` to app.kubernetes.io/name)."""
+    name = labels.resource_name(app_name)
+    target = alert_rules.RuleTarget(
+        app=app_name,
+        namespace=namespace,
+        metrics_job=app_name,
+        hpa=name if app.autoscaling.enabled else None,
+        pdb=name if app.pdb.enabled else None,
+        runbook_base_url=settings.runbook_base_url,
+    )
+    return alert_rules.app_rule_groups(target, thresholds(settings))
+
+
+@dataclass(frozen=True)
+class AppMonitoringArgs:
+    """Inputs of one app's monitoring objects."""
+
+    app: str
+    """App name."""
+    config: AppConfig
+    """The app's settings (HPA/PDB presence decides which alerts exist)."""
+    namespace: str
+    """Namespace of the app (the rules filter on it)."""
+    namespace_input: pulumi.Input[str]
+    """The same namespace as an Output of the Namespace resource (orders creation after it)."""
+    instance: str
+    """app.kubernetes.io/instance label value."""
+    settings: Monitoring
+    """Monitoring config: Prometheus selector labels, interval, runbooks, thresholds."""
+
+
+class AppMonitoring(pulumi.ComponentResource):
+    """ServiceMonitor + PrometheusRule of one app."""
+
+    service_monitor_name: pulumi.Output[str]
+    prometheus_rule_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AppMonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("appstack:monitoring:AppMonitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        app = args.app
+        meta_labels = {
+            **labels.standard_labels(app, args.instance, "monitoring", args.config.label_version),
+            **args.settings.prometheus_selector_labels,
+        }
+        monitor = k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version=API_VERSION,
+            kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=labels.resource_name(app), namespace=args.namespace_input, labels=meta_labels
+            ),
+            spec={
+                "jobLabel": labels.NAME,
+                "selector": {
+                    "matchLabels": {
+                        **labels.selector_labels(app, args.instance),
+                        labels.COMPONENT: METRICS_COMPONENT,
+                    }
+                },
+                "namespaceSelector": {"matchNames": [args.namespace]},
+                "endpoints": [
+                    {
+                        "port": "metrics",
+                        "path": "/metrics",
+                        "scheme": "http",
+                        "interval": args.settings.scrape_interval,
+                    }
+                ],
+            },
+            opts=child,
+        )
+        rule = k8s.apiextensions.CustomResource(
+            f"{name}-prometheusrule",
+            api_version=API_VERSION,
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=labels.resource_name(app), namespace=args.namespace_input, labels=meta_labels
+            ),
+            spec={"groups": rule_groups(app, args.namespace, args.config, args.settings)},
+            opts=child,
+        )
+        # CustomResource has no typed metadata output; the names are ours, tied to each resource.
+        obj_name = labels.resource_name(app)
+        self.service_monitor_name = monitor.urn.apply(lambda _: obj_name)
+        self.prometheus_rule_name = rule.urn.apply(lambda _: obj_name)
+        self.register_outputs(
+            {
+                "service_monitor_name": self.service_monitor_name,
+                "prometheus_rule_name": self.prometheus_rule_name,
+            }
+        )
