@@ -32,9 +32,13 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 venv: $(VENV)/.runtime-installed ## create the venv with the program's dependencies
 
-tools: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed ## install every test tool (venvs, promtool)
+tools: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed node_modules/.installed ## install every test tool (venvs, npm-groovy-lint, promtool)
 	@command -v promtool >/dev/null || scripts/install-promtool.sh
 
 render: venv ## render the dev stack (STACK=prod for prod) to out/$(STACK)

@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Shared helpers for the CI scripts; sourced, never executed. GitHub Actions, GitLab CI and
+# Jenkins all call the scripts in this directory, so the pipeline files stay thin and the three
+# systems deploy the same way.
+#
+# Secrets reach these scripts only as environment variables set by the CI system's secret store
+# (PULUMI_CONFIG_PASSPHRASE, PULUMI_BACKEND_URL or PULUMI_ACCESS_TOKEN, KUBECONFIG_DATA or a
+# KUBECONFIG file). Nothing here prints a value, and xtrace is switched off so a caller's `set -x`
+# cannot leak one.
+
+{ set +x; } 2>/dev/null
+
+CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$CI_DIR/../.." && pwd)"
+# The project venv (`make venv`); PYTHON overrides it (tests point it at a stub).
+PYTHON="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+# stackctl never prompts when CI=true; it needs --yes to change anything.
+export CI="${CI:-true}"
+
+# What deploy.sh leaves for rollback.sh: the history version before the deploy and whether the
+# rollback already ran (so a pipeline's failure handler may call rollback.sh again safely).
+STATE_DIR="${CI_STATE_DIR:-$REPO_ROOT/out/ci}"
+state_file() { printf '%s/%s-%s\n' "$STATE_DIR" "$1" "${2//\//_}"; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 2
+}
+
+stackctl() { (cd "$REPO_ROOT" && "$PYTHON" -m stackctl "$@"); }
+
+# The stack argument: dev, prod, <org>/prod, prod-eu ... (the environment is its first word).
+require_stack() {
+  local stack="${1:-}"
+  [[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || die "usage: $(basename "$0") <stack> (dev or prod)"
+}
+
+stack_environment() {
+  local short="${1##*/}"
+  printf '%s\n' "${short%%-*}"
+}
+
+# Fail early, by name only, when a credential the deploy needs is missing.
+require_credentials() {
+  command -v pulumi >/dev/null 2>&1 || die "the Pulumi CLI is not on PATH (install it in the CI job)"
+  [[ -x "$PYTHON" ]] || die "$PYTHON not found: run scripts/ci/bootstrap.sh (make venv) first"
+  if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+    warn "PULUMI_CONFIG_PASSPHRASE is not set: only a stack with a cloud secrets provider works"
+  fi
+  if [[ -z "${PULUMI_BACKEND_URL:-}" && -z "${PULUMI_ACCESS_TOKEN:-}" ]]; then
+    die "neither PULUMI_BACKEND_URL nor PULUMI_ACCESS_TOKEN is set: CI must use the team backend"
+  fi
+}
+
+# One EXIT trap for every script: the script's own `on_exit <status>` (if it defines one), then
+# removal of the kubeconfig file use_kubeconfig wrote, so a self-hosted runner keeps no
+# credentials behind. The script's exit status is kept.
+KUBECONFIG_CREATED=""
+_common_exit() {
+  local status=$?
+  if declare -F on_exit >/dev/null; then
+    on_exit "$status" || true
+  fi
+  if [[ -n "$KUBECONFIG_CREATED" ]]; then
+    rm -f -- "$KUBECONFIG_CREATED"
+  fi
+}
+trap _common_exit EXIT
+
+# Export KUBECONFIG for the cluster credentials (setup-kubeconfig.sh). A script called by another
+# (deploy.sh -> rollback.sh) reuses the caller's file.
+use_kubeconfig() {
+  if [[ -n "${APPSTACK_KUBECONFIG:-}" && -f "$APPSTACK_KUBECONFIG" ]]; then
+    export KUBECONFIG="$APPSTACK_KUBECONFIG"
+    return 0
+  fi
+  local path
+  path="$("$CI_DIR/setup-kubeconfig.sh")"
+  export KUBECONFIG="$path" APPSTACK_KUBECONFIG="$path"
+  if [[ -n "${KUBECONFIG_DATA:-}${KUBECONFIG_DATA_B64:-}" ]]; then
+    KUBECONFIG_CREATED="$path"
+  fi
+}

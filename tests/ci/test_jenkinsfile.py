@@ -1,0 +1,143 @@
+"""The Jenkinsfile: npm-groovy-lint (CodeNarc) with no errors or warnings, and the pipeline's
+rules read from its text: stages, agent, options, credentials, quoting, approval, rollback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.ci.pipelines import JENKINSFILE, REPO, jenkins_stages, strip_comments
+
+SOURCE = JENKINSFILE.read_text(encoding="utf-8")
+CODE = strip_comments(SOURCE)
+STAGES = jenkins_stages(SOURCE)
+GROOVY_LINT = REPO / "node_modules" / ".bin" / "npm-groovy-lint"
+SECRET_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL", "KUBECONFIG")
+
+
+@pytest.mark.slow
+def test_npm_groovy_lint() -> None:
+    if not GROOVY_LINT.is_file():
+        pytest.fail("npm-groovy-lint is not installed; run `npm ci` (package-lock.json pins it)")
+    java = shutil.which("java")
+    if java is None:
+        # npm-groovy-lint would download a JRE at run time; the tests never download.
+        pytest.fail("java is not installed; npm-groovy-lint needs a JRE (Debian default-jre)")
+    proc = subprocess.run(
+        [
+            str(GROOVY_LINT),
+            "--noserver",  # no background CodeNarc server left running
+            "--javaexecutable",
+            java,
+            "--failon",
+            "warning",
+            "--output",
+            "txt",
+            str(JENKINSFILE),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_stages_in_order() -> None:
+    assert list(STAGES) == [
+        "Checkout",
+        "Test",
+        "Preview",
+        "Deploy dev",
+        "Approve prod",
+        "Deploy prod",
+    ]
+    assert "checkout scm" in STAGES["Checkout"]
+    assert "sh 'make test'" in STAGES["Test"]
+
+
+def test_kubernetes_agent_from_the_pulumi_pod_template() -> None:
+    agent = re.search(r"agent\s*\{\s*kubernetes\s*\{([^}]*)\}", CODE)
+    assert agent, "the pipeline runs on a kubernetes agent"
+    assert "inheritFrom 'pulumi'" in agent.group(1)
+    assert "defaultContainer 'pulumi'" in agent.group(1)
+
+
+def test_options() -> None:
+    options = re.search(r"\boptions\s*\{([^}]*)\}", CODE)
+    assert options
+    for option in ("disableConcurrentBuilds()", "timestamps()", "timeout(time:"):
+        assert option in options.group(1)
+
+
+def test_when_conditions() -> None:
+    assert "changeRequest()" in STAGES["Preview"]
+    for stage in ("Deploy dev", "Approve prod", "Deploy prod"):
+        assert "branch 'main'" in STAGES[stage], stage
+
+
+def test_credentials_are_bound_with_withcredentials() -> None:
+    helper = re.search(r"void withStackCredentials\(String kubeconfigId, String command\)", CODE)
+    assert helper
+    bindings = (
+        "string(credentialsId: 'pulumi-passphrase', variable: 'PULUMI_CONFIG_PASSPHRASE')",
+        "string(credentialsId: 'pulumi-backend-url', variable: 'PULUMI_BACKEND_URL')",
+        "file(credentialsId: kubeconfigId, variable: 'KUBECONFIG')",
+    )
+    for binding in bindings:
+        assert binding in CODE
+    assert "withStackCredentials('kubeconfig-prod', 'scripts/ci/deploy.sh prod')" in CODE
+    assert "withStackCredentials('kubeconfig-dev', 'scripts/ci/deploy.sh dev')" in CODE
+    assert "credentials(" not in CODE  # no secrets in a pipeline-wide environment block
+
+
+def test_every_shell_command_is_a_single_quoted_literal() -> None:
+    """Groovy interpolates "..." before the shell runs: a secret would reach the command line
+    and the log. Every sh step and helper call takes a single-quoted string."""
+    # string contents blanked, so `deploy.sh dev` inside a literal is not taken for a step
+    code = re.sub(r"'[^'\n]*'", "''", re.sub(r'"[^"\n]*"', '""', CODE))
+    calls = re.findall(r"(?<![\w.])sh\b\s*\(?\s*(?:script:\s*)?(\S+)", code)
+    assert len(calls) >= 4
+    for argument in calls:
+        assert argument.startswith("'") or argument == "command)", f"sh {argument}"
+    assert re.findall(r"\bsh\(command\)", CODE) == ["sh(command)"]  # the helper only
+    for call in re.finditer(r"withStackCredentials\(([^)]*)\)", CODE):
+        if call.group(1).startswith("String"):
+            continue  # the definition
+        assert re.fullmatch(r"'[a-z-]+', '[^'$]+'", call.group(1)), call.group(0)
+    for name in SECRET_VARIABLES:
+        assert not re.search(rf'"[^"\n]*\$\{{?{name}', CODE), f"{name} inside a GString"
+        assert not re.search(rf"\becho\b[^\n]*{name}", CODE), f"{name} echoed"
+
+
+def test_prod_needs_approval_by_a_group_and_goes_one_at_a_time() -> None:
+    approve = STAGES["Approve prod"]
+    assert re.search(r"input\(\s*message:.*submitter: 'appstack-prod-deployers'", approve, re.S)
+    assert "timeout(time:" in approve  # an unanswered approval does not hold the agent forever
+    ordinals = [int(n) for n in re.findall(r"milestone\(ordinal: (\d+)", CODE)]
+    assert len(ordinals) == 2 and ordinals == sorted(ordinals)
+    assert approve.index("milestone(") < approve.index("input(") < approve.rindex("milestone(")
+
+
+def test_prod_failure_rolls_back() -> None:
+    deploy = STAGES["Deploy prod"]
+    post = re.search(r"\bpost\s*\{", deploy)
+    assert post
+    handlers = deploy[post.end() :]
+    for condition in ("failure", "aborted"):
+        block = re.search(rf"\b{condition}\s*\{{([^}}]*)\}}", handlers)
+        assert block, f"no post {condition} in Deploy prod"
+        assert "withStackCredentials('kubeconfig-prod', 'scripts/ci/rollback.sh prod')" in (
+            block.group(1)
+        )
+
+
+def test_preview_stage_previews_both_stacks_and_archives_the_summaries() -> None:
+    preview = STAGES["Preview"]
+    assert "'scripts/ci/preview.sh dev out/ci/preview-dev.md'" in preview
+    assert "'scripts/ci/preview.sh prod out/ci/preview-prod.md'" in preview
+    assert "archiveArtifacts(artifacts: 'out/ci/preview-*.md'" in preview

@@ -1,0 +1,431 @@
+"""The CI scripts, run for real against a stand-in for `python -m stackctl` and the Pulumi CLI.
+
+Each test copies scripts/ci into a throw-away git repo with two commits (`good`, then `new`),
+points PYTHON at a stub that answers `-m stackctl ...` from a JSON history file (and hands
+every other invocation, e.g. rollback_plan.py, to the real interpreter), and records each
+stackctl call with its working directory. Secrets are sentinel strings that must never appear
+in the output, even under `bash -x`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ci.pipelines import CI_SCRIPTS
+
+PASSPHRASE = "sentinel-passphrase-7f3a"
+KUBE_SECRET = "sentinel-kube-token-91c2"
+KUBECONFIG_DATA = (
+    f"apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- user: {{token: {KUBE_SECRET}}}\n"
+)
+
+STUB = """#!{python}
+import json, os, subprocess, sys
+from pathlib import Path
+
+argv = sys.argv[1:]
+if argv[:2] != ["-m", "stackctl"]:
+    os.execv({python!r}, [{python!r}, *argv])
+state = Path(os.environ["FAKE_STATE"])
+args = argv[2:]
+kube = os.environ.get("KUBECONFIG", "")
+with (state / "calls.jsonl").open("a") as fh:
+    fh.write(json.dumps({{"args": args, "cwd": os.getcwd(),
+        "kubeconfig_ok": bool(kube) and Path(kube).is_file()
+            and "{secret}" in Path(kube).read_text()}}) + "\\n")
+hist = state / "history.json"
+rows = json.loads(hist.read_text()) if hist.exists() else None
+
+def record(result):
+    head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    version = max([r["version"] for r in rows or []], default=0) + 1
+    rows.insert(0, {{"version": version, "kind": "update", "result": result, "commit": head}})
+    hist.write_text(json.dumps(rows))
+
+cmd = args[0]
+if cmd == "history":
+    if rows is None:
+        sys.exit("error: stack not found")
+    print(json.dumps(rows))
+elif cmd == "check":
+    print("0 violations")
+    sys.exit(int(os.environ.get("FAKE_CHECK_RC", "0")))
+elif cmd == "deploy" and "--preview-only" in args:
+    print("== preview " + args[1])
+    print("preview " + args[1] + ": +1 ~2 -0 (create 1, update 2)")
+    sys.exit(int(os.environ.get("FAKE_PREVIEW_RC", "0")))
+elif cmd == "deploy":
+    rows = [] if rows is None else rows
+    in_worktree = Path.cwd().resolve() != Path(os.environ["FAKE_REPO"]).resolve()
+    outcome = os.environ.get("FAKE_REDEPLOY" if in_worktree else "FAKE_DEPLOY", "succeeded")
+    if outcome == "early":
+        sys.exit("failed: policy violation in preview")
+    record(outcome)
+    sys.exit(0 if outcome == "succeeded" else 1)
+elif cmd == "rollback":
+    record("succeeded")
+    sys.exit(int(os.environ.get("FAKE_ROLLBACK_RC", "0")))
+elif cmd == "render":
+    out = Path(args[args.index("--out") + 1])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "deployment-web.yaml").write_text(os.environ.get("FAKE_RENDER", "kind: Deployment\\n"))
+    print("rendered")
+else:
+    sys.exit("unexpected stackctl call: " + " ".join(args))
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str  # stdout + stderr
+    stdout: str
+
+
+@dataclass
+class Sandbox:
+    repo: Path
+    state: Path
+    env: dict[str, str]
+    good: str  # short sha of the first commit
+    new: str  # short sha of HEAD
+
+    def history(self, rows: list[dict[str, Any]] | None) -> None:
+        path = self.state / "history.json"
+        if rows is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps(rows))
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(json.loads((self.state / "history.json").read_text()))
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.state / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def commands(self) -> list[str]:
+        return [" ".join(c["args"]) for c in self.calls()]
+
+    def run(self, script: str, *args: str, trace: bool = False, **env: str) -> Result:
+        cmd = ["bash", "-x"] if trace else []
+        proc = subprocess.run(
+            [*cmd, str(self.repo / "scripts" / "ci" / script), *args],
+            cwd=self.repo,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return Result(proc.returncode, proc.stdout + proc.stderr, proc.stdout)
+
+
+def good_row(version: int, commit: str) -> dict[str, Any]:
+    return {"version": version, "kind": "update", "result": "succeeded", "commit": commit}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copytree(
+        CI_SCRIPTS, repo / "scripts" / "ci", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (repo / "Pulumi.yaml").write_text("name: appstack\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "good")
+    good = git(repo, "rev-parse", "--short=7", "HEAD")
+    (repo / "Pulumi.yaml").write_text("name: appstack\n# new\n")
+    git(repo, "commit", "-q", "-am", "new")
+    new = git(repo, "rev-parse", "--short=7", "HEAD")
+
+    state = tmp_path / "state"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "python-stub"
+    stub.write_text(STUB.format(python=sys.executable, secret=KUBE_SECRET))
+    pulumi = bin_dir / "pulumi"
+    pulumi.write_text("#!/bin/sh\necho v3.0.0-stub\n")
+    for exe in (stub, pulumi):
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PYTHON": str(stub),
+        "FAKE_STATE": str(state),
+        "FAKE_REPO": str(repo),
+        "CI_STATE_DIR": str(tmp_path / "ci-state"),
+        "RUNNER_TEMP": str(runner_temp),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path}/backend",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "KUBECONFIG_DATA": KUBECONFIG_DATA,
+    }
+    return Sandbox(repo=repo, state=state, env=env, good=good, new=new)
+
+
+def assert_no_secrets(result: Result) -> None:
+    assert PASSPHRASE not in result.out
+    assert KUBE_SECRET not in result.out
+
+
+def no_leftovers(sandbox: Sandbox) -> None:
+    """No kubeconfig copy and no rollback worktree outlives the script."""
+    assert list(Path(sandbox.env["RUNNER_TEMP"]).iterdir()) == []
+    assert git(sandbox.repo, "worktree", "list").count("\n") == 0
+
+
+# --------------------------------------------------------------------------------------------
+# deploy.sh
+
+
+def test_dev_deploy_succeeds(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "dev", trace=True)
+    assert result.code == 0, result.out
+    assert sandbox.commands() == ["history dev --json", "deploy dev --yes"]
+    assert all(c["kubeconfig_ok"] for c in sandbox.calls())
+    assert_no_secrets(result)
+    no_leftovers(sandbox)
+
+
+def test_refresh_is_opt_in(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    assert sandbox.run("deploy.sh", "dev", DEPLOY_REFRESH="true").code == 0
+    assert sandbox.commands()[-1] == "deploy dev --yes --refresh"
+
+
+def test_failed_dev_deploy_is_not_rolled_back(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "dev", FAKE_DEPLOY="failed")
+    assert result.code == 1, result.out
+    assert sandbox.commands() == ["history dev --json", "deploy dev --yes"]
+    assert "no automatic rollback for dev" in result.out
+
+
+def test_failed_prod_deploy_redeploys_the_last_good_commit_and_stays_red(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(2, sandbox.good), good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "prod", trace=True, FAKE_DEPLOY="failed")
+    assert result.code == 1, result.out  # red although the rollback succeeded
+    assert sandbox.commands() == [
+        "history prod --json",
+        "deploy prod --yes",
+        "history prod --json",
+        "deploy prod --yes",
+    ]
+    redeploy = sandbox.calls()[-1]
+    assert Path(redeploy["cwd"]).resolve() != sandbox.repo.resolve()  # a worktree at `good`
+    assert redeploy["kubeconfig_ok"]
+    assert [(r["version"], r["result"], r["commit"]) for r in sandbox.rows()[:2]] == [
+        (4, "succeeded", sandbox.good),
+        (3, "failed", sandbox.new),
+    ]
+    assert "automatic rollback of prod finished" in result.out
+    assert_no_secrets(result)
+    no_leftovers(sandbox)
+
+
+def test_failed_prod_deploy_at_the_same_commit_restores_config(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(7, sandbox.new)])
+    result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed")
+    assert result.code == 1, result.out
+    assert sandbox.commands()[-1] == "rollback prod --to 7 --yes"
+
+
+def test_prod_failure_before_any_change_is_not_rolled_back(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(2, sandbox.good)])
+    result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="early")
+    assert result.code == 1, result.out
+    assert sandbox.commands() == ["history prod --json", "deploy prod --yes", "history prod --json"]
+    assert "nothing changed" in result.out
+
+
+def test_failed_rollback_is_reported_and_the_deploy_status_kept(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(2, sandbox.good)])
+    result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed", FAKE_REDEPLOY="failed")
+    assert result.code == 1, result.out
+    assert "automatic rollback of prod FAILED" in result.out
+    no_leftovers(sandbox)
+
+
+def test_first_prod_deploy_failing_has_nothing_to_roll_back_to(sandbox: Sandbox) -> None:
+    sandbox.history(None)  # the stack does not exist yet
+    result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed")
+    assert result.code == 1, result.out
+    assert "no successful update" in result.out
+    assert "automatic rollback of prod FAILED" in result.out
+
+
+def test_rollback_after_deploy_does_not_repeat(sandbox: Sandbox) -> None:
+    """A pipeline's failure handler (Jenkins post) may call rollback.sh after deploy.sh did."""
+    sandbox.history([good_row(2, sandbox.good)])
+    assert sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed").code == 1
+    calls = len(sandbox.calls())
+    again = sandbox.run("rollback.sh", "prod")
+    assert again.code == 0, again.out
+    assert "already ran" in again.out
+    assert len(sandbox.calls()) == calls
+
+
+def test_rollback_without_a_recorded_deploy_does_nothing(sandbox: Sandbox) -> None:
+    result = sandbox.run("rollback.sh", "prod")
+    assert result.code == 0, result.out
+    assert sandbox.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("PULUMI_BACKEND_URL", "neither PULUMI_BACKEND_URL nor PULUMI_ACCESS_TOKEN"),
+        ("KUBECONFIG_DATA", "no cluster credentials"),
+    ],
+)
+def test_missing_credentials_fail_before_any_stackctl_call(
+    sandbox: Sandbox, unset: str, message: str
+) -> None:
+    del sandbox.env[unset]
+    result = sandbox.run("deploy.sh", "prod")
+    assert result.code == 2
+    assert message in result.out
+    assert sandbox.calls() == []
+
+
+def test_bad_stack_argument(sandbox: Sandbox) -> None:
+    result = sandbox.run("deploy.sh", "../etc")
+    assert result.code == 2
+    assert "usage" in result.out
+
+
+# --------------------------------------------------------------------------------------------
+# setup-kubeconfig.sh
+
+
+def kubeconfig(sandbox: Sandbox, **env: str) -> tuple[Result, Path]:
+    result = sandbox.run("setup-kubeconfig.sh", trace=True, **env)
+    return result, Path(result.stdout.strip())
+
+
+def test_kubeconfig_file_is_private_and_never_printed(sandbox: Sandbox) -> None:
+    result, path = kubeconfig(sandbox)
+    assert result.code == 0, result.out
+    assert path.parent == Path(sandbox.env["RUNNER_TEMP"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == KUBECONFIG_DATA + "\n"
+    assert_no_secrets(result)
+
+
+def test_kubeconfig_from_base64(sandbox: Sandbox) -> None:
+    env = {
+        "KUBECONFIG_DATA": "",
+        "KUBECONFIG_DATA_B64": base64.b64encode(b"clusters: []\n").decode(),
+    }
+    result, path = kubeconfig(sandbox, **env)
+    assert result.code == 0, result.out
+    assert path.read_text() == "clusters: []\n"
+
+
+def test_kubeconfig_file_from_the_ci_system_is_used_in_place(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    existing = tmp_path / "jenkins-secret-file"
+    existing.write_text("clusters: []\n")
+    existing.chmod(0o644)
+    result, path = kubeconfig(sandbox, KUBECONFIG_DATA="", KUBECONFIG=str(existing))
+    assert result.code == 0, result.out
+    assert path == existing
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600
+
+
+def test_kubeconfig_without_clusters_is_rejected_without_showing_it(sandbox: Sandbox) -> None:
+    result = sandbox.run("setup-kubeconfig.sh", KUBECONFIG_DATA=f"token: {KUBE_SECRET}")
+    assert result.code == 2
+    assert "no top-level 'clusters:'" in result.out
+    assert_no_secrets(result)
+    assert list(Path(sandbox.env["RUNNER_TEMP"]).iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# preview.sh
+
+
+def test_preview_writes_a_summary_for_the_review(sandbox: Sandbox, tmp_path: Path) -> None:
+    summary = tmp_path / "preview-prod.md"
+    result = sandbox.run("preview.sh", "prod", str(summary), trace=True)
+    assert result.code == 0, result.out
+    assert sandbox.commands() == ["check prod", "deploy prod --preview-only"]
+    text = summary.read_text()
+    assert text.startswith("<!-- appstack-preview:prod -->\n### Pulumi preview of `prod`: passed")
+    assert f"- commit: `{sandbox.new}`" in text
+    assert "- changes: `+1 ~2 -0 (create 1, update 2)`" in text
+    assert PASSPHRASE not in text and KUBE_SECRET not in text
+    assert_no_secrets(result)
+    no_leftovers(sandbox)
+
+
+@pytest.mark.parametrize("failing", ["FAKE_PREVIEW_RC", "FAKE_CHECK_RC"])
+def test_failed_preview_still_writes_the_summary(
+    sandbox: Sandbox, tmp_path: Path, failing: str
+) -> None:
+    summary = tmp_path / "preview-dev.md"
+    result = sandbox.run("preview.sh", "dev", str(summary), **{failing: "1"})
+    assert result.code == 1, result.out
+    assert "### Pulumi preview of `dev`: FAILED" in summary.read_text()
+
+
+def test_preview_appends_to_the_github_step_summary(sandbox: Sandbox, tmp_path: Path) -> None:
+    step_summary = tmp_path / "step-summary.md"
+    result = sandbox.run("preview.sh", "dev", GITHUB_STEP_SUMMARY=str(step_summary))
+    assert result.code == 0, result.out
+    assert (sandbox.repo / "out" / "ci" / "preview-dev.md").is_file()
+    assert "appstack-preview:dev" in step_summary.read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# publish-manifests.sh (GitOps)
+
+
+def test_publish_manifests_pushes_only_changes(sandbox: Sandbox, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(sandbox.repo, "remote", "add", "origin", str(remote))
+    first = sandbox.run("publish-manifests.sh", "prod")
+    assert first.code == 0, first.out
+    files = git(remote, "ls-tree", "-r", "--name-only", "manifests").splitlines()
+    assert files == ["manifests/prod/deployment-web.yaml"]
+    assert git(remote, "log", "--format=%s", "manifests") == f"render prod from {sandbox.new}"
+
+    again = sandbox.run("publish-manifests.sh", "prod")
+    assert again.code == 0, again.out
+    assert "nothing to push" in again.out
+
+    changed = sandbox.run("publish-manifests.sh", "prod", FAKE_RENDER="kind: Deployment\n# 2\n")
+    assert changed.code == 0, changed.out
+    assert len(git(remote, "log", "--format=%s", "manifests").splitlines()) == 2
+    assert git(sandbox.repo, "worktree", "list").count("\n") == 0
