@@ -3,7 +3,9 @@
 ServiceAccount (no token), content-named immutable ConfigMap (a config change rolls the pods),
 Secret (from Pulumi secrets, mounted as files), Deployment (restricted pod security, probes,
 zero-downtime rolling update, topology spread), Service (+ a ClusterIP metrics Service),
-HPA, PDB, optional Ingress and the app's NetworkPolicy.
+HPA, PDB, optional Ingress and the app's NetworkPolicy. Which Deployments (or Argo Rollout),
+Services, PDBs and Ingresses exist, and what they select, follows the app's release strategy
+(components/release.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
-from components.config import AppConfig, NetworkSettings, Probe, image_parts
+from components import labels, release
+from components.config import AppConfig, Monitoring, NetworkSettings, Probe
 from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
 from components.security import container_security_context, pod_security_context
 
@@ -44,6 +46,9 @@ class AppServiceArgs:
     """Apps of the stack allowed to call this one (derived from their declared egress)."""
     image: pulumi.Input[str] | None = None
     """Image to run instead of config.image (e.g. a digest from an image build)."""
+    monitoring: Monitoring | None = None
+    """Stack monitoring settings; the Argo Rollouts analysis (release.argoRollouts) uses its
+    error-ratio threshold."""
 
 
 def config_data(app: AppConfig) -> dict[str, str]:
@@ -188,30 +193,6 @@ def pod_template(
     )
 
 
-def scanner_skips(app_name: str, app: AppConfig) -> dict[str, str]:
-    """checkov skips with their reason, as annotations on the workload. Only one exists: an
-    image pinned by tag rather than digest (CKV_K8S_43). tests/test_checkov lists it."""
-    _, _, digest = image_parts(app.image)
-    if digest is not None:
-        return {}
-    return {
-        "checkov.io/skip1": (
-            "CKV_K8S_43=image pinned by an immutable tag from config; "
-            f"set a digest in appstack:apps.{app_name}.image to pin by digest"
-        )
-    }
-
-
-def rolling_strategy(app: AppConfig) -> k8s.apps.v1.DeploymentStrategyArgs:
-    """Zero-downtime rolling update: never below the desired count, surge > 0."""
-    return k8s.apps.v1.DeploymentStrategyArgs(
-        type="RollingUpdate",
-        rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-            max_unavailable=0, max_surge=app.rollout.max_surge
-        ),
-    )
-
-
 def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
     """Scale up fast (double, or +4 pods, every 15 s); scale down slowly (300 s window,
     at most 10 % a minute)."""
@@ -283,6 +264,38 @@ def _address(service: k8s.core.v1.Service, fallback: str) -> pulumi.Output[str]:
     return service.status.apply(pick)
 
 
+def ingress_spec(
+    app: AppConfig, service_name: pulumi.Input[str]
+) -> k8s.networking.v1.IngressSpecArgs:
+    """The app's host and path routed to `service_name` (TLS when a secret is configured)."""
+    ing = app.ingress
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name=ing.class_name,
+        tls=[k8s.networking.v1.IngressTLSArgs(hosts=[ing.host], secret_name=ing.tls_secret_name)]
+        if ing.tls_secret_name
+        else None,
+        rules=[
+            k8s.networking.v1.IngressRuleArgs(
+                host=ing.host,
+                http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                    paths=[
+                        k8s.networking.v1.HTTPIngressPathArgs(
+                            path=ing.path,
+                            path_type="Prefix",
+                            backend=k8s.networking.v1.IngressBackendArgs(
+                                service=k8s.networking.v1.IngressServiceBackendArgs(
+                                    name=service_name,
+                                    port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+                                )
+                            ),
+                        )
+                    ]
+                ),
+            )
+        ],
+    )
+
+
 class AppService(pulumi.ComponentResource):
     """One service: identity, config, workload, exposure, scaling, disruption budget, policy."""
 
@@ -336,38 +349,50 @@ class AppService(pulumi.ComponentResource):
         )
         selector = labels.selector_labels(app_name, instance)
         autoscaled = app.autoscaling.enabled
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta("server", annotations=scanner_skips(app_name, app) or None),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=None if autoscaled else app.replicas,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                strategy=rolling_strategy(app),
-                min_ready_seconds=app.rollout.min_ready_seconds,
-                progress_deadline_seconds=app.rollout.progress_deadline_seconds,
-                revision_history_limit=app.rollout.revision_history_limit,
-                template=pod_template(
-                    app_name,
-                    instance,
-                    app,
-                    image=args.image if args.image is not None else app.image,
-                    service_account=account.metadata.name,
-                    config_map=config_map.metadata.name,
-                    secret=secret.metadata.name,
-                ),
-            ),
-            # When the HPA owns replicas, drift on them is the HPA working, not a change.
-            opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["spec.replicas"] if autoscaled else None
-            ),
+        # Workloads, Services, PDBs and the HPA target follow the release strategy.
+        plan = release.plan(app_name, app)
+
+        def template(
+            image: pulumi.Input[str], extra_labels: Mapping[str, str]
+        ) -> k8s.core.v1.PodTemplateSpecArgs:
+            return pod_template(
+                app_name,
+                instance,
+                app,
+                image=image,
+                service_account=account.metadata.name,
+                config_map=config_map.metadata.name,
+                secret=secret.metadata.name,
+                extra_labels=extra_labels,
+            )
+
+        workloads = release.WorkloadContext(
+            resource_name=name,
+            app_name=app_name,
+            app=app,
+            namespace=args.namespace,
+            selector=selector,
+            image=args.image if args.image is not None else app.image,
+            # A built image runs by its pushed digest, so the digest skip is not needed then.
+            built=args.image is not None,
+            template=template,
+            meta=meta,
+            parent=self,
+            monitoring=args.monitoring,
         )
+        # blueGreen: the colour becoming active is updated before the Services switch to it,
+        # the colour becoming idle after (so traffic only ever moves to running pods).
+        created = release.create_workloads(workloads, plan, ("free", "before-routes"))
+        before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
+        route_opts = pulumi.ResourceOptions(parent=self, depends_on=before_routes or None)
+        primary = next(c for c in created if c.workload == plan.primary)
         svc_settings = app.service
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta("server", annotations=dict(svc_settings.annotations) or None),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=svc_settings.type,
-                selector=selector,
+                selector={**selector, **plan.route("").selector},
                 ports=[
                     k8s.core.v1.ServicePortArgs(
                         name="http", port=svc_settings.port, target_port="http", protocol="TCP"
@@ -385,8 +410,25 @@ class AppService(pulumi.ComponentResource):
                 if svc_settings.type == "LoadBalancer"
                 else None,
             ),
-            opts=child,
+            opts=route_opts,
         )
+        routes = {"": service}
+        for route in plan.routes[1:]:  # blueGreen preview / ingress canary: ClusterIP only
+            routes[route.key] = k8s.core.v1.Service(
+                f"{name}-{route.key}-service",
+                metadata=meta("server", route.name),
+                spec=k8s.core.v1.ServiceSpecArgs(
+                    type="ClusterIP",
+                    selector={**selector, **route.selector},
+                    ports=[
+                        k8s.core.v1.ServicePortArgs(
+                            name="http", port=svc_settings.port, target_port="http", protocol="TCP"
+                        )
+                    ],
+                ),
+                opts=route_opts,
+            )
+        release.create_workloads(workloads, plan, ("after-routes",), list(routes.values()))
         metrics_service = k8s.core.v1.Service(
             f"{name}-metrics-service",
             metadata=meta("metrics", labels.resource_name(app_name, "metrics")),
@@ -407,7 +449,9 @@ class AppService(pulumi.ComponentResource):
                 metadata=meta("autoscaler"),
                 spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
                     scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+                        api_version=plan.scale_target.api_version,
+                        kind=plan.scale_target.kind,
+                        name=primary.name,
                     ),
                     min_replicas=app.autoscaling.min_replicas,
                     max_replicas=app.autoscaling.max_replicas,
@@ -416,54 +460,34 @@ class AppService(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        if app.pdb.enabled:
+        for budget in plan.budgets:
+            # The app's PDB settings, or maxUnavailable 1 for a canary (never blocks a drain).
             k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-pdb",
-                metadata=meta("disruption-budget"),
+                f"{name}-{budget.key}-pdb" if budget.key else f"{name}-pdb",
+                metadata=meta("disruption-budget", budget.name),
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                    max_unavailable=app.pdb.effective_max_unavailable,
-                    min_available=app.pdb.min_available,
+                    selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={**selector, **budget.selector}
+                    ),
+                    max_unavailable=app.pdb.effective_max_unavailable if budget.from_config else 1,
+                    min_available=app.pdb.min_available if budget.from_config else None,
                     unhealthy_pod_eviction_policy="AlwaysAllow",
                 ),
                 opts=child,
             )
         if app.ingress.enabled:
-            ing = app.ingress
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 metadata=meta("ingress"),
-                spec=k8s.networking.v1.IngressSpecArgs(
-                    ingress_class_name=ing.class_name,
-                    tls=[
-                        k8s.networking.v1.IngressTLSArgs(
-                            hosts=[ing.host], secret_name=ing.tls_secret_name
-                        )
-                    ]
-                    if ing.tls_secret_name
-                    else None,
-                    rules=[
-                        k8s.networking.v1.IngressRuleArgs(
-                            host=ing.host,
-                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                                paths=[
-                                    k8s.networking.v1.HTTPIngressPathArgs(
-                                        path=ing.path,
-                                        path_type="Prefix",
-                                        backend=k8s.networking.v1.IngressBackendArgs(
-                                            service=k8s.networking.v1.IngressServiceBackendArgs(
-                                                name=service.metadata.name,
-                                                port=k8s.networking.v1.ServiceBackendPortArgs(
-                                                    name="http"
-                                                ),
-                                            )
-                                        ),
-                                    )
-                                ]
-                            ),
-                        )
-                    ],
-                ),
+                spec=ingress_spec(app, service.metadata.name),
+                opts=child,
+            )
+        canary = plan.canary_ingress
+        if canary is not None:  # ingress-nginx canary: same host and path, weighted
+            k8s.networking.v1.Ingress(
+                f"{name}-canary-ingress",
+                metadata=meta("ingress", canary.name, canary.annotations),
+                spec=ingress_spec(app, routes["canary"].metadata.name),
                 opts=child,
             )
         AppNetworkPolicy(
@@ -482,7 +506,7 @@ class AppService(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.deployment_name = deployment.metadata.name
+        self.deployment_name = primary.name
         self.service_name = service.metadata.name
         self.metrics_service_name = metrics_service.metadata.name
         self.config_map_name = config_map.metadata.name

@@ -470,6 +470,164 @@ class EgressRule(Model):
         return self
 
 
+# --- Image build -----------------------------------------------------------------------------
+
+
+class ImageBuild(Model):
+    """Build and push the image with pulumi-docker; the Deployment runs the pushed digest."""
+
+    context: str = "app"
+    """Build context, relative to the project directory."""
+    dockerfile: str = "app/Dockerfile"
+    """Dockerfile, relative to the project directory."""
+    target: str | None = None
+    """Multi-stage target to build; None builds the last stage."""
+    platform: str = "linux/amd64"
+    """Target platform, e.g. linux/amd64 or linux/arm64."""
+    extra_tags: list[str] = Field(default_factory=list)
+    """Tags pushed besides the git commit and the version tag of `image`."""
+
+    @model_validator(mode="after")
+    def _tags(self) -> ImageBuild:
+        problems = Problems()
+        for i, tag in enumerate(self.extra_tags):
+            if not re.fullmatch(r"[\w][\w.-]{0,127}", tag) or tag in MOVING_TAGS:
+                problems.add(
+                    f"extraTags[{i}]",
+                    f"{tag!r} is not an allowed tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}, "
+                    f"not {'/'.join(sorted(MOVING_TAGS))})",
+                )
+        if self.platform not in ("linux/amd64", "linux/arm64"):
+            problems.add(
+                "platform", f"{self.platform!r} is not allowed; use linux/amd64 or linux/arm64"
+            )
+        problems.raise_if_any()
+        return self
+
+
+class RegistryCredentials(Model):
+    """Login for pushing built images."""
+
+    username: str
+    """Registry user."""
+    password: SecretStr
+    """Registry password or token (`pulumi config set --secret --path registry.password`)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Release (components/release.py): rolling, blue-green, canary, optional Argo Rollouts
+# --------------------------------------------------------------------------------------------
+
+ReleaseStrategy = Literal["rolling", "blueGreen", "canary"]
+Colour = Literal["blue", "green"]
+CanaryWeight = Annotated[int, Field(ge=1, le=100)]
+
+
+def _round_half_up(value: float) -> int:
+    return int(value + 0.5)
+
+
+def canary_pods(total: int, weight: int) -> int:
+    """Pods of the canary track for `weight` percent of `total` pods: rounded half up, at least
+    one when weight > 0, at most `total`."""
+    if weight <= 0:
+        return 0
+    return min(total, max(1, _round_half_up(total * weight / 100)))
+
+
+class ReleaseSettings(Model):
+    """How a new version reaches the users (components/release.py).
+
+    - rolling: one Deployment, zero-downtime rolling update (maxUnavailable 0).
+    - blueGreen: Deployments `<app>-blue` and `<app>-green`; the Service `<app>` selects the
+      `active` colour, the ClusterIP Service `<app>-preview` the idle one. A release sets the
+      idle colour's image (`blueImage`/`greenImage`), tests it through `<app>-preview`, then
+      flips `active`: only Service selectors change (no pod restarts), and flipping back is the
+      rollback.
+    - canary: the stable Deployment `<app>` runs `image`, `<app>-canary` runs `canaryImage` and
+      gets `weight` percent of the traffic (by replica ratio, or by ingress-nginx canary weight
+      when the app has an Ingress). Promotion: set `image` to the canary image and `weight` to 0
+      (weight 0 removes every canary object).
+    """
+
+    strategy: ReleaseStrategy = "rolling"
+    """rolling (default), blueGreen or canary."""
+    active: Colour = "blue"
+    """blueGreen: the colour the Service `<app>` sends traffic to; flip it to switch versions
+    (and back to roll back) without restarting a pod."""
+    blue_image: ImageRef | None = None
+    """blueGreen: image of the blue Deployment; default: the app's `image`."""
+    green_image: ImageRef | None = None
+    """blueGreen: image of the green Deployment; default: the app's `image`. A release deploys
+    the new image to the idle colour, tests it through `<app>-preview`, then flips `active`."""
+    scale_down_idle: bool = False
+    """blueGreen: false keeps the idle colour running (instant switch back); true scales it to 0
+    after promotion (set it false again before the next release so the idle colour runs and can
+    be previewed). Not with autoscaling (see the validation message)."""
+    canary_image: ImageRef | None = None
+    """canary: image of the canary Deployment `<app>-canary` (required for strategy canary
+    unless argoRollouts)."""
+    weight: int = Field(default=0, ge=0, le=100)
+    """canary: percent of the traffic the canary gets now; 0 or one of `steps`. 0 renders no
+    canary object. Promotion: set `image` to the canary image and weight back to 0."""
+    steps: list[CanaryWeight] = Field(default_factory=lambda: [10, 25, 50, 100])
+    """canary: the planned weights, strictly increasing, each 1..100 (with argoRollouts: the
+    Rollout's setWeight steps, each followed by a pause and the error-ratio analysis)."""
+    argo_rollouts: bool = False
+    """Emit an Argo Rollouts `Rollout` (argoproj.io/v1alpha1) instead of Deployments, plus an
+    `AnalysisTemplate` on the error-ratio recording rule. Needs the Argo Rollouts controller and
+    CRDs in the cluster and `appstack:monitoring.enabled` (the recording rule). The controller
+    then drives the release from `image`: colour and canary fields stay unset."""
+    step_pause_seconds: int = Field(default=300, ge=0, le=86400)
+    """argoRollouts canary: pause after each setWeight step before its analysis runs."""
+    prometheus_address: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[^\s]+$"
+    )
+    """argoRollouts: Prometheus the AnalysisTemplate queries (http(s) URL)."""
+
+    @property
+    def idle(self) -> Colour:
+        """blueGreen: the colour that gets no production traffic."""
+        return "green" if self.active == "blue" else "blue"
+
+    @model_validator(mode="after")
+    def _rules(self) -> ReleaseSettings:
+        problems = Problems()
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            problems.add(
+                "steps", f"steps {self.steps} must be strictly increasing, e.g. [10, 25, 50, 100]"
+            )
+        if self.weight != 0 and self.weight not in self.steps:
+            problems.add("weight", f"weight ({self.weight}) must be 0 or one of steps {self.steps}")
+        if self.argo_rollouts:
+            if self.strategy == "rolling":
+                problems.add(
+                    "argoRollouts",
+                    "argoRollouts needs strategy blueGreen or canary (strategy is rolling)",
+                )
+            for key, value in (
+                ("blueImage", self.blue_image),
+                ("greenImage", self.green_image),
+                ("canaryImage", self.canary_image),
+            ):
+                if value is not None:
+                    problems.add(
+                        key,
+                        f"{key} is not used with argoRollouts: the Argo Rollouts controller "
+                        "rolls out a change of the app's `image` itself; remove it",
+                    )
+            if self.weight != 0:
+                problems.add(
+                    "weight",
+                    f"weight ({self.weight}) is not used with argoRollouts: the controller walks "
+                    "through `steps`; set it to 0",
+                )
+        elif self.strategy == "canary" and self.canary_image is None:
+            problems.add("canaryImage", "strategy canary needs canaryImage (the new version)")
+        problems.raise_if_any()
+        return self
+
+
 class AppConfig(Model):
     """One service of the stack."""
 
@@ -507,6 +665,10 @@ class AppConfig(Model):
     """Size limit of the writable /tmp emptyDir."""
     egress: list[EgressRule] = Field(default_factory=list)
     """Outbound traffic allowed besides DNS; nothing else leaves the pod."""
+    build: ImageBuild | None = None
+    """Build and push `image` from source; None deploys `image` as it is."""
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    """Release strategy: rolling (default), blueGreen or canary, optionally with Argo Rollouts."""
 
     @property
     def min_pods(self) -> int:
@@ -515,8 +677,65 @@ class AppConfig(Model):
 
     @property
     def max_pods(self) -> int:
-        """The most replicas this service runs, before surge."""
-        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
+        """The most replicas this service runs, before surge, counting every release workload
+        (the idle blue-green colour, a canary beside an HPA or an Ingress split)."""
+        base = self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
+        return base + self.release_extra_pods
+
+    # Release (components/release.py): replica counts of the release workloads.
+
+    @property
+    def canary_active(self) -> bool:
+        """A canary Deployment is rendered: strategy canary, weight > 0, no Argo Rollouts."""
+        release = self.release
+        return release.strategy == "canary" and release.weight > 0 and not release.argo_rollouts
+
+    @property
+    def canary_by_ingress(self) -> bool:
+        """The canary's traffic share is set by ingress-nginx canary annotations (the app has an
+        Ingress), not by the replica ratio."""
+        return self.canary_active and self.ingress.enabled
+
+    @property
+    def canary_replicas(self) -> int:
+        """Pods of the canary track: `weight` percent of the replicas (of the HPA minimum when
+        autoscaling), rounded half up, at least 1; 0 without an active canary."""
+        return canary_pods(self.min_pods, self.release.weight) if self.canary_active else 0
+
+    @property
+    def stable_replicas(self) -> int | None:
+        """Pods of the stable track; None when the HPA owns them. With a replica-ratio canary
+        the stable track gives up the canary's pods (stable + canary = replicas)."""
+        if self.autoscaling.enabled:
+            return None
+        if self.canary_active and not self.canary_by_ingress:
+            return self.replicas - self.canary_replicas
+        return self.replicas
+
+    @property
+    def idle_replicas(self) -> int:
+        """blueGreen: pods of the idle colour: the replicas (the HPA minimum when autoscaling,
+        the HPA only owns the active colour), or 0 with scaleDownIdle."""
+        return 0 if self.release.scale_down_idle else self.min_pods
+
+    @property
+    def release_extra_pods(self) -> int:
+        """Pods a release runs beyond the app's own count (for the namespace quota)."""
+        release = self.release
+        if release.strategy == "blueGreen":
+            if release.argo_rollouts:  # the preview ReplicaSet runs at full size
+                return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
+            return self.idle_replicas
+        if self.canary_active and (self.autoscaling.enabled or self.canary_by_ingress):
+            return self.canary_replicas
+        return 0
+
+    def image_version(self, image: str) -> str:
+        """Version label of the pods running `image` (a colour's or the canary's image)."""
+        if image == self.image:
+            return self.label_version
+        _, tag, digest = image_parts(image)
+        return tag or (digest or "")[7:19]
 
     @property
     def label_version(self) -> str:
@@ -539,6 +758,7 @@ class AppConfig(Model):
         self._pdb_rules(problems)
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
+        self._release_rules(problems)
         if env == "prod":
             self._prod_rules(problems)
         problems.raise_if_any()
@@ -569,6 +789,47 @@ class AppConfig(Model):
                 f"minAvailable ({minimum}) must be < {source} ({pods}): with minAvailable >= "
                 f"{source} no pod can ever be evicted; the HPA minimum must be >= minAvailable + 1",
             )
+
+    def _release_rules(self, problems: Problems) -> None:
+        """Release rules that involve other settings of the app (components/release.py)."""
+        release = self.release
+        if (
+            release.strategy == "blueGreen"
+            and release.scale_down_idle
+            and self.autoscaling.enabled
+            and not release.argo_rollouts
+        ):
+            problems.add(
+                "release.scaleDownIdle",
+                "scaleDownIdle cannot be combined with autoscaling.enabled: the HPA-owned active "
+                "colour keeps the replica count Pulumi last applied (ignore_changes on "
+                "spec.replicas), so after a flip the newly active colour would stay at 0 pods and "
+                "an HPA never scales up from 0; keep the idle colour at the HPA minimum "
+                "(scaleDownIdle: false)",
+            )
+        pdb = self.pdb
+        stable = self.stable_replicas
+        if (
+            self.canary_active
+            and pdb.enabled
+            and pdb.min_available is not None
+            and pdb.max_unavailable is None
+            and stable is not None
+        ):
+            minimum = pdb.min_available
+            required = (
+                minimum
+                if isinstance(minimum, int)
+                else -(-int(minimum.rstrip("%")) * stable // 100)
+            )
+            if required >= stable:
+                problems.add(
+                    "release.weight",
+                    f"with weight {release.weight} the stable track runs {stable} of "
+                    f"{self.replicas} pods ({self.canary_replicas} are the canary's) and "
+                    f"pdb.minAvailable ({minimum}) would block every eviction of it; lower the "
+                    "weight, raise replicas or use pdb.maxUnavailable",
+                )
 
     def _prod_rules(self, problems: Problems) -> None:
         if self.min_pods < 2:
@@ -656,6 +917,226 @@ class Monitoring(Model):
     """Alert thresholds."""
 
 
+# --------------------------------------------------------------------------------------------
+# Jenkins (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents
+# --------------------------------------------------------------------------------------------
+
+JENKINS_DEFAULT_CIDR = "0.0.0.0/0"
+"""What an empty egress CIDR list of the Jenkins settings stands for (see each field)."""
+
+
+def _dns1123_subdomain_or_empty(value: str) -> str:
+    if value and (
+        len(value) > 253 or not all(labels.DNS1123_LABEL.match(p) for p in value.split("."))
+    ):
+        raise PydanticCustomError(
+            "dns1123",
+            "'{value}' is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
+            "at most 253 characters",
+            {"value": value},
+        )
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_dns1123_subdomain_or_empty)]
+
+
+class JenkinsHome(Model):
+    """The PersistentVolumeClaim holding JENKINS_HOME (jobs, build history, credentials)."""
+
+    size: Quantity = "8Gi"
+    """Requested volume size; dev defaults to 8Gi, prod to 50Gi."""
+    storage_class_name: ObjectName | None = None
+    """StorageClass of the claim; unset means the cluster's default StorageClass."""
+    protect: bool = False
+    """Pulumi `protect` + `retainOnDelete` on the claim (prod: true, required)."""
+
+
+class JenkinsServiceSettings(Model):
+    """The Service in front of the Jenkins UI (agents use it too, over WebSocket)."""
+
+    type: Literal["ClusterIP", "LoadBalancer"] = "ClusterIP"
+    """ClusterIP (reach it through the Ingress or a port-forward) or LoadBalancer."""
+    port: Port = 8080
+    """Port the Service listens on; it targets the controller's HTTP port 8080."""
+    load_balancer_source_ranges: list[Cidr] = Field(default_factory=list)
+    """Client CIDRs allowed through a LoadBalancer (required for type LoadBalancer)."""
+
+
+class JenkinsCloud(Model):
+    """The Kubernetes cloud of the kubernetes plugin (dynamic agent pods)."""
+
+    container_cap: int = Field(default=10, ge=1, le=1000)
+    """Most agent pods running at once (`containerCapStr`)."""
+    idle_minutes: int = Field(default=5, ge=0, le=1440)
+    """Minutes an idle agent pod is kept for reuse (`idleMinutes` of each pod template)."""
+    pod_retention: Literal["never"] = "never"
+    """Agent pods are always deleted after use (`podRetention: never`); not configurable."""
+
+
+class JenkinsAdmin(Model):
+    """The initial admin user of the local security realm."""
+
+    username: str = Field(default="admin", pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    """Admin user id, used when the Secret is generated (an existing Secret brings its own)."""
+    existing_secret: ObjectName = ""
+    """Name of an existing Secret with keys `username` and `password`; empty: generate one
+    (pulumi_random.RandomPassword, stored encrypted in the stack state)."""
+
+
+class JenkinsPodSecurity(Model):
+    """UID/GID of the controller and the agent pods (the images' uid 1000 is not used)."""
+
+    run_as_user: int = Field(default=10000, ge=10000)
+    """UID (>= 10000, checkov CKV_K8S_40)."""
+    run_as_group: int = Field(default=10000, ge=10000)
+    """GID (>= 10000)."""
+    fs_group: int = Field(default=10000, ge=10000)
+    """Group owning JENKINS_HOME and the agents' workspace volumes."""
+
+
+def _resources_data(
+    cpu: tuple[str, str], memory: tuple[str, str], storage: tuple[str, str]
+) -> dict[str, dict[str, str]]:
+    return {
+        "requests": {"cpu": cpu[0], "memory": memory[0], "ephemeralStorage": storage[0]},
+        "limits": {"cpu": cpu[1], "memory": memory[1], "ephemeralStorage": storage[1]},
+    }
+
+
+#: Default requests/limits of the Jenkins containers, by field alias. A partial override in the
+#: stack file (e.g. only `resources.limits.memory`) is merged over these, not over the generic
+#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults).
+JENKINS_RESOURCE_DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
+    "resources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("1Gi", "4Gi")),
+    "pluginInstallerResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("256Mi", "1Gi")),
+    "agentResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("512Mi", "2Gi")),
+    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "2Gi"), ("1Gi", "4Gi")),
+}
+
+
+def _jenkins_resources(alias: str) -> Resources:
+    return Resources.model_validate(JENKINS_RESOURCE_DEFAULTS[alias])
+
+
+class JenkinsSettings(Model):
+    """Jenkins controller with dynamic Kubernetes agents (off unless enabled)."""
+
+    enabled: bool = False
+    """Deploy Jenkins."""
+    namespace: DNS1123 = "jenkins"
+    """Namespace of the controller and its agent pods (must differ from the apps' namespace)."""
+    image: ImageRef = "jenkins/jenkins:2.528.2-lts-jdk21"
+    """Controller image, a pinned LTS tag (or a digest)."""
+    agent_image: ImageRef = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21"
+    """Inbound agent image (`jnlp` container of every agent pod), pinned."""
+    pulumi_agent_image: ImageRef = "python:3.11.14-slim-bookworm"
+    """Tools container of the `pulumi` agent template; it must carry python 3.11, make and git
+    (this repo's pipeline runs `make test`); a pinned image built for CI belongs here."""
+    home: JenkinsHome = Field(default_factory=JenkinsHome)
+    """JENKINS_HOME volume."""
+    resources: Resources = Field(default_factory=lambda: _jenkins_resources("resources"))
+    """Controller container requests and limits."""
+    plugin_installer_resources: Resources = Field(
+        default_factory=lambda: _jenkins_resources("pluginInstallerResources")
+    )
+    """Requests and limits of the init container that installs the pinned plugins."""
+    agent_resources: Resources = Field(default_factory=lambda: _jenkins_resources("agentResources"))
+    """Requests and limits of the `jnlp` container of every agent pod."""
+    pulumi_agent_resources: Resources = Field(
+        default_factory=lambda: _jenkins_resources("pulumiAgentResources")
+    )
+    """Requests and limits of the tools container of the `pulumi` agent template."""
+    java_max_ram_percentage: int = Field(default=75, ge=1, le=90)
+    """JVM heap as a percentage of the container memory limit (-XX:MaxRAMPercentage)."""
+    service: JenkinsServiceSettings = Field(default_factory=JenkinsServiceSettings)
+    """UI Service."""
+    ingress: Ingress = Field(default_factory=Ingress)
+    """Optional Ingress to the UI."""
+    agent_connection: Literal["websocket"] = "websocket"
+    """How agents connect: WebSocket over the HTTP port (no TCP agent port 50000)."""
+    cloud: JenkinsCloud = Field(default_factory=JenkinsCloud)
+    """Kubernetes cloud settings."""
+    admin: JenkinsAdmin = Field(default_factory=JenkinsAdmin)
+    """Admin user credentials."""
+    security: JenkinsPodSecurity = Field(default_factory=JenkinsPodSecurity)
+    """UID/GID/fsGroup of the Jenkins pods."""
+    kube_api_cidrs: list[Cidr] = Field(default_factory=list)
+    """Kubernetes API server endpoint CIDRs the controller may reach on 443/6443 (required in
+    prod; empty in dev means 0.0.0.0/0 on those two ports only)."""
+    plugin_site_cidrs: list[Cidr] = Field(default_factory=list)
+    """CIDRs the controller pod may reach on 443: the plugin update site (init container) and the
+    SCM it reads Jenkinsfiles from; empty means 0.0.0.0/0 on 443 (updates.jenkins.io is a CDN
+    without stable addresses)."""
+    agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
+    """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_resource_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for alias, defaults in JENKINS_RESOURCE_DEFAULTS.items():
+            value = merged.get(alias)
+            if isinstance(value, Mapping):
+                merged[alias] = deep_merge(defaults, value)
+        return merged
+
+    @property
+    def effective_kube_api_cidrs(self) -> list[str]:
+        return list(self.kube_api_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @property
+    def effective_plugin_site_cidrs(self) -> list[str]:
+        return list(self.plugin_site_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @property
+    def effective_agent_egress_cidrs(self) -> list[str]:
+        return list(self.agent_egress_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> JenkinsSettings:
+        if not self.enabled:
+            return self
+        problems = Problems()
+        svc = self.service
+        if svc.type == "LoadBalancer" and not svc.load_balancer_source_ranges:
+            problems.add(
+                "service.loadBalancerSourceRanges",
+                "a Jenkins LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
+                "the Jenkins UI is never opened to the whole internet",
+            )
+        if svc.type != "LoadBalancer" and svc.load_balancer_source_ranges:
+            problems.add(
+                "service.loadBalancerSourceRanges",
+                f"loadBalancerSourceRanges only apply to type LoadBalancer (type is {svc.type})",
+            )
+        if self.ingress.enabled and not self.ingress.host:
+            problems.add("ingress.host", "host is required when ingress.enabled is true")
+        if parse_quantity(self.resources.limits.memory) < parse_quantity("1Gi"):
+            problems.add(
+                "resources.limits.memory",
+                f"memory limit ({self.resources.limits.memory}) is below 1Gi; the Jenkins "
+                "controller does not start reliably with less",
+            )
+        if _environment(info) == "prod":
+            if not self.kube_api_cidrs:
+                problems.add(
+                    "kubeApiCidrs",
+                    "prod requires the Kubernetes API server CIDRs (controller egress on "
+                    "443/6443); `kubectl get endpoints kubernetes -n default` lists them",
+                )
+            if not self.home.protect:
+                problems.add(
+                    "home.protect",
+                    "prod requires home.protect: true (JENKINS_HOME is protected and retained "
+                    "on delete)",
+                )
+        problems.raise_if_any()
+        return self
+
+
 class StackConfig(Model):
     """The whole stack: `appstack:*` keys."""
 
@@ -675,6 +1156,11 @@ class StackConfig(Model):
     """ServiceMonitor / PrometheusRule."""
     secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
     """Secret values per app (`pulumi config set --secret --path 'secrets.web.API_TOKEN'`)."""
+    registry: RegistryCredentials | None = None
+    """Login used to push images built from a `build` block; None uses Docker's own config."""
+    # Jenkins (issue 4)
+    jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)
+    """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
 
     @model_validator(mode="after")
     def _cross_app_rules(self) -> StackConfig:
@@ -698,6 +1184,35 @@ class StackConfig(Model):
                         f"no app named {rule.app!r}; apps: {sorted(self.apps)}",
                     )
         problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _release_needs_monitoring(self) -> StackConfig:
+        # Release (components/release.py): the Argo Rollouts analysis queries the error-ratio
+        # recording rule, which only exists with monitoring on.
+        problems = Problems()
+        for name, app in self.apps.items():
+            if app.release.argo_rollouts and not self.monitoring.enabled:
+                problems.add(
+                    f"apps.{name}.release.argoRollouts",
+                    "argoRollouts needs appstack:monitoring.enabled: true (its AnalysisTemplate "
+                    "queries the recording rule job:http_request_errors:ratio_rate5m)",
+                )
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _jenkins_namespace(self) -> StackConfig:
+        # Jenkins (issue 4): its own namespace, so its default deny, RBAC and agent pods never
+        # mix with the apps'.
+        if self.jenkins.enabled and self.jenkins.namespace == self.namespace:
+            problems = Problems()
+            problems.add(
+                "jenkins.namespace",
+                f"the Jenkins namespace ({self.jenkins.namespace}) must differ from the apps' "
+                "namespace (appstack:namespace)",
+            )
+            problems.raise_if_any()
         return self
 
     def secret_keys(self, app: str) -> list[str]:
@@ -725,6 +1240,11 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         },
         "stack": {
             "monitoring": {"alerts": {"errorRatio": 0.2, "p95LatencySeconds": 1.0}},
+            # Jenkins (issue 4): small, unprotected home; ClusterIP UI.
+            "jenkins": {
+                "home": {"size": "8Gi", "protect": False},
+                "service": {"type": "ClusterIP"},
+            },
         },
     },
     "prod": {
@@ -746,6 +1266,11 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         },
         "stack": {
             "monitoring": {"alerts": {"errorRatio": 0.02, "p95LatencySeconds": 0.3}},
+            # Jenkins (issue 4): larger home, protected and retained on delete.
+            "jenkins": {
+                "home": {"size": "50Gi", "protect": True},
+                "service": {"type": "ClusterIP"},
+            },
         },
     },
 }

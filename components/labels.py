@@ -30,6 +30,14 @@ MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
 ANNOTATION_PREFIX = "appstack.io"
 CONFIG_CHECKSUM = f"{ANNOTATION_PREFIX}/config-checksum"
 
+# Release labels (components/release.py): on pods and in the selectors of their Deployment,
+# never in the app's stable selector, so the NetworkPolicies and the metrics Service cover
+# every colour and track.
+COLOUR = f"{ANNOTATION_PREFIX}/colour"
+"""blue | green: the blue-green colour of a pod."""
+TRACK = f"{ANNOTATION_PREFIX}/track"
+"""stable | canary: the canary track of a pod."""
+
 
 def resource_name(*parts: str) -> str:
     """Join parts into a DNS-1123 label of at most 63 characters.

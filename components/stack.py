@@ -9,6 +9,8 @@ import pulumi
 
 from components.app import AppService, AppServiceArgs
 from components.config import StackConfig
+from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
+from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 
@@ -23,12 +25,22 @@ class StackOutputs:
     """Service name per app."""
     addresses: dict[str, pulumi.Output[str]]
     """LoadBalancer address (or in-cluster DNS name) per app."""
+    jenkins_url: pulumi.Output[str]
+    """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
+
+    def as_dict(self) -> dict[str, object]:
+        """Every output under its stable export key."""
+        return {
+            "namespace": self.namespace,
+            "services": self.services,
+            "addresses": self.addresses,
+            "jenkins_url": self.jenkins_url,
+        }
 
     def export(self) -> None:
-        """pulumi.export every output under a stable key."""
-        pulumi.export("namespace", self.namespace)
-        pulumi.export("services", self.services)
-        pulumi.export("addresses", self.addresses)
+        """pulumi.export every output under its stable key."""
+        for key, value in self.as_dict().items():
+            pulumi.export(key, value)
 
 
 def client_apps(cfg: StackConfig, target: str) -> tuple[str, ...]:
@@ -58,6 +70,20 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             key: pulumi.Output.secret(value.get_secret_value())
             for key, value in cfg.secrets.get(name, {}).items()
         }
+        image: pulumi.Input[str] | None = None
+        build = cfg.apps[name].build
+        if build is not None:
+            image = ServiceImage(
+                f"{name}-build",
+                ServiceImageArgs(
+                    image=cfg.apps[name].image,
+                    build=build,
+                    project_dir=PROJECT_DIR,
+                    commit=git_commit(PROJECT_DIR),
+                    credentials=cfg.registry,
+                    password=cfg.registry.password.get_secret_value() if cfg.registry else None,
+                ),
+            ).repo_digest
         services[name] = AppService(
             name,
             AppServiceArgs(
@@ -68,6 +94,8 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 network=cfg.network,
                 secrets=secrets,
                 client_apps=client_apps(cfg, name),
+                image=image,
+                monitoring=cfg.monitoring,  # release.argoRollouts analysis threshold
             ),
         )
         if cfg.monitoring.enabled:
@@ -82,8 +110,22 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                     settings=cfg.monitoring,
                 ),
             )
+    # Jenkins (issue 4): its own namespace, only when enabled.
+    jenkins_url: pulumi.Output[str] = pulumi.Output.from_input("")
+    if cfg.jenkins.enabled:
+        jenkins = JenkinsController(
+            "jenkins",
+            JenkinsControllerArgs(
+                settings=cfg.jenkins,
+                instance=instance,
+                network=cfg.network,
+                monitoring=cfg.monitoring,
+            ),
+        )
+        jenkins_url = jenkins.url
     return StackOutputs(
         namespace=namespace.name,
         services={name: svc.service_name for name, svc in services.items()},
         addresses={name: svc.address for name, svc in services.items()},
+        jenkins_url=jenkins_url,
     )

@@ -80,9 +80,10 @@ def _secure_to_placeholder(value: Any, path: str) -> Any:
     """Replace `{secure: ciphertext}` leaves with a placeholder (render never decrypts)."""
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
-            if not path.startswith("secrets"):
+            if not (path.startswith("secrets") or path == "registry.password"):
                 raise UserError(
                     f"appstack:{path}: secret values belong under appstack:secrets "
+                    "(or appstack:registry.password) "
                     "(e.g. `pulumi config set --secret --path 'secrets.<app>.<KEY>' ...`)"
                 )
             return SECRET_PLACEHOLDER
@@ -211,12 +212,7 @@ def render_config(cfg: config_model.StackConfig, stack: str) -> RenderResult:
     from components.stack import deploy
 
     def program() -> Any:
-        outputs = deploy(cfg)
-        return {
-            "namespace": outputs.namespace,
-            "services": outputs.services,
-            "addresses": outputs.addresses,
-        }
+        return deploy(cfg).as_dict()
 
     cap = capture(program, project=config_model.PROJECT, stack=stack)
     objects, options = manifests(cap)

@@ -208,6 +208,18 @@ from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app
         ),
         pytest.param({**base_raw(), "apps": {}}, "appstack:apps:", "at least 1 item", id="no-apps"),
         pytest.param(
+            base_raw(build={"extraTags": ["latest"]}),
+            "appstack:apps.web.build.extraTags[0]:",
+            "'latest' is not an allowed tag",
+            id="build-moving-tag",
+        ),
+        pytest.param(
+            base_raw(build={"platform": "windows/amd64"}),
+            "appstack:apps.web.build.platform:",
+            "use linux/amd64 or linux/arm64",
+            id="build-platform",
+        ),
+        pytest.param(
             base_raw(security={"runAsUser": 1000}),
             "appstack:apps.web.security.runAsUser:",
             "greater than or equal to 10000",

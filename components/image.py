@@ -1,0 +1,139 @@
+"""ServiceImage: build and push a service's container image with pulumi-docker.
+
+The image is built from the app's `build` block, tagged with the git commit (the primary tag,
+so every deploy of a new commit is a new image) and with the configured version (the tag of
+`appstack:apps.<name>.image`) plus any extra tags, pushed to the registry named by that image,
+and the Deployment runs the pushed repository digest (`repo@sha256:...`), so what runs is
+exactly what was built. Earlier pushes of the version tag serve as the build cache
+(BUILDKIT_INLINE_CACHE embeds the cache metadata in the image).
+
+Registry credentials come from `appstack:registry` (`password` is a Pulumi secret); without
+them the Docker daemon's own credential configuration is used.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import ImageBuild, RegistryCredentials, image_parts
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def git_commit(repo_dir: Path) -> str:
+    """Short commit of the working tree the program runs from ("untracked" outside git)."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=repo_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "untracked"
+    return proc.stdout.strip() or "untracked"
+
+
+def registry_server(image: str) -> str:
+    """The registry host of an image reference (Docker Hub when the first part is no host)."""
+    repo, _, _ = image_parts(image)
+    first = repo.split("/", 1)[0]
+    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+@dataclass(frozen=True)
+class ServiceImageArgs:
+    """Inputs of one image build."""
+
+    image: str
+    """The app's configured image 'repo:version': repository and version tag to push."""
+    build: ImageBuild
+    """Build settings (context, Dockerfile, target, platform, extra tags)."""
+    project_dir: Path
+    """Directory the build context and Dockerfile paths are relative to."""
+    commit: str
+    """Git commit, the primary tag."""
+    credentials: RegistryCredentials | None = None
+    """Registry login; None uses the Docker daemon's credentials."""
+    password: pulumi.Input[str] | None = None
+    """Registry password as a Pulumi secret (from credentials)."""
+
+
+class ServiceImage(pulumi.ComponentResource):
+    """Build, tag and push one image; expose the pushed digest."""
+
+    image_name: pulumi.Output[str]
+    repo_digest: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ServiceImageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("appstack:image:ServiceImage", name, None, opts)
+        repo, version, _ = image_parts(args.image)
+        server = registry_server(args.image)
+        registry = (
+            docker.RegistryArgs(
+                server=server,
+                username=args.credentials.username,
+                password=pulumi.Output.secret(args.password) if args.password is not None else None,
+            )
+            if args.credentials is not None
+            else None
+        )
+        build = args.build
+        built = docker.Image(
+            f"{name}-image",
+            image_name=f"{repo}:{args.commit}",
+            build=docker.DockerBuildArgs(
+                context=str(args.project_dir / build.context),
+                dockerfile=str(args.project_dir / build.dockerfile),
+                target=build.target,
+                platform=build.platform,
+                args={"BUILDKIT_INLINE_CACHE": "1"},
+                cache_from=docker.CacheFromArgs(images=[f"{repo}:{version or args.commit}"]),
+            ),
+            registry=registry,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        provider = docker.Provider(
+            f"{name}-registry",
+            registry_auth=[
+                docker.ProviderRegistryAuthArgs(
+                    address=server,
+                    username=args.credentials.username,
+                    password=pulumi.Output.secret(args.password),
+                )
+            ]
+            if args.credentials is not None and args.password is not None
+            else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        tags = sorted({t for t in [version, *build.extra_tags] if t and t != args.commit})
+        for tag in tags:
+            target = f"{repo}:{tag}"
+            tagged = docker.Tag(
+                f"{name}-tag-{tag}",
+                source_image=built.image_name,
+                target_image=target,
+                tag_triggers=[built.repo_digest],
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            docker.RegistryImage(
+                f"{name}-push-{tag}",
+                name=tagged.target_image,
+                keep_remotely=True,
+                triggers={"digest": built.repo_digest},
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+        self.image_name = built.image_name
+        self.repo_digest = built.repo_digest
+        self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest})

@@ -1,0 +1,141 @@
+"""argoRollouts: a Rollout replaces the Deployments, an AnalysisTemplate gates the release on
+the error-ratio recording rule; nothing argoproj.io is rendered unless asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.release import ERROR_RATIO_RECORD
+from tests.conftest import Render, base_raw, find, one
+from tests.release.helpers import argo, blue_green, canary
+
+ARGO = "argoproj.io/v1alpha1"
+
+
+def argo_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o["apiVersion"].startswith("argoproj.io")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [base_raw("prod"), blue_green("prod"), canary("prod")],
+    ids=["rolling", "blueGreen", "canary"],
+)
+def test_argo_rollouts_is_off_by_default(render: Render, raw: dict[str, Any]) -> None:
+    assert argo_objects(render(raw).objects) == []
+
+
+@pytest.mark.parametrize("strategy", ["blueGreen", "canary"])
+def test_a_rollout_and_an_analysis_template_replace_the_deployments(
+    render: Render, strategy: str
+) -> None:
+    objects = render(argo(strategy)).objects
+    assert find(objects, "Deployment") == []
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in argo_objects(objects)) == [
+        ("AnalysisTemplate", "web-error-ratio"),
+        ("Rollout", "web"),
+    ]
+    assert {o["apiVersion"] for o in argo_objects(objects)} == {ARGO}
+
+
+def test_the_analysis_queries_the_error_ratio_recording_rule(render: Render) -> None:
+    template = one(render(argo("canary")).objects, "AnalysisTemplate", "web-error-ratio")
+    (metric,) = template["spec"]["metrics"]
+    query = metric["provider"]["prometheus"]["query"]
+    assert f'{ERROR_RATIO_RECORD}{{job="web",namespace="shop"}}' in query
+    assert metric["provider"]["prometheus"]["address"].startswith("http://")
+    assert metric["count"] >= 1 and metric["interval"]
+
+
+def test_the_queried_series_is_recorded_by_the_rendered_prometheus_rule(render: Render) -> None:
+    objects = render(argo("canary")).objects
+    rules = [
+        rule
+        for group in one(objects, "PrometheusRule", "web")["spec"]["groups"]
+        for rule in group["rules"]
+    ]
+    recorded = [r for r in rules if r.get("record") == ERROR_RATIO_RECORD]
+    assert len(recorded) == 1
+    # the recorded series carry the job and namespace the analysis filters on
+    assert 'job="web"' in recorded[0]["expr"] and 'namespace="shop"' in recorded[0]["expr"]
+
+
+@pytest.mark.parametrize(("environment", "threshold"), [("prod", "0.02"), ("dev", "0.2")])
+def test_the_success_condition_uses_the_configured_error_ratio(
+    render: Render, environment: str, threshold: str
+) -> None:
+    objects = render(argo("canary", environment)).objects
+    metric = one(objects, "AnalysisTemplate")["spec"]["metrics"][0]
+    assert metric["successCondition"] == f"result[0] <= {threshold}"
+    raw = argo("canary")
+    raw["monitoring"]["alerts"] = {"errorRatio": 0.07}
+    metric = one(render(raw).objects, "AnalysisTemplate")["spec"]["metrics"][0]
+    assert metric["successCondition"] == "result[0] <= 0.07"
+
+
+def test_blue_green_rollout_waits_for_promotion_then_analyses(render: Render) -> None:
+    strategy = one(render(argo("blueGreen")).objects, "Rollout", "web")["spec"]["strategy"]
+    assert strategy == {
+        "blueGreen": {
+            "activeService": "web",
+            "previewService": "web-preview",
+            "autoPromotionEnabled": False,
+            "scaleDownDelaySeconds": 3600,
+            "postPromotionAnalysis": {"templates": [{"templateName": "web-error-ratio"}]},
+        }
+    }
+
+
+def test_blue_green_rollout_services_exist(render: Render) -> None:
+    objects = render(argo("blueGreen")).objects
+    assert {s["metadata"]["name"] for s in find(objects, "Service")} >= {"web", "web-preview"}
+
+
+def test_canary_rollout_walks_the_configured_steps_with_pause_and_analysis(
+    render: Render,
+) -> None:
+    raw = argo("canary", release={"steps": [20, 100], "stepPauseSeconds": 60})
+    canary_ = one(render(raw).objects, "Rollout", "web")["spec"]["strategy"]["canary"]
+    analysis = {"analysis": {"templates": [{"templateName": "web-error-ratio"}]}}
+    assert canary_["steps"] == [
+        {"setWeight": 20},
+        {"pause": {"duration": "60s"}},
+        analysis,
+        {"setWeight": 100},
+        {"pause": {"duration": "60s"}},
+        analysis,
+    ]
+    assert canary_["maxUnavailable"] == 0
+    assert "trafficRouting" not in canary_
+
+
+def test_canary_rollout_with_ingress_uses_nginx_traffic_routing(render: Render) -> None:
+    raw = argo("canary", ingress={"enabled": True, "host": "shop.example.com"})
+    objects = render(raw).objects
+    canary_ = one(objects, "Rollout", "web")["spec"]["strategy"]["canary"]
+    assert canary_["trafficRouting"] == {"nginx": {"stableIngress": "web"}}
+    assert (canary_["stableService"], canary_["canaryService"]) == ("web", "web-canary")
+    assert one(objects, "Service", "web-canary")["spec"]["type"] == "ClusterIP"
+    assert one(objects, "Ingress", "web")["metadata"].get("annotations") is None
+
+
+def test_the_hpa_and_pdb_target_the_rollout(render: Render) -> None:
+    result = render(argo("canary"))
+    rollout = one(result.objects, "Rollout", "web")
+    hpa = one(result.objects, "HorizontalPodAutoscaler", "web")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": ARGO, "kind": "Rollout", "name": "web"}
+    assert "replicas" not in rollout["spec"]
+    assert result.options["Rollout/shop/web"]["ignore_changes"] == ["spec.replicas"]
+    pdb = one(result.objects, "PodDisruptionBudget", "web")["spec"]["selector"]["matchLabels"]
+    assert pdb == rollout["spec"]["selector"]["matchLabels"]
+
+
+def test_without_an_hpa_the_rollout_owns_its_replicas(render: Render) -> None:
+    raw = argo("blueGreen", "dev", replicas=2)
+    assert one(render(raw).objects, "Rollout", "web")["spec"]["replicas"] == 2
+
+
+def test_the_rollout_waits_for_its_analysis_template(render: Render) -> None:
+    assert render(argo("canary")).options["Rollout/shop/web"]["depends_on"] == 1

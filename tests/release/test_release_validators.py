@@ -1,0 +1,96 @@
+"""Blue-green and canary renders pass the outside validators (kubernetes-validate --strict on
+built-in kinds, checkov with zero failures and only the allowed skips) and the policy rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import config as config_model
+from policy.rules import RuleContext, evaluate
+from stackctl import render as render_mod
+from tests.release.helpers import NEW_DIGEST_IMAGE, argo, blue_green, canary
+from tests.test_validators import ALLOWED_CHECKOV_SKIPS
+from tests.validators import KUBERNETES_VERSIONS, builtin_manifests, checkov, kubernetes_validate
+
+INGRESS = {"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "blue-green": blue_green("prod", active="green"),
+    "blue-green-fixed": blue_green(
+        "prod", replicas=3, autoscaling={"enabled": False}, release={"blueImage": NEW_DIGEST_IMAGE}
+    ),
+    "blue-green-scale-down": blue_green(
+        "prod", replicas=2, autoscaling={"enabled": False}, release={"scaleDownIdle": True}
+    ),
+    "canary": canary("prod", weight=50),
+    "canary-replicas": canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
+    "canary-ingress": canary("prod", weight=10, ingress=INGRESS),
+    "argo-blue-green": argo("blueGreen"),
+    "argo-canary": argo("canary", ingress=INGRESS),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, render_mod.RenderResult]:
+    return {
+        name: render_mod.render_config(config_model.load(raw), name)
+        for name, raw in CONFIGS.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def rendered_dir(
+    rendered: dict[str, render_mod.RenderResult], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    root = tmp_path_factory.mktemp("release")
+    for name, result in rendered.items():
+        render_mod.write(result, root / name)
+    return root
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_release_renders_break_no_policy_rule_in_prod(
+    rendered: dict[str, render_mod.RenderResult], name: str
+) -> None:
+    violations = evaluate(rendered[name].objects, RuleContext("prod"))
+    assert violations == [], "\n".join(f"{v.rule} {v.obj}: {v.message}" for v in violations)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_release_renders_are_schema_valid(rendered_dir: Path, version: str) -> None:
+    files = builtin_manifests(rendered_dir)
+    assert len(files) > 60
+    kinds = {p.name.split("-")[0] for p in files}
+    assert {"deployment", "service", "ingress", "poddisruptionbudget"} <= kinds
+    code, output = kubernetes_validate(files, version)
+    assert code == 0, output
+
+
+@pytest.mark.slow
+def test_release_renders_have_zero_failed_checkov_checks_and_only_allowed_skips(
+    rendered_dir: Path,
+) -> None:
+    report = checkov(rendered_dir)
+    assert report.parsing_errors == []
+    assert report.failed == [], "\n".join(
+        f"{f.check_id} {f.resource} {f.file}" for f in report.failed
+    )
+    assert report.passed > 100
+    for finding in report.skipped:
+        kind = finding.resource.split(".")[0]
+        assert (finding.check_id, kind) in ALLOWED_CHECKOV_SKIPS, finding
+        assert len(finding.reason) > 20, finding
+
+
+def test_a_digest_pinned_colour_needs_no_scanner_skip_and_a_tag_names_its_key(
+    rendered: dict[str, render_mod.RenderResult],
+) -> None:
+    objects = rendered["blue-green-fixed"].objects
+    by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    assert "annotations" not in by_name["web-blue"]["metadata"]
+    skip = by_name["web-green"]["metadata"]["annotations"]["checkov.io/skip1"]
+    assert skip.startswith("CKV_K8S_43=") and "appstack:apps.web.release.greenImage" in skip
