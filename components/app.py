@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 from components import labels, release
 from components.config import AppConfig, Monitoring, NetworkSettings, Probe
 from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
+from components.network import ingress_spec as network_ingress_spec
 from components.security import container_security_context, pod_security_context
 
 SECRETS_MOUNT = "/var/run/secrets/appstack"
@@ -268,32 +269,7 @@ def ingress_spec(
     app: AppConfig, service_name: pulumi.Input[str]
 ) -> k8s.networking.v1.IngressSpecArgs:
     """The app's host and path routed to `service_name` (TLS when a secret is configured)."""
-    ing = app.ingress
-    return k8s.networking.v1.IngressSpecArgs(
-        ingress_class_name=ing.class_name,
-        tls=[k8s.networking.v1.IngressTLSArgs(hosts=[ing.host], secret_name=ing.tls_secret_name)]
-        if ing.tls_secret_name
-        else None,
-        rules=[
-            k8s.networking.v1.IngressRuleArgs(
-                host=ing.host,
-                http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                    paths=[
-                        k8s.networking.v1.HTTPIngressPathArgs(
-                            path=ing.path,
-                            path_type="Prefix",
-                            backend=k8s.networking.v1.IngressBackendArgs(
-                                service=k8s.networking.v1.IngressServiceBackendArgs(
-                                    name=service_name,
-                                    port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
-                                )
-                            ),
-                        )
-                    ]
-                ),
-            )
-        ],
-    )
+    return network_ingress_spec(app.ingress, service_name)
 
 
 class AppService(pulumi.ComponentResource):

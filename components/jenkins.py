@@ -51,7 +51,7 @@ Design decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,13 @@ from components.config import (
     Resources,
     image_parts,
 )
-from components.network import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
+from components.network import (
+    BaselineNetworkPolicies,
+    BaselineNetworkPoliciesArgs,
+    cidr_peers,
+    ingress_spec,
+    namespace_peer,
+)
 from components.security import (
     container_security_context,
     pod_security_context,
@@ -419,21 +425,6 @@ class JenkinsControllerArgs:
 
 def _port(port: int) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
     return [k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")]
-
-
-def _namespace_peer(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
-    return k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-            match_labels={"kubernetes.io/metadata.name": namespace}
-        )
-    )
-
-
-def _cidr_peers(cidrs: Sequence[str]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
-    return [
-        k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c))
-        for c in cidrs
-    ]
 
 
 class JenkinsController(pulumi.ComponentResource):
@@ -822,37 +813,7 @@ class JenkinsController(pulumi.ComponentResource):
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 metadata=meta("ingress", labels.resource_name(APP)),
-                spec=k8s.networking.v1.IngressSpecArgs(
-                    ingress_class_name=ing.class_name,
-                    tls=[
-                        k8s.networking.v1.IngressTLSArgs(
-                            hosts=[ing.host], secret_name=ing.tls_secret_name
-                        )
-                    ]
-                    if ing.tls_secret_name
-                    else None,
-                    rules=[
-                        k8s.networking.v1.IngressRuleArgs(
-                            host=ing.host,
-                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                                paths=[
-                                    k8s.networking.v1.HTTPIngressPathArgs(
-                                        path=ing.path,
-                                        path_type="Prefix",
-                                        backend=k8s.networking.v1.IngressBackendArgs(
-                                            service=k8s.networking.v1.IngressServiceBackendArgs(
-                                                name=ui.metadata.name,
-                                                port=k8s.networking.v1.ServiceBackendPortArgs(
-                                                    name="http"
-                                                ),
-                                            )
-                                        ),
-                                    )
-                                ]
-                            ),
-                        )
-                    ],
-                ),
+                spec=ingress_spec(ing, ui.metadata.name),
                 opts=child,
             )
 
@@ -863,7 +824,7 @@ class JenkinsController(pulumi.ComponentResource):
         ui_ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgs] = [
             # Agents (WebSocket) and the monitoring namespace (/prometheus/) on the HTTP port.
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                from_=[agent_peer, _namespace_peer(args.network.monitoring_namespace)],
+                from_=[agent_peer, namespace_peer(args.network.monitoring_namespace)],
                 ports=_port(HTTP_PORT),
             )
         ]
@@ -876,7 +837,7 @@ class JenkinsController(pulumi.ComponentResource):
         if ing.enabled:
             ui_ingress.append(
                 k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    from_=[_namespace_peer(args.network.ingress_controller_namespace)],
+                    from_=[namespace_peer(args.network.ingress_controller_namespace)],
                     ports=_port(HTTP_PORT),
                 )
             )
@@ -889,11 +850,11 @@ class JenkinsController(pulumi.ComponentResource):
                 ingress=ui_ingress,
                 egress=[
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=_cidr_peers(s.effective_kube_api_cidrs),
+                        to=cidr_peers(s.effective_kube_api_cidrs),
                         ports=_port(443) + _port(6443),
                     ),
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=_cidr_peers(s.effective_plugin_site_cidrs), ports=_port(443)
+                        to=cidr_peers(s.effective_plugin_site_cidrs), ports=_port(443)
                     ),
                 ],
             ),
@@ -916,7 +877,7 @@ class JenkinsController(pulumi.ComponentResource):
                         ports=_port(HTTP_PORT),
                     ),
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=_cidr_peers(s.effective_agent_egress_cidrs), ports=_port(443)
+                        to=cidr_peers(s.effective_agent_egress_cidrs), ports=_port(443)
                     ),
                 ],
             ),

@@ -16,13 +16,64 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
-from components.config import EgressRule, NetworkSettings
+from components.config import EgressRule, Ingress, NetworkSettings
 
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def _namespace_selector(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
     return k8s.meta.v1.LabelSelectorArgs(match_labels={NS_NAME_LABEL: namespace})
+
+
+def namespace_peer(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    """Every pod of one namespace (by its immutable kubernetes.io/metadata.name label)."""
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=_namespace_selector(namespace)
+    )
+
+
+def cidr_peers(cidrs: Sequence[str]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    """One peer per IP block."""
+    return [
+        k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+        for cidr in cidrs
+    ]
+
+
+def ingress_spec(
+    ingress: Ingress, service_name: pulumi.Input[str], port_name: str = "http"
+) -> k8s.networking.v1.IngressSpecArgs:
+    """An Ingress routing `ingress.host` + path prefix to a Service port (TLS when a secret is
+    configured). Used by the apps and the Jenkins UI."""
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name=ingress.class_name,
+        tls=[
+            k8s.networking.v1.IngressTLSArgs(
+                hosts=[ingress.host], secret_name=ingress.tls_secret_name
+            )
+        ]
+        if ingress.tls_secret_name
+        else None,
+        rules=[
+            k8s.networking.v1.IngressRuleArgs(
+                host=ingress.host,
+                http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                    paths=[
+                        k8s.networking.v1.HTTPIngressPathArgs(
+                            path=ingress.path,
+                            path_type="Prefix",
+                            backend=k8s.networking.v1.IngressBackendArgs(
+                                service=k8s.networking.v1.IngressServiceBackendArgs(
+                                    name=service_name,
+                                    port=k8s.networking.v1.ServiceBackendPortArgs(name=port_name),
+                                )
+                            ),
+                        )
+                    ]
+                ),
+            )
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -136,15 +187,8 @@ def _peers_for(rule: EgressRule, instance: str) -> list[k8s.networking.v1.Networ
             )
         ]
     if rule.namespace is not None:
-        return [
-            k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=_namespace_selector(rule.namespace)
-            )
-        ]
-    return [
-        k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
-        for cidr in rule.cidrs
-    ]
+        return [namespace_peer(rule.namespace)]
+    return cidr_peers(rule.cidrs)
 
 
 def app_ingress_rules(
