@@ -48,6 +48,16 @@ def test_engine_config_is_read_as_the_raw_appstack_keys(engine_config: dict[str,
     assert "context" not in raw  # other packages' keys are not ours
 
 
+def test_config_from_the_language_host_environment_is_read(
+    engine_config: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pulumi up` runs the program with PULUMI_CONFIG set, not with the runtime config bag
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(as_engine_config(base_raw("prod"))))
+    raw = pulumi_config.raw_from_engine()
+    assert raw["environment"] == "prod"
+    assert raw["apps"]["web"]["service"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+
+
 def test_main_deploys_the_stack_from_engine_config(engine_config: dict[str, str]) -> None:
     cap = run_main(as_engine_config(base_raw()))
     kinds = {r.inputs.get("kind") for r in cap.resources if r.custom}
