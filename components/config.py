@@ -1031,8 +1031,9 @@ class JenkinsSettings(Model):
     agent_image: ImageRef = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21"
     """Inbound agent image (`jnlp` container of every agent pod), pinned."""
     pulumi_agent_image: ImageRef = "python:3.11.14-slim-bookworm"
-    """Tools container of the `pulumi` agent template; it must carry python 3.11, make and git
-    (this repo's pipeline runs `make test`); a pinned image built for CI belongs here."""
+    """Tools container of the `pulumi` agent template; it must carry python 3.11, make, git, the
+    Pulumi CLI, promtool, Node.js and Java (this repo's pipeline runs `make test` and deploys):
+    build jenkins/agent/Dockerfile and set its pushed image here."""
     home: JenkinsHome = Field(default_factory=JenkinsHome)
     """JENKINS_HOME volume."""
     resources: Resources = Field(default_factory=lambda: _jenkins_resources("resources"))
