@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from components import config as config_model
+from components.config.loading import _unwrap as unwrap_annotation
 from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app
 
 
@@ -292,7 +293,7 @@ def test_every_field_is_documented() -> None:
             if not field.description:
                 undocumented.append(f"{path}.{name}")
             for sub in config_model.Model.__subclasses__():
-                if sub is config_model._unwrap(field.annotation) and sub is not model:
+                if sub is unwrap_annotation(field.annotation) and sub is not model:
                     walk(sub, f"{path}.{name}")
 
     walk(config_model.StackConfig, "appstack")

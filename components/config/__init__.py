@@ -1,0 +1,150 @@
+"""Typed, validated stack configuration (pydantic v2).
+
+The stack files hold namespaced keys (`appstack:apps`, `appstack:namespace`, ...). Loading goes:
+
+    raw keys  ->  environment defaults (data, `ENVIRONMENT_DEFAULTS`)  ->  field defaults
+              ->  pydantic validation (types, ranges, unknown keys, cross-field rules)
+
+Every problem is reported at once, one line each, naming the key path, the bad value and what is
+allowed, e.g. `appstack:apps.web.autoscaling: minReplicas (5) must be <= maxReplicas (3)`.
+Cross-field rules of one object run only once that object's own fields are valid.
+
+Secret values live under `appstack:secrets` only (a map app -> key -> value) so that the rest of
+the config stays plain and never has to be treated as secret.
+
+One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service),
+`settings` (stack-wide facts, monitoring), `jenkins`, `stack` (`StackConfig`, environment
+defaults) and `loading` (`load`, error formatting). Import from `components.config`.
+"""
+
+from __future__ import annotations
+
+from components.config.app import (
+    RESERVED_ENV,
+    AppConfig,
+    Autoscaling,
+    CanaryWeight,
+    Colour,
+    EgressPort,
+    EgressRule,
+    ImageBuild,
+    Ingress,
+    Pdb,
+    PodSecurity,
+    Probe,
+    Probes,
+    RegistryCredentials,
+    ReleaseSettings,
+    ReleaseStrategy,
+    ResourceList,
+    Resources,
+    Rollout,
+    ServiceSettings,
+    SessionAffinity,
+    Topology,
+    canary_pods,
+)
+from components.config.base import (
+    DNS1123,
+    ENVIRONMENTS,
+    IMAGE_PATTERN,
+    MAX_APP_NAME,
+    MOVING_TAGS,
+    PROJECT,
+    AppName,
+    Cidr,
+    Environment,
+    ImageRef,
+    IntOrPercent,
+    Model,
+    Port,
+    ProbePath,
+    Problems,
+    Quantity,
+    deep_merge,
+    image_parts,
+)
+from components.config.jenkins import (
+    JENKINS_DEFAULT_CIDR,
+    JENKINS_RESOURCE_DEFAULTS,
+    JenkinsAdmin,
+    JenkinsCloud,
+    JenkinsHome,
+    JenkinsPodSecurity,
+    JenkinsServiceSettings,
+    JenkinsSettings,
+    ObjectName,
+)
+from components.config.loading import ConfigError, format_errors, load, with_defaults
+from components.config.settings import (
+    AlertSettings,
+    LimitRangeSettings,
+    Monitoring,
+    NamespaceQuota,
+    NetworkSettings,
+)
+from components.config.stack import ENVIRONMENT_DEFAULTS, StackConfig
+
+__all__ = [
+    "DNS1123",
+    "ENVIRONMENTS",
+    "ENVIRONMENT_DEFAULTS",
+    "IMAGE_PATTERN",
+    "JENKINS_DEFAULT_CIDR",
+    "JENKINS_RESOURCE_DEFAULTS",
+    "MAX_APP_NAME",
+    "MOVING_TAGS",
+    "PROJECT",
+    "RESERVED_ENV",
+    "AlertSettings",
+    "AppConfig",
+    "AppName",
+    "Autoscaling",
+    "CanaryWeight",
+    "Cidr",
+    "Colour",
+    "ConfigError",
+    "EgressPort",
+    "EgressRule",
+    "Environment",
+    "ImageBuild",
+    "ImageRef",
+    "Ingress",
+    "IntOrPercent",
+    "JenkinsAdmin",
+    "JenkinsCloud",
+    "JenkinsHome",
+    "JenkinsPodSecurity",
+    "JenkinsServiceSettings",
+    "JenkinsSettings",
+    "LimitRangeSettings",
+    "Model",
+    "Monitoring",
+    "NamespaceQuota",
+    "NetworkSettings",
+    "ObjectName",
+    "Pdb",
+    "PodSecurity",
+    "Port",
+    "Probe",
+    "ProbePath",
+    "Probes",
+    "Problems",
+    "Quantity",
+    "RegistryCredentials",
+    "ReleaseSettings",
+    "ReleaseStrategy",
+    "ResourceList",
+    "Resources",
+    "Rollout",
+    "ServiceSettings",
+    "SessionAffinity",
+    "StackConfig",
+    "Topology",
+    "canary_pods",
+    "deep_merge",
+    "format_errors",
+    "image_parts",
+    "load",
+    "with_defaults",
+]

@@ -1,0 +1,252 @@
+"""Jenkins settings (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from components import labels
+from components.config.app import (
+    Ingress,
+    Resources,
+)
+from components.config.base import (
+    DNS1123,
+    Cidr,
+    ImageRef,
+    Model,
+    Port,
+    Problems,
+    Quantity,
+    _environment,
+    deep_merge,
+)
+from components.quantity import parse_quantity
+
+# --------------------------------------------------------------------------------------------
+# Jenkins (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents
+# --------------------------------------------------------------------------------------------
+
+JENKINS_DEFAULT_CIDR = "0.0.0.0/0"
+"""What an empty egress CIDR list of the Jenkins settings stands for (see each field)."""
+
+
+def _dns1123_subdomain_or_empty(value: str) -> str:
+    if value and (
+        len(value) > 253 or not all(labels.DNS1123_LABEL.match(p) for p in value.split("."))
+    ):
+        raise PydanticCustomError(
+            "dns1123",
+            "'{value}' is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
+            "at most 253 characters",
+            {"value": value},
+        )
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_dns1123_subdomain_or_empty)]
+
+
+class JenkinsHome(Model):
+    """The PersistentVolumeClaim holding JENKINS_HOME (jobs, build history, credentials)."""
+
+    size: Quantity = "8Gi"
+    """Requested volume size; dev defaults to 8Gi, prod to 50Gi."""
+    storage_class_name: ObjectName | None = None
+    """StorageClass of the claim; unset means the cluster's default StorageClass."""
+    protect: bool = False
+    """Pulumi `protect` + `retainOnDelete` on the claim (prod: true, required)."""
+
+
+class JenkinsServiceSettings(Model):
+    """The Service in front of the Jenkins UI (agents use it too, over WebSocket)."""
+
+    type: Literal["ClusterIP", "LoadBalancer"] = "ClusterIP"
+    """ClusterIP (reach it through the Ingress or a port-forward) or LoadBalancer."""
+    port: Port = 8080
+    """Port the Service listens on; it targets the controller's HTTP port 8080."""
+    load_balancer_source_ranges: list[Cidr] = Field(default_factory=list)
+    """Client CIDRs allowed through a LoadBalancer (required for type LoadBalancer)."""
+
+
+class JenkinsCloud(Model):
+    """The Kubernetes cloud of the kubernetes plugin (dynamic agent pods)."""
+
+    container_cap: int = Field(default=10, ge=1, le=1000)
+    """Most agent pods running at once (`containerCapStr`)."""
+    idle_minutes: int = Field(default=5, ge=0, le=1440)
+    """Minutes an idle agent pod is kept for reuse (`idleMinutes` of each pod template)."""
+    pod_retention: Literal["never"] = "never"
+    """Agent pods are always deleted after use (`podRetention: never`); not configurable."""
+
+
+class JenkinsAdmin(Model):
+    """The initial admin user of the local security realm."""
+
+    username: str = Field(default="admin", pattern=r"^[a-zA-Z0-9_.-]{1,64}$")
+    """Admin user id, used when the Secret is generated (an existing Secret brings its own)."""
+    existing_secret: ObjectName = ""
+    """Name of an existing Secret with keys `username` and `password`; empty: generate one
+    (pulumi_random.RandomPassword, stored encrypted in the stack state)."""
+
+
+class JenkinsPodSecurity(Model):
+    """UID/GID of the controller and the agent pods (the images' uid 1000 is not used)."""
+
+    run_as_user: int = Field(default=10000, ge=10000)
+    """UID (>= 10000, checkov CKV_K8S_40)."""
+    run_as_group: int = Field(default=10000, ge=10000)
+    """GID (>= 10000)."""
+    fs_group: int = Field(default=10000, ge=10000)
+    """Group owning JENKINS_HOME and the agents' workspace volumes."""
+
+
+def _resources_data(
+    cpu: tuple[str, str], memory: tuple[str, str], storage: tuple[str, str]
+) -> dict[str, dict[str, str]]:
+    return {
+        "requests": {"cpu": cpu[0], "memory": memory[0], "ephemeralStorage": storage[0]},
+        "limits": {"cpu": cpu[1], "memory": memory[1], "ephemeralStorage": storage[1]},
+    }
+
+
+#: Default requests/limits of the Jenkins containers, by field alias. A partial override in the
+#: stack file (e.g. only `resources.limits.memory`) is merged over these, not over the generic
+#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults).
+JENKINS_RESOURCE_DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
+    "resources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("1Gi", "4Gi")),
+    "pluginInstallerResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("256Mi", "1Gi")),
+    "agentResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("512Mi", "2Gi")),
+    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "2Gi"), ("1Gi", "4Gi")),
+}
+
+
+def _jenkins_resources(alias: str) -> Resources:
+    return Resources.model_validate(JENKINS_RESOURCE_DEFAULTS[alias])
+
+
+class JenkinsSettings(Model):
+    """Jenkins controller with dynamic Kubernetes agents (off unless enabled)."""
+
+    enabled: bool = False
+    """Deploy Jenkins."""
+    namespace: DNS1123 = "jenkins"
+    """Namespace of the controller and its agent pods (must differ from the apps' namespace)."""
+    image: ImageRef = "jenkins/jenkins:2.528.2-lts-jdk21"
+    """Controller image, a pinned LTS tag (or a digest)."""
+    agent_image: ImageRef = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21"
+    """Inbound agent image (`jnlp` container of every agent pod), pinned."""
+    pulumi_agent_image: ImageRef = "python:3.11.14-slim-bookworm"
+    """Tools container of the `pulumi` agent template; it must carry python 3.11, make, git, the
+    Pulumi CLI, promtool, Node.js and Java (this repo's pipeline runs `make test` and deploys):
+    build jenkins/agent/Dockerfile and set its pushed image here."""
+    home: JenkinsHome = Field(default_factory=JenkinsHome)
+    """JENKINS_HOME volume."""
+    resources: Resources = Field(default_factory=lambda: _jenkins_resources("resources"))
+    """Controller container requests and limits."""
+    plugin_installer_resources: Resources = Field(
+        default_factory=lambda: _jenkins_resources("pluginInstallerResources")
+    )
+    """Requests and limits of the init container that installs the pinned plugins."""
+    agent_resources: Resources = Field(default_factory=lambda: _jenkins_resources("agentResources"))
+    """Requests and limits of the `jnlp` container of every agent pod."""
+    pulumi_agent_resources: Resources = Field(
+        default_factory=lambda: _jenkins_resources("pulumiAgentResources")
+    )
+    """Requests and limits of the tools container of the `pulumi` agent template."""
+    java_max_ram_percentage: int = Field(default=75, ge=1, le=90)
+    """JVM heap as a percentage of the container memory limit (-XX:MaxRAMPercentage)."""
+    service: JenkinsServiceSettings = Field(default_factory=JenkinsServiceSettings)
+    """UI Service."""
+    ingress: Ingress = Field(default_factory=Ingress)
+    """Optional Ingress to the UI."""
+    agent_connection: Literal["websocket"] = "websocket"
+    """How agents connect: WebSocket over the HTTP port (no TCP agent port 50000)."""
+    cloud: JenkinsCloud = Field(default_factory=JenkinsCloud)
+    """Kubernetes cloud settings."""
+    admin: JenkinsAdmin = Field(default_factory=JenkinsAdmin)
+    """Admin user credentials."""
+    security: JenkinsPodSecurity = Field(default_factory=JenkinsPodSecurity)
+    """UID/GID/fsGroup of the Jenkins pods."""
+    kube_api_cidrs: list[Cidr] = Field(default_factory=list)
+    """Kubernetes API server endpoint CIDRs the controller may reach on 443/6443 (required in
+    prod; empty in dev means 0.0.0.0/0 on those two ports only)."""
+    plugin_site_cidrs: list[Cidr] = Field(default_factory=list)
+    """CIDRs the controller pod may reach on 443: the plugin update site (init container) and the
+    SCM it reads Jenkinsfiles from; empty means 0.0.0.0/0 on 443 (updates.jenkins.io is a CDN
+    without stable addresses)."""
+    agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
+    """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_resource_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for alias, defaults in JENKINS_RESOURCE_DEFAULTS.items():
+            value = merged.get(alias)
+            if isinstance(value, Mapping):
+                merged[alias] = deep_merge(defaults, value)
+        return merged
+
+    @property
+    def effective_kube_api_cidrs(self) -> list[str]:
+        return list(self.kube_api_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @property
+    def effective_plugin_site_cidrs(self) -> list[str]:
+        return list(self.plugin_site_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @property
+    def effective_agent_egress_cidrs(self) -> list[str]:
+        return list(self.agent_egress_cidrs) or [JENKINS_DEFAULT_CIDR]
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> JenkinsSettings:
+        if not self.enabled:
+            return self
+        problems = Problems()
+        svc = self.service
+        if svc.type == "LoadBalancer" and not svc.load_balancer_source_ranges:
+            problems.add(
+                "service.loadBalancerSourceRanges",
+                "a Jenkins LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
+                "the Jenkins UI is never opened to the whole internet",
+            )
+        if svc.type != "LoadBalancer" and svc.load_balancer_source_ranges:
+            problems.add(
+                "service.loadBalancerSourceRanges",
+                f"loadBalancerSourceRanges only apply to type LoadBalancer (type is {svc.type})",
+            )
+        if self.ingress.enabled and not self.ingress.host:
+            problems.add("ingress.host", "host is required when ingress.enabled is true")
+        if parse_quantity(self.resources.limits.memory) < parse_quantity("1Gi"):
+            problems.add(
+                "resources.limits.memory",
+                f"memory limit ({self.resources.limits.memory}) is below 1Gi; the Jenkins "
+                "controller does not start reliably with less",
+            )
+        if _environment(info) == "prod":
+            if not self.kube_api_cidrs:
+                problems.add(
+                    "kubeApiCidrs",
+                    "prod requires the Kubernetes API server CIDRs (controller egress on "
+                    "443/6443); `kubectl get endpoints kubernetes -n default` lists them",
+                )
+            if not self.home.protect:
+                problems.add(
+                    "home.protect",
+                    "prod requires home.protect: true (JENKINS_HOME is protected and retained "
+                    "on delete)",
+                )
+        problems.raise_if_any()
+        return self

@@ -1,0 +1,82 @@
+"""Stack-wide settings: network facts, namespace quota and limits, monitoring."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+)
+
+from components.config.app import (
+    ResourceList,
+)
+from components.config.base import (
+    DNS1123,
+    Model,
+)
+
+
+class NetworkSettings(Model):
+    """Where traffic comes from and goes to, cluster-wide."""
+
+    ingress_controller_namespace: DNS1123 = "ingress-nginx"
+    """Namespace of the ingress controller allowed to reach ClusterIP services."""
+    monitoring_namespace: DNS1123 = "monitoring"
+    """Namespace of Prometheus, allowed to scrape the metrics port."""
+    dns_namespace: DNS1123 = "kube-system"
+    """Namespace of the cluster DNS."""
+    dns_pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    """Labels of the cluster DNS pods."""
+
+
+class NamespaceQuota(Model):
+    """ResourceQuota derived from the apps' worst case (max replicas + surge)."""
+
+    enabled: bool = True
+    """Create a ResourceQuota."""
+    headroom_percent: int = Field(default=25, ge=0, le=500)
+    """Extra room above the computed worst case."""
+
+
+class LimitRangeSettings(Model):
+    """LimitRange defaults for containers that declare nothing."""
+
+    default_request: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="50m", memory="64Mi", ephemeral_storage="32Mi")
+    )
+    """Requests applied when a container sets none."""
+    default_limit: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="500m", memory="256Mi", ephemeral_storage="256Mi")
+    )
+    """Limits applied when a container sets none."""
+
+
+class AlertSettings(Model):
+    """Alert thresholds (per environment through the environment defaults)."""
+
+    error_ratio: float = Field(default=0.05, gt=0, le=1)
+    """Alert when 5xx / all requests over 5m exceeds this."""
+    p95_latency_seconds: float = Field(default=0.5, gt=0)
+    """Alert when p95 latency over 5m exceeds this."""
+    memory_limit_ratio: float = Field(default=0.9, gt=0, le=1)
+    """Alert when working set / memory limit exceeds this."""
+    cpu_throttle_ratio: float = Field(default=0.25, gt=0, le=1)
+    """Alert when throttled / total CFS periods exceeds this."""
+    restarts_per_hour: int = Field(default=3, ge=1)
+    """Alert when a container restarts more often than this in an hour."""
+
+
+class Monitoring(Model):
+    """prometheus-operator objects; off by default because the CRDs may be missing."""
+
+    enabled: bool = False
+    """Create ServiceMonitor and PrometheusRule objects (needs the prometheus-operator CRDs)."""
+    prometheus_selector_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"}
+    )
+    """Labels the cluster's Prometheus selects ServiceMonitors and rules by."""
+    scrape_interval: str = "30s"
+    """Scrape interval."""
+    runbook_base_url: str = "https://runbooks.example.com/appstack"
+    """Base of every alert's runbook_url."""
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    """Alert thresholds."""

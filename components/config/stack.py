@@ -1,0 +1,172 @@
+"""The whole stack (`StackConfig`) and the environment defaults, as data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    Field,
+    SecretStr,
+    model_validator,
+)
+
+from components.config.app import (
+    AppConfig,
+    RegistryCredentials,
+)
+from components.config.base import (
+    _SECRET_KEY,
+    DNS1123,
+    AppName,
+    Environment,
+    Model,
+    Problems,
+)
+from components.config.jenkins import (
+    JenkinsSettings,
+)
+from components.config.settings import (
+    LimitRangeSettings,
+    Monitoring,
+    NamespaceQuota,
+    NetworkSettings,
+)
+
+
+class StackConfig(Model):
+    """The whole stack: `appstack:*` keys."""
+
+    environment: Environment
+    """dev or prod; selects the environment defaults and the prod invariants."""
+    namespace: DNS1123 = "appstack"
+    """Namespace of the apps."""
+    apps: dict[AppName, AppConfig] = Field(min_length=1)
+    """Services by name."""
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    """Cluster-wide network facts."""
+    namespace_quota: NamespaceQuota = Field(default_factory=NamespaceQuota)
+    """ResourceQuota of the namespace."""
+    limit_range: LimitRangeSettings = Field(default_factory=LimitRangeSettings)
+    """LimitRange of the namespace."""
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    """ServiceMonitor / PrometheusRule."""
+    secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
+    """Secret values per app (`pulumi config set --secret --path 'secrets.web.API_TOKEN'`)."""
+    registry: RegistryCredentials | None = None
+    """Login used to push images built from a `build` block; None uses Docker's own config."""
+    # Jenkins (issue 4)
+    jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)
+    """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
+
+    @model_validator(mode="after")
+    def _cross_app_rules(self) -> StackConfig:
+        problems = Problems()
+        for owner, values in self.secrets.items():
+            if owner not in self.apps:
+                problems.add(
+                    f"secrets.{owner}", f"no app named {owner!r}; apps: {sorted(self.apps)}"
+                )
+            for key in values:
+                if not _SECRET_KEY.match(key):
+                    problems.add(
+                        f"secrets.{owner}.{key}",
+                        f"{key!r} is not a valid Secret key ([-._a-zA-Z0-9]+)",
+                    )
+        for name, app in self.apps.items():
+            for i, rule in enumerate(app.egress):
+                if rule.app is not None and rule.app not in self.apps:
+                    problems.add(
+                        f"apps.{name}.egress[{i}].app",
+                        f"no app named {rule.app!r}; apps: {sorted(self.apps)}",
+                    )
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _release_needs_monitoring(self) -> StackConfig:
+        # Release (components/release.py): the Argo Rollouts analysis queries the error-ratio
+        # recording rule, which only exists with monitoring on.
+        problems = Problems()
+        for name, app in self.apps.items():
+            if app.release.argo_rollouts and not self.monitoring.enabled:
+                problems.add(
+                    f"apps.{name}.release.argoRollouts",
+                    "argoRollouts needs appstack:monitoring.enabled: true (its AnalysisTemplate "
+                    "queries the recording rule job:http_request_errors:ratio_rate5m)",
+                )
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _jenkins_namespace(self) -> StackConfig:
+        # Jenkins (issue 4): its own namespace, so its default deny, RBAC and agent pods never
+        # mix with the apps'.
+        if self.jenkins.enabled and self.jenkins.namespace == self.namespace:
+            problems = Problems()
+            problems.add(
+                "jenkins.namespace",
+                f"the Jenkins namespace ({self.jenkins.namespace}) must differ from the apps' "
+                "namespace (appstack:namespace)",
+            )
+            problems.raise_if_any()
+        return self
+
+    def secret_keys(self, app: str) -> list[str]:
+        """Names of the secret values configured for `app`, sorted."""
+        return sorted(self.secrets.get(app, {}))
+
+
+# --------------------------------------------------------------------------------------------
+# Environment defaults: data, not `if env == "prod"` in components.
+# --------------------------------------------------------------------------------------------
+
+ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "app": {
+            "replicas": 1,
+            "service": {"type": "ClusterIP"},
+            "autoscaling": {"enabled": False, "minReplicas": 1, "maxReplicas": 3},
+            "pdb": {"enabled": True},
+            "rollout": {"minReadySeconds": 5},
+            "topology": {"zones": False, "whenUnsatisfiable": "ScheduleAnyway"},
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi", "ephemeralStorage": "32Mi"},
+                "limits": {"cpu": "250m", "memory": "128Mi", "ephemeralStorage": "128Mi"},
+            },
+        },
+        "stack": {
+            "monitoring": {"alerts": {"errorRatio": 0.2, "p95LatencySeconds": 1.0}},
+            # Jenkins (issue 4): small, unprotected home; ClusterIP UI.
+            "jenkins": {
+                "home": {"size": "8Gi", "protect": False},
+                "service": {"type": "ClusterIP"},
+            },
+        },
+    },
+    "prod": {
+        "app": {
+            "replicas": 3,
+            "service": {"type": "LoadBalancer"},
+            "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 10},
+            "pdb": {"enabled": True},
+            "rollout": {
+                "minReadySeconds": 10,
+                "terminationGracePeriodSeconds": 45,
+                "preStopSleepSeconds": 10,
+            },
+            "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "256Mi", "ephemeralStorage": "64Mi"},
+                "limits": {"cpu": "1", "memory": "512Mi", "ephemeralStorage": "256Mi"},
+            },
+        },
+        "stack": {
+            "monitoring": {"alerts": {"errorRatio": 0.02, "p95LatencySeconds": 0.3}},
+            # Jenkins (issue 4): larger home, protected and retained on delete.
+            "jenkins": {
+                "home": {"size": "50Gi", "protect": True},
+                "service": {"type": "ClusterIP"},
+            },
+        },
+    },
+}
