@@ -446,18 +446,6 @@ class AppHandler(_Handler):
     route: str = OTHER
     started: float = 0.0
 
-    def dispatch_or_500(self) -> None:
-        try:
-            self.dispatch()
-        except (ConnectionError, TimeoutError):
-            raise  # the client is gone: nothing can be sent
-        except Exception as exc:
-            log_event("request_error", level="error", error=type(exc).__name__)
-            self.close_connection = True
-            if self.status_sent:
-                return  # the response had started: closing the connection is all that is left
-            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
-
     def begin_request(self) -> None:
         self.route = OTHER
         self.started = time.perf_counter()
