@@ -69,13 +69,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 }
         state.update(_mock_outputs(args.typ, args.name, state))
         with self._lock:
+            options = dict(self._options.get((args.typ, args.name), {}))
+            parent_type = options.pop("parent_type", None)
             self.registered.append(
                 CapturedResource(
                     type=args.typ,
                     name=args.name,
                     inputs=dict(args.inputs),
-                    options=self._options.get((args.typ, args.name), {}),
+                    options=options,
                     custom=bool(args.custom),
+                    parent_type=parent_type,
                 )
             )
         return f"{args.name}-id", state
@@ -148,16 +151,5 @@ def capture(program: Callable[[], Any], *, project: str, stack: str) -> Capture:
 
         run_test: Callable[[Callable[[], Any]], Callable[[], None]] = pulumi.runtime.test
         run_test(run)()
-        for res in mocks.registered:
-            opts = res.options
-            result.resources.append(
-                CapturedResource(
-                    type=res.type,
-                    name=res.name,
-                    inputs=res.inputs,
-                    options={k: v for k, v in opts.items() if k != "parent_type"},
-                    custom=res.custom,
-                    parent_type=opts.get("parent_type"),
-                )
-            )
+        result.resources.extend(mocks.registered)
     return result
