@@ -37,6 +37,7 @@ from stackctl.automation import (
     parse_history_time,
 )
 from stackctl.errors import OperationFailed, UserError
+from stackctl.images import apply_image_overrides, parse_image_overrides
 
 PROJECT = "appstack"
 APPS_KEY = f"{PROJECT}:apps"
@@ -263,12 +264,17 @@ def run_deploy(
     assume_yes: bool = False,
     refresh: bool = False,
     console: Console,
+    images: Mapping[str, str] | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # --image: the images CI built, set in the stack config for this update (stackctl/images.py)
+    override = apply_image_overrides(backend, images) if images else None
+    for service, image in sorted((images or {}).items()):
+        console.print(f"image {service}: {image}")
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -287,7 +293,8 @@ def run_deploy(
     if not confirm(console, assume_yes, f"Deploy these changes to {stack}?"):
         raise OperationFailed(f"deploy of {stack} cancelled by the operator; nothing changed")
 
-    message = deploy_message(git_commit(project_dir), read_stack_images(project_dir, stack))
+    deployed = override.images if override else read_stack_images(project_dir, stack)
+    message = deploy_message(git_commit(project_dir), deployed)
     console.print(f"== up {stack}: {message}")
     started = time.monotonic()
     outcome = backend.up(
@@ -640,6 +647,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         refresh=args.refresh,
         console=Console.from_environment(),
+        images=parse_image_overrides(args.image),
     )
 
 
@@ -687,6 +695,14 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--preview-only", action="store_true", help="stop after the preview")
     deploy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     deploy.add_argument("--refresh", action="store_true", help="refresh state before preview")
+    deploy.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="SERVICE=IMAGE",
+        help="deploy this image (e.g. web=<repo>@sha256:<digest>): set in the stack config, "
+        "recorded in history, restored by rollback; repeatable",
+    )
     deploy.set_defaults(handler=_handle_deploy)
 
     history = subparsers.add_parser(
