@@ -9,6 +9,7 @@ import pulumi
 
 from components.app import AppService, AppServiceArgs
 from components.config import StackConfig
+from components.endpoints import health_url
 from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
@@ -27,6 +28,8 @@ class StackOutputs:
     """LoadBalancer address (or in-cluster DNS name) per app."""
     jenkins_url: pulumi.Output[str]
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
+    health_urls: dict[str, pulumi.Output[str]]
+    """Readiness URL per app from outside (components/endpoints.py; `stackctl verify`)."""
 
     def as_dict(self) -> dict[str, object]:
         """Every output under its stable export key."""
@@ -35,6 +38,7 @@ class StackOutputs:
             "services": self.services,
             "addresses": self.addresses,
             "jenkins_url": self.jenkins_url,
+            "health_urls": self.health_urls,
         }
 
     def export(self) -> None:
@@ -128,4 +132,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         services={name: svc.service_name for name, svc in services.items()},
         addresses={name: svc.address for name, svc in services.items()},
         jenkins_url=jenkins_url,
+        health_urls={
+            name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
+        },
     )
