@@ -55,9 +55,7 @@ def _version(row: dict[str, Any]) -> int:
         return 0
 
 
-def plan(
-    rows: list[dict[str, Any]], *, since: int, head: str, unhealthy: bool = False
-) -> Plan:
+def plan(rows: list[dict[str, Any]], *, since: int, head: str, unhealthy: bool = False) -> Plan:
     updates = [r for r in rows if r.get("kind") == "update"]
     attempted = [r for r in updates if _version(r) > since]
     if not attempted:

@@ -337,11 +337,11 @@ def github_gate_problems(workflow: Mapping[str, Any]) -> list[str]:
     for where, text in run_texts(workflow):
         if PUBLISH_CALL.search(text):
             problems.append(f"{where}: publishes manifests outside deploy.sh (bypasses the gate)")
-    with_push = [
+    with_push = next(
         s.get("with") or {}
         for s in steps(all_jobs[build])
         if str(s.get("uses", "")).startswith("docker/build-push-action@")
-    ][0]
+    )
     if with_push.get("push") is not True or "github.sha" not in str(with_push.get("tags")):
         problems.append(f"{build}: must push a tag named by the commit (github.sha)")
     if "type=registry" not in str(with_push.get("cache-to")):
