@@ -50,6 +50,9 @@ class AppServiceArgs:
     monitoring: Monitoring | None = None
     """Stack monitoring settings; the Argo Rollouts analysis (release.argoRollouts) uses its
     error-ratio threshold."""
+    image_pull_secrets: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Secrets the kubelet pulls the image with: the app's `imagePullSecrets` plus the one
+    created from `appstack:registry` (components/registry.py)."""
 
 
 def config_data(app: AppConfig) -> dict[str, str]:
@@ -119,6 +122,7 @@ def pod_template(
     config_map: pulumi.Input[str],
     secret: pulumi.Input[str],
     extra_labels: Mapping[str, str] | None = None,
+    image_pull_secrets: Sequence[pulumi.Input[str]] = (),
 ) -> k8s.core.v1.PodTemplateSpecArgs:
     """The pod of an app: restricted security, probes, resources, graceful shutdown."""
     sec = app.security
@@ -135,6 +139,10 @@ def pod_template(
             service_account_name=service_account,
             automount_service_account_token=False,
             enable_service_links=False,
+            image_pull_secrets=[
+                k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in image_pull_secrets
+            ]
+            or None,
             security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
             termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
             topology_spread_constraints=topology_spread(app_name, instance, app),
@@ -340,6 +348,7 @@ class AppService(pulumi.ComponentResource):
                 config_map=config_map.metadata.name,
                 secret=secret.metadata.name,
                 extra_labels=extra_labels,
+                image_pull_secrets=args.image_pull_secrets,
             )
 
         workloads = release.WorkloadContext(

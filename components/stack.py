@@ -14,6 +14,7 @@ from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_co
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
+from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,20 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             network=cfg.network,
         ),
     )
+    pull_secrets: list[pulumi.Input[str]] = []
+    if cfg.registry is not None and cfg.registry.pull_secret:
+        pull_secrets.append(
+            RegistryPullSecret(
+                "registry",
+                RegistryPullSecretArgs(
+                    namespace=namespace.name,
+                    instance=instance,
+                    server=cfg.registry.server,
+                    username=cfg.registry.username,
+                    password=pulumi.Output.secret(cfg.registry.password.get_secret_value()),
+                ),
+            ).secret_name
+        )
     services: dict[str, AppService] = {}
     for name in sorted(cfg.apps):
         secrets = {
@@ -100,6 +115,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 client_apps=client_apps(cfg, name),
                 image=image,
                 monitoring=cfg.monitoring,  # release.argoRollouts analysis threshold
+                image_pull_secrets=[*cfg.apps[name].image_pull_secrets, *pull_secrets],
             ),
         )
         if cfg.monitoring.enabled:
