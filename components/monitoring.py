@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alert_rules, labels
+from components import alert_rules, labels, slo_rules
 from components.config import AppConfig, Monitoring
 
 API_VERSION = "monitoring.coreos.com/v1"
@@ -46,7 +46,9 @@ def rule_groups(
         pdb=name if app.pdb.enabled else None,
         runbook_base_url=settings.runbook_base_url,
     )
-    return alert_rules.app_rule_groups(target, thresholds(settings))
+    return alert_rules.app_rule_groups(target, thresholds(settings)) + slo_rules.slo_groups_for(
+        app_name, namespace, app.slo, settings.runbook_base_url
+    )
 
 
 @dataclass(frozen=True)

@@ -474,6 +474,16 @@ class ReleaseSettings(Model):
         return self
 
 
+class Slo(Model):
+    """Availability objective (components/slo_rules.py, docs/slo.md); rules need monitoring."""
+
+    enabled: bool = True
+    """Render the SLO recording rules and burn-rate alerts (when monitoring is enabled)."""
+    availability: float = Field(default=99.9, gt=93.06, lt=100)
+    """Percent of user requests (probes excluded) answered without a 5xx over 30 days; > 93.06
+    so that a 14.4x burn (the fast page) stays below 100 % errors."""
+
+
 class AppConfig(Model):
     """One service of the stack."""
 
@@ -515,6 +525,8 @@ class AppConfig(Model):
     """Build and push `image` from source; None deploys `image` as it is."""
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     """Release strategy: rolling (default), blueGreen or canary, optionally with Argo Rollouts."""
+    slo: Slo = Field(default_factory=Slo)
+    """Availability SLO: objective and burn-rate alerts (default 99.9 %; dev 99 %)."""
     image_pull_secrets: list[SecretName] = Field(default_factory=list)
     """Existing `kubernetes.io/dockerconfigjson` Secrets in the apps' namespace to pull `image`
     with (private registry); `appstack:registry.pullSecret` adds the one it creates."""
