@@ -69,6 +69,7 @@ from components.config import (
     Resources,
     image_parts,
 )
+from components.jenkins_builder import JenkinsBuilder, JenkinsBuilderArgs, builder_pod_template
 from components.network import (
     BaselineNetworkPolicies,
     BaselineNetworkPoliciesArgs,
@@ -300,6 +301,8 @@ def casc_document(
             label="pulumi",
             tools=True,
         ),
+        # image builds: own namespace (components/jenkins_builder.py)
+        *([builder_pod_template(settings, instance)] if settings.image_builder else []),
     ]
     return {
         "jenkins": {
@@ -529,6 +532,21 @@ class JenkinsController(pulumi.ComponentResource):
             ],
             opts=child,
         )
+
+        if s.image_builder:  # image builds (Jenkinsfile `Build image`): jenkins_builder.py
+            JenkinsBuilder(
+                f"{name}-builder",
+                JenkinsBuilderArgs(
+                    s,
+                    instance,
+                    args.network,
+                    controller_sa.metadata.name,
+                    selector,
+                    AGENT_RBAC_RULES,
+                    [ns],
+                ),
+                opts=child,
+            )
 
         # --- admin credentials ---------------------------------------------------------------
         if s.admin.existing_secret:
