@@ -69,7 +69,13 @@ from components.config import (
     Resources,
     image_parts,
 )
-from components.jenkins_builder import JenkinsBuilder, JenkinsBuilderArgs, builder_pod_template
+from components.jenkins_builder import (
+    JenkinsBuilder,
+    JenkinsBuilderArgs,
+    builder_pod_template,
+    pull_secret_refs,
+    pull_secrets_dict,
+)
 from components.network import (
     BaselineNetworkPolicies,
     BaselineNetworkPoliciesArgs,
@@ -232,6 +238,7 @@ def agent_pod(
             "serviceAccountName": service_account,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
+            **pull_secrets_dict(settings.image_pull_secrets),  # private registry (issue 11)
             "restartPolicy": "Never",
             "securityContext": restricted_pod_security_dict(
                 sec.run_as_user, sec.run_as_group, sec.fs_group
@@ -689,6 +696,7 @@ class JenkinsController(pulumi.ComponentResource):
                         service_account_name=controller_sa.metadata.name,
                         automount_service_account_token=True,
                         enable_service_links=False,
+                        image_pull_secrets=pull_secret_refs(s.image_pull_secrets),  # issue 11
                         security_context=pod_security_context(
                             sec.run_as_user, sec.run_as_group, sec.fs_group
                         ),

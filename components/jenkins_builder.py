@@ -69,6 +69,16 @@ AGENT_WORKDIR = "/home/jenkins/agent"
 BUILDKIT_STATE = "/home/user/.local/share/buildkit"
 
 
+def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
+    """`imagePullSecrets` of a raw pod dict (JCasC agent templates); {} when there are none."""
+    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
+
+
+def pull_secret_refs(names: list[str]) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
+    """`image_pull_secrets` of a typed pod spec (the controller); None when there are none."""
+    return [k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in names] or None
+
+
 def builder_namespace(settings: JenkinsSettings) -> str:
     return labels.resource_name(settings.namespace, TEMPLATE)
 
@@ -143,6 +153,7 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
             "serviceAccountName": labels.resource_name(BUILDER_APP),
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
+            **pull_secrets_dict(settings.image_pull_secrets),
             "restartPolicy": "Never",
             "securityContext": {
                 "runAsNonRoot": True,

@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from components.registry import PULL_SECRET_NAME, dockerconfigjson
 from tests.conftest import Render, base_raw, find, load_error, one, pod_spec, with_app
+from tests.jenkins.helpers import jenkins_raw, templates
 
 REGISTRY = {
     "username": "ci-bot",
@@ -76,3 +78,15 @@ def test_dockerconfigjson_is_what_the_kubelet_reads() -> None:
 )
 def test_bad_pull_secret_config_is_refused(raw: dict[str, Any], fragment: str) -> None:
     assert fragment in load_error(raw)
+
+
+def test_jenkins_controller_and_every_agent_pull_with_the_named_secret(render: Render) -> None:
+    result = render(jenkins_raw("prod", imagePullSecrets=["ci-registry"], imageBuilder=True))
+    controller = pod_spec(one(result.objects, "StatefulSet", "jenkins"))
+    assert controller["imagePullSecrets"] == [{"name": "ci-registry"}]
+    pods = {name: yaml.safe_load(t["yaml"]) for name, t in templates(result).items()}
+    assert set(pods) == {"default", "pulumi", "builder"}
+    for name, pod in pods.items():
+        assert pod["spec"]["imagePullSecrets"] == [{"name": "ci-registry"}], name
+    plain = render(jenkins_raw("prod"))
+    assert "imagePullSecrets" not in pod_spec(one(plain.objects, "StatefulSet", "jenkins"))
