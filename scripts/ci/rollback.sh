@@ -91,9 +91,14 @@ case "${action:-}" in
     fi
     redeploy=(deploy "$stack" --yes)
     if [[ -n "${images:-}" && "$images" != "-" ]]; then
-      for image in ${images//,/ }; do
-        redeploy+=(--image "$image")
-      done
+      if [[ -f "$worktree/stackctl/images.py" ]]; then
+        for image in ${images//,/ }; do
+          redeploy+=(--image "$image")
+        done
+      else
+        # A commit from before `deploy --image` existed: its stack file names its image.
+        warn "commit $commit predates deploy --image: redeploying the images of its stack file"
+      fi
     fi
     (cd "$worktree" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
       "$PYTHON" -m stackctl "${redeploy[@]}")

@@ -174,6 +174,9 @@ def sandbox(tmp_path: Path) -> Sandbox:
         CI_SCRIPTS, repo / "scripts" / "ci", ignore=shutil.ignore_patterns("__pycache__")
     )
     (repo / "Pulumi.yaml").write_text("name: appstack\n")
+    # stackctl itself is the stub; its images module marks a commit that knows `--image`
+    (repo / "stackctl").mkdir()
+    (repo / "stackctl" / "images.py").write_text("")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "good")
@@ -508,6 +511,22 @@ def test_unhealthy_prod_update_is_rolled_back_to_the_previous_images(sandbox: Sa
     assert "FAILED verification after a successful update" in result.out
     assert "automatic rollback of prod finished" in result.out
     no_leftovers(sandbox)
+
+
+def test_redeploy_of_a_commit_without_deploy_image_uses_its_stack_file(
+    sandbox: Sandbox,
+) -> None:
+    """The last good commit predates `deploy --image`: its stackctl would reject the flag."""
+    git(sandbox.repo, "rm", "-q", "-r", "stackctl")
+    git(sandbox.repo, "commit", "-q", "-m", "before deploy --image existed")
+    old = git(sandbox.repo, "rev-parse", "--short=7", "HEAD")
+    (sandbox.repo / "Pulumi.yaml").write_text("name: appstack\n# newer\n")
+    git(sandbox.repo, "commit", "-q", "-am", "newer")
+    sandbox.history([{**good_row(2, old), "images": OLD_IMAGES}])
+    result = sandbox.run("deploy.sh", "prod", FAKE_VERIFY="1,0")
+    assert result.code == 1, result.out
+    assert sandbox.commands()[4] == "deploy prod --yes"
+    assert "predates deploy --image" in result.out
 
 
 def test_unhealthy_dev_update_fails_the_pipeline_without_rollback(sandbox: Sandbox) -> None:
