@@ -1,21 +1,22 @@
 """Release strategies: which workloads run an app's pods and which of them get traffic.
 
 `plan(app_name, app)` turns `appstack:apps.<app>.release` into a `ReleasePlan` (plain data:
-workloads, Services, PodDisruptionBudgets, the HPA target, an optional canary Ingress);
+workloads, Services, PodDisruptionBudgets, the HPAs and their targets, an optional canary Ingress);
 `create_workloads` registers the workloads of a plan. `AppService` (components/app.py) creates
-the Services, PDBs, HPA and Ingresses from the same plan, so the whole release logic lives here.
+the Services, PDBs, HPAs and Ingresses from the same plan, so the whole release logic lives here.
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
   sleep shorter than its grace period (`components.app.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
-  colour, the ClusterIP Service `<app>-preview` the idle one. Flipping `active` changes only
-  the Services' and PDBs' selectors, the HPA target and the replica fields (the HPA owns the
-  active colour's replicas; the idle colour keeps the HPA minimum, or 0 with scaleDownIdle):
-  no pod template changes, so no pod restarts. The Deployment becoming active is updated
-  first, then the Services, then the Deployment becoming idle (`depends_on`), so traffic only
-  moves to running pods.
+  colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
+  its own HPA and neither Deployment sets spec.replicas (the idle colour idles at the HPA
+  minimum); without, the idle colour keeps the replicas, or 0 with scaleDownIdle. Flipping
+  `active` changes only the Services' and PDBs' selectors (and, with scaleDownIdle, the
+  replicas Pulumi owns): never a field an HPA owns, no pod template change, no pod restart.
+  The Deployment becoming active is updated first, then the Services, then the Deployment
+  becoming idle (`depends_on`), so traffic only moves to running pods.
 - canary: the stable Deployment `<app>` (the app's `image`, track `stable`) and, when
   `weight` > 0, `<app>-canary` (`canaryImage`, track `canary`). Both carry the stable
   selector labels. Without an Ingress the Service `<app>` selects both tracks and the traffic
@@ -28,9 +29,19 @@ the Services, PDBs, HPA and Ingresses from the same plan, so the whole release l
   Service and Ingress `<app>` select the stable track only, and the stable track keeps all
   its replicas. Weight 0 renders no canary object. PDB and HPA target the stable track.
 - argoRollouts (blueGreen or canary): one Argo Rollouts `Rollout` `<app>` replaces the
-  Deployments (same pod template), plus an `AnalysisTemplate` `<app>-error-ratio` querying
-  the recording rule `job:http_request_errors:ratio_rate5m` against
-  `appstack:monitoring.alerts.errorRatio`. Needs the Argo Rollouts controller and CRDs.
+  Deployments (same pod template, spread by `rollouts-pod-template-hash`), plus an
+  `AnalysisTemplate` `<app>-error-ratio`: the 5xx ratio of the newest ReplicaSet's pods
+  (`podTemplateHashValue: Latest`; the ServiceMonitor copies the pods' hash label onto their
+  series) against `appstack:monitoring.alerts.errorRatio`, before and after a blue-green
+  promotion and after every canary step. The Services Argo Rollouts re-points
+  (`rollouts-pod-template-hash` in their selector) are created with their selector and never
+  applied again (ignore_changes). Needs the Argo Rollouts controller and CRDs.
+
+Replicas and autoscaling: a workload under an HPA never sets spec.replicas (ignore_changes on
+it); a workload that sets them carries `pulumi.com/patchForce`, so turning autoscaling off takes
+the field back from the scale-subresource owner the HPA leaves behind. Procedure: pin the HPA
+(minReplicas = maxReplicas = N), `pulumi up`; then `enabled: false`, `replicas: N`, `pulumi up`
+(the HPA, deleted at the end of that update, cannot move the count in between).
 
 Every Deployment of every strategy uses the same pod template (restricted security, probes,
 resources, graceful shutdown) and the same zero-downtime rolling update.
@@ -71,8 +82,6 @@ DefaultDeploymentUniqueLabelKey)."""
 ARGO_REVISION_LABEL = "rollouts-pod-template-hash"
 """Label Argo Rollouts puts on its ReplicaSets' pods and writes into the selectors of the
 Services it manages (v1alpha1.DefaultRolloutUniqueLabelKey)."""
-ERROR_RATIO_RECORD = "job:http_request_errors:ratio_rate5m"
-"""Recording rule of components/alert_rules.py: 5xx / all requests over 5m, by job, namespace."""
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 STABLE, CANARY = "stable", "canary"

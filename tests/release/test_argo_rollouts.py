@@ -1,5 +1,5 @@
 """argoRollouts: a Rollout replaces the Deployments, an AnalysisTemplate gates the release on
-the error-ratio recording rule; nothing argoproj.io is rendered unless asked for."""
+the error ratio of the new pods; nothing argoproj.io is rendered unless asked for."""
 
 from __future__ import annotations
 
