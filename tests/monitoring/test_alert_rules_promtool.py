@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.server import DURATION_BUCKETS
 from components.alert_rules import ALERT_KINDS
 from tests.monitoring import series as gen
 from tests.monitoring.alert_cases import APP, Case, cases, promtool_tests
@@ -79,3 +80,57 @@ def test_every_alert_fires_for_every_workload_and_stays_silent_otherwise(
 ) -> None:
     groups = rule_groups(name)
     run_promtool(tmp_path, groups, promtool_tests(groups, strategy_cases(name, honor_labels), name))
+
+
+@pytest.mark.parametrize("name", ["rolling-hpa", "blueGreen-hpa", "argo-canary-ingress"])
+def test_recording_rules_aggregate_every_pod_of_the_job(tmp_path: Path, name: str) -> None:
+    """The recorded request rate, error rate and ratio and p95 sum every scraped pod of the app
+    (all colours, tracks and ReplicaSets) into one series per job and namespace, whatever target
+    labels the ServiceMonitor adds (e.g. `rollouts_pod_template_hash`)."""
+    cluster = gen.cluster(rendered(name).objects)
+    targets = gen.app_targets(cluster, APP)
+    assert len({t.pod.owner for t in targets} | {t.pod.revision for t in targets}) >= 2
+    job = {"job": targets[0].labels["job"], "namespace": targets[0].labels["namespace"]}
+    series: list[tuple[str, str]] = []
+    for t in targets:
+        series += [
+            gen.http_requests(t, "200", "0+90x30"),
+            gen.http_requests(t, "500", "0+6x30"),
+            gen.http_requests(t, "502", "0+4x30"),
+        ]
+        # every request in the app's (0.1 s, 0.25 s] bucket: p95 = 0.1 + 0.95 x 0.15
+        series += gen.duration_buckets(t, {0.25: 100}, DURATION_BUCKETS)
+    selector = "{" + ", ".join(f'{k}="{v}"' for k, v in job.items()) + "}"
+
+    def check(record: str, value: float) -> dict[str, Any]:
+        # promtool compares sample values exactly: round away the float noise of rate()
+        return {
+            "expr": f"round({record}{selector}, 0.0001)",
+            "eval_time": "20m",
+            "exp_samples": [{"labels": selector, "value": round(value, 4)}],
+        }
+
+    n = len(targets)
+    groups = rule_groups(name)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    doc = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    check("job:http_requests:rate5m", n * 100 / 60),
+                    check("job:http_request_errors:rate5m", n * 10 / 60),
+                    check("job:http_request_errors:ratio_rate5m", 0.1),
+                    check("job:http_request_duration_seconds:p95_5m", 0.1 + 0.95 * 0.15),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "recording_test.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    result = run_tool("promtool", "test", "rules", str(path), cwd=tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
