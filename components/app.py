@@ -328,7 +328,7 @@ class AppService(pulumi.ComponentResource):
             opts=child,
         )
         selector = labels.selector_labels(app_name, instance)
-        # Workloads, Services, PDBs and the HPA target follow the release strategy.
+        # Workloads, Services, PDBs and the HPAs follow the release strategy.
         plan = release.plan(app_name, app)
 
         def template(

@@ -385,7 +385,7 @@ def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
         if not plan_.argo:
             total += count + _surge(app.rollout.max_surge, count)
         elif plan_.strategy == "blueGreen" or any(r.key == CANARY for r in plan_.routes):
-            total += 2 * count
+            total += 2 * count  # a canary Service exists only with traffic routing
         else:
             total += count + _surge(app.rollout.max_surge, count)
     return total
