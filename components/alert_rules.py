@@ -348,10 +348,7 @@ def _alerting_rules(
 ) -> list[dict[str, Any]]:
     app, ns = target.app, target.namespace
     job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", ns))
-    # Pods of a Deployment or a Rollout are named by the ReplicaSet controller
-    # `<workload>-<pod template hash>-<5 random>`; anchoring on both dashes (PromQL regexes are
-    # fully anchored) keeps `web` from matching the pods of a sibling app `web-api`.
-    pod_re = f"({_alternatives(target.workloads)})-[a-z0-9]+-[a-z0-9]{{5}}"
+    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
     ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
     ctr_sel = _selector(*ctr)
     by_ctr = "max by (namespace, pod, container)"
@@ -499,6 +496,24 @@ def _alternatives(names: Sequence[str]) -> str:
     """A PromQL regex alternation matching exactly `names` (DNS-1123 labels: no regex
     metacharacters, so nothing needs escaping; PromQL anchors the whole regex)."""
     return "|".join(names)
+
+
+#: names.SimpleNameGenerator (k8s.io/apiserver): a generateName base is cut to 58 characters
+#: before the 5 random characters are appended.
+_GENERATE_NAME_BASE = 58
+#: rand.SafeEncodeString of a uint32 in decimal: the pod-template hash has 1 to 10 characters.
+_HASH_MAX = 10
+
+
+def _pod_pattern(workload: str) -> str:
+    """Regex of the pods of a Deployment or Rollout: the ReplicaSet controller names them
+    `<workload>-<pod template hash>-<5 random>` (generateName `<ReplicaSet>-`). Anchored on
+    both dashes (PromQL regexes are fully anchored), so `web` never matches the pods of a
+    sibling `web-api`. When `<workload>-<hash>-` can exceed the 58-character generateName base,
+    its tail (the second dash, then hash characters) may be cut."""
+    if len(workload) + _HASH_MAX + 2 <= _GENERATE_NAME_BASE:
+        return f"{workload}-[a-z0-9]{{1,{_HASH_MAX}}}-[a-z0-9]{{5}}"
+    return f"{workload}-[a-z0-9]{{1,{_HASH_MAX}}}-?[a-z0-9]{{5}}"
 
 
 def _deployment_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[Any]:

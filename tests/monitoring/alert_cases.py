@@ -430,9 +430,11 @@ def _workload_cases(web: AppView, sibling: AppView, kind: str) -> list[Case]:
     ]
 
 
-def cases(cl: gen.Cluster, cfg: config_model.StackConfig) -> dict[str, list[Case]]:
-    """Alert kind -> its cases, for the alerts the render defines for `web`."""
-    web, sibling = AppView(APP, cl), AppView(SIBLING, cl)
+def cases(
+    cl: gen.Cluster, cfg: config_model.StackConfig, app: str = APP, sibling_app: str = SIBLING
+) -> dict[str, list[Case]]:
+    """Alert kind -> its cases, for the alerts the render defines for `app`."""
+    web, sibling = AppView(app, cl), AppView(sibling_app, cl)
     alerts = cfg.monitoring.alerts
     found = {
         "TargetDown": _target_down(web, sibling),
@@ -502,12 +504,15 @@ def app_alert(groups: Sequence[Mapping[str, Any]], kind: str, app: str = APP) ->
 
 
 def promtool_tests(
-    groups: Sequence[Mapping[str, Any]], all_cases: Mapping[str, Sequence[Case]], label: str
+    groups: Sequence[Mapping[str, Any]],
+    all_cases: Mapping[str, Sequence[Case]],
+    label: str,
+    app: str = APP,
 ) -> list[dict[str, Any]]:
     """`promtool test rules` test groups: one per case."""
     tests = []
     for kind, kind_cases in all_cases.items():
-        rule = app_alert(groups, kind)
+        rule = app_alert(groups, kind, app)
         for case in kind_cases:
             exp_alerts = [
                 {

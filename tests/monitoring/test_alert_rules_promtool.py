@@ -5,6 +5,7 @@ colour / track / ReplicaSet, and a silent case (tests/monitoring/alert_cases.py)
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,14 @@ import pytest
 import yaml
 
 from app.server import DURATION_BUCKETS
+from components import config as config_model
 from components.alert_rules import ALERT_KINDS
+from stackctl.render import render_config
+from tests.conftest import PROD_IMAGE
 from tests.monitoring import series as gen
-from tests.monitoring.alert_cases import APP, Case, cases, promtool_tests
+from tests.monitoring.alert_cases import APP, NAME_LABEL, Case, cases, promtool_tests
 from tests.monitoring.strategies import STRATEGIES, loaded, rendered
+from tests.release.helpers import blue_green, canary
 from tests.tooling import run_tool
 
 pytestmark = pytest.mark.slow
@@ -27,16 +32,20 @@ VARIANTS = [(name, False) for name in STRATEGIES] + [
 ]
 
 
-def rule_groups(name: str) -> list[dict[str, Any]]:
-    """The rendered rule groups of the app under test (`web.recording`, `web.alerts`); the
+def app_groups(objects: list[dict[str, Any]], app: str = APP) -> list[dict[str, Any]]:
+    """The rendered rule groups of the app under test (`<app>.recording`, `<app>.alerts`); the
     sibling's and Jenkins' groups are left out, they only slow promtool down."""
     return [
         group
-        for obj in rendered(name).objects
+        for obj in objects
         if obj["kind"] == "PrometheusRule"
         for group in obj["spec"]["groups"]
-        if group["name"].startswith(f"{APP}.")
+        if group["name"].startswith(f"{app}.")
     ]
+
+
+def rule_groups(name: str) -> list[dict[str, Any]]:
+    return app_groups(rendered(name).objects)
 
 
 def strategy_cases(name: str, honor_labels: bool = False) -> dict[str, list[Case]]:
@@ -83,6 +92,35 @@ def test_every_alert_fires_for_every_workload_and_stays_silent_otherwise(
 ) -> None:
     groups = rule_groups(name)
     run_promtool(tmp_path, groups, promtool_tests(groups, strategy_cases(name, honor_labels), name))
+
+
+# The longest app name the config allows (40): `<app>-canary-<hash>-` exceeds the 58 characters
+# of a generateName base, so the ReplicaSet controller's pod names lose their second dash.
+LONG = "checkout-service-for-the-web-storefront1"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
+        blue_green("prod", active="green"),
+    ],
+    ids=["canary", "blueGreen"],
+)
+def test_the_alerts_find_the_pods_of_the_longest_app_name(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    raw = copy.deepcopy(raw)
+    raw["apps"] = {LONG: raw["apps"]["web"], "web": {"image": PROD_IMAGE, "service": {}}}
+    raw["apps"]["web"]["service"] = {"type": "ClusterIP"}
+    raw["monitoring"] = {"enabled": True}
+    cfg = config_model.load(raw)
+    objects = render_config(cfg, "long").objects
+    cluster = gen.cluster(objects)
+    assert any(len(p.name) == 63 for p in cluster.pods if p.labels[NAME_LABEL] == LONG)
+    groups = app_groups(objects, LONG)
+    found = cases(cluster, cfg, LONG, "web")
+    run_promtool(tmp_path, groups, promtool_tests(groups, found, "long", LONG))
 
 
 @pytest.mark.parametrize("name", ["rolling-hpa", "blueGreen-hpa", "argo-canary-ingress"])
