@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-MAX_NAME = 63
+# The syntax rules themselves live in the value grammar (appstack_grammar), re-exported here.
+from appstack_grammar.names import DNS1035_LABEL as DNS1035_LABEL
+from appstack_grammar.names import DNS1123_LABEL as DNS1123_LABEL
+from appstack_grammar.names import LABEL_VALUE as LABEL_VALUE
+from appstack_grammar.names import MAX_LABEL
+
+MAX_NAME = MAX_LABEL
 PART_OF = "appstack"
 MANAGED_BY = "pulumi"
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from components.config.base import (
+    CUSTOM_ERRORS,
     ENVIRONMENTS,
     PROJECT,
     deep_merge,
@@ -121,15 +122,7 @@ def format_errors(exc: ValidationError) -> list[str]:
             message = f"{err['input']!r} is not allowed; {message[0].lower()}{message[1:]}"
         elif err["type"] == "missing":
             message = "required key is missing"
-        elif "input" in err and err["type"] not in {
-            "dns1123",
-            "app_name",
-            "quantity",
-            "image",
-            "image_unpinned",
-            "cidr",
-            "abs_path",
-            "int_or_percent",
+        elif "input" in err and err["type"] not in CUSTOM_ERRORS | {
             "hpa_range",
             "probes_identical",
             "egress_target",
