@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from components import labels
 from components.config.app import (
     AppConfig,
     RegistryCredentials,
@@ -76,6 +77,25 @@ class StackConfig(Model):
                     problems.add(
                         f"apps.{name}.egress[{i}].app",
                         f"no app named {rule.app!r}; apps: {sorted(self.apps)}",
+                    )
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _derived_names_unique(self) -> StackConfig:
+        # Two apps must not derive the same object or resource name (components/labels.py):
+        # the API server would see one object twice, the engine a duplicate URN.
+        problems = Problems()
+        names = sorted(self.apps)
+        for i, app in enumerate(names):
+            for other in names[i + 1 :]:
+                shared = labels.shared_derived_name(app, other)
+                if shared is not None:
+                    problems.add(
+                        f"apps.{other}",
+                        f"app names {app!r} and {other!r} collide: both derive the name "
+                        f"{shared!r} (names derived from an app add suffixes such as -metrics, "
+                        "-preview, -canary, -blue, -green); rename one of them",
                     )
         problems.raise_if_any()
         return self
