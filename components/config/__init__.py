@@ -74,7 +74,14 @@ from components.config.jenkins import (
     JenkinsServiceSettings,
     JenkinsSettings,
 )
-from components.config.loading import ConfigError, format_errors, load, with_defaults
+from components.config.loading import (
+    SECRET_KEYS,
+    ConfigError,
+    check_secret_keys,
+    format_errors,
+    load,
+    with_defaults,
+)
 from components.config.settings import (
     AlertSettings,
     LimitRangeSettings,
@@ -94,6 +101,7 @@ __all__ = [
     "MOVING_TAGS",
     "PROJECT",
     "RESERVED_ENV",
+    "SECRET_KEYS",
     "AlertSettings",
     "AppConfig",
     "AppName",
@@ -140,6 +148,7 @@ __all__ = [
     "StackConfig",
     "Topology",
     "canary_pods",
+    "check_secret_keys",
     "deep_merge",
     "format_errors",
     "image_parts",

@@ -40,6 +40,26 @@ class ConfigError(Exception):
         )
 
 
+SECRET_KEYS = ("secrets", "registry")
+"""The only `appstack:*` keys whose values the program treats as secrets."""
+
+
+def check_secret_keys(keys: Iterable[str]) -> None:
+    """Refuse `appstack:*` keys set with `pulumi config set --secret` outside SECRET_KEYS: the
+    program would put their values into ConfigMaps, labels and the state in clear."""
+    prefix = f"{PROJECT}:"
+    problems = [
+        f"{key}: is set as a secret (pulumi config set --secret), but only "
+        f"{' and '.join(prefix + k for k in SECRET_KEYS)} hold secrets; its values would reach "
+        "ConfigMaps and the stack state in clear. Move the secret value to "
+        f"{prefix}secrets.<app>.<KEY> (mounted as a file), or set {key} without --secret"
+        for key in sorted(keys)
+        if key.startswith(prefix) and key.removeprefix(prefix) not in SECRET_KEYS
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 def _top_key_names() -> list[str]:
     return sorted(f.alias or name for name, f in StackConfig.model_fields.items())
 
