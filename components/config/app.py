@@ -332,7 +332,7 @@ class RegistryCredentials(Model):
 
     username: Annotated[str, FreeText("a registry login, sent to the registry only")]
     """Registry user."""
-    password: SecretStr
+    password: Annotated[SecretStr, FreeText("a registry token, sent to the registry only")]
     """Registry password or token (`pulumi config set --secret --path registry.password`)."""
 
 

@@ -58,7 +58,7 @@ def _rule(code: str, check: Callable[[Any], bool], allowed: str) -> AfterValidat
 def _quantity(*, positive: bool) -> BeforeValidator:
     """A quantity string (numbers are taken as their text), >= 0, or > 0 when `positive`."""
     CUSTOM_ERRORS.update({"quantity", "quantity_sign"})
-    example = "(e.g. 100m, 0.5, 128Mi, 1Gi)"
+    example = "(e.g. 100m, 0.5, 1Gi)"
 
     def validate(value: Any) -> str:
         text = str(value)
