@@ -25,7 +25,6 @@ DefaultFunc: `$DOCKER_CONFIG[/config.json]` or `~/.docker/config.json`).
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,24 +32,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ImageBuild, RegistryCredentials, image_parts
+from components.git import git_head
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def git_commit(repo_dir: Path) -> str:
     """Short commit of the working tree the program runs from ("untracked" outside git)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "untracked"
-    return proc.stdout.strip() or "untracked"
+    return git_head(repo_dir, abbrev=12) or "untracked"
 
 
 DOCKER_HUB_PUSH_HOST = "registry-1.docker.io"

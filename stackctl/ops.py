@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from components.git import git_head
 from stackctl.automation import (
     ConfigValue,
     PulumiAutomationBackend,
@@ -131,15 +131,7 @@ def policy_arguments(project_dir: Path, environment: str) -> tuple[list[str], li
 
 def git_commit(project_dir: Path, *, short: bool = True) -> str:
     """HEAD of the project dir's git repo, or "unknown" when it is not a git checkout."""
-    args = ["git", "rev-parse", "--short", "HEAD"] if short else ["git", "rev-parse", "HEAD"]
-    try:
-        proc = subprocess.run(
-            args, cwd=project_dir, capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    head = proc.stdout.strip()
-    return head if proc.returncode == 0 and head else "unknown"
+    return git_head(project_dir, abbrev=0 if short else None) or "unknown"
 
 
 def images_from_apps(apps: object) -> dict[str, str]:
