@@ -3,10 +3,12 @@ readiness and liveness probes that differ (`probes`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 from appstack_grammar import parse_quantity
 from policy.rules.base import (
+    Container,
     Objects,
     RuleContext,
     Violation,
@@ -18,45 +20,44 @@ from policy.rules.base import (
 )
 
 
+def _resource_problems(container: Container, resource: str) -> Iterator[str]:
+    """One resource (cpu, memory) of a container: request and limit set, valid, >= 0, and the
+    request <= the limit."""
+    resources = as_map(container.spec.get("resources"))
+    parsed: dict[str, Decimal] = {}
+    for kind in ("requests", "limits"):
+        path = f"{container.path}.resources.{kind}.{resource}"
+        raw = as_map(resources.get(kind)).get(resource)
+        if raw is None:
+            yield f"{path} is unset; set a {resource} {kind[:-1]}"
+            continue
+        try:
+            parsed[kind] = parse_quantity(raw)
+        except ValueError as exc:
+            yield f"{path}: {exc}"
+            continue
+        if parsed[kind] < 0:
+            yield f"{path} is {show(raw)}; a {kind[:-1]} must not be negative"
+    if "requests" in parsed and "limits" in parsed and parsed["requests"] > parsed["limits"]:
+        req = as_map(resources.get("requests"))[resource]
+        lim = as_map(resources.get("limits"))[resource]
+        yield (
+            f"{container.path}.resources.requests.{resource} ({show(req)}) is greater than "
+            f"{container.path}.resources.limits.{resource} ({show(lim)}); "
+            "the request must be <= the limit"
+        )
+
+
 def check_resources_requests_limits(objects: Objects, ctx: RuleContext) -> list[Violation]:
-    """cpu and memory requests and limits on every container and initContainer; request <= limit."""
+    """cpu and memory requests and limits on every container and initContainer, >= 0,
+    request <= limit."""
     rule = "resources-requests-limits"
     out: list[Violation] = []
     for template in pod_templates(objects):
         oid = object_id(template.owner)
         for container in containers(template):
-            resources = as_map(container.spec.get("resources"))
             for resource in ("cpu", "memory"):
-                parsed: dict[str, Decimal] = {}
-                for kind in ("requests", "limits"):
-                    path = f"{container.path}.resources.{kind}.{resource}"
-                    raw = as_map(resources.get(kind)).get(resource)
-                    if raw is None:
-                        out.append(
-                            Violation(rule, oid, f"{path} is unset; set a {resource} {kind[:-1]}")
-                        )
-                        continue
-                    try:
-                        parsed[kind] = parse_quantity(raw)
-                    except ValueError as exc:
-                        out.append(Violation(rule, oid, f"{path}: {exc}"))
-                if (
-                    "requests" in parsed
-                    and "limits" in parsed
-                    and parsed["requests"] > parsed["limits"]
-                ):
-                    req = as_map(resources.get("requests"))[resource]
-                    lim = as_map(resources.get("limits"))[resource]
-                    out.append(
-                        Violation(
-                            rule,
-                            oid,
-                            f"{container.path}.resources.requests.{resource} "
-                            f"({show(req)}) is greater than "
-                            f"{container.path}.resources.limits.{resource} ({show(lim)}); "
-                            "the request must be <= the limit",
-                        )
-                    )
+                out.extend(Violation(rule, oid, m) for m in _resource_problems(container, resource))
     return out
 
 
