@@ -28,10 +28,12 @@ _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[(?:[a-fA-F0-9:]+)\
 _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+REFERENCE_PATTERN = re.compile(
+    rf"^(?P<repo>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
 )
+"""The reference grammar, groups `repo`, `tag`, `digest` (`parse_image` also checks the length
+and the digest algorithm)."""
 _TAG_ONLY = re.compile(rf"^{_TAG}$")
 NAME_MAX = 255
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -68,13 +70,13 @@ def is_digest(digest: str) -> bool:
 
 def parse_image(image: str) -> ImageReference:
     """Parse `image`; ValueError saying what is allowed when the runtime would reject it."""
-    match = _REFERENCE.match(image)
+    match = REFERENCE_PATTERN.match(image)
     if match is None:
         raise ValueError(
             f"{image!r} is not an image reference [registry[:port]/]path[:tag][@sha256:digest] "
             "(lowercase path components, tag [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
         )
-    name, tag, digest = match.group("name", "tag", "digest")
+    name, tag, digest = match.group("repo", "tag", "digest")
     if len(name) > NAME_MAX:
         raise ValueError(f"{image!r}: repository name longer than {NAME_MAX} characters")
     if digest is not None and not is_digest(digest):

@@ -113,6 +113,8 @@ def _image(value: str) -> str:
 
 CUSTOM_ERRORS.update({"image", "image_unpinned"})
 MOVING_TAGS = grammar.MOVING_TAGS
+IMAGE_PATTERN = grammar.image.REFERENCE_PATTERN
+"""The image reference grammar (groups repo, tag, digest), from appstack_grammar."""
 _SUBDOMAIN = (
     "is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting "
     "and ending with a letter or digit, at most 253 characters"
