@@ -25,10 +25,12 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    Field,
     PlainValidator,
     SecretStr,
     WrapValidator,
 )
+from pydantic.fields import FieldInfo
 
 import appstack_grammar as grammar
 from components import config as config_model
@@ -48,6 +50,10 @@ def _judged(metadata: list[Any]) -> str | None:
             return "validator"
         if isinstance(item, FreeText) and item.reason.strip():
             return f"free: {item.reason}"
+        if isinstance(item, FieldInfo):  # Annotated[str, Field(pattern=...)]
+            inner = _judged(list(item.metadata))
+            if inner is not None:
+                return inner
     return None
 
 
@@ -88,6 +94,29 @@ def test_every_string_of_the_config_model_has_a_rule_or_a_reason() -> None:
     inventory = _inventory()
     unjudged = [where for where, judged in inventory if judged is None]
     assert unjudged == [], f"string fields without a validator or a FreeText reason: {unjudged}"
+
+
+class _Probe(config_model.Model):
+    """A model to check the inventory itself."""
+
+    checked: Annotated[str, Field(pattern=r"^[a-z]+$")] = "a"
+    """A pattern inside Annotated."""
+    listed: list[Annotated[str, Field(pattern=r"^[a-z]+$")]] = Field(default_factory=list)
+    """Patterned items."""
+    free: Annotated[str, FreeText("any text")] = ""
+    """Free text."""
+    unchecked: str = ""
+    """No rule."""
+    mapped: dict[str, str] = Field(default_factory=dict)
+    """No rule for keys or values."""
+
+
+def test_the_inventory_tells_a_rule_from_none() -> None:
+    judged = dict(_strings(_Probe, [], "", set()))
+    assert judged["checked"] == judged["listed[]"] == "validator"
+    assert judged["free"] == "free: any text"
+    assert judged["unchecked"] is None
+    assert judged["mapped.<key>"] is None and judged["mapped.<value>"] is None
 
 
 def test_the_inventory_reaches_every_part_of_the_model() -> None:
