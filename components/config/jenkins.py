@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from components import labels
+from appstack_grammar import parse_quantity
 from components.config.app import (
     Ingress,
     Resources,
@@ -24,13 +22,13 @@ from components.config.base import (
     Cidr,
     ImageRef,
     Model,
+    ObjectName,
     Port,
+    PositiveQuantity,
     Problems,
-    Quantity,
     _environment,
     deep_merge,
 )
-from components.quantity import parse_quantity
 
 # --------------------------------------------------------------------------------------------
 # Jenkins (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents
@@ -40,26 +38,10 @@ JENKINS_DEFAULT_CIDR = "0.0.0.0/0"
 """What an empty egress CIDR list of the Jenkins settings stands for (see each field)."""
 
 
-def _dns1123_subdomain_or_empty(value: str) -> str:
-    if value and (
-        len(value) > 253 or not all(labels.DNS1123_LABEL.match(p) for p in value.split("."))
-    ):
-        raise PydanticCustomError(
-            "dns1123",
-            "'{value}' is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
-            "at most 253 characters",
-            {"value": value},
-        )
-    return value
-
-
-ObjectName = Annotated[str, AfterValidator(_dns1123_subdomain_or_empty)]
-
-
 class JenkinsHome(Model):
     """The PersistentVolumeClaim holding JENKINS_HOME (jobs, build history, credentials)."""
 
-    size: Quantity = "8Gi"
+    size: PositiveQuantity = "8Gi"
     """Requested volume size; dev defaults to 8Gi, prod to 50Gi."""
     storage_class_name: ObjectName | None = None
     """StorageClass of the claim; unset means the cluster's default StorageClass."""
