@@ -12,10 +12,10 @@ from components.config import JenkinsSettings, image_parts
 from components.jenkins.names import PLUGINS_METADATA_FILE
 from components.jenkins.plugins import (
     compare_versions,
-    version_key,
     compatibility_problems,
     load_metadata,
     plugin_pins,
+    version_key,
 )
 
 CORE, META = load_metadata()
