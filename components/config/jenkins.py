@@ -30,6 +30,7 @@ from components.config.base import (
     Quantity,
     _environment,
     deep_merge,
+    image_parts,
 )
 from components.quantity import parse_quantity
 
@@ -190,6 +191,24 @@ def _jenkins_resources(alias: str) -> Resources:
     return Resources.model_validate(JENKINS_RESOURCE_DEFAULTS[alias])
 
 
+_LTS_TAG = re.compile(r"^(\d+\.\d+(?:\.\d+)?)(?:-|$)")
+
+
+def _plugin_problems(image: str) -> list[str]:
+    """Why the pinned plugin set (jenkins/plugins.txt) would not start on the image's core: the
+    core is read from the tag (`2.541.3-lts-jdk21`); a digest-only image is not checked."""
+    # Imported here: components.jenkins imports this module (a top-level import would cycle).
+    from components.jenkins.plugins import compatibility_problems, load_metadata, plugin_pins
+
+    _, tag, _ = image_parts(image)
+    match = _LTS_TAG.match(tag or "")
+    if match is None:
+        return []
+    _, metadata = load_metadata()
+    found = compatibility_problems(plugin_pins(), metadata, match.group(1))
+    return [f"'{image}': {p} (jenkins/plugins.txt)" for p in found[:5]]
+
+
 class JenkinsSettings(Model):
     """Jenkins controller with dynamic Kubernetes agents (off unless enabled)."""
 
@@ -307,6 +326,8 @@ class JenkinsSettings(Model):
             problems.add(
                 "job.repository", "a GitHub repository URL needs an owner and a repository"
             )
+        for problem in _plugin_problems(self.image):
+            problems.add("image", problem)
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         if parse_quantity(self.resources.limits.memory) < parse_quantity("1Gi"):

@@ -25,7 +25,8 @@ TOOLS_WORKSPACE_SIZE = "4Gi"
 TMP_SIZE = "1Gi"
 
 
-def _resource_map(resources: Resources, side: str) -> dict[str, str]:
+def resource_map(resources: Resources, side: str) -> dict[str, str]:
+    """requests or limits of a container as a Kubernetes resource map."""
     values = resources.requests if side == "requests" else resources.limits
     return {
         "cpu": values.cpu,
@@ -53,8 +54,8 @@ def _agent_container(
             {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
         ],
         "resources": {
-            "requests": _resource_map(resources, "requests"),
-            "limits": _resource_map(resources, "limits"),
+            "requests": resource_map(resources, "requests"),
+            "limits": resource_map(resources, "limits"),
         },
         "securityContext": restricted_container_security_dict(sec.run_as_user, sec.run_as_group),
         "volumeMounts": [

@@ -167,17 +167,15 @@ def job_dsl(settings: JenkinsSettings) -> str:
     )
 
 
-def casc_document(
+def _cloud(
     settings: JenkinsSettings,
-    *,
     instance: str,
     namespace: str,
     service: str,
     agent_service_account: str,
 ) -> dict[str, Any]:
-    """The JCasC document: hardened security, roles, credentials, the Kubernetes cloud and its
-    two pod templates, and the multibranch job of this repository."""
-    in_cluster = service_url(namespace, service, settings.service.port)
+    """The Kubernetes cloud: agents in the Jenkins namespace, connecting over WebSocket to the
+    in-cluster URL, from two pod templates."""
     templates = [
         pod_template(
             settings,
@@ -190,6 +188,30 @@ def casc_document(
         )
         for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))
     ]
+    return {
+        "kubernetes": {
+            "name": "kubernetes",
+            "namespace": namespace,
+            "jenkinsUrl": service_url(namespace, service, settings.service.port),
+            "webSocket": True,
+            "containerCapStr": str(settings.cloud.container_cap),
+            "podRetention": settings.cloud.pod_retention,
+            "skipTlsVerify": False,
+            "templates": templates,
+        }
+    }
+
+
+def casc_document(
+    settings: JenkinsSettings,
+    *,
+    instance: str,
+    namespace: str,
+    service: str,
+    agent_service_account: str,
+) -> dict[str, Any]:
+    """The JCasC document: hardened security, roles, credentials, the Kubernetes cloud and its
+    two pod templates, and the multibranch job of this repository."""
     doc: dict[str, Any] = {
         "jenkins": {
             "systemMessage": (
@@ -213,20 +235,7 @@ def casc_document(
                     }
                 }
             ],
-            "clouds": [
-                {
-                    "kubernetes": {
-                        "name": "kubernetes",
-                        "namespace": namespace,
-                        "jenkinsUrl": in_cluster,
-                        "webSocket": True,
-                        "containerCapStr": str(settings.cloud.container_cap),
-                        "podRetention": settings.cloud.pod_retention,
-                        "skipTlsVerify": False,
-                        "templates": templates,
-                    }
-                }
-            ],
+            "clouds": [_cloud(settings, instance, namespace, service, agent_service_account)],
         },
         "credentials": _credentials(settings),
         "security": {

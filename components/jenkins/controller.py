@@ -32,6 +32,17 @@ class JenkinsControllerArgs:
     """ServiceMonitor/PrometheusRule settings; objects only when enabled."""
 
 
+#: The component's outputs: its typed attributes, registered under the same keys.
+OUTPUTS = (
+    "namespace",
+    "url",
+    "service_name",
+    "statefulset_name",
+    "home_claim_name",
+    "admin_secret_name",
+)
+
+
 class JenkinsController(pulumi.ComponentResource):
     """Jenkins controller (StatefulSet, protected home) and its Kubernetes-cloud agents."""
 
@@ -98,13 +109,4 @@ class JenkinsController(pulumi.ComponentResource):
         self.statefulset_name = sts
         self.home_claim_name = home
         self.admin_secret_name = admin_secret
-        self.register_outputs(
-            {
-                "namespace": self.namespace,
-                "url": self.url,
-                "service_name": self.service_name,
-                "statefulset_name": self.statefulset_name,
-                "home_claim_name": self.home_claim_name,
-                "admin_secret_name": self.admin_secret_name,
-            }
-        )
+        self.register_outputs({key: getattr(self, key) for key in OUTPUTS})

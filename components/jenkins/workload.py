@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.config import JenkinsSettings, Resources, image_parts
+from components.jenkins.agents import resource_map
 from components.jenkins.configuration import java_opts
 from components.jenkins.context import Ctx
 from components.jenkins.names import (
@@ -53,15 +54,8 @@ class WorkloadRefs:
 
 
 def resources_args(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
-    def side(values: object) -> dict[str, str]:
-        return {
-            "cpu": values.cpu,  # type: ignore[attr-defined]
-            "memory": values.memory,  # type: ignore[attr-defined]
-            "ephemeral-storage": values.ephemeral_storage,  # type: ignore[attr-defined]
-        }
-
     return k8s.core.v1.ResourceRequirementsArgs(
-        requests=side(resources.requests), limits=side(resources.limits)
+        requests=resource_map(resources, "requests"), limits=resource_map(resources, "limits")
     )
 
 
