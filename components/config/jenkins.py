@@ -178,12 +178,26 @@ def _resources_data(
 
 #: Default requests/limits of the Jenkins containers, by field alias. A partial override in the
 #: stack file (e.g. only `resources.limits.memory`) is merged over these, not over the generic
-#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults).
+#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults). Each number is sized for
+#: what lands on the container:
 JENKINS_RESOURCE_DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
+    # Controller: JVM heap 75% of the 4Gi limit holds ~80 plugins, the queue and a few hundred
+    # runs in memory; 2Gi request is its steady state. Ephemeral storage: the pod's emptyDirs
+    # (plugins 1Gi: ~300 MiB of .jpi exploded ~2x; the extracted WAR 1Gi; /tmp 1Gi) plus logs.
     "resources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("1Gi", "4Gi")),
+    # jenkins-plugin-cli: one JVM resolving the update-center metadata (~3 MiB JSON) and
+    # downloading ~80 plugins (~300 MiB, cached under /tmp): 512Mi-1Gi memory; its own writes
+    # outside the emptyDirs are logs only.
     "pluginInstallerResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("256Mi", "1Gi")),
+    # `jnlp` (remoting): a small JVM streaming logs and workspace operations; its jar cache is
+    # on the home emptyDir.
     "agentResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("512Mi", "2Gi")),
-    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "2Gi"), ("1Gi", "4Gi")),
+    # Tools container: `make test` (pytest over Pulumi mocks, checkov and kubernetes-validate on
+    # every render: ~1.5 GiB peak) and `pulumi preview/up` (CLI + language host + the
+    # kubernetes provider, ~600 MiB): 4Gi limit. Ephemeral storage: venvs and node_modules of
+    # `make test` (~1.7 GiB) and Pulumi's downloaded provider plugins (~400 MiB) on the
+    # workspace/home emptyDirs.
+    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "4Gi"), ("1Gi", "4Gi")),
 }
 
 

@@ -40,15 +40,28 @@ Design decisions:
 * **Admin password** comes from a Secret (generated with pulumi_random, or `admin.existingSecret`)
   mounted as files under /run/secrets/jenkins; JCasC reads it with `${readFile:...}`. It is never
   an environment variable (CKV_K8S_35) and never rendered in clear.
-* **Egress**: DNS (baseline), the Kubernetes API on 443/6443 (`kubeApiCidrs`, required in prod)
-  and the plugin update site and SCM on 443 (`pluginSiteCidrs`) for the controller pod only;
-  agents reach the controller on 8080 and `agentEgressCidrs` on 443 (git, pip, registries). An
-  empty CIDR list stands for 0.0.0.0/0 on those ports only (config.JENKINS_DEFAULT_CIDR).
+* **Egress**: DNS (baseline), the Kubernetes API on `kubeApiPorts` (default 443 and 6443) of
+  `kubeApiCidrs` (required in prod) and the plugin update site and SCM on 443
+  (`pluginSiteCidrs`) for the controller pod only; agents reach the controller on 8080 and
+  `agentEgressCidrs` on 443 plus `agentApiPorts` (git, pip, registries, the API servers they
+  deploy to). An empty CIDR list stands for 0.0.0.0/0 on those ports only
+  (config.JENKINS_DEFAULT_CIDR).
+* **Plugins are exactly the pins**: jenkins/plugins.txt lists every plugin and transitive
+  dependency, checked against jenkins/plugins-metadata.yaml (upstream pom.xml data) by the config
+  model and tests/jenkins/test_plugins.py; an init container installs them into an emptyDir
+  mounted over JENKINS_HOME/plugins, fresh on every start.
+* **Authorization**: role-strategy roles (admin = the admin Secret's user only; prod deployers;
+  developers = every logged-in user); the prod `input` submitter list comes from JCasC
+  (APPSTACK_PROD_APPROVERS). Pipeline credentials and the multibranch job are JCasC too, with
+  values read from the operator's Secret files.
 * **No PodDisruptionBudget**: with one replica a PDB either blocks every node drain
   (minAvailable 1) or allows everything; a drain restarts the controller, which is acceptable for
   CI (durable pipelines resume; connected agents reconnect over WebSocket).
-* **Rollout wait**: the StatefulSet gets 20 minute create/update timeouts, because the first boot
-  downloads the plugins before Jenkins starts.
+* **Rollout wait**: the StatefulSet and the UI Service get 20 minute create/update timeouts,
+  because the first boot downloads the plugins before Jenkins starts (exposure.SERVICE_TIMEOUTS
+  cites the provider's await).
+* **Deletion guard**: with `home.protect` the Namespace is protected and retained like the claim,
+  since deleting the Namespace would delete the claim with it.
 """
 
 from components.jenkins.agents import agent_pod, agent_pod_labels

@@ -52,13 +52,24 @@ def config_maps(ctx: Ctx, *, ui_service: str, agent_service_account: str) -> Con
     return ConfigMaps(casc=casc_map.metadata.name, plugins=plugins_map.metadata.name)
 
 
+#: With a plain git branch source (GitLab), webhooks call the git plugin's /git/notifyCommit,
+#: which refuses unauthenticated requests unless this property is `disabled` or
+#: `disabled-for-polling` (git plugin 5.10.1 GitStatus.java NOTIFY_COMMIT_ACCESS_CONTROL).
+#: `disabled-for-polling` lets an anonymous hook only trigger a scan of the repository it names;
+#: it cannot pass a revision to build.
+NOTIFY_COMMIT_POLLING_ONLY = (
+    "-Dhudson.plugins.git.GitStatus.NOTIFY_COMMIT_ACCESS_CONTROL=disabled-for-polling"
+)
+
+
 def java_opts(settings: JenkinsSettings) -> str:
     """JAVA_OPTS of the controller: heap from the memory limit, no setup wizard."""
-    return " ".join(
-        [
-            f"-XX:MaxRAMPercentage={settings.java_max_ram_percentage}",
-            "-Djenkins.install.runSetupWizard=false",
-            f"-Duser.home={JENKINS_HOME}",
-            "-Djava.io.tmpdir=/tmp",
-        ]
-    )
+    opts = [
+        f"-XX:MaxRAMPercentage={settings.java_max_ram_percentage}",
+        "-Djenkins.install.runSetupWizard=false",
+        f"-Duser.home={JENKINS_HOME}",
+        "-Djava.io.tmpdir=/tmp",
+    ]
+    if settings.job.scm == "git":
+        opts.append(NOTIFY_COMMIT_POLLING_ONLY)
+    return " ".join(opts)

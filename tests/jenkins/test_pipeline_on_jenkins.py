@@ -101,6 +101,14 @@ def test_git_source_for_gitlab_and_no_job_without_repository(render: Render) -> 
     doc = casc(render(jenkins_raw("dev", job={"scm": "git", "repository": gitlab})))
     assert f'remote("{gitlab}")' in doc["jobs"][0]["script"]
     assert "jobs" not in casc(render(jenkins_raw("dev")))
+    # GitLab hooks to /git/notifyCommit may only trigger a scan (git plugin GitStatus.java)
+    sts = one(
+        render(jenkins_raw("dev", job={"scm": "git", "repository": gitlab})).objects,
+        "StatefulSet",
+        "jenkins",
+    )
+    env = {e["name"]: e["value"] for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "NOTIFY_COMMIT_ACCESS_CONTROL=disabled-for-polling" in env["JAVA_OPTS"]
 
 
 def _roles(result: RenderResult) -> dict[str, dict[str, Any]]:
