@@ -3,7 +3,6 @@ ConfigMap. Attribute names are those of the pinned plugins (sources in the comme
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -136,13 +135,18 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
     return {"system": {"domainCredentials": [{"credentials": items}]}}
 
 
+def groovy_string(value: str) -> str:
+    """A single-quoted Groovy string literal (no `$` interpolation), escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def job_dsl(settings: JenkinsSettings) -> str:
     """job-dsl script of the multibranch job (symbols: GitHubSCMSource @Symbol("github"),
     BranchDiscoveryTrait "gitHubBranchDiscovery", OriginPullRequestDiscoveryTrait
     "gitHubPullRequestDiscovery" in github-branch-source; GitSCMSource "git" in git;
     PeriodicFolderTrigger "periodicFolderTrigger" in cloudbees-folder)."""
     job = settings.job
-    q = json.dumps  # Groovy accepts JSON string literals (double-quoted, escaped)
+    q = groovy_string
     if job.scm == "github":
         owner, repo = job.github_owner_repo
         source = (
