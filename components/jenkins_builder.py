@@ -79,6 +79,26 @@ def pull_secret_refs(names: list[str]) -> list[k8s.core.v1.LocalObjectReferenceA
     return [k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in names] or None
 
 
+#: Jenkins credential the Jenkinsfile's Build image stage binds, and its keys in the operator's
+#: CI Secret (appstack:jenkins.credentials.secretName), mounted as files.
+REGISTRY_CREDENTIAL = "registry-push"
+REGISTRY_USERNAME_KEY = "registry-username"
+REGISTRY_PASSWORD_KEY = "registry-password"
+
+
+def registry_push_credential(secrets_dir: str) -> dict[str, Any]:
+    """JCasC `usernamePassword` credential `registry-push`, read from the mounted Secret."""
+    return {
+        "usernamePassword": {
+            "scope": "GLOBAL",
+            "id": REGISTRY_CREDENTIAL,
+            "description": "Image registry: push from the Build image stage",
+            "username": f"${{readFile:{secrets_dir}/{REGISTRY_USERNAME_KEY}}}",
+            "password": f"${{readFile:{secrets_dir}/{REGISTRY_PASSWORD_KEY}}}",
+        }
+    }
+
+
 def builder_namespace(settings: JenkinsSettings) -> str:
     return labels.resource_name(settings.namespace, TEMPLATE)
 
