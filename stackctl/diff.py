@@ -384,49 +384,60 @@ def _argo_services(snapshot: Snapshot) -> dict[Ref, Ref]:
     return out
 
 
+def _sets_unignored(snapshot: Snapshot, ref: Ref, path: Path) -> Any:
+    """The value `ref` sets at `path` unless `ignore_changes` covers it (the provider then
+    keeps the live value, or drops the field when another manager owns it:
+    provider/pkg/await/await.go `handleSSAIgnoreFields`, pulumi-kubernetes v4.32.0)."""
+    obj = snapshot.index().get(ref)
+    value = rules._get(obj, path) if obj is not None else None
+    if value is None:
+        return None
+    ignore = [parse_path(p) for p in snapshot.options_of(ref).get("ignore_changes", [])]
+    if any(rules._prefix_match(i, path) for i in ignore):
+        return None
+    return value
+
+
 def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot) -> None:
-    new_index = after.index()
+    """Fields another controller owns on the live object, which the change would apply.
+
+    Server-side apply sends the whole object on every update, and a field last written by
+    another manager conflicts (pulumi-kubernetes issues #2491, #2569): spec.replicas written
+    through the scale subresource by an HPA, a Service's spec.selector (an atomic map) written
+    by Argo Rollouts with rollouts-pod-template-hash.
+    """
+    replicas: Path = ("spec", "replicas")
     hpas_after, hpas_before = _hpa_targets(after), _hpa_targets(before)
-    for workload, hpa in hpas_after.items():
-        obj = new_index.get(workload)
-        if obj is None or "replicas" not in (obj.get("spec") or {}):
+    for workload in sorted(set(hpas_after) | set(hpas_before)):
+        value = _sets_unignored(after, workload, replicas)
+        if value is None:
             continue
-        ignore = [parse_path(p) for p in after.options_of(workload).get("ignore_changes", [])]
-        if any(rules._prefix_match(i, ("spec", "replicas")) for i in ignore):
-            continue  # the provider drops or keeps the live value (await.go handleSSAIgnoreFields)
-        holder = changes.get(workload) or changes.get(hpa)
+        if workload in hpas_after:
+            hpa = hpas_after[workload]
+            holder = changes.get(workload) or changes.get(hpa)
+            when = "while"
+        else:
+            hpa = hpas_before[workload]
+            holder = changes.get(workload)
+            when = "after"
         if holder is not None:
             holder.add_risk(
                 "controller-owned",
-                f"{workload[0]} {workload[2]} sets spec.replicas "
-                f"({obj['spec']['replicas']}) while HorizontalPodAutoscaler {hpa[2]} owns it",
-            )
-    for workload, hpa in hpas_before.items():
-        change = changes.get(workload)
-        obj = new_index.get(workload)
-        if workload in hpas_after or change is None or obj is None:
-            continue
-        if "replicas" in (obj.get("spec") or {}):
-            change.reasons.append(
-                f"spec.replicas taken back from HorizontalPodAutoscaler {hpa[2]} (deleted): "
-                "if the live count differs, server-side apply reports a conflict with the HPA's "
-                "field manager; scale to the new count first or annotate pulumi.com/patchForce"
+                f"{workload[0]} {workload[2]} sets spec.replicas ({value}) {when} "
+                f"HorizontalPodAutoscaler {hpa[2]} scaled it: the HPA owns the field on the "
+                "live object, so server-side apply conflicts unless ignore_changes covers it",
             )
     managed = {**_argo_services(before), **_argo_services(after)}
-    for service, rollout in managed.items():
+    for service, rollout in sorted(managed.items()):
         change = changes.get(service)
-        obj = new_index.get(service)
-        if change is not None and any(f.startswith("spec.selector") for f in change.fields):
+        if change is None or change.action == "delete":
+            continue
+        selector = _sets_unignored(after, service, ("spec", "selector"))
+        if selector is not None:
             change.add_risk(
                 "controller-owned",
-                f"Service {service[2]}: selector changes while Argo Rollout {rollout[2]} manages "
-                f"it (the controller adds {ARGO_HASH_LABEL})",
-            )
-        selector = ((obj or {}).get("spec") or {}).get("selector") or {}
-        if change is not None and ARGO_HASH_LABEL in selector:
-            change.add_risk(
-                "controller-owned",
-                f"Service {service[2]} sets {ARGO_HASH_LABEL}, which Argo Rollouts owns",
+                f"Service {service[2]} sets spec.selector, which Argo Rollout {rollout[2]} owns "
+                f"(it writes {ARGO_HASH_LABEL} into the atomic map): server-side apply conflicts",
             )
 
 
