@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stackctl import diff_output, diff_render
 from stackctl.diff import Change, Snapshot, compare, risky
@@ -166,7 +167,25 @@ def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Cha
     return compare(before, current)
 
 
+def _quiet_event_loop_finalizers() -> None:
+    """Pulumi's mock runtime gives every executor thread its own asyncio loop and never closes
+    it (pulumi/runtime/mocks.py, sync_await.py `_ensure_event_loop`). At interpreter exit the
+    garbage collector may finalize such a loop after its self-pipe socket and print "Exception
+    ignored in BaseEventLoop.__del__ ... Invalid file descriptor: -1" with a traceback. Drop
+    exactly that one; every other unraisable exception still reaches the default hook."""
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        name = getattr(unraisable.object, "__qualname__", "")
+        if name.endswith("EventLoop.__del__") and isinstance(unraisable.exc_value, ValueError):
+            return
+        default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def run(args: argparse.Namespace) -> int:
+    _quiet_event_loop_finalizers()
     try:
         changes = diff_stack(args.stack, args.base)
     except (UserError, OperationFailed, KeyboardInterrupt):
