@@ -28,7 +28,7 @@ from typing import Any
 from stackctl import diff_output, diff_render
 from stackctl.diff import Change, Snapshot, compare, risky
 from stackctl.errors import OperationFailed, UserError
-from stackctl.render import REPO_ROOT, available_stacks
+from stackctl.render import REPO_ROOT, RenderResult, available_stacks
 
 EXIT_OK, EXIT_RISK = 0, 3
 WORKER_TIMEOUT_SECONDS = 900
@@ -142,8 +142,9 @@ class BaseRender:
         return Snapshot.from_json(data)
 
 
-def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Change]:
-    """Render `stack` at `base` and from the working tree (in parallel) and compare."""
+def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[Snapshot, Snapshot]:
+    """Render `stack` at `base` (worktree subprocess) and from the working tree (in this
+    process) at the same time; return (before, after)."""
     if stack not in available_stacks(project_dir):
         raise UserError(
             f"unknown stack {stack!r} in the working tree; available: "
@@ -164,7 +165,20 @@ def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Cha
             before = worker.result()
         finally:
             worker.stop()
-    return compare(before, current)
+    return before, current
+
+
+def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Change]:
+    """What applying the working tree's `stack` does, compared with `stack` at `base`."""
+    return compare(*render_both(stack, base, project_dir))
+
+
+def bench_case(stack: str = "prod", base: str = "HEAD") -> RenderResult:
+    """`make bench`: one diff of `stack` against `base` (two renders plus compare), shaped as
+    the working tree's render so the benchmark counts its objects."""
+    before, after = render_both(stack, base)
+    compare(before, after)
+    return RenderResult(stack=stack, environment="", objects=after.objects)
 
 
 def _quiet_event_loop_finalizers() -> None:
