@@ -297,7 +297,9 @@ def _describe_update(
             )
         if any(_under(p, ("spec", "selector")) for p in paths):
             change.add_risk(
-                "selector", f"{kind} {ref[2]}: spec.selector changes (immutable; pods orphaned)"
+                "selector",
+                f"{kind} {ref[2]}: spec.selector changes; Kubernetes cannot update it in place, "
+                "so the workload and all its pods are replaced at once",
             )
     if kind == "Service" and any(_under(p, ("spec", "selector")) for p in paths):
         change.changes_traffic = True
