@@ -28,7 +28,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stackctl",
-        description="Operate appstack stacks: render, check, diff, deploy, history, rollback.",
+        description="Operate appstack stacks: render, check, deploy, history, rollback.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
