@@ -501,6 +501,33 @@ def pdb_blocks_evictions(pdb: Mapping[str, Any], snapshot: Snapshot) -> str | No
     return None
 
 
+def _blocking_budgets(changes: dict[Ref, Change], after: Snapshot) -> None:
+    """A PDB that blocks every eviction after the change, when the change touches it, a
+    workload it selects, or the HPA of such a workload (fewer replicas can make it block)."""
+    hpas = _hpa_targets(after)
+    for pdb in after.objects:
+        if pdb.get("kind") != "PodDisruptionBudget":
+            continue
+        why = pdb_blocks_evictions(pdb, after)
+        if why is None:
+            continue
+        ref = ref_of(pdb)
+        selector = (pdb.get("spec") or {}).get("selector") or {}
+        related = [ref]
+        for obj in after.objects:
+            workload = ref_of(obj)
+            template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            if (
+                workload[0] in rules.WORKLOAD_KINDS
+                and workload[1] == ref[1]
+                and _matches(selector, template.get("labels") or {})
+            ):
+                related += [workload] + ([hpas[workload]] if workload in hpas else [])
+        holder = next((changes[r] for r in related if r in changes), None)
+        if holder is not None:
+            holder.add_risk("pdb-blocks-evictions", f"PodDisruptionBudget {ref[2]}: {why}")
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison
 # ---------------------------------------------------------------------------------------------
@@ -536,11 +563,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[Change]:
             if change.action == "replace":
                 _destructive_risks(change, {**before.options_of(ref), **after.options_of(ref)})
         changes[ref] = change
-    for ref, change in changes.items():
-        if ref[0] == "PodDisruptionBudget" and change.action != "delete":
-            why = pdb_blocks_evictions(new_index[ref], after)
-            if why:
-                change.add_risk("pdb-blocks-evictions", why)
+    _blocking_budgets(changes, after)
     _owned_fields(changes, before, after)
     return sorted(changes.values(), key=lambda c: (c.namespace, c.kind, c.name))
 

@@ -214,3 +214,21 @@ def test_same_secret_value_is_no_change_and_a_new_one_is_flagged() -> None:
 )
 def test_paths_round_trip_in_pulumi_property_path_syntax(path: tuple[Any, ...]) -> None:
     assert parse_path(format_path(path)) == path
+
+
+def test_fewer_replicas_under_an_unchanged_pdb_that_then_blocks_evictions_is_flagged() -> None:
+    def min_available_2(o: dict[str, Any]) -> None:
+        o["spec"].pop("maxUnavailable", None)
+        o["spec"]["minAvailable"] = 2
+
+    before = edited("PodDisruptionBudget", "web", min_available_2)
+    after = edited(
+        "HorizontalPodAutoscaler",
+        "web",
+        lambda o: o["spec"].__setitem__("minReplicas", 2),
+        base=before,
+    )
+    assert compare(BASE, before)[0].risks == []  # 2 of the HPA minimum 3 may stay: fine
+    change = only(compare(before, after))
+    assert change.kind == "HorizontalPodAutoscaler"
+    assert "pdb-blocks-evictions" in change.risk_codes
