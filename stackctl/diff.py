@@ -400,6 +400,15 @@ def _sets_unignored(snapshot: Snapshot, ref: Ref, path: Path) -> Any:
     return value
 
 
+PATCH_FORCE = "pulumi.com/patchForce"
+
+
+def _patch_force(snapshot: Snapshot, ref: Ref) -> bool:
+    obj = snapshot.index().get(ref) or {}
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(PATCH_FORCE, "")).lower() == "true"
+
+
 def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot) -> None:
     """Fields another controller owns on the live object, which the change would apply.
 
@@ -419,6 +428,11 @@ def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot)
             holder = changes.get(workload) or changes.get(hpa)
             when = "while"
         else:
+            # The HPA no longer targets it: taking the field back is right, and a forced apply
+            # takes it without a conflict (pulumi.com/patchForce; provider/pkg/await/await.go
+            # `patchForce`, pulumi-kubernetes v4.32.0).
+            if _patch_force(after, workload):
+                continue
             hpa = hpas_before[workload]
             holder = changes.get(workload)
             when = "after"

@@ -232,3 +232,26 @@ def test_fewer_replicas_under_an_unchanged_pdb_that_then_blocks_evictions_is_fla
     change = only(compare(before, after))
     assert change.kind == "HorizontalPodAutoscaler"
     assert "pdb-blocks-evictions" in change.risk_codes
+
+
+def test_replicas_taken_back_from_a_removed_hpa_need_a_forced_apply() -> None:
+    # Autoscaling off: the HPA is gone, the Deployment sets replicas again. The live field
+    # still belongs to the HPA's manager: a plain server-side apply conflicts, a forced one
+    # (pulumi.com/patchForce, provider await.go `patchForce`) takes it over.
+    def autoscaling_off(o: dict[str, Any]) -> None:
+        o["spec"]["replicas"] = 3
+
+    objects = [o for o in BASE.objects if o["kind"] != "HorizontalPodAutoscaler"]
+    options = copy.deepcopy(BASE.options)
+    options["Deployment/shop/web"].pop("ignore_changes")
+    without_hpa = Snapshot(objects, options, BASE.secrets)
+    after = edited("Deployment", "web", autoscaling_off, base=without_hpa)
+    plain = {c.kind: c for c in compare(BASE, after)}["Deployment"]
+    assert "controller-owned" in plain.risk_codes
+
+    def forced(o: dict[str, Any]) -> None:
+        autoscaling_off(o)
+        o["metadata"].setdefault("annotations", {})["pulumi.com/patchForce"] = "true"
+
+    forced_after = edited("Deployment", "web", forced, base=without_hpa)
+    assert not {c.kind: c for c in compare(BASE, forced_after)}["Deployment"].risks
