@@ -65,9 +65,14 @@ def resolve(project_dir: Path, ref: str) -> tuple[Path, Revision]:
         raise UserError(f"unknown git revision {ref!r}")
     found = _git(project_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if found.returncode != 0:
+        hint = (
+            f"; in a shallow CI clone fetch it first: git fetch origin {ref.split('/', 1)[1]}"
+            if ref.startswith("origin/") and "/" in ref
+            else ""
+        )
         raise UserError(
             f"unknown git revision {ref!r} (--base takes a branch, tag or commit, "
-            "e.g. HEAD or origin/main)"
+            f"e.g. HEAD or origin/main){hint}"
         )
     return Path(top.stdout.strip()), Revision(ref, found.stdout.strip())
 
