@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import Any
 
 KEY_ENV = "APPSTACK_DIFF_KEY"
-#: Options `stackctl diff` reads; the rest (aliases, parent) are not JSON and not compared.
-OPTION_KEYS = ("protect", "retain_on_delete", "ignore_changes", "delete_before_replace")
+#: Options `stackctl diff` reads (depends_on: how many); aliases and parent are not compared.
+OPTION_KEYS = (
+    "protect",
+    "retain_on_delete",
+    "ignore_changes",
+    "delete_before_replace",
+    "depends_on",
+)
 #: Exit statuses of the worker: the diff maps them to its own.
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1

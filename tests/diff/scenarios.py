@@ -164,6 +164,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         zero_downtime=False,
         tags=("switch",),
     ),
+    # The safe way from rolling to canary (docs/operations.md): through blueGreen, whose
+    # Deployments have new names, so nothing is replaced.
+    Scenario(
+        "strategy rolling -> blueGreen",
+        base_raw("prod", **CANARY_BASE),
+        blue_green("prod", "blue", **CANARY_BASE),
+        tags=("switch", "safe"),
+    ),
+    Scenario(
+        "strategy blueGreen -> canary",
+        blue_green("prod", "blue", **CANARY_BASE),
+        canary("prod", 25, **CANARY_BASE),
+        tags=("switch", "safe"),
+    ),
     Scenario(
         "strategy blueGreen -> Argo Rollouts",
         blue_green("prod", "blue", **CANARY_BASE),

@@ -244,6 +244,30 @@ def test_switching_canary_to_blue_green_swaps_the_workloads() -> None:
     assert by_ref(changes)[("Service", "web")].changes_traffic
 
 
+def selects_in(snap: Snapshot, selector: Mapping[str, str]) -> set[str]:
+    return {
+        ref_of(w)[2]
+        for w in snap.objects
+        if w["kind"] in WORKLOAD_KINDS
+        and all(pod_labels(w).get(k) == v for k, v in selector.items())
+    }
+
+
+@pytest.mark.parametrize("name", ["strategy rolling -> blueGreen", "strategy blueGreen -> canary"])
+def test_the_safe_switch_never_leaves_the_service_without_running_pods(name: str) -> None:
+    s, changes = scenario(name)
+    before, after = snapshot(s.before), s.after_snapshot()
+    assert not [c for c in changes if c.action == "replace"]
+    selector = objects(after, "Service")["web"]["spec"]["selector"]
+    # Pulumi deletes removed objects last, so the old workloads' pods still run while the
+    # Service switches: either its new selector still matches them, or it waits (depends_on)
+    # for the workloads this change creates, which the provider awaits until they are ready.
+    still_running = selects_in(before, selector)
+    created = {c.name for c in changes if c.kind == "Deployment" and c.action == "create"}
+    waits = after.options["Service/shop/web"].get("depends_on", 0) >= 1
+    assert still_running or (waits and selects_in(after, selector) & created)
+
+
 def test_switching_to_argo_rollouts_replaces_deployments_by_a_rollout() -> None:
     _, changes = scenario("strategy blueGreen -> Argo Rollouts")
     actions = {(c.kind, c.name): c.action for c in changes}
