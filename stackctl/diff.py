@@ -36,6 +36,7 @@ RISKS: dict[str, str] = {
     "controller-owned": "the program sets a field another controller owns",
     "pdb-blocks-evictions": "a PodDisruptionBudget allows no eviction at all",
     "secret-value": "a Secret value changes (value not shown)",
+    "urn-change": "an object's Pulumi URN changes without an alias: the engine recreates it",
 }
 
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -63,6 +64,10 @@ class Snapshot:
     delete_before_replace."""
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     """Per Secret (`Secret/namespace/name`), a run-keyed fingerprint per `stringData.KEY`."""
+    urns: dict[str, str] = field(default_factory=dict)
+    """Per object, its Pulumi URN without stack and project (`parent$...$type::name`)."""
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    """Per object, the URNs (same form) its `aliases` option answers to."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -70,14 +75,24 @@ class Snapshot:
             objects=list(data.get("objects") or []),
             options=dict(data.get("options") or {}),
             secrets=dict(data.get("secrets") or {}),
+            urns=dict(data.get("urns") or {}),
+            aliases=dict(data.get("aliases") or {}),
         )
 
     @classmethod
     def from_render(cls, result: Any) -> Snapshot:
-        """From a `stackctl.render.RenderResult` rendered in this process."""
+        """From a `stackctl.render.RenderResult` rendered in this process (without URNs;
+        `of_config` records them)."""
         from stackctl.diff_render import snapshot_of
 
         return cls.from_json(snapshot_of(result))
+
+    @classmethod
+    def of_config(cls, cfg: Any, stack: str) -> Snapshot:
+        """Render a validated `StackConfig` under mocks, URNs included."""
+        from stackctl.diff_render import snapshot_config
+
+        return cls.from_json(snapshot_config(cfg, stack))
 
     def index(self) -> dict[Ref, dict[str, Any]]:
         return {ref_of(o): o for o in self.objects}
@@ -272,6 +287,29 @@ def _classify_pair(
         change.add_risk("secret-value", f"{', '.join(keys)} change (values not shown)")
     _describe_update(change, ref, old, new, paths)
     return change
+
+
+def _moved(ref: Ref, change: Change | None, before: Snapshot, after: Snapshot) -> Change | None:
+    """The object's URN changes and no alias of the new resource names the old one: to the
+    engine that is a new resource (whose create finds the object already there) and a deleted
+    one (whose delete removes the object). None when the URN is kept or aliased."""
+    key = ref_text(ref)
+    old_urn, new_urn = before.urns.get(key), after.urns.get(key)
+    if not old_urn or not new_urn or old_urn == new_urn:
+        return None
+    if old_urn in after.aliases.get(key, []):
+        return None
+    moved = change or Change(kind=ref[0], namespace=_ns(ref), name=ref[2], action="replace")
+    moved.action = "replace"
+    moved.reasons.append(
+        f"Pulumi URN changes ({old_urn} -> {new_urn}) without an alias: the engine creates a "
+        "new resource for this object (the create fails, the object exists) and deletes the "
+        "old one (which deletes the object); add `aliases` naming the old URN"
+    )
+    moved.add_risk("urn-change", f"{ref[0]} {ref[2]}: {old_urn} -> {new_urn}")
+    if ref[0] in rules.WORKLOAD_KINDS:
+        moved.restarts_pods = True
+    return moved
 
 
 def _ns(ref: Ref) -> str:
@@ -571,6 +609,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[Change]:
         else:
             assert old is not None and new is not None
             pair = _classify_pair(ref, old, new, before, after)
+            pair = _moved(ref, pair, before, after) or pair
             if pair is None:
                 continue
             change = pair

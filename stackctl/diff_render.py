@@ -17,13 +17,14 @@ re-encrypted (changed) value shows up as a changed Secret key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +114,128 @@ def _options(result: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def snapshot_of(result: Any) -> dict[str, Any]:
+def snapshot_of(result: Any, urns: UrnRecorder | None = None) -> dict[str, Any]:
     """A RenderResult as the JSON-safe snapshot `stackctl.diff.compare` takes."""
-    return {
+    resources = list(getattr(result, "resources", []) or [])
+    data = {
         "stack": getattr(result, "stack", ""),
         "objects": result.objects,
         "options": _options(result),
-        "secrets": _secret_fingerprints(list(getattr(result, "resources", []) or [])),
+        "secrets": _secret_fingerprints(resources),
     }
+    if urns is not None:
+        data["urns"], data["aliases"] = urns.by_object(resources)
+    return data
+
+
+class UrnRecorder:
+    """Records every resource's logical name, type, parent and aliases while a program runs (a
+    stack transformation), to compute the part of its URN that the stack and project do not
+    fix: the parent chain of types, `$`-joined, then `::name`, as pulumi's `create_urn` does
+    (pulumi/resource.py: a child's type is prefixed by its parent's qualified type). A
+    resource whose URN changes without an alias covering the old one is, to the engine, a new
+    resource plus a deleted one."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, tuple[Any, str, str, Any, list[Any]]] = {}
+
+    def transformation(self, args: Any) -> None:
+        opts = args.opts
+        aliases = list(getattr(opts, "aliases", None) or [])
+        self.records[id(args.resource)] = (
+            args.resource,
+            args.type_,
+            args.name,
+            opts.parent,
+            aliases,
+        )
+
+    def _qualified(self, parent: Any, type_: str) -> str | None:
+        if parent is None or getattr(parent, "_type", None) == "pulumi:pulumi:Stack":
+            return type_
+        record = self.records.get(id(parent))
+        if record is None:
+            return None
+        parent_type = self._qualified(record[3], record[1])
+        return None if parent_type is None else f"{parent_type}${type_}"
+
+    def urn(self, key: int) -> str | None:
+        _, type_, name, parent, _ = self.records[key]
+        qualified = self._qualified(parent, type_)
+        return None if qualified is None else f"{qualified}::{name}"
+
+    def alias_urns(self, key: int) -> list[str]:
+        _, type_, name, parent, aliases = self.records[key]
+        out = []
+        for alias in aliases:
+            if isinstance(alias, str):  # a full URN: urn:pulumi:stack::project::type::name
+                parts = alias.split("::")
+                if len(parts) >= 4:
+                    out.append(f"{parts[2]}::{parts[3]}")
+                continue
+            if getattr(alias, "stack", ...) is not ... or getattr(alias, "project", ...) is not ...:
+                continue  # another stack's or project's resource
+            a_name = name if alias.name is ... else alias.name
+            a_type = type_ if alias.type_ is ... else alias.type_
+            a_parent = parent if alias.parent is ... else alias.parent
+            if isinstance(a_parent, str):
+                parts = a_parent.split("::")
+                qualified = f"{parts[2]}${a_type}" if len(parts) >= 4 else None
+            else:
+                qualified = self._qualified(a_parent, a_type)
+            if qualified is not None and a_name is not None:
+                out.append(f"{qualified}::{a_name}")
+        return out
+
+    def by_object(self, resources: list[Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """URN and alias URNs of each rendered Kubernetes object, by `Kind/namespace/name`."""
+        keys: dict[tuple[str, str], list[int]] = {}
+        for key, (_, type_, name, _, _) in self.records.items():
+            keys.setdefault((type_, name), []).append(key)
+        urns: dict[str, str] = {}
+        aliases: dict[str, list[str]] = {}
+        for res in resources:
+            if not str(getattr(res, "type", "")).startswith("kubernetes:"):
+                continue
+            found = keys.get((res.type, res.name), [])
+            if len(found) != 1:
+                continue  # not recorded, or ambiguous: no URN compared
+            inputs = _unwrap(res.inputs)
+            meta = inputs.get("metadata") or {}
+            ref = f"{inputs.get('kind')}/{meta.get('namespace', '-')}/{meta.get('name', '?')}"
+            urn = self.urn(found[0])
+            if urn is not None:
+                urns[ref] = urn
+                aliases[ref] = self.alias_urns(found[0])
+        return urns, aliases
+
+
+@contextlib.contextmanager
+def recording_urns() -> Iterator[UrnRecorder]:
+    """Record URNs while `components.stack.deploy` runs (it registers the transformation
+    first); without that entry point (an old revision) nothing is recorded."""
+    import pulumi
+
+    recorder = UrnRecorder()
+    try:
+        import components.stack as stack_module
+    except ImportError:
+        yield recorder
+        return
+    original = getattr(stack_module, "deploy", None)
+    if original is None:
+        yield recorder
+        return
+
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        pulumi.runtime.register_stack_transformation(recorder.transformation)
+        return original(*args, **kwargs)
+
+    stack_module.deploy = deploy
+    try:
+        yield recorder
+    finally:
+        stack_module.deploy = original
 
 
 def snapshot(project_dir: Path, stack: str) -> dict[str, Any]:
@@ -135,7 +250,16 @@ def snapshot(project_dir: Path, stack: str) -> dict[str, Any]:
         cfg = config_model.load(raw)
     except config_model.ConfigError as exc:
         raise UserError(str(exc)) from None
-    return snapshot_of(render.render_config(cfg, stack))
+    return snapshot_config(cfg, stack)
+
+
+def snapshot_config(cfg: Any, stack: str) -> dict[str, Any]:
+    """Render a validated StackConfig under mocks, URNs recorded, as a snapshot."""
+    from stackctl import render
+
+    with recording_urns() as urns:
+        result = render.render_config(cfg, stack)
+    return snapshot_of(result, urns)
 
 
 def worker(stack: str, out_file: str) -> int:

@@ -19,7 +19,6 @@ from unittest import mock
 
 from components import config as config_model
 from stackctl.diff import Change, Snapshot, compare
-from stackctl.render import render_config
 from tests.conftest import PROD_IMAGE, base_raw
 from tests.release.helpers import NEW_IMAGE, argo, blue_green, canary
 
@@ -66,7 +65,7 @@ def snapshot(raw: Mapping[str, Any], plugins: str | None = None) -> Snapshot:
     if key not in _CACHE:
         cfg = config_model.load(raw)
         with plugins_file(plugins):
-            _CACHE[key] = Snapshot.from_render(render_config(cfg, cfg.environment))
+            _CACHE[key] = Snapshot.of_config(cfg, cfg.environment)
     return _CACHE[key]
 
 

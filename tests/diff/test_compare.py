@@ -255,3 +255,55 @@ def test_replicas_taken_back_from_a_removed_hpa_need_a_forced_apply() -> None:
 
     forced_after = edited("Deployment", "web", forced, base=without_hpa)
     assert not {c.kind: c for c in compare(BASE, forced_after)}["Deployment"].risks
+
+
+class _Outputs:
+    def as_dict(self) -> dict[str, Any]:
+        return {}
+
+
+def _program(parent_type: str, alias_parent_type: str | None = None) -> Callable[..., Any]:
+    """A deploy() with one ConfigMap under a component of `parent_type` (optionally aliased to
+    its former parent, a component of `alias_parent_type`)."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    def deploy(cfg: Any) -> _Outputs:
+        parent = pulumi.ComponentResource(parent_type, "holder")
+        aliases = None
+        if alias_parent_type is not None:
+            former = pulumi.ComponentResource(alias_parent_type, "holder")
+            aliases = [pulumi.Alias(parent=former)]
+        k8s.core.v1.ConfigMap(
+            "settings",
+            metadata={"name": "settings", "namespace": "shop"},
+            data={"k": "v"},
+            opts=pulumi.ResourceOptions(parent=parent, aliases=aliases),
+        )
+        return _Outputs()
+
+    return deploy
+
+
+def _render_program(monkeypatch: pytest.MonkeyPatch, deploy: Callable[..., Any]) -> Snapshot:
+    import components.stack
+    from components import config as config_model
+
+    monkeypatch.setattr(components.stack, "deploy", deploy)
+    cfg = config_model.load(JENKINS_ON)
+    return Snapshot.of_config(cfg, "prod")
+
+
+def test_moving_an_object_to_another_parent_without_an_alias_is_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = _render_program(monkeypatch, _program("appstack:test:Old"))
+    assert before.urns["ConfigMap/shop/settings"] == (
+        "appstack:test:Old$kubernetes:core/v1:ConfigMap::settings"
+    )
+    moved = _render_program(monkeypatch, _program("appstack:test:New"))
+    change = only(compare(before, moved))
+    assert change.action == "replace" and change.risk_codes == {"urn-change"}
+
+    aliased = _render_program(monkeypatch, _program("appstack:test:New", "appstack:test:Old"))
+    assert compare(before, aliased) == []

@@ -102,6 +102,19 @@ def test_no_scenario_sets_a_field_another_controller_owns(s: Scenario) -> None:
     assert found == []
 
 
+@pytest.mark.parametrize("s", ALL)
+def test_every_object_kept_by_a_scenario_keeps_its_pulumi_urn(s: Scenario) -> None:
+    before, after = snapshot(s.before), s.after_snapshot()
+    kept = set(before.urns) & set(after.urns)
+    assert kept, "no URNs recorded"
+    moved = {
+        ref: (before.urns[ref], after.urns[ref])
+        for ref in kept
+        if before.urns[ref] != after.urns[ref] and before.urns[ref] not in after.aliases[ref]
+    }
+    assert moved == {}
+
+
 @pytest.mark.parametrize("s", [p for p in ZERO_DOWNTIME if p.values[0].name != "secret rotation"])
 def test_everyday_change_raises_no_risk_flag(s: Scenario) -> None:
     risks = [
