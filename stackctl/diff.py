@@ -1,12 +1,14 @@
 """The comparison behind `stackctl diff`: two renders in, one `Change` per changed object out.
 
 `compare(before, after)` is a pure function of two `Snapshot`s (manifests, resource options,
-Secret fingerprints); it needs no git, no cluster and no Pulumi CLI, so the tests, the
-scenario suite and the end-to-end checks use it directly. Each changed object gets:
+Secret fingerprints, Pulumi URNs); it needs no git, no cluster and no Pulumi CLI, so the tests,
+the scenario suite and the end-to-end checks use it directly (`Snapshot.of_config(cfg, stack)`
+renders a config under mocks). Each changed object gets:
 
 - an action: `create`, `update` (changed field paths), `replace` (the field that forces it,
   by the rules in `stackctl.diff_rules`) or `delete`; a name change is a delete plus a create;
-  a field under the object's `ignore_changes` is not a change;
+  a field under the object's `ignore_changes` is not a change; a URN change without an alias
+  is a replace;
 - `restarts_pods` (a workload whose pod template changes, or that is replaced) and
   `changes_traffic` (a Service whose selector changes, an Ingress whose routing changes);
 - risk flags (`RISKS`): any one of them makes `stackctl diff` exit 3.
@@ -515,7 +517,7 @@ def _matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
 def expected_pods(snapshot: Snapshot, namespace: str, selector: Mapping[str, Any]) -> int:
     """Pods the workloads of `namespace` run that `selector` selects (HPA minimum for a
     workload the HPA scales; 1, the API default, when replicas are unset)."""
-    hpas = {w: h for w, h in _hpa_targets(snapshot).items()}
+    hpas = _hpa_targets(snapshot)
     index = snapshot.index()
     total = 0
     for obj in snapshot.objects:
