@@ -23,13 +23,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackctl import diff_output, diff_render
 from stackctl.diff import Change, Snapshot, compare, risky
 from stackctl.errors import OperationFailed, UserError
-from stackctl.render import REPO_ROOT, RenderResult, available_stacks
 
+if TYPE_CHECKING:
+    from stackctl.render import RenderResult
+
+# stackctl.render is imported where it is used, so that building the CLI (every command
+# module is imported for its parser) does not load the renderer.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_RISK = 0, 3
 WORKER_TIMEOUT_SECONDS = 900
 
@@ -150,6 +155,8 @@ class BaseRender:
 def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[Snapshot, Snapshot]:
     """Render `stack` at `base` (worktree subprocess) and from the working tree (in this
     process) at the same time; return (before, after)."""
+    from stackctl.render import available_stacks
+
     if stack not in available_stacks(project_dir):
         raise UserError(
             f"unknown stack {stack!r} in the working tree; available: "
@@ -181,6 +188,8 @@ def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Cha
 def bench_case(stack: str = "prod", base: str = "HEAD") -> RenderResult:
     """`make bench`: one diff of `stack` against `base` (two renders plus compare), shaped as
     the working tree's render so the benchmark counts its objects."""
+    from stackctl.render import RenderResult
+
     before, after = render_both(stack, base)
     compare(before, after)
     return RenderResult(stack=stack, environment="", objects=after.objects)
