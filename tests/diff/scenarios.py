@@ -10,12 +10,15 @@ import contextlib
 import copy
 import json
 import re
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+import yaml
 
 from components import config as config_model
 from stackctl.diff import Change, Snapshot, compare
@@ -31,40 +34,70 @@ JENKINS_PROD = {
 }
 
 
-def bumped_plugins(text: str) -> str:
-    """plugins.txt with the first pinned plugin one version newer."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if re.match(r"^[a-z0-9][a-z0-9_.-]*:[0-9]", line):
-            lines[i] = line + ".1"
-            return "\n".join(lines) + "\n"
-    raise AssertionError("jenkins/plugins.txt pins no plugin")
+Files = tuple[tuple[str, str], ...]
+"""Replacement repository files for a render: (module attribute holding the path, new text)."""
+
+
+def _jenkins_modules(attribute: str) -> list[Any]:
+    """Every loaded module of the Jenkins component that holds `attribute` (a file path)."""
+    import components.stack  # noqa: F401  (loads the Jenkins component, whatever its layout)
+
+    return [
+        module
+        for name, module in sorted(sys.modules.items())
+        if (name == "components.jenkins" or name.startswith("components.jenkins."))
+        and isinstance(getattr(module, attribute, None), Path)
+    ]
+
+
+def _bump(version: str) -> str:
+    return version + ".1"  # later than `version` in Jenkins' (Maven) version order
+
+
+def bumped_plugin_files() -> Files:
+    """jenkins/plugins.txt with one plugin a version newer and, where the component checks its
+    pins against jenkins/plugins-metadata.yaml, that file's row bumped with it. The plugin is
+    one no other plugin depends on, so every dependency minimum still holds."""
+    (plugins_module,) = _jenkins_modules("PLUGINS_FILE")[:1]
+    plugins_text = plugins_module.PLUGINS_FILE.read_text()
+    pins = re.findall(r"^([a-z0-9][a-z0-9_.-]*):(\S+)$", plugins_text, flags=re.M)
+    assert pins, "jenkins/plugins.txt pins no plugin"
+    meta_modules = _jenkins_modules("PLUGINS_METADATA_FILE")
+    if not meta_modules:
+        name, version = pins[0]
+        text = plugins_text.replace(f"{name}:{version}\n", f"{name}:{_bump(version)}\n", 1)
+        return (("PLUGINS_FILE", text),)
+    meta_text = meta_modules[0].PLUGINS_METADATA_FILE.read_text()
+    meta = yaml.safe_load(meta_text)
+    needed = {dep for row in meta["plugins"].values() for dep in (row.get("dependencies") or {})}
+    name, version = next((n, v) for n, v in pins if n not in needed)
+    meta["plugins"][name]["version"] = _bump(version)
+    text = plugins_text.replace(f"{name}:{version}\n", f"{name}:{_bump(version)}\n", 1)
+    return (("PLUGINS_FILE", text), ("PLUGINS_METADATA_FILE", yaml.safe_dump(meta)))
 
 
 @contextlib.contextmanager
-def plugins_file(text: str | None) -> Iterator[None]:
-    """Render with `text` as jenkins/plugins.txt (None: the repository's file)."""
-    if text is None:
+def repository_files(files: Files) -> Iterator[None]:
+    """Render with the given texts in place of the repository files (paths patched in every
+    module of the Jenkins component that holds them)."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        for attribute, text in files:
+            path = Path(tmp) / attribute
+            path.write_text(text)
+            for module in _jenkins_modules(attribute):
+                stack.enter_context(mock.patch.object(module, attribute, path))
         yield
-        return
-    import components.jenkins as jenkins
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "plugins.txt"
-        path.write_text(text)
-        with mock.patch.object(jenkins, "PLUGINS_FILE", path):
-            yield
 
 
 _CACHE: dict[str, Snapshot] = {}
 
 
-def snapshot(raw: Mapping[str, Any], plugins: str | None = None) -> Snapshot:
+def snapshot(raw: Mapping[str, Any], files: Files = ()) -> Snapshot:
     """The render of `raw` (stack name = its environment) as the diff sees it; cached."""
-    key = json.dumps([raw, plugins], sort_keys=True)
+    key = json.dumps([raw, files], sort_keys=True)
     if key not in _CACHE:
         cfg = config_model.load(raw)
-        with plugins_file(plugins):
+        with repository_files(files):
             _CACHE[key] = Snapshot.of_config(cfg, cfg.environment)
     return _CACHE[key]
 
@@ -80,15 +113,15 @@ class Scenario:
     """The change promises no downtime: it must replace no workload and no Service."""
     owned_fields_defect: str | None = None
     """Today's code sets a field another controller owns here (xfail reason, fixed elsewhere)."""
-    after_plugins: str | None = None
-    """jenkins/plugins.txt text for the after render (None: unchanged)."""
+    after_files: Files = ()
+    """Repository files changed for the after render (e.g. jenkins/plugins.txt)."""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def changes(self) -> list[Change]:
-        return compare(snapshot(self.before), snapshot(self.after, self.after_plugins))
+        return compare(snapshot(self.before), snapshot(self.after, self.after_files))
 
     def after_snapshot(self) -> Snapshot:
-        return snapshot(self.after, self.after_plugins)
+        return snapshot(self.after, self.after_files)
 
 
 def _with(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -109,12 +142,6 @@ ISSUE9_ITEM8 = "fixed on branch fix-monitoring-argo: issue 9 item 8 (Argo owns S
 CANARY_BASE = {"replicas": 4, "autoscaling": {"enabled": False}}
 INGRESS = {"ingress": {"enabled": True, "host": "web.example.com"}}
 JENKINS_ON = _with(PROD, "jenkins", JENKINS_PROD)
-
-
-def _plugins_text() -> str:
-    import components.jenkins as jenkins
-
-    return jenkins.PLUGINS_FILE.read_text()
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -197,7 +224,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "jenkins plugin bump",
         JENKINS_ON,
         JENKINS_ON,
-        after_plugins=bumped_plugins(_plugins_text()),
+        after_files=bumped_plugin_files(),
     ),
     Scenario("jenkins home grows", JENKINS_ON, _with(JENKINS_ON, "jenkins.home.size", "80Gi")),
     Scenario(
