@@ -22,16 +22,16 @@ import yaml
 
 from components import config as config_model
 from stackctl.diff import Change, Snapshot, compare
+from stackctl.render import REPO_ROOT, load_raw_config
 from tests.conftest import PROD_IMAGE, base_raw
 from tests.release.helpers import NEW_IMAGE, argo, blue_green, canary
 
 HPA = {"enabled": True, "minReplicas": 3, "maxReplicas": 6}
-JENKINS_PROD = {
-    "enabled": True,
-    "namespace": "jenkins",
-    "kubeApiCidrs": ["192.0.2.0/24"],
-    "home": {"size": "50Gi", "protect": True},
-}
+#: Jenkins as the shipped prod stack configures it (Pulumi.prod.yaml), home 50Gi and protected.
+JENKINS_PROD = config_model.deep_merge(
+    load_raw_config(REPO_ROOT, "prod")["jenkins"],
+    {"enabled": True, "home": {"size": "50Gi", "protect": True}},
+)
 
 
 Files = tuple[tuple[str, str], ...]
