@@ -297,7 +297,9 @@ def test_monitoring_on_only_creates_monitoring_objects() -> None:
 def test_jenkins_on_only_creates_and_leaves_the_apps_alone() -> None:
     s, changes = scenario("jenkins on")
     assert {c.action for c in changes} == {"create"}
-    assert {c.namespace for c in changes} <= {"", "jenkins"}
+    apps_namespace = s.before["namespace"]
+    assert apps_namespace not in {c.namespace for c in changes}
+    assert ("Namespace", apps_namespace) not in by_ref(changes)
     assert ("PersistentVolumeClaim", "jenkins-home") in by_ref(changes)
     assert s.after_snapshot().options["PersistentVolumeClaim/jenkins/jenkins-home"]["protect"]
 
