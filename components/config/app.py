@@ -624,11 +624,9 @@ class AppConfig(Model):
         ):
             problems.add(
                 "release.scaleDownIdle",
-                "scaleDownIdle cannot be combined with autoscaling.enabled: the HPA-owned active "
-                "colour keeps the replica count Pulumi last applied (ignore_changes on "
-                "spec.replicas), so after a flip the newly active colour would stay at 0 pods and "
-                "an HPA never scales up from 0; keep the idle colour at the HPA minimum "
-                "(scaleDownIdle: false)",
+                "scaleDownIdle cannot be combined with autoscaling.enabled: each colour has its "
+                "own HPA, which owns its replicas and never scales below minReplicas (>= 1); "
+                "the idle colour idles at the HPA minimum (scaleDownIdle: false)",
             )
         pdb = self.pdb
         stable = self.stable_replicas

@@ -84,15 +84,16 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _release_needs_monitoring(self) -> StackConfig:
-        # Release (components/release.py): the Argo Rollouts analysis queries the error-ratio
-        # recording rule, which only exists with monitoring on.
+        # Release (components/release.py): the Argo Rollouts analysis queries the app's request
+        # series, labelled per ReplicaSet by the ServiceMonitor, which only exists with
+        # monitoring on.
         problems = Problems()
         for name, app in self.apps.items():
             if app.release.argo_rollouts and not self.monitoring.enabled:
                 problems.add(
                     f"apps.{name}.release.argoRollouts",
                     "argoRollouts needs appstack:monitoring.enabled: true (its AnalysisTemplate "
-                    "queries the recording rule job:http_request_errors:ratio_rate5m)",
+                    "queries the app's metrics, scraped by the ServiceMonitor per ReplicaSet)",
                 )
         problems.raise_if_any()
         return self
