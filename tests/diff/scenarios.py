@@ -111,8 +111,6 @@ class Scenario:
     after: dict[str, Any]
     zero_downtime: bool = True
     """The change promises no downtime: it must replace no workload and no Service."""
-    owned_fields_defect: str | None = None
-    """Today's code sets a field another controller owns here (xfail reason, fixed elsewhere)."""
     after_files: Files = ()
     """Repository files changed for the after render (e.g. jenkins/plugins.txt)."""
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -137,8 +135,6 @@ def _with(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 PROD = base_raw("prod", autoscaling=HPA)
 DEV = base_raw("dev")
-ISSUE9_ITEM9 = "fixed on branch fix-monitoring-argo: issue 9 item 9 (HPA owns spec.replicas)"
-ISSUE9_ITEM8 = "fixed on branch fix-monitoring-argo: issue 9 item 8 (Argo owns Service selectors)"
 CANARY_BASE = {"replicas": 4, "autoscaling": {"enabled": False}}
 INGRESS = {"ingress": {"enabled": True, "host": "web.example.com"}}
 JENKINS_ON = _with(PROD, "jenkins", JENKINS_PROD)
@@ -157,14 +153,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "autoscaling off",
         _with(DEV, "apps.web.autoscaling", {"enabled": True, "minReplicas": 2, "maxReplicas": 4}),
         _with(DEV, "apps.web.replicas", 2),
-        owned_fields_defect=ISSUE9_ITEM9,
     ),
     Scenario("blue-green flip", blue_green("dev", "blue"), blue_green("dev", "green")),
     Scenario(
         "blue-green flip, autoscaled",
         blue_green("prod", "blue", autoscaling=HPA),
         blue_green("prod", "green", autoscaling=HPA),
-        owned_fields_defect=ISSUE9_ITEM9,
     ),
     Scenario(
         "canary step",
@@ -209,14 +203,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         blue_green("prod", "blue", **CANARY_BASE),
         argo("blueGreen", **CANARY_BASE),
         zero_downtime=False,
-        owned_fields_defect=ISSUE9_ITEM8,
         tags=("switch",),
     ),
     Scenario(
         "Argo Rollouts image bump",
         argo("blueGreen", **CANARY_BASE),
         _with(argo("blueGreen", **CANARY_BASE), "apps.web.image", NEW_IMAGE),
-        owned_fields_defect=ISSUE9_ITEM8,
     ),
     Scenario("monitoring on", PROD, _with(PROD, "monitoring", {"enabled": True})),
     Scenario("jenkins on", PROD, JENKINS_ON),

@@ -55,14 +55,12 @@ def scenario(name: str) -> tuple[Scenario, list[Change]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _param(s: Scenario, defect: str | None = None) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=defect)] if defect else []
-    return pytest.param(s, id=s.name, marks=marks)
+def _param(s: Scenario) -> Any:
+    return pytest.param(s, id=s.name)
 
 
 ZERO_DOWNTIME = [_param(s) for s in SCENARIOS if s.zero_downtime]
 ALL = [_param(s) for s in SCENARIOS]
-OWNED = [_param(s, s.owned_fields_defect) for s in SCENARIOS]
 
 
 @pytest.mark.parametrize("s", ZERO_DOWNTIME)
@@ -89,7 +87,7 @@ def test_jenkins_home_and_namespaces_are_never_replaced_or_deleted(s: Scenario) 
     assert hit == []
 
 
-@pytest.mark.parametrize("s", OWNED)
+@pytest.mark.parametrize("s", ALL)
 def test_no_scenario_sets_a_field_another_controller_owns(s: Scenario) -> None:
     # The change itself, and the after-render applied from scratch (every object a create).
     found = [r for c in s.changes() for r in c.risks if r.startswith("controller-owned")]
@@ -117,13 +115,7 @@ def test_every_object_kept_by_a_scenario_keeps_its_pulumi_urn(s: Scenario) -> No
 
 @pytest.mark.parametrize("s", [p for p in ZERO_DOWNTIME if p.values[0].name != "secret rotation"])
 def test_everyday_change_raises_no_risk_flag(s: Scenario) -> None:
-    risks = [
-        f"{c.kind}/{c.name}: {r}"
-        for c in s.changes()
-        for r in c.risks
-        if not r.startswith("controller-owned")  # its own rule above, with the known defects
-    ]
-    assert risks == []
+    assert [f"{c.kind}/{c.name}: {r}" for c in s.changes() for r in c.risks] == []
 
 
 @pytest.mark.parametrize("s", ALL)
