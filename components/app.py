@@ -10,6 +10,7 @@ Services, PDBs and Ingresses exist, and what they select, follows the app's rele
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,27 @@ def topology_spread(
         )
         for key in keys
     ]
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Output[str]]:
+    """Secret `data` (base64), each value a Pulumi secret.
+
+    Not `stringData`: the API server merges stringData into data and never stores it
+    (k8s.io/api core/v1 Secret), so a Server-Side Apply of stringData owns `stringData.<key>`,
+    never `data.<key>`, and a key removed from the config stays in the Secret (and mounted).
+    pulumi-kubernetes rewrites stringData into data only when no input is computed
+    (provider/pkg/provider/provider.go `normalizeInputs`, clients/unstructured.go
+    `normalizeSecret`, pulumi-kubernetes v4.32.0-27 94977969); with `data` the applied fields
+    are the stored ones, so SSA deletes the fields of a removed key.
+    """
+    return {
+        key: pulumi.Output.secret(pulumi.Output.from_input(value).apply(_base64))
+        for key, value in sorted(values.items())
+    }
 
 
 def pod_template(
@@ -323,8 +345,7 @@ class AppService(pulumi.ComponentResource):
             f"{name}-secret",
             metadata=meta("config", labels.resource_name(app_name, "secrets")),
             type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in sorted(args.secrets.items())}
-            or None,
+            data=secret_data(args.secrets) or None,
             opts=child,
         )
         selector = labels.selector_labels(app_name, instance)

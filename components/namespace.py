@@ -11,10 +11,10 @@ from decimal import Decimal
 import pulumi
 import pulumi_kubernetes as k8s
 
+from appstack_grammar import format_bytes, format_cpu, parse_quantity
 from components import labels, release
 from components.config import AppConfig, LimitRangeSettings, NamespaceQuota, NetworkSettings
 from components.network import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
-from components.quantity import format_bytes, format_cpu, parse_quantity
 
 
 def quota_hard(apps: Mapping[str, AppConfig], quota: NamespaceQuota) -> dict[str, str]:
