@@ -29,7 +29,8 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stackctl",
-        description="Operate appstack stacks: render, check, diff, deploy, verify, history, rollback.",
+        description="Operate appstack stacks: render, check, diff, deploy, verify, history, "
+        "rollback.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
