@@ -27,7 +27,6 @@ GO=${GO:-go}
 all_families=(k8s kwok pulumi python-host kubernetes)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
-for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
 
 binaries_of() {
   case $1 in
@@ -39,6 +38,8 @@ binaries_of() {
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]})" >&2; return 1 ;;
   esac
 }
+
+for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
 
 stamp_of() {
   local fam=$1
