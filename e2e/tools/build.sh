@@ -7,6 +7,8 @@
 #   pulumi/       pulumi (+ pulumi-language-python-exec copied from the sdk/v3 module)
 #   python-host/  pulumi-language-python
 #   kubernetes/   pulumi-resource-kubernetes (wrapper main, embeds generated from the module)
+#   pulumi-policy/ policy-cli/pulumi + policy-cli/pulumi-analyzer-policy-python: the newest served
+#                 CLI that still runs Python policy packs through that shim (see versions.env)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum and Go sources,
 # versions.env, this script and the Go version. Usage: build.sh [family...] (default: all).
 set -euo pipefail
@@ -24,7 +26,7 @@ export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 GO=${GO:-go}
 
-all_families=(k8s kwok pulumi python-host kubernetes)
+all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -35,6 +37,7 @@ binaries_of() {
     pulumi) echo pulumi pulumi-language-python-exec ;;
     python-host) echo pulumi-language-python ;;
     kubernetes) echo pulumi-resource-kubernetes ;;
+    pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]})" >&2; return 1 ;;
   esac
 }
@@ -69,11 +72,12 @@ expect_version() {
 # gobuild <family> <output name> <package> [ldflags]: build into a temporary file, then move it
 # into place, so a reader of $bin never sees half a binary. Prints the wall time.
 gobuild() {
-  local fam=$1 out=$2 pkg=$3 ldflags="-s -w ${4:-}" start
+  local fam=$1 out=$2 pkg=$3 ldflags="-s -w ${4:-}" start tmp
+  tmp=$(dirname "$bin/$out")/.$(basename "$out").tmp
   start=$(date +%s)
   (cd "$here/$fam" &&
-    nice -n 10 "$GO" build -trimpath -ldflags "$ldflags" -o "$bin/.$out.tmp" "$pkg")
-  mv -f "$bin/.$out.tmp" "$bin/$out"
+    nice -n 10 "$GO" build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$bin/$out"
   echo "built $out in $(($(date +%s) - start)) s"
 }
 
@@ -116,6 +120,22 @@ build_python_host() {
   expect_version python-host github.com/pulumi/pulumi/sdk/v3 "v$PULUMI_PYTHON_HOST_VERSION"
   gobuild python-host pulumi-language-python github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_PYTHON_HOST_VERSION"
+}
+
+build_pulumi_policy() {
+  expect_version pulumi-policy github.com/pulumi/pulumi/pkg/v3 "v$PULUMI_POLICY_CLI_VERSION"
+  expect_version pulumi-policy github.com/pulumi/pulumi/sdk/v3 "v$PULUMI_POLICY_CLI_VERSION"
+  mkdir -p "$bin/policy-cli"
+  gobuild pulumi-policy policy-cli/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_POLICY_CLI_VERSION"
+  # This CLI runs a Python policy pack as `pulumi-analyzer-policy-python <engine> <pack dir>`,
+  # found next to the CLI or on PATH; the shell script ships in the sdk/v3 module zip.
+  local sdk
+  sdk=$(cd "$here/pulumi-policy" && "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  install -m 0755 "$sdk/python/dist/pulumi-analyzer-policy-python" "$bin/policy-cli/pulumi-analyzer-policy-python"
+  # Bundled plugins are looked up next to the running CLI: the same language host and shim.
+  ln -sfn ../pulumi-language-python "$bin/policy-cli/pulumi-language-python"
+  ln -sfn ../pulumi-language-python-exec "$bin/policy-cli/pulumi-language-python-exec"
 }
 
 build_kubernetes() {
