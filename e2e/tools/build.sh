@@ -14,7 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source=e2e/tools/versions.env
 . "$here/versions.env"
 
 E2E_CACHE=${E2E_CACHE:-$HOME/.cache/appstack-e2e}
