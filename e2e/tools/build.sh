@@ -23,7 +23,9 @@ stamps=$E2E_CACHE/stamps
 mkdir -p "$bin" "$stamps"
 
 export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+# -mod=readonly: build exactly the committed go.sum; -buildvcs=false: the tools modules sit in
+# this repo, whose commit would otherwise be stamped into (and change) every binary.
+export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
 GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
