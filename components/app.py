@@ -298,6 +298,303 @@ def ingress_spec(
     return network_ingress_spec(app.ingress, service_name)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every part of one AppService shares: its Pulumi name, its inputs, and `parent=self`
+    for each child (a child's URN is its parent's type chain + its own type and name)."""
+
+    name: str
+    args: AppServiceArgs
+    parent: pulumi.Resource
+
+    @property
+    def child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.parent)
+
+    def meta(
+        self,
+        component: str,
+        obj_name: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        """Metadata of a child object: its name (default: the app's), namespace and labels."""
+        app_name, app = self.args.app, self.args.config
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=obj_name or labels.resource_name(app_name),
+            namespace=self.args.namespace,
+            labels=labels.standard_labels(
+                app_name, self.args.instance, component, app.label_version
+            ),
+            annotations=dict(annotations) if annotations else None,
+        )
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return labels.selector_labels(self.args.app, self.args.instance)
+
+
+def _service_account(scope: _Scope) -> k8s.core.v1.ServiceAccount:
+    """Identity: the pods' ServiceAccount, with no API token mounted."""
+    return k8s.core.v1.ServiceAccount(
+        f"{scope.name}-sa",
+        metadata=scope.meta("server"),
+        automount_service_account_token=False,
+        opts=scope.child,
+    )
+
+
+def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret]:
+    """Configuration: the content-named immutable ConfigMap and the Secret mounted as files."""
+    app_name, app = scope.args.app, scope.args.config
+    data = config_data(app)
+    config_map = k8s.core.v1.ConfigMap(
+        f"{scope.name}-config",
+        metadata=scope.meta("config", config_map_name(app_name, data)),
+        data=data,
+        immutable=True,
+        opts=scope.child,
+    )
+    secret = k8s.core.v1.Secret(
+        f"{scope.name}-secret",
+        metadata=scope.meta("config", labels.resource_name(app_name, "secrets")),
+        type="Opaque",
+        data=secret_data(scope.args.secrets) or None,
+        opts=scope.child,
+    )
+    return config_map, secret
+
+
+def _workload_context(
+    scope: _Scope,
+    account: k8s.core.v1.ServiceAccount,
+    config_map: k8s.core.v1.ConfigMap,
+    secret: k8s.core.v1.Secret,
+) -> release.WorkloadContext:
+    """What the release plan's workloads are built from: the pod template and the image."""
+    args = scope.args
+    app_name, instance, app = args.app, args.instance, args.config
+
+    def template(
+        image: pulumi.Input[str], extra_labels: Mapping[str, str], revision_label: str
+    ) -> k8s.core.v1.PodTemplateSpecArgs:
+        return pod_template(
+            app_name,
+            instance,
+            app,
+            image=image,
+            service_account=account.metadata.name,
+            config_map=config_map.metadata.name,
+            secret=secret.metadata.name,
+            extra_labels=extra_labels,
+            revision_label=revision_label,
+        )
+
+    return release.WorkloadContext(
+        resource_name=scope.name,
+        app_name=app_name,
+        app=app,
+        namespace=args.namespace,
+        selector=scope.selector,
+        image=args.image if args.image is not None else app.image,
+        # A built image runs by its pushed digest, so the digest skip is not needed then.
+        built=args.image is not None,
+        template=template,
+        meta=scope.meta,
+        parent=scope.parent,
+        monitoring=args.monitoring,
+    )
+
+
+def _route_options(
+    scope: _Scope, before_routes: Sequence[pulumi.Resource]
+) -> dict[bool, pulumi.ResourceOptions]:
+    """Options of the traffic Services, by whether Argo Rollouts manages their selector."""
+    return {
+        argo_managed: pulumi.ResourceOptions(
+            parent=scope.parent,
+            depends_on=list(before_routes) or None,
+            # Argo Rollouts writes `rollouts-pod-template-hash` into these Services'
+            # selectors (argo-rollouts rollout/service.go switchServiceSelector, a strategic
+            # merge patch). spec.selector is an atomic map (x-kubernetes-map-type: atomic),
+            # so that patch makes the controller its sole owner, and any later apply of the
+            # Service carrying a selector (every image bump changes the version label) would
+            # be a Server-Side Apply conflict. With ignore_changes the provider drops the
+            # field from its request while another manager owns it (pulumi-kubernetes
+            # provider/pkg/await/await.go handleSSAIgnoreFields).
+            ignore_changes=["spec.selector"] if argo_managed else None,
+        )
+        for argo_managed in (False, True)
+    }
+
+
+def _http_port(port: int) -> list[k8s.core.v1.ServicePortArgs]:
+    return [k8s.core.v1.ServicePortArgs(name="http", port=port, target_port="http", protocol="TCP")]
+
+
+def _main_service(
+    scope: _Scope, plan: release.ReleasePlan, route_opts: Mapping[bool, pulumi.ResourceOptions]
+) -> k8s.core.v1.Service:
+    """The app's Service: its type, session affinity and source ranges come from config."""
+    svc_settings = scope.args.config.service
+    affinity = svc_settings.session_affinity
+    return k8s.core.v1.Service(
+        f"{scope.name}-service",
+        metadata=scope.meta("server", annotations=dict(svc_settings.annotations) or None),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type=svc_settings.type,
+            selector={**scope.selector, **plan.route("").selector},
+            ports=_http_port(svc_settings.port),
+            session_affinity="ClientIP" if affinity.enabled else "None",
+            session_affinity_config=k8s.core.v1.SessionAffinityConfigArgs(
+                client_ip=k8s.core.v1.ClientIPConfigArgs(timeout_seconds=affinity.timeout_seconds)
+            )
+            if affinity.enabled
+            else None,
+            load_balancer_source_ranges=svc_settings.effective_source_ranges or None
+            if svc_settings.type == "LoadBalancer"
+            else None,
+        ),
+        opts=route_opts[plan.route("").argo_managed],
+    )
+
+
+def _services(
+    scope: _Scope, plan: release.ReleasePlan, before_routes: Sequence[pulumi.Resource]
+) -> dict[str, k8s.core.v1.Service]:
+    """Traffic Services by route key: "" the app's Service, then the plan's extra routes
+    (blueGreen preview, ingress canary: ClusterIP only)."""
+    route_opts = _route_options(scope, before_routes)
+    routes = {"": _main_service(scope, plan, route_opts)}
+    for route in plan.routes[1:]:
+        routes[route.key] = k8s.core.v1.Service(
+            f"{scope.name}-{route.key}-service",
+            metadata=scope.meta("server", route.name),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector={**scope.selector, **route.selector},
+                ports=_http_port(scope.args.config.service.port),
+            ),
+            opts=route_opts[route.argo_managed],
+        )
+    return routes
+
+
+def _metrics_service(scope: _Scope) -> k8s.core.v1.Service:
+    """The ClusterIP Service Prometheus scrapes (every pod of the app, whatever the release)."""
+    port = scope.args.config.metrics_port
+    return k8s.core.v1.Service(
+        f"{scope.name}-metrics-service",
+        metadata=scope.meta("metrics", labels.resource_name(scope.args.app, "metrics")),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=scope.selector,
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="metrics", port=port, target_port="metrics", protocol="TCP"
+                )
+            ],
+        ),
+        opts=scope.child,
+    )
+
+
+def _autoscalers(scope: _Scope, plan: release.ReleasePlan) -> None:
+    """The plan's HPAs (blueGreen: one per colour)."""
+    app = scope.args.config
+    for autoscaler in plan.autoscalers:
+        target = autoscaler.target
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{scope.name}-{autoscaler.key}-hpa" if autoscaler.key else f"{scope.name}-hpa",
+            metadata=scope.meta("autoscaler", autoscaler.name),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version=target.api_version, kind=target.kind, name=target.name
+                ),
+                min_replicas=app.autoscaling.min_replicas,
+                max_replicas=app.autoscaling.max_replicas,
+                metrics=hpa_metrics(app),
+                behavior=hpa_behavior(),
+            ),
+            opts=scope.child,
+        )
+
+
+def _disruption_budgets(scope: _Scope, plan: release.ReleasePlan) -> None:
+    """The plan's PDBs: the app's PDB settings, or maxUnavailable 1 for a canary (never blocks
+    a drain)."""
+    pdb = scope.args.config.pdb
+    for budget in plan.budgets:
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{scope.name}-{budget.key}-pdb" if budget.key else f"{scope.name}-pdb",
+            metadata=scope.meta("disruption-budget", budget.name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={**scope.selector, **budget.selector}
+                ),
+                max_unavailable=pdb.effective_max_unavailable if budget.from_config else 1,
+                min_available=pdb.min_available if budget.from_config else None,
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=scope.child,
+        )
+
+
+def _ingresses(
+    scope: _Scope, plan: release.ReleasePlan, routes: Mapping[str, k8s.core.v1.Service]
+) -> None:
+    """The app's Ingress when enabled, and the ingress-nginx canary Ingress (same host and
+    path, weighted) of an ingress canary release."""
+    app = scope.args.config
+    if app.ingress.enabled:
+        k8s.networking.v1.Ingress(
+            f"{scope.name}-ingress",
+            metadata=scope.meta("ingress"),
+            spec=ingress_spec(app, routes[""].metadata.name),
+            opts=scope.child,
+        )
+    canary = plan.canary_ingress
+    if canary is not None:
+        k8s.networking.v1.Ingress(
+            f"{scope.name}-canary-ingress",
+            metadata=scope.meta("ingress", canary.name, canary.annotations),
+            spec=ingress_spec(app, routes["canary"].metadata.name),
+            opts=scope.child,
+        )
+
+
+def _network_policy(scope: _Scope) -> AppNetworkPolicy:
+    """Who may reach the app (ingress controller, monitoring, client apps) and where it may go."""
+    args, app = scope.args, scope.args.config
+    return AppNetworkPolicy(
+        f"{scope.name}-network",
+        AppNetworkPolicyArgs(
+            app=args.app,
+            namespace=args.namespace,
+            instance=args.instance,
+            port=app.port,
+            metrics_port=app.metrics_port,
+            public=app.service.type in ("LoadBalancer", "NodePort"),
+            network=args.network,
+            client_apps=tuple(args.client_apps),
+            egress=tuple(app.egress),
+        ),
+        opts=scope.child,
+    )
+
+
+def _service_address(scope: _Scope, service: k8s.core.v1.Service) -> pulumi.Output[str]:
+    """Where clients reach the app: the LoadBalancer's address, else the in-cluster DNS name."""
+    settings = scope.args.config.service
+    if settings.type == "LoadBalancer":
+        return _address(service, "pending")
+    return pulumi.Output.concat(
+        service.metadata.name,
+        ".",
+        pulumi.Output.from_input(scope.args.namespace),
+        f".svc.cluster.local:{settings.port}",
+    )
+
+
 class AppService(pulumi.ComponentResource):
     """One service: identity, config, workload, exposure, scaling, disruption budget, policy."""
 
@@ -312,229 +609,34 @@ class AppService(pulumi.ComponentResource):
         self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("appstack:app:AppService", name, None, opts)
-        app, app_name, instance = args.config, args.app, args.instance
-        child = pulumi.ResourceOptions(parent=self)
+        scope = _Scope(name, args, parent=self)
 
-        def meta(
-            component: str,
-            obj_name: str | None = None,
-            annotations: Mapping[str, str] | None = None,
-        ) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=obj_name or labels.resource_name(app_name),
-                namespace=args.namespace,
-                labels=labels.standard_labels(app_name, instance, component, app.label_version),
-                annotations=dict(annotations) if annotations else None,
-            )
+        account = _service_account(scope)
+        config_map, secret = _configuration(scope)
 
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=meta("server"),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        data = config_data(app)
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=meta("config", config_map_name(app_name, data)),
-            data=data,
-            immutable=True,
-            opts=child,
-        )
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=meta("config", labels.resource_name(app_name, "secrets")),
-            type="Opaque",
-            data=secret_data(args.secrets) or None,
-            opts=child,
-        )
-        selector = labels.selector_labels(app_name, instance)
-        # Workloads, Services, PDBs and the HPAs follow the release strategy.
-        plan = release.plan(app_name, app)
-
-        def template(
-            image: pulumi.Input[str], extra_labels: Mapping[str, str], revision_label: str
-        ) -> k8s.core.v1.PodTemplateSpecArgs:
-            return pod_template(
-                app_name,
-                instance,
-                app,
-                image=image,
-                service_account=account.metadata.name,
-                config_map=config_map.metadata.name,
-                secret=secret.metadata.name,
-                extra_labels=extra_labels,
-                revision_label=revision_label,
-            )
-
-        workloads = release.WorkloadContext(
-            resource_name=name,
-            app_name=app_name,
-            app=app,
-            namespace=args.namespace,
-            selector=selector,
-            image=args.image if args.image is not None else app.image,
-            # A built image runs by its pushed digest, so the digest skip is not needed then.
-            built=args.image is not None,
-            template=template,
-            meta=meta,
-            parent=self,
-            monitoring=args.monitoring,
-        )
-        # blueGreen: the colour becoming active is updated before the Services switch to it,
-        # the colour becoming idle after (so traffic only ever moves to running pods).
+        # Workloads, Services, PDBs and the HPAs follow the release strategy. blueGreen: the
+        # colour becoming active is updated before the Services switch to it, the colour
+        # becoming idle after (so traffic only ever moves to running pods).
+        plan = release.plan(args.app, args.config)
+        workloads = _workload_context(scope, account, config_map, secret)
         created = release.create_workloads(workloads, plan, ("free", "before-routes"))
         before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
-        route_opts = {
-            argo_managed: pulumi.ResourceOptions(
-                parent=self,
-                depends_on=before_routes or None,
-                # Argo Rollouts writes `rollouts-pod-template-hash` into these Services'
-                # selectors (argo-rollouts rollout/service.go switchServiceSelector, a strategic
-                # merge patch). spec.selector is an atomic map (x-kubernetes-map-type: atomic),
-                # so that patch makes the controller its sole owner, and any later apply of the
-                # Service carrying a selector (every image bump changes the version label) would
-                # be a Server-Side Apply conflict. With ignore_changes the provider drops the
-                # field from its request while another manager owns it (pulumi-kubernetes
-                # provider/pkg/await/await.go handleSSAIgnoreFields).
-                ignore_changes=["spec.selector"] if argo_managed else None,
-            )
-            for argo_managed in (False, True)
-        }
-        primary = next(c for c in created if c.workload == plan.primary)
-        svc_settings = app.service
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta("server", annotations=dict(svc_settings.annotations) or None),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type=svc_settings.type,
-                selector={**selector, **plan.route("").selector},
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=svc_settings.port, target_port="http", protocol="TCP"
-                    )
-                ],
-                session_affinity="ClientIP" if svc_settings.session_affinity.enabled else "None",
-                session_affinity_config=k8s.core.v1.SessionAffinityConfigArgs(
-                    client_ip=k8s.core.v1.ClientIPConfigArgs(
-                        timeout_seconds=svc_settings.session_affinity.timeout_seconds
-                    )
-                )
-                if svc_settings.session_affinity.enabled
-                else None,
-                load_balancer_source_ranges=svc_settings.effective_source_ranges or None
-                if svc_settings.type == "LoadBalancer"
-                else None,
-            ),
-            opts=route_opts[plan.route("").argo_managed],
-        )
-        routes = {"": service}
-        for route in plan.routes[1:]:  # blueGreen preview / ingress canary: ClusterIP only
-            routes[route.key] = k8s.core.v1.Service(
-                f"{name}-{route.key}-service",
-                metadata=meta("server", route.name),
-                spec=k8s.core.v1.ServiceSpecArgs(
-                    type="ClusterIP",
-                    selector={**selector, **route.selector},
-                    ports=[
-                        k8s.core.v1.ServicePortArgs(
-                            name="http", port=svc_settings.port, target_port="http", protocol="TCP"
-                        )
-                    ],
-                ),
-                opts=route_opts[route.argo_managed],
-            )
+        routes = _services(scope, plan, before_routes)
         release.create_workloads(workloads, plan, ("after-routes",), list(routes.values()))
-        metrics_service = k8s.core.v1.Service(
-            f"{name}-metrics-service",
-            metadata=meta("metrics", labels.resource_name(app_name, "metrics")),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="metrics", port=app.metrics_port, target_port="metrics", protocol="TCP"
-                    )
-                ],
-            ),
-            opts=child,
-        )
-        for autoscaler in plan.autoscalers:  # blueGreen: one per colour
-            target = autoscaler.target
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-{autoscaler.key}-hpa" if autoscaler.key else f"{name}-hpa",
-                metadata=meta("autoscaler", autoscaler.name),
-                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version=target.api_version, kind=target.kind, name=target.name
-                    ),
-                    min_replicas=app.autoscaling.min_replicas,
-                    max_replicas=app.autoscaling.max_replicas,
-                    metrics=hpa_metrics(app),
-                    behavior=hpa_behavior(),
-                ),
-                opts=child,
-            )
-        for budget in plan.budgets:
-            # The app's PDB settings, or maxUnavailable 1 for a canary (never blocks a drain).
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-{budget.key}-pdb" if budget.key else f"{name}-pdb",
-                metadata=meta("disruption-budget", budget.name),
-                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                    selector=k8s.meta.v1.LabelSelectorArgs(
-                        match_labels={**selector, **budget.selector}
-                    ),
-                    max_unavailable=app.pdb.effective_max_unavailable if budget.from_config else 1,
-                    min_available=app.pdb.min_available if budget.from_config else None,
-                    unhealthy_pod_eviction_policy="AlwaysAllow",
-                ),
-                opts=child,
-            )
-        if app.ingress.enabled:
-            k8s.networking.v1.Ingress(
-                f"{name}-ingress",
-                metadata=meta("ingress"),
-                spec=ingress_spec(app, service.metadata.name),
-                opts=child,
-            )
-        canary = plan.canary_ingress
-        if canary is not None:  # ingress-nginx canary: same host and path, weighted
-            k8s.networking.v1.Ingress(
-                f"{name}-canary-ingress",
-                metadata=meta("ingress", canary.name, canary.annotations),
-                spec=ingress_spec(app, routes["canary"].metadata.name),
-                opts=child,
-            )
-        AppNetworkPolicy(
-            f"{name}-network",
-            AppNetworkPolicyArgs(
-                app=app_name,
-                namespace=args.namespace,
-                instance=instance,
-                port=app.port,
-                metrics_port=app.metrics_port,
-                public=svc_settings.type in ("LoadBalancer", "NodePort"),
-                network=args.network,
-                client_apps=tuple(args.client_apps),
-                egress=tuple(app.egress),
-            ),
-            opts=child,
-        )
+        metrics_service = _metrics_service(scope)
 
+        _autoscalers(scope, plan)
+        _disruption_budgets(scope, plan)
+        _ingresses(scope, plan, routes)
+        _network_policy(scope)
+
+        primary = next(c for c in created if c.workload == plan.primary)
         self.deployment_name = primary.name
-        self.service_name = service.metadata.name
+        self.service_name = routes[""].metadata.name
         self.metrics_service_name = metrics_service.metadata.name
         self.config_map_name = config_map.metadata.name
         self.secret_name = secret.metadata.name
-        fallback = pulumi.Output.concat(
-            service.metadata.name,
-            ".",
-            pulumi.Output.from_input(args.namespace),
-            f".svc.cluster.local:{svc_settings.port}",
-        )
-        self.address = (
-            _address(service, "pending") if svc_settings.type == "LoadBalancer" else fallback
-        )
+        self.address = _service_address(scope, routes[""])
         self.register_outputs(
             {
                 "deployment_name": self.deployment_name,

@@ -235,124 +235,171 @@ class ReleasePlan:
         return next(r for r in self.routes if r.key == key)
 
 
-def plan(app_name: str, app: AppConfig) -> ReleasePlan:
-    """The release plan of one app (see the module docstring for the semantics)."""
-    release = app.release
-    name = labels.resource_name(app_name)
-    autoscaled = app.autoscaling.enabled
-    pdb = app.pdb.enabled
-    # Under an HPA the workload never carries spec.replicas: the HPA's scale subresource owns it.
-    replicas = None if autoscaled else app.replicas
+@dataclass(frozen=True)
+class _PlanScope:
+    """What every strategy's plan starts from: the app, its names, and who owns replicas."""
 
-    def named(*suffix: str) -> str:
-        return labels.resource_name(app_name, *suffix)
+    app_name: str
+    app: AppConfig
 
-    def hpa(key: str, workload: Workload, api_version: str = "apps/v1") -> tuple[Autoscaler, ...]:
-        if not autoscaled:
+    @property
+    def name(self) -> str:
+        return labels.resource_name(self.app_name)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.app.autoscaling.enabled
+
+    @property
+    def pdb(self) -> bool:
+        return self.app.pdb.enabled
+
+    @property
+    def replicas(self) -> int | None:
+        """Under an HPA the workload never carries spec.replicas: the HPA's scale subresource
+        owns it."""
+        return None if self.autoscaled else self.app.replicas
+
+    def named(self, *suffix: str) -> str:
+        return labels.resource_name(self.app_name, *suffix)
+
+    def hpa(
+        self, key: str, workload: Workload, api_version: str = "apps/v1"
+    ) -> tuple[Autoscaler, ...]:
+        """The HPA of `workload` (none without autoscaling)."""
+        if not self.autoscaled:
             return ()
         target = ScaleTarget(api_version, workload.kind, workload.name)
-        return (Autoscaler(key, named(key) if key else name, target),)
+        return (Autoscaler(key, self.named(key) if key else self.name, target),)
 
-    if release.argo_rollouts:
-        rollout = Workload("", name, {}, None, "image", replicas, autoscaled, kind="Rollout")
-        # The Services Argo Rollouts points at a ReplicaSet by writing
-        # `rollouts-pod-template-hash` into their selectors (rollout/service.go
-        # switchServiceSelector): blueGreen activeService/previewService, canary
-        # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
-        routes = [
-            Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
-        ]
-        if release.strategy == "blueGreen":
-            routes.append(Route("preview", named("preview"), {}, argo_managed=True))
-        elif app.ingress.enabled:
-            routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
-        return ReleasePlan(
-            strategy=release.strategy,
-            argo=True,
-            workloads=(rollout,),
-            routes=tuple(routes),
-            budgets=(Budget("", name, {}, True),) if pdb else (),
-            autoscalers=hpa("", rollout, ARGO_API_VERSION),
-        )
 
+def plan(app_name: str, app: AppConfig) -> ReleasePlan:
+    """The release plan of one app (see the module docstring for the semantics)."""
+    scope = _PlanScope(app_name, app)
+    if app.release.argo_rollouts:
+        return _argo_plan(scope)
+    if app.release.strategy == "blueGreen":
+        return _blue_green_plan(scope)
+    if app.release.strategy == "canary":
+        return _canary_plan(scope)
+    return _rolling_plan(scope)
+
+
+def _argo_plan(scope: _PlanScope) -> ReleasePlan:
+    """argoRollouts: one Rollout; the Services it re-points are Argo-managed."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    rollout = Workload(
+        "", name, {}, None, "image", scope.replicas, scope.autoscaled, kind="Rollout"
+    )
+    # The Services Argo Rollouts points at a ReplicaSet by writing
+    # `rollouts-pod-template-hash` into their selectors (rollout/service.go
+    # switchServiceSelector): blueGreen activeService/previewService, canary
+    # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
+    routes = [
+        Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
+    ]
     if release.strategy == "blueGreen":
-        active, idle = release.active, release.idle
-        images = {"blue": release.blue_image, "green": release.green_image}
+        routes.append(Route("preview", named("preview"), {}, argo_managed=True))
+    elif app.ingress.enabled:
+        routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
+    return ReleasePlan(
+        strategy=release.strategy,
+        argo=True,
+        workloads=(rollout,),
+        routes=tuple(routes),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", rollout, ARGO_API_VERSION),
+    )
 
-        def colour(c: str) -> Workload:
-            is_active = c == active
-            return Workload(
-                key=c,
-                name=named(c),
-                pod_labels={labels.COLOUR: c},
-                image=images[c],
-                image_key=f"release.{c}Image" if images[c] else "image",
-                # With autoscaling each colour has its own HPA (below), so a flip never moves
-                # a replica field the HPA owns; without, the idle colour may scale to 0.
-                replicas=replicas if is_active or autoscaled else app.idle_replicas,
-                hpa_owned=autoscaled,
-                order="before-routes" if is_active else "after-routes",
+
+def _blue_green_plan(scope: _PlanScope) -> ReleasePlan:
+    """blueGreen: a Deployment per colour; the Service selects the active one, preview the idle."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    active, idle = release.active, release.idle
+    images = {"blue": release.blue_image, "green": release.green_image}
+
+    def colour(c: str) -> Workload:
+        is_active = c == active
+        return Workload(
+            key=c,
+            name=named(c),
+            pod_labels={labels.COLOUR: c},
+            image=images[c],
+            image_key=f"release.{c}Image" if images[c] else "image",
+            # With autoscaling each colour has its own HPA (below), so a flip never moves
+            # a replica field the HPA owns; without, the idle colour may scale to 0.
+            replicas=scope.replicas if is_active or scope.autoscaled else app.idle_replicas,
+            hpa_owned=scope.autoscaled,
+            order="before-routes" if is_active else "after-routes",
+        )
+
+    colours = (colour("blue"), colour("green"))
+    budgets = [Budget("", name, {labels.COLOUR: active}, True)] if scope.pdb else []
+    if scope.pdb and app.idle_replicas > 0:
+        budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
+    return ReleasePlan(
+        strategy="blueGreen",
+        argo=False,
+        workloads=colours,
+        routes=(
+            Route("", name, {labels.COLOUR: active}),
+            Route("preview", named("preview"), {labels.COLOUR: idle}),
+        ),
+        budgets=tuple(budgets),
+        autoscalers=tuple(a for w in colours for a in scope.hpa(w.key, w)),
+    )
+
+
+def _canary_plan(scope: _PlanScope) -> ReleasePlan:
+    """canary: the stable track, and the canary track while `weight` > 0 (by replica ratio, or
+    by the ingress-nginx canary Ingress when the app has an Ingress)."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    stable = Workload(
+        "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, scope.autoscaled
+    )
+    workloads = [stable]
+    budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if scope.pdb else []
+    routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
+    canary_ingress = None
+    if app.canary_active:
+        workloads.append(
+            Workload(
+                CANARY,
+                named(CANARY),
+                {labels.TRACK: CANARY},
+                release.canary_image,
+                "release.canaryImage",
+                app.canary_replicas,
+                False,
             )
-
-        colours = (colour("blue"), colour("green"))
-        budgets = [Budget("", name, {labels.COLOUR: active}, True)] if pdb else []
-        if pdb and app.idle_replicas > 0:
-            budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
-        return ReleasePlan(
-            strategy="blueGreen",
-            argo=False,
-            workloads=colours,
-            routes=(
-                Route("", name, {labels.COLOUR: active}),
-                Route("preview", named("preview"), {labels.COLOUR: idle}),
-            ),
-            budgets=tuple(budgets),
-            autoscalers=tuple(a for w in colours for a in hpa(w.key, w)),
         )
+        if scope.pdb:
+            budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
+        if app.canary_by_ingress:
+            routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
+            canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
+    return ReleasePlan(
+        strategy="canary",
+        argo=False,
+        workloads=tuple(workloads),
+        routes=tuple(routes),
+        budgets=tuple(budgets),
+        autoscalers=scope.hpa("", stable),
+        canary_ingress=canary_ingress,
+    )
 
-    if release.strategy == "canary":
-        stable = Workload(
-            "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, autoscaled
-        )
-        workloads = [stable]
-        budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if pdb else []
-        routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
-        canary_ingress = None
-        if app.canary_active:
-            workloads.append(
-                Workload(
-                    CANARY,
-                    named(CANARY),
-                    {labels.TRACK: CANARY},
-                    release.canary_image,
-                    "release.canaryImage",
-                    app.canary_replicas,
-                    False,
-                )
-            )
-            if pdb:
-                budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
-            if app.canary_by_ingress:
-                routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
-                canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
-        return ReleasePlan(
-            strategy="canary",
-            argo=False,
-            workloads=tuple(workloads),
-            routes=tuple(routes),
-            budgets=tuple(budgets),
-            autoscalers=hpa("", stable),
-            canary_ingress=canary_ingress,
-        )
 
-    workload = Workload("", name, {}, None, "image", replicas, autoscaled)
+def _rolling_plan(scope: _PlanScope) -> ReleasePlan:
+    """rolling: one Deployment behind the Service."""
+    name = scope.name
+    workload = Workload("", name, {}, None, "image", scope.replicas, scope.autoscaled)
     return ReleasePlan(
         strategy="rolling",
         argo=False,
         workloads=(workload,),
         routes=(Route("", name, {}),),
-        budgets=(Budget("", name, {}, True),) if pdb else (),
-        autoscalers=hpa("", workload),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", workload),
     )
 
 
