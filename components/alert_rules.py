@@ -346,18 +346,12 @@ def _alert(
 def _alerting_rules(
     target: RuleTarget, t: AlertThresholds, severities: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    app, ns = target.app, target.namespace
-    job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", ns))
-    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
-    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
-    ctr_sel = _selector(*ctr)
-    by_ctr = "max by (namespace, pod, container)"
-    sum_ctr = "sum by (namespace, pod, container)"
-    where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
+    """The app's alerts, in order: service (scrape, errors, latency), containers, HPA, the
+    workload's rollout, PDB."""
 
     def rule(kind: str, expr: str, for_: str, summary: str, description: str) -> dict[str, Any]:
         return _alert(
-            alert_name(app, kind),
+            alert_name(target.app, kind),
             expr,
             for_,
             severities[kind],
@@ -366,7 +360,22 @@ def _alerting_rules(
             target.runbook_base_url,
         )
 
-    rules = [
+    rules = _service_alerts(target, t, rule) + _container_alerts(target, t, rule)
+    rules.extend(_hpa_alerts(target, t, rule))
+    if target.workload_kind == "Rollout":
+        rules.extend(_argo_rollout_alerts(target, t, rule))
+    else:
+        rules.extend(_deployment_alerts(target, t, rule))
+    rules.extend(_pdb_alerts(target, t, rule))
+    return rules
+
+
+def _service_alerts(
+    target: RuleTarget, t: AlertThresholds, rule: RuleFactory
+) -> list[dict[str, Any]]:
+    """TargetDown, HighErrorRatio and HighLatencyP95 from the app's scrape job."""
+    job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", target.namespace))
+    return [
         rule(
             "TargetDown",
             f"(sum by (job, namespace) (up{job_sel}) == 0)\nor\nabsent(up{job_sel})",
@@ -393,6 +402,22 @@ def _alerting_rules(
             '{{ $labels.namespace }} is {{ $value | printf "%.3f" }}s over the last 5m '
             f"(threshold {_num(t.p95_latency_seconds)}s).",
         ),
+    ]
+
+
+def _container_alerts(
+    target: RuleTarget, t: AlertThresholds, rule: RuleFactory
+) -> list[dict[str, Any]]:
+    """Memory, CPU throttling, restarts and crash loops of the app's container, in the pods of
+    its workloads only (cAdvisor and kube-state-metrics series)."""
+    ns = target.namespace
+    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
+    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
+    ctr_sel = _selector(*ctr)
+    by_ctr = "max by (namespace, pod, container)"
+    sum_ctr = "sum by (namespace, pod, container)"
+    where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
+    return [
         rule(
             "MemoryNearLimit",
             (
@@ -441,51 +466,58 @@ def _alerting_rules(
             f"The {where_ctr} has been waiting in CrashLoopBackOff for {t.crashloop_for}.",
         ),
     ]
-    if target.hpas:
-        hpa_sel = _selector(
-            ("namespace", "=", ns), ("horizontalpodautoscaler", "=~", _alternatives(target.hpas))
+
+
+def _hpa_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[dict[str, Any]]:
+    """HPAAtMaxReplicas for the app's HPAs (none without autoscaling)."""
+    if not target.hpas:
+        return []
+    ns = target.namespace
+    hpa_sel = _selector(
+        ("namespace", "=", ns), ("horizontalpodautoscaler", "=~", _alternatives(target.hpas))
+    )
+    by_hpa = "max by (namespace, horizontalpodautoscaler)"
+    return [
+        rule(
+            "HPAAtMaxReplicas",
+            (
+                f"{by_hpa} (kube_horizontalpodautoscaler_status_current_replicas{hpa_sel})\n"
+                f">=\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
+                # An HPA whose min equals its max is always "at max": not worth an alert.
+                f"and\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
+                f"!=\n{by_hpa} (kube_horizontalpodautoscaler_spec_min_replicas{hpa_sel})"
+            ),
+            t.hpa_at_max_for,
+            "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }}: HPA at max",
+            "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its "
+            "maximum of {{ $value }} replicas for "
+            f"{t.hpa_at_max_for}; the service cannot scale out further.",
         )
-        by_hpa = "max by (namespace, horizontalpodautoscaler)"
-        rules.append(
-            rule(
-                "HPAAtMaxReplicas",
-                (
-                    f"{by_hpa} (kube_horizontalpodautoscaler_status_current_replicas{hpa_sel})\n"
-                    f">=\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
-                    # An HPA whose min equals its max is always "at max": not worth an alert.
-                    f"and\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
-                    f"!=\n{by_hpa} (kube_horizontalpodautoscaler_spec_min_replicas{hpa_sel})"
-                ),
-                t.hpa_at_max_for,
-                "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }}: HPA at max",
-                "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its "
-                "maximum of {{ $value }} replicas for "
-                f"{t.hpa_at_max_for}; the service cannot scale out further.",
-            )
+    ]
+
+
+def _pdb_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[dict[str, Any]]:
+    """PDBNoDisruptionsAllowed for the app's PDBs (none with the PDB off)."""
+    if not target.pdbs:
+        return []
+    ns = target.namespace
+    pdb_sel = _selector(
+        ("namespace", "=", ns), ("poddisruptionbudget", "=~", _alternatives(target.pdbs))
+    )
+    return [
+        rule(
+            "PDBNoDisruptionsAllowed",
+            (
+                "max by (namespace, poddisruptionbudget) "
+                f"(kube_poddisruptionbudget_status_pod_disruptions_allowed{pdb_sel}) == 0"
+            ),
+            t.pdb_no_disruptions_for,
+            "{{ $labels.namespace }}/{{ $labels.poddisruptionbudget }}: no disruptions allowed",
+            "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} "
+            f"has allowed no voluntary disruption for {t.pdb_no_disruptions_for}; node drains "
+            "and cluster upgrades will block.",
         )
-    if target.workload_kind == "Rollout":
-        rules.extend(_argo_rollout_alerts(target, t, rule))
-    else:
-        rules.extend(_deployment_alerts(target, t, rule))
-    if target.pdbs:
-        pdb_sel = _selector(
-            ("namespace", "=", ns), ("poddisruptionbudget", "=~", _alternatives(target.pdbs))
-        )
-        rules.append(
-            rule(
-                "PDBNoDisruptionsAllowed",
-                (
-                    "max by (namespace, poddisruptionbudget) "
-                    f"(kube_poddisruptionbudget_status_pod_disruptions_allowed{pdb_sel}) == 0"
-                ),
-                t.pdb_no_disruptions_for,
-                "{{ $labels.namespace }}/{{ $labels.poddisruptionbudget }}: no disruptions allowed",
-                "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} "
-                f"has allowed no voluntary disruption for {t.pdb_no_disruptions_for}; node drains "
-                "and cluster upgrades will block.",
-            )
-        )
-    return rules
+    ]
 
 
 RuleFactory = Callable[[str, str, str, str, str], dict[str, Any]]
