@@ -134,6 +134,46 @@ def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Out
     }
 
 
+def app_container(
+    app: AppConfig, image: pulumi.Input[str], config_map: pulumi.Input[str]
+) -> k8s.core.v1.ContainerArgs:
+    """The app's container: ports, env from the ConfigMap, resources, restricted security
+    context, probes, graceful shutdown, writable /tmp and the mounted secrets."""
+    sec = app.security
+    return k8s.core.v1.ContainerArgs(
+        name=CONTAINER,
+        image=image,
+        image_pull_policy="Always",
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name="http", container_port=app.port, protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(
+                name="metrics", container_port=app.metrics_port, protocol="TCP"
+            ),
+        ],
+        env_from=[
+            k8s.core.v1.EnvFromSourceArgs(
+                config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
+            )
+        ],
+        resources=_resources(app),
+        security_context=container_security_context(sec.run_as_user, sec.run_as_group),
+        startup_probe=_http_probe(app.probes.startup),
+        liveness_probe=_http_probe(app.probes.liveness),
+        readiness_probe=_http_probe(app.probes.readiness),
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                sleep=k8s.core.v1.SleepActionArgs(seconds=app.rollout.pre_stop_sleep_seconds)
+            )
+        )
+        if app.rollout.pre_stop_sleep_seconds > 0
+        else None,
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
+        ],
+    )
+
+
 def pod_template(
     app_name: str,
     instance: str,
@@ -164,46 +204,7 @@ def pod_template(
             security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
             termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
             topology_spread_constraints=topology_spread(app_name, instance, app, revision_label),
-            containers=[
-                k8s.core.v1.ContainerArgs(
-                    name=CONTAINER,
-                    image=image,
-                    image_pull_policy="Always",
-                    ports=[
-                        k8s.core.v1.ContainerPortArgs(
-                            name="http", container_port=app.port, protocol="TCP"
-                        ),
-                        k8s.core.v1.ContainerPortArgs(
-                            name="metrics", container_port=app.metrics_port, protocol="TCP"
-                        ),
-                    ],
-                    env_from=[
-                        k8s.core.v1.EnvFromSourceArgs(
-                            config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
-                        )
-                    ],
-                    resources=_resources(app),
-                    security_context=container_security_context(sec.run_as_user, sec.run_as_group),
-                    startup_probe=_http_probe(app.probes.startup),
-                    liveness_probe=_http_probe(app.probes.liveness),
-                    readiness_probe=_http_probe(app.probes.readiness),
-                    lifecycle=k8s.core.v1.LifecycleArgs(
-                        pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                            sleep=k8s.core.v1.SleepActionArgs(
-                                seconds=app.rollout.pre_stop_sleep_seconds
-                            )
-                        )
-                    )
-                    if app.rollout.pre_stop_sleep_seconds > 0
-                    else None,
-                    volume_mounts=[
-                        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-                        k8s.core.v1.VolumeMountArgs(
-                            name="secrets", mount_path=SECRETS_MOUNT, read_only=True
-                        ),
-                    ],
-                )
-            ],
+            containers=[app_container(app, image, config_map)],
             volumes=[
                 k8s.core.v1.VolumeArgs(
                     name="tmp",
