@@ -6,6 +6,11 @@ zero-downtime rolling update, topology spread), Service (+ a ClusterIP metrics S
 HPA, PDB, optional Ingress and the app's NetworkPolicy. Which Deployments (or Argo Rollout),
 Services, PDBs and Ingresses exist, and what they select, follows the app's release strategy
 (components/release.py).
+
+The constructor reads as its parts, each a builder below with `parent=self` (so a child's URN
+is the same whichever builder creates it): identity, configuration, workloads of the release
+plan, services, autoscaling and disruption budgets, ingress, network policy. The pod itself is
+components/pod.py, the HPA's metrics and behaviour components/autoscaling.py.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, release
-from components.config import AppConfig, Monitoring, NetworkSettings, Probe
+from components.autoscaling import hpa_behavior, hpa_metrics
+from components.config import AppConfig, Monitoring, NetworkSettings
 from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
 from components.network import ingress_spec as network_ingress_spec
-from components.security import container_security_context, pod_security_context
-
-SECRETS_MOUNT = "/var/run/secrets/appstack"
-CONTAINER = "app"
+from components.pod import CONTAINER as CONTAINER
+from components.pod import SECRETS_MOUNT as SECRETS_MOUNT
+from components.pod import pod_template
+from components.pod import topology_spread as topology_spread
 
 
 @dataclass(frozen=True)
@@ -69,50 +75,6 @@ def config_map_name(app_name: str, data: Mapping[str, str]) -> str:
     return labels.resource_name(app_name, "config", digest)
 
 
-def _http_probe(probe: Probe) -> k8s.core.v1.ProbeArgs:
-    return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=probe.path, port="http"),
-        initial_delay_seconds=probe.initial_delay_seconds,
-        period_seconds=probe.period_seconds,
-        timeout_seconds=probe.timeout_seconds,
-        failure_threshold=probe.failure_threshold,
-        success_threshold=1,
-    )
-
-
-def _resources(app: AppConfig) -> k8s.core.v1.ResourceRequirementsArgs:
-    req, lim = app.resources.requests, app.resources.limits
-    return k8s.core.v1.ResourceRequirementsArgs(
-        requests={"cpu": req.cpu, "memory": req.memory, "ephemeral-storage": req.ephemeral_storage},
-        limits={"cpu": lim.cpu, "memory": lim.memory, "ephemeral-storage": lim.ephemeral_storage},
-    )
-
-
-def topology_spread(
-    app_name: str, instance: str, app: AppConfig, revision_label: str
-) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
-    """Spread replicas across nodes, and zones when configured; per revision so a rollout's new
-    pods spread too. `revision_label` is the pod-template-hash label the workload's controller
-    gives its pods (components.release.Workload.revision_label): `pod-template-hash` for a
-    Deployment, `rollouts-pod-template-hash` for an Argo Rollout. A key the pods lack would
-    make the scheduler ignore it and spread old and new pods together."""
-    keys = ["kubernetes.io/hostname"] + (
-        ["topology.kubernetes.io/zone"] if app.topology.zones else []
-    )
-    return [
-        k8s.core.v1.TopologySpreadConstraintArgs(
-            max_skew=app.topology.max_skew,
-            topology_key=key,
-            when_unsatisfiable=app.topology.when_unsatisfiable,
-            label_selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels=labels.selector_labels(app_name, instance)
-            ),
-            match_label_keys=[revision_label],
-        )
-        for key in keys
-    ]
-
-
 def _base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -132,150 +94,6 @@ def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Out
         key: pulumi.Output.secret(pulumi.Output.from_input(value).apply(_base64))
         for key, value in sorted(values.items())
     }
-
-
-def app_container(
-    app: AppConfig, image: pulumi.Input[str], config_map: pulumi.Input[str]
-) -> k8s.core.v1.ContainerArgs:
-    """The app's container: ports, env from the ConfigMap, resources, restricted security
-    context, probes, graceful shutdown, writable /tmp and the mounted secrets."""
-    sec = app.security
-    return k8s.core.v1.ContainerArgs(
-        name=CONTAINER,
-        image=image,
-        image_pull_policy="Always",
-        ports=[
-            k8s.core.v1.ContainerPortArgs(name="http", container_port=app.port, protocol="TCP"),
-            k8s.core.v1.ContainerPortArgs(
-                name="metrics", container_port=app.metrics_port, protocol="TCP"
-            ),
-        ],
-        env_from=[
-            k8s.core.v1.EnvFromSourceArgs(
-                config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
-            )
-        ],
-        resources=_resources(app),
-        security_context=container_security_context(sec.run_as_user, sec.run_as_group),
-        startup_probe=_http_probe(app.probes.startup),
-        liveness_probe=_http_probe(app.probes.liveness),
-        readiness_probe=_http_probe(app.probes.readiness),
-        lifecycle=k8s.core.v1.LifecycleArgs(
-            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                sleep=k8s.core.v1.SleepActionArgs(seconds=app.rollout.pre_stop_sleep_seconds)
-            )
-        )
-        if app.rollout.pre_stop_sleep_seconds > 0
-        else None,
-        volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-            k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
-        ],
-    )
-
-
-def pod_template(
-    app_name: str,
-    instance: str,
-    app: AppConfig,
-    *,
-    image: pulumi.Input[str],
-    service_account: pulumi.Input[str],
-    config_map: pulumi.Input[str],
-    secret: pulumi.Input[str],
-    extra_labels: Mapping[str, str] | None = None,
-    revision_label: str = release.DEPLOYMENT_REVISION_LABEL,
-) -> k8s.core.v1.PodTemplateSpecArgs:
-    """The pod of an app: restricted security, probes, resources, graceful shutdown."""
-    sec = app.security
-    annotations = {"kubectl.kubernetes.io/default-container": CONTAINER}
-    return k8s.core.v1.PodTemplateSpecArgs(
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            labels={
-                **labels.standard_labels(app_name, instance, "server", app.label_version),
-                **(extra_labels or {}),
-            },
-            annotations=annotations,
-        ),
-        spec=k8s.core.v1.PodSpecArgs(
-            service_account_name=service_account,
-            automount_service_account_token=False,
-            enable_service_links=False,
-            security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
-            termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
-            topology_spread_constraints=topology_spread(app_name, instance, app, revision_label),
-            containers=[app_container(app, image, config_map)],
-            volumes=[
-                k8s.core.v1.VolumeArgs(
-                    name="tmp",
-                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=app.tmp_size_limit),
-                ),
-                k8s.core.v1.VolumeArgs(
-                    name="secrets",
-                    secret=k8s.core.v1.SecretVolumeSourceArgs(
-                        secret_name=secret, default_mode=0o440
-                    ),
-                ),
-            ],
-        ),
-    )
-
-
-def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
-    """Scale up fast (double, or +4 pods, every 15 s); scale down slowly (300 s window,
-    at most 10 % a minute)."""
-    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=0,
-            select_policy="Max",
-            policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=100, period_seconds=15
-                ),
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=4, period_seconds=15),
-            ],
-        ),
-        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=300,
-            select_policy="Min",
-            policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=10, period_seconds=60)
-            ],
-        ),
-    )
-
-
-def hpa_metrics(app: AppConfig) -> list[k8s.autoscaling.v2.MetricSpecArgs]:
-    """CPU and memory utilisation, and optionally requests per second per pod."""
-    metrics = [
-        k8s.autoscaling.v2.MetricSpecArgs(
-            type="Resource",
-            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                name=resource,
-                target=k8s.autoscaling.v2.MetricTargetArgs(
-                    type="Utilization", average_utilization=target
-                ),
-            ),
-        )
-        for resource, target in (
-            ("cpu", app.autoscaling.cpu_utilization),
-            ("memory", app.autoscaling.memory_utilization),
-        )
-    ]
-    rps = app.autoscaling.requests_per_second
-    if rps is not None:
-        metrics.append(
-            k8s.autoscaling.v2.MetricSpecArgs(
-                type="Pods",
-                pods=k8s.autoscaling.v2.PodsMetricSourceArgs(
-                    metric=k8s.autoscaling.v2.MetricIdentifierArgs(name="http_requests_per_second"),
-                    target=k8s.autoscaling.v2.MetricTargetArgs(
-                        type="AverageValue", average_value=f"{rps:g}"
-                    ),
-                ),
-            )
-        )
-    return metrics
 
 
 def _address(service: k8s.core.v1.Service, fallback: str) -> pulumi.Output[str]:

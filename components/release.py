@@ -7,7 +7,7 @@ the Services, PDBs, HPAs and Ingresses from the same plan, so the whole release 
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
-  sleep shorter than its grace period (`components.app.pod_template`).
+  sleep shorter than its grace period (`components.pod.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
   colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
@@ -549,7 +549,7 @@ TemplateFactory = Callable[
     [pulumi.Input[str], Mapping[str, str], str], k8s.core.v1.PodTemplateSpecArgs
 ]
 """(image, extra pod labels, revision label) -> the app's pod template
-(components.app.pod_template)."""
+(components.pod.pod_template)."""
 
 
 @dataclass(frozen=True)
