@@ -49,26 +49,24 @@ class Registrations:
             if typ != STACK_TYPE
         }
 
-    def alias_urns(self) -> set[str]:
-        """Every URN some resource declares as an alias (spec or full URN), as a type chain."""
+    def aliases(self) -> dict[str, set[str]]:
+        """URN -> the URNs it declares as aliases (alias specs or full URNs), as type chains."""
         by_urn = self._by_urn()
-        out: set[str] = set()
-        for _, parent, typ, name, aliases in self.seen:
+        out: dict[str, set[str]] = {}
+        for urn, parent, typ, name, aliases in self.seen:
+            found = out.setdefault(self._qualified(by_urn, urn) + "::" + name, set())
             for alias in aliases:
                 if alias.urn:
-                    out.add(alias.urn.split("::", 2)[2])
+                    found.add(alias.urn.split("::", 2)[2])
                     continue
                 spec = alias.spec
-                alias_name = spec.name or name
                 alias_type = spec.type or typ
                 alias_parent = "" if spec.noParent else (spec.parentUrn or parent)
-                if alias_parent and alias_parent in by_urn:
-                    prefix = self._qualified(by_urn, alias_parent)
-                    chain = alias_type if prefix == STACK_TYPE else prefix + "$" + alias_type
-                else:
-                    chain = alias_type
-                out.add(chain + "::" + alias_name)
-        return out
+                chain = alias_type
+                if alias_parent in by_urn and by_urn[alias_parent][1] != STACK_TYPE:
+                    chain = self._qualified(by_urn, alias_parent) + "$" + alias_type
+                found.add(chain + "::" + (spec.name or name))
+        return {urn: found for urn, found in out.items() if found}
 
 
 @contextmanager
@@ -111,11 +109,11 @@ def cases() -> dict[str, tuple[Callable[[], Mapping[str, Any]], str]]:
     return found
 
 
-def render_urns(raw: Mapping[str, Any], stack: str) -> tuple[set[str], set[str]]:
-    """(URNs, alias URNs) of a render of `raw`."""
+def render_urns(raw: Mapping[str, Any], stack: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(URNs, URN -> its alias URNs) of a render of `raw`."""
     with recording() as found:
         render_config(config_model.load(raw), stack)
-    return found.urns(), found.alias_urns()
+    return found.urns(), found.aliases()
 
 
 if __name__ == "__main__":  # regenerate the snapshot: python -m tests.urns > tests/golden/urns.json
