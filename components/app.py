@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, release
+from components import labels, release, workloads
 from components.autoscaling import hpa_behavior, hpa_metrics
 from components.config import AppConfig, Monitoring, NetworkSettings
 from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
@@ -188,7 +188,7 @@ def _workload_context(
     account: k8s.core.v1.ServiceAccount,
     config_map: k8s.core.v1.ConfigMap,
     secret: k8s.core.v1.Secret,
-) -> release.WorkloadContext:
+) -> workloads.WorkloadContext:
     """What the release plan's workloads are built from: the pod template and the image."""
     args = scope.args
     app_name, instance, app = args.app, args.instance, args.config
@@ -208,7 +208,7 @@ def _workload_context(
             revision_label=revision_label,
         )
 
-    return release.WorkloadContext(
+    return workloads.WorkloadContext(
         resource_name=scope.name,
         app_name=app_name,
         app=app,
@@ -437,11 +437,11 @@ class AppService(pulumi.ComponentResource):
         # colour becoming active is updated before the Services switch to it, the colour
         # becoming idle after (so traffic only ever moves to running pods).
         plan = release.plan(args.app, args.config)
-        workloads = _workload_context(scope, account, config_map, secret)
-        created = release.create_workloads(workloads, plan, ("free", "before-routes"))
+        context = _workload_context(scope, account, config_map, secret)
+        created = workloads.create_workloads(context, plan, ("free", "before-routes"))
         before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
         routes = _services(scope, plan, before_routes)
-        release.create_workloads(workloads, plan, ("after-routes",), list(routes.values()))
+        workloads.create_workloads(context, plan, ("after-routes",), list(routes.values()))
         metrics_service = _metrics_service(scope)
 
         _autoscalers(scope, plan)
