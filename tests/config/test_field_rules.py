@@ -144,6 +144,7 @@ def test_the_inventory_reaches_every_part_of_the_model() -> None:
             "apps.<value>.build.target",
             "apps.<value>.env.<value>",
             "apps.<value>.service.annotations.<value>",
+            "jenkins.job.repository",
             "registry.password",
             "registry.username",
             "secrets.<value>.<value>",
