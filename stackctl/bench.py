@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from components import config as config_model
+from stackctl import diff_cmd
 from stackctl.render import RenderResult, render_config, render_stack
 
 SYNTHETIC_SIZES = (1, 10, 50)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for size in SYNTHETIC_SIZES:
         cases.append((f"synthetic-{size}", synthetic_case(size)))
+    cases.append(("diff-prod-HEAD", diff_cmd.bench_case))  # two renders (git HEAD, tree) + compare
     header = ("case", "objects", "first s", "best s", "median s", "ms/object")
     print("{:<14} {:>7} {:>8} {:>8} {:>9} {:>10}".format(*header))
     for name, run in cases:
