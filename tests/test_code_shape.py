@@ -23,7 +23,7 @@ OPEN_BRANCH_MODULES: dict[str, str] = {
     "stackctl/render.py": "perf branch",
     "stackctl/engine.py": "perf branch",
     "stackctl/bench.py": "perf branch",
-    "stackctl/diff.py": "diff branch (627 lines there): split by concern after the merge",
+    "stackctl/diff.py": "diff branch, merged just before this one (627 lines): split by concern",
     "components/jenkins_builder.py": "delivery branch (JenkinsBuilder.__init__ 118 lines, "
     "builder_pod 81 there): split into parts after the merge",
 }
