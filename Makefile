@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench clean
+.PHONY: help venv tools render render-all test pytest lint format bench clean e2e-tools
+
+# Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
+# modules into a cache outside the work tree.
+E2E_CACHE ?= $(HOME)/.cache/appstack-e2e
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -60,6 +64,9 @@ pytest: tools ## run the test suite only
 	$(BIN)/python -m pytest
 
 test: tools lint pytest ## everything: lint, type check, unit tests, render + outside validators
+
+e2e-tools: ## build the e2e tools from pinned Go modules into $(E2E_CACHE)/bin (only when pins change)
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh
 
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench

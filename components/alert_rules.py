@@ -4,6 +4,8 @@
 same list under a top-level `groups:` key (see `rules_file()`) is a standalone Prometheus rules
 file that `promtool check rules` / `promtool test rules` accept. Nothing here imports pulumi: the
 component that creates the PrometheusRule passes the returned list through unchanged.
+Thresholds, the rule target and severities are components/alert_model.py; the rules-file
+format and the metric-name inventory components/rules_file.py (both re-exported here).
 
 Metrics the rules read:
 
@@ -39,13 +41,19 @@ scraped.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import yaml
+from components.alert_model import ALERT_KINDS as ALERT_KINDS
+from components.alert_model import DEFAULT_SEVERITIES as DEFAULT_SEVERITIES
+from components.alert_model import SEVERITIES as SEVERITIES
+from components.alert_model import WORKLOAD_KINDS as WORKLOAD_KINDS
+from components.alert_model import AlertThresholds as AlertThresholds
+from components.alert_model import RuleTarget as RuleTarget
+from components.rules_file import metric_names_used as metric_names_used
+from components.rules_file import referenced_metric_names as referenced_metric_names
+from components.rules_file import rules_file as rules_file
 
 __all__ = [
     "ALERT_KINDS",
@@ -61,181 +69,6 @@ __all__ = [
     "referenced_metric_names",
     "rules_file",
 ]
-
-#: Severities an alert may carry (the `severity` label Alertmanager routes on).
-SEVERITIES: frozenset[str] = frozenset({"critical", "warning"})
-
-#: Every alert kind this module can emit, with its default severity. The emitted alert name is
-#: `<App><Kind>`, e.g. `WebApiHighErrorRatio`.
-DEFAULT_SEVERITIES: Mapping[str, str] = {
-    "TargetDown": "critical",
-    "HighErrorRatio": "critical",
-    "HighLatencyP95": "warning",
-    "MemoryNearLimit": "warning",
-    "CPUThrottling": "warning",
-    "PodRestarting": "warning",
-    "CrashLooping": "critical",
-    "HPAAtMaxReplicas": "warning",
-    "RolloutStuck": "warning",
-    "ReplicasUnavailable": "warning",
-    "PDBNoDisruptionsAllowed": "warning",
-}
-
-#: Alert kinds in the order they appear in the `<app>.alerts` group.
-ALERT_KINDS: tuple[str, ...] = tuple(DEFAULT_SEVERITIES)
-
-# Prometheus duration syntax (model.ParseDuration): units in descending order, each at most once.
-_DURATION_RE = re.compile(
-    r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?)$"
-)
-# Kubernetes DNS-1123 label (Deployment/Service/namespace names used as app and namespace).
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_METRIC_TOKEN_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-_HISTOGRAM_SUFFIX_RE = re.compile(r"_(bucket|count|sum)$")
-
-
-def _is_duration(value: object) -> bool:
-    return isinstance(value, str) and value != "" and _DURATION_RE.match(value) is not None
-
-
-@dataclass(frozen=True)
-class AlertThresholds:
-    """Thresholds and `for` durations of the per-app alerts. Every field has a sane default."""
-
-    #: HighErrorRatio fires above this share of 5xx responses among all requests (5m rate).
-    error_ratio: float = 0.05
-    #: How long the error ratio must stay above `error_ratio` before HighErrorRatio fires.
-    error_ratio_for: str = "5m"
-    #: HighLatencyP95 fires when the 5m p95 request duration exceeds this many seconds.
-    p95_latency_seconds: float = 0.5
-    #: How long p95 latency must stay above `p95_latency_seconds` before HighLatencyP95 fires.
-    latency_for: str = "10m"
-    #: MemoryNearLimit fires above this container working set / memory limit ratio.
-    memory_limit_ratio: float = 0.9
-    #: How long memory must stay above `memory_limit_ratio` before MemoryNearLimit fires.
-    memory_for: str = "15m"
-    #: CPUThrottling fires above this share of throttled CFS periods (5m rate).
-    cpu_throttle_ratio: float = 0.25
-    #: How long throttling must stay above `cpu_throttle_ratio` before CPUThrottling fires.
-    cpu_throttle_for: str = "15m"
-    #: PodRestarting fires when a container restarted at least this many times in the last hour.
-    restarts_per_hour: int = 3
-    #: How long the restart count must stay at/above `restarts_per_hour` before PodRestarting fires.
-    restarts_for: str = "5m"
-    #: How long a container must be seen in CrashLoopBackOff before CrashLooping fires.
-    crashloop_for: str = "15m"
-    #: How long every scrape target may be down or missing before TargetDown fires.
-    target_down_for: str = "5m"
-    #: How long the HPA may sit at its max replicas before HPAAtMaxReplicas fires.
-    hpa_at_max_for: str = "15m"
-    #: How long a rollout may be stalled (not progressing / generation lag) before RolloutStuck.
-    rollout_stuck_for: str = "15m"
-    #: How long replicas may be unavailable before ReplicasUnavailable fires.
-    replicas_unavailable_for: str = "15m"
-    #: How long the PDB may allow zero disruptions before PDBNoDisruptionsAllowed fires.
-    pdb_no_disruptions_for: str = "1h"
-
-    def __post_init__(self) -> None:
-        for name in ("error_ratio", "memory_limit_ratio", "cpu_throttle_ratio"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or not 0 < value <= 1
-            ):
-                raise ValueError(f"AlertThresholds.{name} must be a ratio in (0, 1], got {value!r}")
-        latency = self.p95_latency_seconds
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not math.isfinite(latency)
-            or latency <= 0
-        ):
-            raise ValueError(
-                "AlertThresholds.p95_latency_seconds must be a finite number of seconds > 0, "
-                f"got {latency!r}"
-            )
-        restarts = self.restarts_per_hour
-        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(
-                f"AlertThresholds.restarts_per_hour must be an integer >= 1, got {restarts!r}"
-            )
-        for field in fields(self):
-            if field.name.endswith("_for"):
-                value = getattr(self, field.name)
-                if not _is_duration(value):
-                    raise ValueError(
-                        f"AlertThresholds.{field.name} must be a Prometheus duration "
-                        f"such as '5m' or '1h30m', got {value!r}"
-                    )
-
-
-WORKLOAD_KINDS: frozenset[str] = frozenset({"Deployment", "Rollout"})
-"""Kinds of workload an app runs as: apps/v1 Deployments or one argoproj.io/v1alpha1 Rollout."""
-
-
-@dataclass(frozen=True)
-class RuleTarget:
-    """The Kubernetes objects and scrape job one service's rules are about (read from the
-    render: `components.monitoring.rule_target`)."""
-
-    #: App name: alert-name prefix and rule-group names (DNS-1123 label).
-    app: str
-    #: Namespace the workloads, Services, HPAs and PDBs live in.
-    namespace: str
-    #: The `job` label Prometheus gives the scraped targets (ServiceMonitor `jobLabel`).
-    metrics_job: str
-    #: Name of the app's container in the pod spec (the container-scoped alerts select it).
-    container: str
-    #: Names of every workload that runs the app's pods (colours, canary track, the Rollout).
-    workloads: tuple[str, ...]
-    #: Kind of those workloads: "Deployment" or "Rollout".
-    workload_kind: str
-    #: HPAs of the app (none: no HPAAtMaxReplicas alert).
-    hpas: tuple[str, ...]
-    #: PodDisruptionBudgets of the app (none: no PDBNoDisruptionsAllowed alert).
-    pdbs: tuple[str, ...]
-    #: Runbook base URL; each alert's runbook_url is f"{runbook_base_url}/{AlertName}".
-    runbook_base_url: str
-
-    def __post_init__(self) -> None:
-        for name in ("app", "namespace", "container"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or len(value) > 63 or not _DNS_LABEL_RE.match(value):
-                raise ValueError(f"RuleTarget.{name} must be a DNS-1123 label, got {value!r}")
-        job = self.metrics_job
-        if not isinstance(job, str) or job == "" or any(c in job for c in '"\\\n'):
-            raise ValueError(
-                "RuleTarget.metrics_job must be a non-empty string without quotes, backslashes "
-                f"or newlines, got {job!r}"
-            )
-        if self.workload_kind not in WORKLOAD_KINDS:
-            raise ValueError(
-                f"RuleTarget.workload_kind must be one of {sorted(WORKLOAD_KINDS)}, "
-                f"got {self.workload_kind!r}"
-            )
-        if not self.workloads:
-            raise ValueError(
-                f"RuleTarget.workloads must name at least one workload, got {self.workloads!r}"
-            )
-        for name in ("workloads", "hpas", "pdbs"):
-            values = getattr(self, name)
-            if not isinstance(values, tuple) or any(
-                not isinstance(v, str) or len(v) > 63 or not _DNS_LABEL_RE.match(v) for v in values
-            ):
-                raise ValueError(
-                    f"RuleTarget.{name} must be a tuple of DNS-1123 labels, got {values!r}"
-                )
-        url = self.runbook_base_url
-        if (
-            not isinstance(url, str)
-            or not re.match(r"^https?://[^\s/]+", url)
-            or any(c.isspace() for c in url)
-        ):
-            raise ValueError(
-                f"RuleTarget.runbook_base_url must be an http(s) URL without spaces, got {url!r}"
-            )
 
 
 def alert_prefix(app: str) -> str:
@@ -346,18 +179,12 @@ def _alert(
 def _alerting_rules(
     target: RuleTarget, t: AlertThresholds, severities: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    app, ns = target.app, target.namespace
-    job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", ns))
-    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
-    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
-    ctr_sel = _selector(*ctr)
-    by_ctr = "max by (namespace, pod, container)"
-    sum_ctr = "sum by (namespace, pod, container)"
-    where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
+    """The app's alerts, in order: service (scrape, errors, latency), containers, HPA, the
+    workload's rollout, PDB."""
 
     def rule(kind: str, expr: str, for_: str, summary: str, description: str) -> dict[str, Any]:
         return _alert(
-            alert_name(app, kind),
+            alert_name(target.app, kind),
             expr,
             for_,
             severities[kind],
@@ -366,7 +193,22 @@ def _alerting_rules(
             target.runbook_base_url,
         )
 
-    rules = [
+    rules = _service_alerts(target, t, rule) + _container_alerts(target, t, rule)
+    rules.extend(_hpa_alerts(target, t, rule))
+    if target.workload_kind == "Rollout":
+        rules.extend(_argo_rollout_alerts(target, t, rule))
+    else:
+        rules.extend(_deployment_alerts(target, t, rule))
+    rules.extend(_pdb_alerts(target, t, rule))
+    return rules
+
+
+def _service_alerts(
+    target: RuleTarget, t: AlertThresholds, rule: RuleFactory
+) -> list[dict[str, Any]]:
+    """TargetDown, HighErrorRatio and HighLatencyP95 from the app's scrape job."""
+    job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", target.namespace))
+    return [
         rule(
             "TargetDown",
             f"(sum by (job, namespace) (up{job_sel}) == 0)\nor\nabsent(up{job_sel})",
@@ -393,6 +235,22 @@ def _alerting_rules(
             '{{ $labels.namespace }} is {{ $value | printf "%.3f" }}s over the last 5m '
             f"(threshold {_num(t.p95_latency_seconds)}s).",
         ),
+    ]
+
+
+def _container_alerts(
+    target: RuleTarget, t: AlertThresholds, rule: RuleFactory
+) -> list[dict[str, Any]]:
+    """Memory, CPU throttling, restarts and crash loops of the app's container, in the pods of
+    its workloads only (cAdvisor and kube-state-metrics series)."""
+    ns = target.namespace
+    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
+    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
+    ctr_sel = _selector(*ctr)
+    by_ctr = "max by (namespace, pod, container)"
+    sum_ctr = "sum by (namespace, pod, container)"
+    where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
+    return [
         rule(
             "MemoryNearLimit",
             (
@@ -441,51 +299,58 @@ def _alerting_rules(
             f"The {where_ctr} has been waiting in CrashLoopBackOff for {t.crashloop_for}.",
         ),
     ]
-    if target.hpas:
-        hpa_sel = _selector(
-            ("namespace", "=", ns), ("horizontalpodautoscaler", "=~", _alternatives(target.hpas))
+
+
+def _hpa_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[dict[str, Any]]:
+    """HPAAtMaxReplicas for the app's HPAs (none without autoscaling)."""
+    if not target.hpas:
+        return []
+    ns = target.namespace
+    hpa_sel = _selector(
+        ("namespace", "=", ns), ("horizontalpodautoscaler", "=~", _alternatives(target.hpas))
+    )
+    by_hpa = "max by (namespace, horizontalpodautoscaler)"
+    return [
+        rule(
+            "HPAAtMaxReplicas",
+            (
+                f"{by_hpa} (kube_horizontalpodautoscaler_status_current_replicas{hpa_sel})\n"
+                f">=\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
+                # An HPA whose min equals its max is always "at max": not worth an alert.
+                f"and\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
+                f"!=\n{by_hpa} (kube_horizontalpodautoscaler_spec_min_replicas{hpa_sel})"
+            ),
+            t.hpa_at_max_for,
+            "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }}: HPA at max",
+            "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its "
+            "maximum of {{ $value }} replicas for "
+            f"{t.hpa_at_max_for}; the service cannot scale out further.",
         )
-        by_hpa = "max by (namespace, horizontalpodautoscaler)"
-        rules.append(
-            rule(
-                "HPAAtMaxReplicas",
-                (
-                    f"{by_hpa} (kube_horizontalpodautoscaler_status_current_replicas{hpa_sel})\n"
-                    f">=\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
-                    # An HPA whose min equals its max is always "at max": not worth an alert.
-                    f"and\n{by_hpa} (kube_horizontalpodautoscaler_spec_max_replicas{hpa_sel})\n"
-                    f"!=\n{by_hpa} (kube_horizontalpodautoscaler_spec_min_replicas{hpa_sel})"
-                ),
-                t.hpa_at_max_for,
-                "{{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }}: HPA at max",
-                "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run at its "
-                "maximum of {{ $value }} replicas for "
-                f"{t.hpa_at_max_for}; the service cannot scale out further.",
-            )
+    ]
+
+
+def _pdb_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[dict[str, Any]]:
+    """PDBNoDisruptionsAllowed for the app's PDBs (none with the PDB off)."""
+    if not target.pdbs:
+        return []
+    ns = target.namespace
+    pdb_sel = _selector(
+        ("namespace", "=", ns), ("poddisruptionbudget", "=~", _alternatives(target.pdbs))
+    )
+    return [
+        rule(
+            "PDBNoDisruptionsAllowed",
+            (
+                "max by (namespace, poddisruptionbudget) "
+                f"(kube_poddisruptionbudget_status_pod_disruptions_allowed{pdb_sel}) == 0"
+            ),
+            t.pdb_no_disruptions_for,
+            "{{ $labels.namespace }}/{{ $labels.poddisruptionbudget }}: no disruptions allowed",
+            "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} "
+            f"has allowed no voluntary disruption for {t.pdb_no_disruptions_for}; node drains "
+            "and cluster upgrades will block.",
         )
-    if target.workload_kind == "Rollout":
-        rules.extend(_argo_rollout_alerts(target, t, rule))
-    else:
-        rules.extend(_deployment_alerts(target, t, rule))
-    if target.pdbs:
-        pdb_sel = _selector(
-            ("namespace", "=", ns), ("poddisruptionbudget", "=~", _alternatives(target.pdbs))
-        )
-        rules.append(
-            rule(
-                "PDBNoDisruptionsAllowed",
-                (
-                    "max by (namespace, poddisruptionbudget) "
-                    f"(kube_poddisruptionbudget_status_pod_disruptions_allowed{pdb_sel}) == 0"
-                ),
-                t.pdb_no_disruptions_for,
-                "{{ $labels.namespace }}/{{ $labels.poddisruptionbudget }}: no disruptions allowed",
-                "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} "
-                f"has allowed no voluntary disruption for {t.pdb_no_disruptions_for}; node drains "
-                "and cluster upgrades will block.",
-            )
-        )
-    return rules
+    ]
 
 
 RuleFactory = Callable[[str, str, str, str, str], dict[str, Any]]
@@ -621,103 +486,3 @@ def app_rule_groups(
         {"name": f"{target.app}.recording", "rules": _recording_rules(target)},
         {"name": f"{target.app}.alerts", "rules": _alerting_rules(target, thresholds, severities)},
     ]
-
-
-_GROUP_KEY_ORDER = ("name", "interval", "limit", "rules")
-_RULE_KEY_ORDER = ("record", "alert", "expr", "for", "labels", "annotations")
-
-
-def _ordered(mapping: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    rank = {key: i for i, key in enumerate(order)}
-    keys = sorted(mapping, key=lambda k: (rank.get(k, len(order)), k))
-    return {key: mapping[key] for key in keys}
-
-
-def _canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
-    out = _ordered(rule, _RULE_KEY_ORDER)
-    for key in ("labels", "annotations"):
-        if isinstance(out.get(key), Mapping):
-            out[key] = dict(sorted(out[key].items()))
-    return out
-
-
-class _RulesDumper(yaml.SafeDumper):
-    """SafeDumper writing multi-line strings (PromQL) as literal `|` blocks."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_RulesDumper.add_representer(str, _represent_str)
-
-
-def rules_file(groups: Iterable[Mapping[str, Any]]) -> str:
-    """A Prometheus rules file (`groups:`) with a fixed key order, for promtool or a ConfigMap."""
-    doc = {
-        "groups": [
-            {
-                **_ordered(group, _GROUP_KEY_ORDER),
-                "rules": [_canonical_rule(rule) for rule in group.get("rules", [])],
-            }
-            for group in groups
-        ]
-    }
-    return yaml.dump(
-        doc, Dumper=_RulesDumper, sort_keys=False, default_flow_style=False, width=1000
-    )
-
-
-def _strip_non_metric_text(expr: str) -> str:
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)  # strings
-    expr = re.sub(r"\{[^{}]*\}", " ", expr)  # label matchers
-    expr = re.sub(r"\[[^\]]*\]", " ", expr)  # range / subquery durations
-    # label lists of aggregations and vector matching
-    return re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
-
-
-_PROMQL_WORDS = frozenset(
-    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring"}
-    | {"group_left", "group_right", "inf", "nan", "atan2", "start", "end"}
-)
-
-
-def referenced_metric_names(groups: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Metric names the rule expressions read that the groups do not record themselves.
-
-    Function names, keywords, label names/values and durations are ignored; names recorded by a
-    `record:` rule of `groups` (`job:...`) are left out, so what remains must be scraped.
-    """
-    groups = list(groups)
-    recorded = {
-        rule["record"] for group in groups for rule in group.get("rules", []) if "record" in rule
-    }
-    names: set[str] = set()
-    for group in groups:
-        for rule in group.get("rules", []):
-            text = _strip_non_metric_text(str(rule.get("expr", "")))
-            for match in _METRIC_TOKEN_RE.finditer(text):
-                token = match.group()
-                rest = text[match.end() :].lstrip()
-                if rest.startswith("(") or token.lower() in _PROMQL_WORDS:
-                    continue  # function call or keyword
-                before = text[: match.start()]
-                if before and (before[-1].isdigit() or before[-1] == "."):
-                    continue  # exponent/suffix of a number literal, e.g. 1e5
-                names.add(token)
-    return names - recorded
-
-
-def metric_names_used(groups: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Base names of the app-exported metrics (`http_*`) the rules read.
-
-    Histogram series suffixes (`_bucket`, `_count`, `_sum`) are stripped, so the result for
-    `app_rule_groups()` is `{"http_requests_total", "http_request_duration_seconds"}`; recorded
-    series (`job:...`) and cluster metrics (cAdvisor, kube-state-metrics, `up`) are excluded.
-    """
-    return {
-        _HISTOGRAM_SUFFIX_RE.sub("", name)
-        for name in referenced_metric_names(groups)
-        if name.startswith("http_")
-    }

@@ -2,12 +2,13 @@
 
 `plan(app_name, app)` turns `appstack:apps.<app>.release` into a `ReleasePlan` (plain data:
 workloads, Services, PodDisruptionBudgets, the HPAs and their targets, an optional canary Ingress);
-`create_workloads` registers the workloads of a plan. `AppService` (components/app.py) creates
-the Services, PDBs, HPAs and Ingresses from the same plan, so the whole release logic lives here.
+`create_workloads` (components/workloads.py) registers the workloads of a plan, with the
+Argo Rollouts specs from components/argo_rollouts.py. `AppService` (components/app.py) creates
+the Services, PDBs, HPAs and Ingresses from the same plan, so every release decision is here.
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
-  sleep shorter than its grace period (`components.app.pod_template`).
+  sleep shorter than its grace period (`components.pod.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
   colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
@@ -65,15 +66,14 @@ Procedures (each step is a config change and `pulumi up`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
-from components.config import AppConfig, Monitoring, image_parts
+from components.config import AppConfig, image_parts
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 DEPLOYMENT_REVISION_LABEL = "pod-template-hash"
@@ -235,124 +235,171 @@ class ReleasePlan:
         return next(r for r in self.routes if r.key == key)
 
 
-def plan(app_name: str, app: AppConfig) -> ReleasePlan:
-    """The release plan of one app (see the module docstring for the semantics)."""
-    release = app.release
-    name = labels.resource_name(app_name)
-    autoscaled = app.autoscaling.enabled
-    pdb = app.pdb.enabled
-    # Under an HPA the workload never carries spec.replicas: the HPA's scale subresource owns it.
-    replicas = None if autoscaled else app.replicas
+@dataclass(frozen=True)
+class _PlanScope:
+    """What every strategy's plan starts from: the app, its names, and who owns replicas."""
 
-    def named(*suffix: str) -> str:
-        return labels.resource_name(app_name, *suffix)
+    app_name: str
+    app: AppConfig
 
-    def hpa(key: str, workload: Workload, api_version: str = "apps/v1") -> tuple[Autoscaler, ...]:
-        if not autoscaled:
+    @property
+    def name(self) -> str:
+        return labels.resource_name(self.app_name)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.app.autoscaling.enabled
+
+    @property
+    def pdb(self) -> bool:
+        return self.app.pdb.enabled
+
+    @property
+    def replicas(self) -> int | None:
+        """Under an HPA the workload never carries spec.replicas: the HPA's scale subresource
+        owns it."""
+        return None if self.autoscaled else self.app.replicas
+
+    def named(self, *suffix: str) -> str:
+        return labels.resource_name(self.app_name, *suffix)
+
+    def hpa(
+        self, key: str, workload: Workload, api_version: str = "apps/v1"
+    ) -> tuple[Autoscaler, ...]:
+        """The HPA of `workload` (none without autoscaling)."""
+        if not self.autoscaled:
             return ()
         target = ScaleTarget(api_version, workload.kind, workload.name)
-        return (Autoscaler(key, named(key) if key else name, target),)
+        return (Autoscaler(key, self.named(key) if key else self.name, target),)
 
-    if release.argo_rollouts:
-        rollout = Workload("", name, {}, None, "image", replicas, autoscaled, kind="Rollout")
-        # The Services Argo Rollouts points at a ReplicaSet by writing
-        # `rollouts-pod-template-hash` into their selectors (rollout/service.go
-        # switchServiceSelector): blueGreen activeService/previewService, canary
-        # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
-        routes = [
-            Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
-        ]
-        if release.strategy == "blueGreen":
-            routes.append(Route("preview", named("preview"), {}, argo_managed=True))
-        elif app.ingress.enabled:
-            routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
-        return ReleasePlan(
-            strategy=release.strategy,
-            argo=True,
-            workloads=(rollout,),
-            routes=tuple(routes),
-            budgets=(Budget("", name, {}, True),) if pdb else (),
-            autoscalers=hpa("", rollout, ARGO_API_VERSION),
-        )
 
+def plan(app_name: str, app: AppConfig) -> ReleasePlan:
+    """The release plan of one app (see the module docstring for the semantics)."""
+    scope = _PlanScope(app_name, app)
+    if app.release.argo_rollouts:
+        return _argo_plan(scope)
+    if app.release.strategy == "blueGreen":
+        return _blue_green_plan(scope)
+    if app.release.strategy == "canary":
+        return _canary_plan(scope)
+    return _rolling_plan(scope)
+
+
+def _argo_plan(scope: _PlanScope) -> ReleasePlan:
+    """argoRollouts: one Rollout; the Services it re-points are Argo-managed."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    rollout = Workload(
+        "", name, {}, None, "image", scope.replicas, scope.autoscaled, kind="Rollout"
+    )
+    # The Services Argo Rollouts points at a ReplicaSet by writing
+    # `rollouts-pod-template-hash` into their selectors (rollout/service.go
+    # switchServiceSelector): blueGreen activeService/previewService, canary
+    # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
+    routes = [
+        Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
+    ]
     if release.strategy == "blueGreen":
-        active, idle = release.active, release.idle
-        images = {"blue": release.blue_image, "green": release.green_image}
+        routes.append(Route("preview", named("preview"), {}, argo_managed=True))
+    elif app.ingress.enabled:
+        routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
+    return ReleasePlan(
+        strategy=release.strategy,
+        argo=True,
+        workloads=(rollout,),
+        routes=tuple(routes),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", rollout, ARGO_API_VERSION),
+    )
 
-        def colour(c: str) -> Workload:
-            is_active = c == active
-            return Workload(
-                key=c,
-                name=named(c),
-                pod_labels={labels.COLOUR: c},
-                image=images[c],
-                image_key=f"release.{c}Image" if images[c] else "image",
-                # With autoscaling each colour has its own HPA (below), so a flip never moves
-                # a replica field the HPA owns; without, the idle colour may scale to 0.
-                replicas=replicas if is_active or autoscaled else app.idle_replicas,
-                hpa_owned=autoscaled,
-                order="before-routes" if is_active else "after-routes",
+
+def _blue_green_plan(scope: _PlanScope) -> ReleasePlan:
+    """blueGreen: a Deployment per colour; the Service selects the active one, preview the idle."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    active, idle = release.active, release.idle
+    images = {"blue": release.blue_image, "green": release.green_image}
+
+    def colour(c: str) -> Workload:
+        is_active = c == active
+        return Workload(
+            key=c,
+            name=named(c),
+            pod_labels={labels.COLOUR: c},
+            image=images[c],
+            image_key=f"release.{c}Image" if images[c] else "image",
+            # With autoscaling each colour has its own HPA (below), so a flip never moves
+            # a replica field the HPA owns; without, the idle colour may scale to 0.
+            replicas=scope.replicas if is_active or scope.autoscaled else app.idle_replicas,
+            hpa_owned=scope.autoscaled,
+            order="before-routes" if is_active else "after-routes",
+        )
+
+    colours = (colour("blue"), colour("green"))
+    budgets = [Budget("", name, {labels.COLOUR: active}, True)] if scope.pdb else []
+    if scope.pdb and app.idle_replicas > 0:
+        budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
+    return ReleasePlan(
+        strategy="blueGreen",
+        argo=False,
+        workloads=colours,
+        routes=(
+            Route("", name, {labels.COLOUR: active}),
+            Route("preview", named("preview"), {labels.COLOUR: idle}),
+        ),
+        budgets=tuple(budgets),
+        autoscalers=tuple(a for w in colours for a in scope.hpa(w.key, w)),
+    )
+
+
+def _canary_plan(scope: _PlanScope) -> ReleasePlan:
+    """canary: the stable track, and the canary track while `weight` > 0 (by replica ratio, or
+    by the ingress-nginx canary Ingress when the app has an Ingress)."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    stable = Workload(
+        "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, scope.autoscaled
+    )
+    workloads = [stable]
+    budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if scope.pdb else []
+    routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
+    canary_ingress = None
+    if app.canary_active:
+        workloads.append(
+            Workload(
+                CANARY,
+                named(CANARY),
+                {labels.TRACK: CANARY},
+                release.canary_image,
+                "release.canaryImage",
+                app.canary_replicas,
+                False,
             )
-
-        colours = (colour("blue"), colour("green"))
-        budgets = [Budget("", name, {labels.COLOUR: active}, True)] if pdb else []
-        if pdb and app.idle_replicas > 0:
-            budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
-        return ReleasePlan(
-            strategy="blueGreen",
-            argo=False,
-            workloads=colours,
-            routes=(
-                Route("", name, {labels.COLOUR: active}),
-                Route("preview", named("preview"), {labels.COLOUR: idle}),
-            ),
-            budgets=tuple(budgets),
-            autoscalers=tuple(a for w in colours for a in hpa(w.key, w)),
         )
+        if scope.pdb:
+            budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
+        if app.canary_by_ingress:
+            routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
+            canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
+    return ReleasePlan(
+        strategy="canary",
+        argo=False,
+        workloads=tuple(workloads),
+        routes=tuple(routes),
+        budgets=tuple(budgets),
+        autoscalers=scope.hpa("", stable),
+        canary_ingress=canary_ingress,
+    )
 
-    if release.strategy == "canary":
-        stable = Workload(
-            "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, autoscaled
-        )
-        workloads = [stable]
-        budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if pdb else []
-        routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
-        canary_ingress = None
-        if app.canary_active:
-            workloads.append(
-                Workload(
-                    CANARY,
-                    named(CANARY),
-                    {labels.TRACK: CANARY},
-                    release.canary_image,
-                    "release.canaryImage",
-                    app.canary_replicas,
-                    False,
-                )
-            )
-            if pdb:
-                budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
-            if app.canary_by_ingress:
-                routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
-                canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
-        return ReleasePlan(
-            strategy="canary",
-            argo=False,
-            workloads=tuple(workloads),
-            routes=tuple(routes),
-            budgets=tuple(budgets),
-            autoscalers=hpa("", stable),
-            canary_ingress=canary_ingress,
-        )
 
-    workload = Workload("", name, {}, None, "image", replicas, autoscaled)
+def _rolling_plan(scope: _PlanScope) -> ReleasePlan:
+    """rolling: one Deployment behind the Service."""
+    name = scope.name
+    workload = Workload("", name, {}, None, "image", scope.replicas, scope.autoscaled)
     return ReleasePlan(
         strategy="rolling",
         argo=False,
         workloads=(workload,),
         routes=(Route("", name, {}),),
-        budgets=(Budget("", name, {}, True),) if pdb else (),
-        autoscalers=hpa("", workload),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", workload),
     )
 
 
@@ -389,277 +436,3 @@ def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
         else:
             total += count + _surge(app.rollout.max_surge, count)
     return total
-
-
-# --------------------------------------------------------------------------------------------
-# Argo Rollouts specs (plain dicts: CRDs have no typed Args)
-
-
-REVISION_ARG = "pod-template-hash"
-"""AnalysisTemplate arg: the `rollouts-pod-template-hash` of the pods under analysis."""
-REVISION_METRIC_LABEL = "rollouts_pod_template_hash"
-"""The pod label `rollouts-pod-template-hash` as a target label: the ServiceMonitor's
-`podTargetLabels` copy it onto every scraped series, its name sanitized to a Prometheus label
-name (prometheus-operator: invalid characters become `_`)."""
-
-
-def error_ratio_query(job: str, namespace: str) -> str:
-    """The 5xx ratio of the pods whose `rollouts-pod-template-hash` is the analysis arg, over
-    5m: only the new pods (the canary, the preview), so stable traffic does not dilute it. No
-    traffic (no series or NaN) reads as 0."""
-    scope = (
-        f'job="{job}",namespace="{namespace}",{REVISION_METRIC_LABEL}="{{{{args.{REVISION_ARG}}}}}"'
-    )
-    errors = f'sum(rate(http_requests_total{{{scope},code=~"5.."}}[5m]))'
-    requests = f"sum(rate(http_requests_total{{{scope}}}[5m]))"
-    return f"(({errors}) / ({requests}) >= 0) or on() vector(0)"
-
-
-def analysis_spec(
-    app_name: str, namespace: str, monitoring: Monitoring, address: str
-) -> dict[str, Any]:
-    """AnalysisTemplate spec: the error ratio of the pods under analysis must stay at or below
-    the alert threshold (appstack:monitoring.alerts.errorRatio) in every measurement; one
-    failure aborts."""
-    return {
-        "args": [{"name": REVISION_ARG}],
-        "metrics": [
-            {
-                "name": "error-ratio",
-                "interval": ANALYSIS_INTERVAL,
-                "count": ANALYSIS_COUNT,
-                "failureLimit": 0,
-                "successCondition": f"result[0] <= {monitoring.alerts.error_ratio:g}",
-                "provider": {
-                    "prometheus": {
-                        "address": address,
-                        "query": error_ratio_query(app_name, namespace),
-                    }
-                },
-            }
-        ],
-    }
-
-
-def argo_strategy(plan_: ReleasePlan, app: AppConfig, analysis_name: str) -> dict[str, Any]:
-    """Rollout `spec.strategy`: blueGreen with a pre-promotion analysis of the preview pods, a
-    manual promotion gate and a post-promotion analysis, or canary through the configured
-    steps, each followed by a pause and the analysis."""
-    release = app.release
-    # The newest ReplicaSet's hash (the canary, the preview): the analysis measures its pods
-    # only (Rollout spec: args[].valueFrom.podTemplateHashValue, "Stable" or "Latest").
-    analysis = {
-        "templates": [{"templateName": analysis_name}],
-        "args": [{"name": REVISION_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}],
-    }
-    if release.strategy == "blueGreen":
-        return {
-            "blueGreen": {
-                "activeService": plan_.route("").name,
-                "previewService": plan_.route("preview").name,
-                "autoPromotionEnabled": False,
-                "scaleDownDelaySeconds": ARGO_SCALE_DOWN_DELAY_SECONDS[release.scale_down_idle],
-                # Before the manual promotion: the preview pods; after it: the same pods, now
-                # serving production traffic.
-                "prePromotionAnalysis": analysis,
-                "postPromotionAnalysis": analysis,
-            }
-        }
-    steps: list[dict[str, Any]] = []
-    for weight in release.steps:
-        steps.append({"setWeight": weight})
-        if release.step_pause_seconds > 0:
-            steps.append({"pause": {"duration": f"{release.step_pause_seconds}s"}})
-        steps.append({"analysis": analysis})
-    canary: dict[str, Any] = {
-        "maxSurge": app.rollout.max_surge,
-        "maxUnavailable": 0,
-        "steps": steps,
-    }
-    if app.ingress.enabled:  # Argo Rollouts writes the ingress-nginx canary Ingress itself
-        canary["stableService"] = plan_.route("").name
-        canary["canaryService"] = plan_.route(CANARY).name
-        canary["trafficRouting"] = {"nginx": {"stableIngress": plan_.route("").name}}
-    return {"canary": canary}
-
-
-# --------------------------------------------------------------------------------------------
-# Registering the workloads
-
-
-class MetaFactory(Protocol):
-    """`AppService`'s metadata builder (namespace, standard labels, annotations)."""
-
-    def __call__(
-        self,
-        component: str,
-        obj_name: str | None = None,
-        annotations: Mapping[str, str] | None = None,
-    ) -> k8s.meta.v1.ObjectMetaArgs: ...
-
-
-TemplateFactory = Callable[
-    [pulumi.Input[str], Mapping[str, str], str], k8s.core.v1.PodTemplateSpecArgs
-]
-"""(image, extra pod labels, revision label) -> the app's pod template
-(components.app.pod_template)."""
-
-
-@dataclass(frozen=True)
-class WorkloadContext:
-    """What `create_workloads` needs from the AppService."""
-
-    resource_name: str
-    """Pulumi name of the AppService (prefix of the children's names)."""
-    app_name: str
-    app: AppConfig
-    namespace: pulumi.Input[str]
-    selector: Mapping[str, str]
-    """The app's stable selector labels."""
-    image: pulumi.Input[str]
-    """The app's image: config `image`, or a built image's digest."""
-    built: bool
-    """`image` is a built image pinned by digest (no scanner skip needed)."""
-    template: TemplateFactory
-    meta: MetaFactory
-    parent: pulumi.Resource
-    monitoring: Monitoring | None = None
-    """Needed by argoRollouts (AnalysisTemplate threshold)."""
-
-
-@dataclass(frozen=True)
-class CreatedWorkload:
-    workload: Workload
-    resource: pulumi.CustomResource
-    name: pulumi.Output[str]
-
-
-def _workload_labels(app: AppConfig, workload: Workload) -> dict[str, str]:
-    extra = dict(workload.pod_labels)
-    if workload.image is not None and workload.image != app.image:
-        extra[labels.VERSION] = labels.label_value(app.image_version(workload.image))
-    return extra
-
-
-PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
-"""pulumi-kubernetes: force this object's Server-Side Apply (provider/pkg/await/await.go
-`patchForce`), taking over the fields it sends from whichever manager wrote them last."""
-
-
-def _annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
-    if workload.image is None:
-        found = {} if ctx.built else scanner_skips(ctx.app_name, ctx.app.image)
-    else:
-        found = scanner_skips(ctx.app_name, workload.image, workload.image_key)
-    if workload.replicas is not None:
-        # The program sets spec.replicas: take it back from a scale-subresource owner that an
-        # earlier HPA (autoscaling turned off since) or a `kubectl scale` left in managedFields;
-        # without force, SSA reports a conflict with "kube-controller-manager" on .spec.replicas
-        # (pulumi-kubernetes issues #2491, #2569). See the module docstring.
-        found = {**found, PATCH_FORCE_ANNOTATION: "true"}
-    return found
-
-
-def _replica_options(workload: Workload) -> list[str] | None:
-    """ignore_changes of a workload: spec.replicas when an HPA owns it. Under SSA the provider
-    then drops the field from its request while another manager owns it, and sends the live
-    value while it still owns it (the moment autoscaling is turned on), so the count is never
-    reset (pulumi-kubernetes provider/pkg/await/await.go handleSSAIgnoreFields)."""
-    return ["spec.replicas"] if workload.hpa_owned else None
-
-
-def _deployment(
-    ctx: WorkloadContext, workload: Workload, depends_on: Sequence[pulumi.Resource]
-) -> CreatedWorkload:
-    app = ctx.app
-    suffix = f"-{workload.key}" if workload.key else ""
-    deployment = k8s.apps.v1.Deployment(
-        f"{ctx.resource_name}-deployment{suffix}",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
-        spec=k8s.apps.v1.DeploymentSpecArgs(
-            replicas=workload.replicas,
-            selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels={**ctx.selector, **workload.pod_labels}
-            ),
-            strategy=rolling_strategy(app),
-            min_ready_seconds=app.rollout.min_ready_seconds,
-            progress_deadline_seconds=app.rollout.progress_deadline_seconds,
-            revision_history_limit=app.rollout.revision_history_limit,
-            template=ctx.template(
-                ctx.image if workload.image is None else workload.image,
-                _workload_labels(app, workload),
-                workload.revision_label,
-            ),
-        ),
-        # When the HPA owns replicas, drift on them is the HPA working, not a change.
-        opts=pulumi.ResourceOptions(
-            parent=ctx.parent,
-            ignore_changes=_replica_options(workload),
-            depends_on=list(depends_on) or None,
-        ),
-    )
-    return CreatedWorkload(workload, deployment, deployment.metadata.name)
-
-
-def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> CreatedWorkload:
-    app = ctx.app
-    if ctx.monitoring is None:  # pragma: no cover - config validation requires monitoring
-        raise ValueError("argoRollouts needs the monitoring settings")
-    analysis_name = labels.resource_name(ctx.app_name, "error-ratio")
-    monitoring, address = ctx.monitoring, app.release.prometheus_address
-    analysis = k8s.apiextensions.CustomResource(
-        f"{ctx.resource_name}-analysis",
-        api_version=ARGO_API_VERSION,
-        kind="AnalysisTemplate",
-        metadata=ctx.meta("analysis", analysis_name),
-        spec=pulumi.Output.from_input(ctx.namespace).apply(
-            lambda ns: analysis_spec(ctx.app_name, ns, monitoring, address)
-        ),
-        opts=pulumi.ResourceOptions(parent=ctx.parent),
-    )
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": dict(ctx.selector)},
-        # Typed pod template: serialized with the same camelCase names as a Deployment's.
-        "template": ctx.template(
-            ctx.image, _workload_labels(app, workload), workload.revision_label
-        ),
-        "minReadySeconds": app.rollout.min_ready_seconds,
-        "progressDeadlineSeconds": app.rollout.progress_deadline_seconds,
-        "revisionHistoryLimit": app.rollout.revision_history_limit,
-        "strategy": argo_strategy(plan_, app, analysis_name),
-    }
-    if workload.replicas is not None:
-        spec["replicas"] = workload.replicas
-    rollout = k8s.apiextensions.CustomResource(
-        f"{ctx.resource_name}-rollout",
-        api_version=ARGO_API_VERSION,
-        kind="Rollout",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
-        spec=spec,
-        opts=pulumi.ResourceOptions(
-            parent=ctx.parent,
-            depends_on=[analysis],
-            ignore_changes=_replica_options(workload),
-        ),
-    )
-    name = workload.name
-    return CreatedWorkload(workload, rollout, rollout.urn.apply(lambda _: name))
-
-
-def create_workloads(
-    ctx: WorkloadContext,
-    plan_: ReleasePlan,
-    orders: Sequence[Order],
-    depends_on: Sequence[pulumi.Resource] = (),
-) -> list[CreatedWorkload]:
-    """Register the plan's workloads whose `order` is in `orders` (Deployments, or the Argo
-    Rollout with its AnalysisTemplate)."""
-    created = []
-    for workload in plan_.workloads:
-        if workload.order not in orders:
-            continue
-        if plan_.argo:
-            created.append(_rollout(ctx, plan_, workload))
-        else:
-            created.append(_deployment(ctx, workload, depends_on))
-    return created

@@ -55,6 +55,40 @@ def client_apps(cfg: StackConfig, target: str) -> tuple[str, ...]:
     )
 
 
+def _built_image(cfg: StackConfig, name: str) -> pulumi.Input[str] | None:
+    """The pushed digest of the app's image when config builds it (`build`), else None."""
+    build = cfg.apps[name].build
+    if build is None:
+        return None
+    return ServiceImage(
+        f"{name}-build",
+        ServiceImageArgs(
+            image=cfg.apps[name].image,
+            build=build,
+            project_dir=PROJECT_DIR,
+            commit=git_commit(PROJECT_DIR),
+            credentials=cfg.registry,
+            password=cfg.registry.password.get_secret_value() if cfg.registry else None,
+        ),
+    ).repo_digest
+
+
+def _jenkins(cfg: StackConfig, instance: str) -> pulumi.Output[str]:
+    """Jenkins (issue 4), in its own namespace, only when enabled: its UI URL, else ""."""
+    if not cfg.jenkins.enabled:
+        return pulumi.Output.from_input("")
+    jenkins = JenkinsController(
+        "jenkins",
+        JenkinsControllerArgs(
+            settings=cfg.jenkins,
+            instance=instance,
+            network=cfg.network,
+            monitoring=cfg.monitoring,
+        ),
+    )
+    return jenkins.url
+
+
 def deploy(cfg: StackConfig) -> StackOutputs:
     """Register every resource of the stack and return its outputs."""
     instance = pulumi.get_stack()
@@ -89,20 +123,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             key: pulumi.Output.secret(value.get_secret_value())
             for key, value in cfg.secrets.get(name, {}).items()
         }
-        image: pulumi.Input[str] | None = None
-        build = cfg.apps[name].build
-        if build is not None:
-            image = ServiceImage(
-                f"{name}-build",
-                ServiceImageArgs(
-                    image=cfg.apps[name].image,
-                    build=build,
-                    project_dir=PROJECT_DIR,
-                    commit=git_commit(PROJECT_DIR),
-                    credentials=cfg.registry,
-                    password=cfg.registry.password.get_secret_value() if cfg.registry else None,
-                ),
-            ).repo_digest
+        image = _built_image(cfg, name)
         services[name] = AppService(
             name,
             AppServiceArgs(
@@ -130,19 +151,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                     settings=cfg.monitoring,
                 ),
             )
-    # Jenkins (issue 4): its own namespace, only when enabled.
-    jenkins_url: pulumi.Output[str] = pulumi.Output.from_input("")
-    if cfg.jenkins.enabled:
-        jenkins = JenkinsController(
-            "jenkins",
-            JenkinsControllerArgs(
-                settings=cfg.jenkins,
-                instance=instance,
-                network=cfg.network,
-                monitoring=cfg.monitoring,
-            ),
-        )
-        jenkins_url = jenkins.url
+    jenkins_url = _jenkins(cfg, instance)
     return StackOutputs(
         namespace=namespace.name,
         services={name: svc.service_name for name, svc in services.items()},

@@ -12,7 +12,8 @@ Cross-field rules of one object run only once that object's own fields are valid
 Secret values live under `appstack:secrets` only (a map app -> key -> value) so that the rest of
 the config stays plain and never has to be treated as secret.
 
-One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service),
+One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service;
+its parts in `workload`, `traffic` and `release`),
 `settings` (stack-wide facts, monitoring), `jenkins`, `stack` (`StackConfig`, environment
 defaults) and `loading` (`load`, error formatting). Import from `components.config`.
 """

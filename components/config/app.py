@@ -1,5 +1,6 @@
-"""Settings of one service: `AppConfig` and its parts (resources, probes, scaling, PDB,
-service, ingress, rollout, topology, egress, image build, release)."""
+"""Settings of one service: `AppConfig`, its image build and registry login. Its other parts
+live by concern: `workload` (resources, probes, scaling, PDB, rollout, topology, pod security),
+`traffic` (Service, Ingress, egress) and `release` (strategy); they are re-exported here."""
 
 from __future__ import annotations
 
@@ -11,297 +12,40 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from appstack_grammar import parse_quantity
 from components.config.base import (
-    DNS1123,
-    AppName,
-    Cidr,
     EnvName,
     FreeText,
     ImageRef,
     ImageTag,
-    IngressHost,
-    IntOrPercent,
-    LabelKey,
     LabelValue,
     Model,
-    ObjectName,
     Port,
     PositiveQuantity,
-    ProbePath,
     Problems,
-    Quantity,
-    SubdomainName,
     _environment,
     image_parts,
 )
-
-
-class ResourceList(Model):
-    """CPU, memory and ephemeral storage amounts."""
-
-    cpu: Quantity = "100m"
-    """CPU in cores or millicores."""
-    memory: Quantity = "128Mi"
-    """Memory in bytes (Mi, Gi)."""
-    ephemeral_storage: Quantity = "64Mi"
-    """Node-local scratch storage (the /tmp emptyDir counts against it)."""
-
-
-class Resources(Model):
-    """Container requests and limits."""
-
-    requests: ResourceList = Field(default_factory=ResourceList)
-    """What the scheduler reserves."""
-    limits: ResourceList = Field(
-        default_factory=lambda: ResourceList(cpu="500m", memory="256Mi", ephemeral_storage="256Mi")
-    )
-    """The most the container may use."""
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> Resources:
-        problems = Problems()
-        for field in ("cpu", "memory", "ephemeral_storage"):
-            req, lim = getattr(self.requests, field), getattr(self.limits, field)
-            if parse_quantity(req) > parse_quantity(lim):
-                key = to_camel(field)
-                problems.add(
-                    f"requests.{key}", f"request ({req}) must be <= limit limits.{key} ({lim})"
-                )
-        problems.raise_if_any()
-        return self
-
-
-class Probe(Model):
-    """An HTTP probe against the app port."""
-
-    path: ProbePath = "/health"
-    """Absolute HTTP path."""
-    initial_delay_seconds: int = Field(default=0, ge=0)
-    """Seconds before the first probe."""
-    period_seconds: int = Field(default=10, ge=1)
-    """Seconds between probes."""
-    timeout_seconds: int = Field(default=2, ge=1)
-    """Seconds before a probe times out."""
-    failure_threshold: int = Field(default=3, ge=1)
-    """Consecutive failures before the probe fails."""
-
-
-class Probes(Model):
-    """Liveness, readiness and startup probes; always on."""
-
-    liveness: Probe = Field(default_factory=Probe)
-    """Restarts the container when it fails; default GET /health."""
-    readiness: Probe = Field(
-        default_factory=lambda: Probe(path="/health/ready", period_seconds=5, failure_threshold=2)
-    )
-    """Gates traffic; default GET /health/ready."""
-    startup: Probe = Field(
-        default_factory=lambda: Probe(path="/health", period_seconds=2, failure_threshold=30)
-    )
-    """Holds liveness off until the app has started (period x threshold = startup budget)."""
-
-    @model_validator(mode="after")
-    def _liveness_differs_from_readiness(self) -> Probes:
-        if self.liveness == self.readiness:
-            raise PydanticCustomError(
-                "probes_identical",
-                "liveness and readiness probes are identical; a readiness failure would then "
-                "also restart the pod. Use a different path or thresholds",
-            )
-        return self
-
-
-class Autoscaling(Model):
-    """HorizontalPodAutoscaler (autoscaling/v2)."""
-
-    enabled: bool = False
-    """Create an HPA; the Deployment then leaves `replicas` to it."""
-    min_replicas: int = Field(default=2, ge=1)
-    """Lower bound of replicas."""
-    max_replicas: int = Field(default=5, ge=1)
-    """Upper bound of replicas."""
-    cpu_utilization: int = Field(default=70, ge=1, le=100)
-    """Target average CPU utilisation, percent of requests."""
-    memory_utilization: int = Field(default=80, ge=1, le=100)
-    """Target average memory utilisation, percent of requests."""
-    requests_per_second: float | None = Field(default=None, gt=0)
-    """Optional target of `http_requests_per_second` per pod (needs a custom-metrics adapter)."""
-
-    @model_validator(mode="after")
-    def _min_le_max(self) -> Autoscaling:
-        if self.min_replicas > self.max_replicas:
-            raise PydanticCustomError(
-                "hpa_range",
-                "minReplicas ({min}) must be <= maxReplicas ({max})",
-                {"min": self.min_replicas, "max": self.max_replicas},
-            )
-        return self
-
-
-class Pdb(Model):
-    """PodDisruptionBudget (policy/v1). Neither bound set means maxUnavailable 1."""
-
-    enabled: bool = True
-    """Create a PDB."""
-    max_unavailable: IntOrPercent | None = None
-    """Pods that may be down during a voluntary disruption (>= 1 or > 0%)."""
-    min_available: IntOrPercent | None = None
-    """Pods that must stay up; mutually exclusive with maxUnavailable."""
-
-    @property
-    def effective_max_unavailable(self) -> int | str | None:
-        if self.max_unavailable is None and self.min_available is None:
-            return 1
-        return self.max_unavailable
-
-
-class SessionAffinity(Model):
-    """Client-IP session affinity on the Service."""
-
-    enabled: bool = False
-    """Route a client to the same pod."""
-    timeout_seconds: int = Field(default=10800, ge=1, le=86400)
-    """How long the affinity lasts."""
-
-
-class ServiceSettings(Model):
-    """The Service in front of the pods."""
-
-    type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
-    """Service type; prod defaults to LoadBalancer."""
-    port: Port = 80
-    """Port the Service listens on (targets the container's http port)."""
-    session_affinity: SessionAffinity = Field(default_factory=SessionAffinity)
-    """Optional ClientIP affinity."""
-    load_balancer_source_ranges: list[Cidr] = Field(default_factory=list)
-    """Client CIDRs allowed through a LoadBalancer."""
-    open_to_internet: bool = False
-    """Explicitly allow a LoadBalancer from anywhere (renders 0.0.0.0/0)."""
-    annotations: dict[
-        LabelKey, Annotated[str, FreeText("an annotation value may hold any text")]
-    ] = Field(default_factory=dict)
-    """Extra Service annotations (e.g. cloud load-balancer settings)."""
-
-    @property
-    def effective_source_ranges(self) -> list[str]:
-        if self.load_balancer_source_ranges:
-            return list(self.load_balancer_source_ranges)
-        return ["0.0.0.0/0"] if self.open_to_internet else []
-
-
-class Ingress(Model):
-    """Optional Ingress (networking.k8s.io/v1)."""
-
-    enabled: bool = False
-    """Create an Ingress."""
-    host: IngressHost = ""
-    """Host name served (a DNS name such as shop.example.com, no scheme); required when
-    enabled."""
-    class_name: SubdomainName = "nginx"
-    """IngressClass name."""
-    path: ProbePath = "/"
-    """Path prefix routed to the service."""
-    tls_secret_name: ObjectName = ""
-    """Name of an existing kubernetes.io/tls Secret; empty means no TLS."""
-
-
-class Rollout(Model):
-    """Rolling-update and shutdown timing."""
-
-    max_surge: IntOrPercent = "25%"
-    """Extra pods during a rollout; must be > 0 because maxUnavailable is always 0."""
-    min_ready_seconds: int = Field(default=5, ge=0)
-    """A new pod must stay ready this long before it counts as available."""
-    progress_deadline_seconds: int = Field(default=600, ge=1)
-    """A rollout without progress for this long is marked failed."""
-    revision_history_limit: int = Field(default=5, ge=1, le=50)
-    """Old ReplicaSets kept for `kubectl rollout undo`."""
-    termination_grace_period_seconds: int = Field(default=30, ge=1)
-    """Time from the start of preStop to SIGKILL."""
-    pre_stop_sleep_seconds: int = Field(default=5, ge=0)
-    """Delay before SIGTERM so endpoints stop routing to the pod."""
-
-    @model_validator(mode="after")
-    def _timing(self) -> Rollout:
-        problems = Problems()
-        surge = self.max_surge
-        if surge == 0 or surge == "0%":
-            problems.add(
-                "maxSurge", f"maxSurge ({surge}) must be > 0 because maxUnavailable is always 0"
-            )
-        if self.pre_stop_sleep_seconds >= self.termination_grace_period_seconds:
-            problems.add(
-                "preStopSleepSeconds",
-                f"preStopSleepSeconds ({self.pre_stop_sleep_seconds}) must be < "
-                f"terminationGracePeriodSeconds ({self.termination_grace_period_seconds}), "
-                "leaving the app time to drain",
-            )
-        if self.progress_deadline_seconds <= self.min_ready_seconds:
-            problems.add(
-                "progressDeadlineSeconds",
-                f"progressDeadlineSeconds ({self.progress_deadline_seconds}) must be > "
-                f"minReadySeconds ({self.min_ready_seconds})",
-            )
-        problems.raise_if_any()
-        return self
-
-
-class Topology(Model):
-    """Spread of replicas across nodes and zones."""
-
-    zones: bool = False
-    """Also spread across topology.kubernetes.io/zone."""
-    max_skew: int = Field(default=1, ge=1)
-    """Maximum difference in pod count between domains."""
-    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "ScheduleAnyway"
-    """What the scheduler does when the spread cannot be met."""
-
-
-class PodSecurity(Model):
-    """Pod identity; the restricted profile itself is not configurable."""
-
-    run_as_user: int = Field(default=10001, ge=10000)
-    """UID (>= 10000, checkov CKV_K8S_40)."""
-    run_as_group: int = Field(default=10001, ge=10000)
-    """GID (>= 10000)."""
-    fs_group: int = Field(default=10001, ge=10000)
-    """Group owning mounted volumes."""
-
-
-class EgressPort(Model):
-    """A destination port."""
-
-    port: Port
-    """Port number."""
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
-    """Protocol."""
-
-
-class EgressRule(Model):
-    """Traffic a service may send: to another app of this stack, a namespace, or CIDRs."""
-
-    app: AppName | None = None
-    """Another service of this stack (it gets the matching ingress allowance)."""
-    namespace: DNS1123 | None = None
-    """Every pod in this namespace."""
-    cidrs: list[Cidr] = Field(default_factory=list)
-    """IP blocks outside the cluster."""
-    ports: list[EgressPort] = Field(min_length=1)
-    """Destination ports (at least one)."""
-
-    @model_validator(mode="after")
-    def _one_target(self) -> EgressRule:
-        targets = [t for t in (self.app, self.namespace, self.cidrs or None) if t]
-        if len(targets) != 1:
-            raise PydanticCustomError(
-                "egress_target", "set exactly one of 'app', 'namespace' or 'cidrs'"
-            )
-        return self
-
+from components.config.release import CanaryWeight as CanaryWeight
+from components.config.release import Colour as Colour
+from components.config.release import ReleaseSettings as ReleaseSettings
+from components.config.release import ReleaseStrategy as ReleaseStrategy
+from components.config.release import canary_pods as canary_pods
+from components.config.traffic import EgressPort as EgressPort
+from components.config.traffic import EgressRule as EgressRule
+from components.config.traffic import Ingress as Ingress
+from components.config.traffic import ServiceSettings as ServiceSettings
+from components.config.traffic import SessionAffinity as SessionAffinity
+from components.config.workload import Autoscaling as Autoscaling
+from components.config.workload import Pdb as Pdb
+from components.config.workload import PodSecurity as PodSecurity
+from components.config.workload import Probe as Probe
+from components.config.workload import Probes as Probes
+from components.config.workload import ResourceList as ResourceList
+from components.config.workload import Resources as Resources
+from components.config.workload import Rollout as Rollout
+from components.config.workload import Topology as Topology
 
 # --- Image build -----------------------------------------------------------------------------
 
@@ -357,120 +101,6 @@ SecretName = Annotated[
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253
     ),
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Release (components/release.py): rolling, blue-green, canary, optional Argo Rollouts
-# --------------------------------------------------------------------------------------------
-
-ReleaseStrategy = Literal["rolling", "blueGreen", "canary"]
-Colour = Literal["blue", "green"]
-CanaryWeight = Annotated[int, Field(ge=1, le=100)]
-
-
-def _round_half_up(value: float) -> int:
-    return int(value + 0.5)
-
-
-def canary_pods(total: int, weight: int) -> int:
-    """Pods of the canary track for `weight` percent of `total` pods: rounded half up, at least
-    one when weight > 0, at most `total`."""
-    if weight <= 0:
-        return 0
-    return min(total, max(1, _round_half_up(total * weight / 100)))
-
-
-class ReleaseSettings(Model):
-    """How a new version reaches the users (components/release.py).
-
-    - rolling: one Deployment, zero-downtime rolling update (maxUnavailable 0).
-    - blueGreen: Deployments `<app>-blue` and `<app>-green`; the Service `<app>` selects the
-      `active` colour, the ClusterIP Service `<app>-preview` the idle one. A release sets the
-      idle colour's image (`blueImage`/`greenImage`), tests it through `<app>-preview`, then
-      flips `active`: only Service selectors change (no pod restarts), and flipping back is the
-      rollback.
-    - canary: the stable Deployment `<app>` runs `image`, `<app>-canary` runs `canaryImage` and
-      gets `weight` percent of the traffic (by replica ratio, or by ingress-nginx canary weight
-      when the app has an Ingress). Promotion: set `image` to the canary image and `weight` to 0
-      (weight 0 removes every canary object).
-    """
-
-    strategy: ReleaseStrategy = "rolling"
-    """rolling (default), blueGreen or canary."""
-    active: Colour = "blue"
-    """blueGreen: the colour the Service `<app>` sends traffic to; flip it to switch versions
-    (and back to roll back) without restarting a pod."""
-    blue_image: ImageRef | None = None
-    """blueGreen: image of the blue Deployment; default: the app's `image`."""
-    green_image: ImageRef | None = None
-    """blueGreen: image of the green Deployment; default: the app's `image`. A release deploys
-    the new image to the idle colour, tests it through `<app>-preview`, then flips `active`."""
-    scale_down_idle: bool = False
-    """blueGreen: false keeps the idle colour running (instant switch back); true scales it to 0
-    after promotion (set it false again before the next release so the idle colour runs and can
-    be previewed). Not with autoscaling (see the validation message)."""
-    canary_image: ImageRef | None = None
-    """canary: image of the canary Deployment `<app>-canary` (required for strategy canary
-    unless argoRollouts)."""
-    weight: int = Field(default=0, ge=0, le=100)
-    """canary: percent of the traffic the canary gets now; 0 or one of `steps`. 0 renders no
-    canary object. Promotion: set `image` to the canary image and weight back to 0."""
-    steps: list[CanaryWeight] = Field(default_factory=lambda: [10, 25, 50, 100])
-    """canary: the planned weights, strictly increasing, each 1..100 (with argoRollouts: the
-    Rollout's setWeight steps, each followed by a pause and the error-ratio analysis)."""
-    argo_rollouts: bool = False
-    """Emit an Argo Rollouts `Rollout` (argoproj.io/v1alpha1) instead of Deployments, plus an
-    `AnalysisTemplate` on the error-ratio recording rule. Needs the Argo Rollouts controller and
-    CRDs in the cluster and `appstack:monitoring.enabled` (the recording rule). The controller
-    then drives the release from `image`: colour and canary fields stay unset."""
-    step_pause_seconds: int = Field(default=300, ge=0, le=86400)
-    """argoRollouts canary: pause after each setWeight step before its analysis runs."""
-    prometheus_address: str = Field(
-        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[^\s]+$"
-    )
-    """argoRollouts: Prometheus the AnalysisTemplate queries (http(s) URL)."""
-
-    @property
-    def idle(self) -> Colour:
-        """blueGreen: the colour that gets no production traffic."""
-        return "green" if self.active == "blue" else "blue"
-
-    @model_validator(mode="after")
-    def _rules(self) -> ReleaseSettings:
-        problems = Problems()
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
-            problems.add(
-                "steps", f"steps {self.steps} must be strictly increasing, e.g. [10, 25, 50, 100]"
-            )
-        if self.weight != 0 and self.weight not in self.steps:
-            problems.add("weight", f"weight ({self.weight}) must be 0 or one of steps {self.steps}")
-        if self.argo_rollouts:
-            if self.strategy == "rolling":
-                problems.add(
-                    "argoRollouts",
-                    "argoRollouts needs strategy blueGreen or canary (strategy is rolling)",
-                )
-            for key, value in (
-                ("blueImage", self.blue_image),
-                ("greenImage", self.green_image),
-                ("canaryImage", self.canary_image),
-            ):
-                if value is not None:
-                    problems.add(
-                        key,
-                        f"{key} is not used with argoRollouts: the Argo Rollouts controller "
-                        "rolls out a change of the app's `image` itself; remove it",
-                    )
-            if self.weight != 0:
-                problems.add(
-                    "weight",
-                    f"weight ({self.weight}) is not used with argoRollouts: the controller walks "
-                    "through `steps`; set it to 0",
-                )
-        elif self.strategy == "canary" and self.canary_image is None:
-            problems.add("canaryImage", "strategy canary needs canaryImage (the new version)")
-        problems.raise_if_any()
-        return self
 
 
 class Slo(Model):

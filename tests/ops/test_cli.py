@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stackctl import cli, ops
+from stackctl import cli, ops, rollback
 from tests.ops.fake_backend import HEAD, FakeBackend
 
 
@@ -120,7 +120,7 @@ def test_a_failing_preview_is_one_line_exit_1(run: Any, capsys: Any, error: Exce
 def test_a_failing_rollback_preview_is_one_line_exit_1(
     run: Any, capsys: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(ops, "git_commit", lambda _dir, short=True: HEAD)
+    monkeypatch.setattr(rollback, "git_commit", lambda _dir, short=True: HEAD)
     error = RuntimeError("summary event never found")
     code, _ = run("rollback", "dev", "--steps", "1", "--yes", preview_error=error)
     err = capsys.readouterr().err

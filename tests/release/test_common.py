@@ -1,6 +1,6 @@
 """Rules every release strategy keeps: the default is one rolling Deployment, every Deployment
 of every strategy has the zero-downtime strategy and the restricted pod of
-`components.app.pod_template`, and the app's NetworkPolicy covers every colour and track."""
+`components.pod.pod_template`, and the app's NetworkPolicy covers every colour and track."""
 
 from __future__ import annotations
 
