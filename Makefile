@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench clean
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -63,6 +63,9 @@ test: tools lint pytest ## everything: lint, type check, unit tests, render + ou
 
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench
+
+render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
+	$(BIN)/python -m tests.render_digests --update
 
 clean: ## remove rendered output and caches (keeps the venvs)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis
