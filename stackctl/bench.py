@@ -22,6 +22,9 @@ compared.
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
+import re
 import resource
 import statistics
 import sys
@@ -29,11 +32,12 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pulumi.runtime import rpc
 
 from components import config as config_model
@@ -75,7 +79,7 @@ def synthetic_case(services: int) -> Render:
 
 
 # ---------------------------------------------------------------------------------------------
-# The floor: the same objects as bare resources
+# The floors: the same objects as bare resources
 # ---------------------------------------------------------------------------------------------
 
 
@@ -90,22 +94,70 @@ def _as_input(value: Any) -> Any:
     return value
 
 
-def floor_case(result: RenderResult) -> Render:
-    """Register the Kubernetes objects of `result` as bare resources; manifests as render does."""
-    bare = [
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def sdk_class(type_token: str) -> type[pulumi.CustomResource] | None:
+    """The Kubernetes SDK's class for `kubernetes:<group>/<version>:<Kind>`; None for a kind it
+    has no class for (a custom resource: `apiextensions.CustomResource`)."""
+    group_version, kind = type_token.split(":")[1:]
+    group, version = group_version.split("/")
+    if group.endswith(".k8s.io"):
+        package = group.split(".")[0]  # networking.k8s.io -> pulumi_kubernetes.networking
+    elif "." in group:
+        return None  # a custom resource's group (monitoring.coreos.com, argoproj.io)
+    else:
+        package = group  # core, apps, policy, autoscaling
+    try:
+        module = importlib.import_module(f"pulumi_kubernetes.{package}.{version}")
+    except ImportError:
+        return None
+    found = getattr(module, kind, None)
+    return found if isinstance(found, type) and issubclass(found, pulumi.CustomResource) else None
+
+
+def _register_typed(type_token: str, name: str, inputs: dict[str, Any]) -> None:
+    fields = {k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
+    cls = sdk_class(type_token)
+    if cls is None:
+        k8s.apiextensions.CustomResource(
+            name, api_version=inputs["apiVersion"], kind=inputs["kind"], **fields
+        )
+    else:
+        cls(name, **{_snake(k): v for k, v in fields.items()})
+
+
+def _register_bare(type_token: str, name: str, inputs: dict[str, Any]) -> None:
+    pulumi.CustomResource(type_token, name, inputs)
+
+
+FLOORS: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
+    # the Kubernetes SDK's own class for each kind (the typed classes a program must use)
+    "sdk": _register_typed,
+    # the Pulumi SDK's core alone: no typed class, no aliases, no input types
+    "bare": _register_bare,
+}
+
+
+def floor_case(result: RenderResult, register: str = "sdk") -> Render:
+    """Register the Kubernetes objects of `result` one by one, without components, parents or
+    config model, under the same mock runtime; manifests as render does."""
+    objects = [
         (r.type, r.name, _as_input(r.inputs))
         for r in result.resources
         if r.type.startswith("kubernetes:") and r.custom
     ]
+    register_one = FLOORS[register]
 
     def program() -> None:
-        for type_token, name, inputs in bare:
-            pulumi.CustomResource(type_token, name, inputs)
+        for type_token, name, inputs in objects:
+            register_one(type_token, name, inputs)
 
     def run() -> RenderResult:
         cap = engine.capture(program, project=config_model.PROJECT, stack=result.stack)
-        objects, options = manifests(cap)
-        return RenderResult(result.stack, result.environment, objects, options)
+        found, options = manifests(cap)
+        return RenderResult(result.stack, result.environment, found, options)
 
     return run
 
@@ -122,46 +174,62 @@ def render_and_write(render: Render, out: Path) -> RenderResult:
 
 
 @dataclass
+class Runs:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def time(self, render: Render, out: Path) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        render_and_write(render, out)
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
+
+
+VARIANTS = ("render", *FLOORS)
+
+
+@dataclass
 class Measured:
     name: str
     objects: int
     first: float
-    render: list[float]
-    floor: list[float]
+    runs: dict[str, Runs]
     peak_bytes: int = 0
 
-    @property
-    def median(self) -> float:
-        return statistics.median(self.render)
-
-    @property
-    def floor_median(self) -> float:
-        return statistics.median(self.floor)
-
-    @property
-    def ratio(self) -> float:
-        return self.median / self.floor_median
+    def ratio(self, floor: str, cpu: bool = False) -> float:
+        if cpu:
+            return self.runs["render"].cpu_median / self.runs[floor].cpu_median
+        return self.runs["render"].median / self.runs[floor].median
 
 
 def measure(name: str, render: Render, repeat: int, out: Path) -> Measured:
     start = time.perf_counter()
     result = render_and_write(render, out / name)
     first = time.perf_counter() - start
-    floor = floor_case(result)
-    floor_objects = render_and_write(floor, out / f"{name}-floor").objects
-    if floor_objects != result.objects:  # the floor must write exactly what the render wrote
-        raise SystemExit(f"{name}: the floor's objects differ from the render's")
-    measured = Measured(name, len(result.objects), first, [], [])
-    for _ in range(repeat):
-        for runs, case, target in ((measured.render, render, name), (measured.floor, floor, "f")):
-            start = time.perf_counter()
-            render_and_write(case, out / target)
-            runs.append(time.perf_counter() - start)
+    cases = {"render": render}
+    for floor in FLOORS:
+        cases[floor] = floor_case(result, floor)
+        # the floor must write exactly what the render wrote
+        if render_and_write(cases[floor], out / f"{name}-{floor}").objects != result.objects:
+            raise SystemExit(f"{name}: the {floor} floor's objects differ from the render's")
+    measured = Measured(name, len(result.objects), first, {v: Runs() for v in VARIANTS})
+    for _ in range(repeat):  # alternating, so that load on the machine hits every variant alike
+        for variant, case in cases.items():
+            measured.runs[variant].time(case, out / variant)
     return measured
 
 
 def peak_memory(render: Render, out: Path) -> int:
     """The Python heap's high-water mark while rendering and writing once."""
+    gc.collect()
     tracemalloc.start()
     try:
         render_and_write(render, out)
@@ -176,27 +244,59 @@ def max_rss_mib() -> float:
 
 
 def report(results: list[Measured]) -> list[str]:
-    header = ("case", "objects", "first s", "render s", "floor s", "ratio", "ms/object", "peak MiB")
-    lines = ["{:<14} {:>7} {:>8} {:>9} {:>8} {:>6} {:>10} {:>9}".format(*header)]
+    header = [
+        "case",
+        "objects",
+        "first",
+        "render",
+        "cpu",
+        "floor",
+        "ratio",
+        "bare",
+        "ratio",
+        "ms/obj",
+        "peak-MiB",
+    ]
+    row = "{:<13} {:>7} {:>6} {:>7} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>8}"
+    lines = [row.format(*header)]
     for m in results:
+        render, sdk, bare = m.runs["render"], m.runs["sdk"], m.runs["bare"]
         lines.append(
-            f"{m.name:<14} {m.objects:>7d} {m.first:>8.3f} {m.median:>9.3f} "
-            f"{m.floor_median:>8.3f} {m.ratio:>6.2f} {1000 * m.median / m.objects:>10.2f} "
-            f"{m.peak_bytes / 2**20:>9.1f}"
+            row.format(
+                m.name,
+                m.objects,
+                f"{m.first:.3f}",
+                f"{render.median:.3f}",
+                f"{render.cpu_median:.3f}",
+                f"{sdk.median:.3f}",
+                f"{m.ratio('sdk'):.2f}",
+                f"{bare.median:.3f}",
+                f"{m.ratio('bare'):.2f}",
+                f"{1000 * render.median / m.objects:.2f}",
+                f"{m.peak_bytes / 2**20:.1f}",
+            )
         )
     by_name = {m.name: m for m in results}
     small, large = by_name.get("synthetic-10"), by_name.get("synthetic-50")
     if small and large:
         extra = large.objects - small.objects
-        marginal = 1000 * (large.median - small.median) / extra
-        floor_marginal = 1000 * (large.floor_median - small.floor_median) / extra
-        lines.append(
-            f"marginal cost 10 -> 50 services: {marginal:.2f} ms/object "
-            f"(floor {floor_marginal:.2f}; target <= {MARGINAL_TARGET_MS:.1f})"
-        )
-        lines.append(
-            f"synthetic-50: render / floor = {large.ratio:.2f} (target <= {RATIO_TARGET:.1f})"
-        )
+
+        def marginal(variant: str, cpu: bool = False) -> float:
+            a, b = small.runs[variant], large.runs[variant]
+            if cpu:
+                return 1000 * (b.cpu_median - a.cpu_median) / extra
+            return 1000 * (b.median - a.median) / extra
+
+        lines += [
+            "",
+            f"synthetic-50 render / floor: {large.ratio('sdk'):.2f} wall, "
+            f"{large.ratio('sdk', cpu=True):.2f} cpu (target <= {RATIO_TARGET:.1f}); "
+            f"render / bare: {large.ratio('bare'):.2f} wall, "
+            f"{large.ratio('bare', cpu=True):.2f} cpu",
+            f"marginal cost 10 -> 50 services: {marginal('render'):.2f} ms/object wall, "
+            f"{marginal('render', cpu=True):.2f} cpu (target <= {MARGINAL_TARGET_MS:.1f}); "
+            f"floor {marginal('sdk'):.2f}, bare {marginal('bare'):.2f} ms/object wall",
+        ]
     lines.append(f"max RSS of this process: {max_rss_mib():.0f} MiB")
     return lines
 

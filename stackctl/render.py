@@ -200,8 +200,7 @@ def manifests(cap: Capture) -> tuple[list[dict[str, Any]], dict[str, dict[str, A
         objects.append(obj)
         options[object_ref(obj)] = dict(res.options)
     objects.sort(key=file_name)
-    names = [file_name(o) for o in objects]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(map(file_name, objects)).items() if count > 1)
     if duplicates:
         raise UserError(f"two objects render to the same file: {', '.join(duplicates)}")
     return objects, options
@@ -291,9 +290,12 @@ def write(result: RenderResult, out_dir: Path) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        folders: set[Path] = set()
         for obj in result.objects:
             path = staging / file_name(obj)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(path.parent)
             path.write_text(dump(obj))
         if out_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
