@@ -68,7 +68,7 @@ def validator_batch(
         yield None
         return
     tree = validators.write_sets(tmp_path_factory.mktemp("rendered"), renders)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         yield validators.ValidatorBatch(tree, pool)
 
 
