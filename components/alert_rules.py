@@ -14,24 +14,34 @@ Metrics the rules read:
   `container_cpu_cfs_throttled_periods_total`, `container_cpu_cfs_periods_total`;
 * kube-state-metrics v2: `kube_pod_container_resource_limits`,
   `kube_pod_container_status_restarts_total`, `kube_pod_container_status_waiting_reason`,
-  `kube_deployment_status_condition`, `kube_deployment_status_observed_generation`,
-  `kube_deployment_metadata_generation`, `kube_deployment_status_replicas_unavailable`,
   `kube_horizontalpodautoscaler_status_current_replicas`,
   `kube_horizontalpodautoscaler_spec_max_replicas`,
   `kube_horizontalpodautoscaler_spec_min_replicas`,
-  `kube_poddisruptionbudget_status_pod_disruptions_allowed`.
+  `kube_poddisruptionbudget_status_pod_disruptions_allowed`, and for Deployments
+  `kube_deployment_status_condition`, `kube_deployment_status_observed_generation`,
+  `kube_deployment_metadata_generation`, `kube_deployment_status_replicas_unavailable`;
+* the Argo Rollouts controller, for a Rollout (kube-state-metrics does not export the
+  argoproj.io kinds unless given a custom-resource config): `rollout_info{namespace, name,
+  strategy, traffic_router, phase}` and `rollout_info_replicas_unavailable{namespace, name}`
+  (argo-rollouts v1.9.1 controller/metrics/prommetrics.go and rollouts.go).
+
+Which pods, containers and workloads the rules are about comes from the render (`RuleTarget`):
+the container name of the pod spec, the names of every workload of the release strategy (the
+colours, the canary track, the Rollout) and their kind. Pod names follow the ReplicaSet
+controller, for Deployments and Rollouts alike: `<workload>-<pod template hash>-<5 random>`.
 
 Every alert expression aggregates `by` the labels that identify the object it is about
-(`namespace` plus `job`, `pod`/`container`, `deployment`, `horizontalpodautoscaler` or
-`poddisruptionbudget`), so the `{{ $labels.* }}` references in the annotations always resolve and
-the alert's label set does not depend on which kube-state-metrics/kubelet instance was scraped.
+(`namespace` plus `job`, `pod`/`container`, `deployment`, `rollout`, `horizontalpodautoscaler`
+or `poddisruptionbudget`), so the `{{ $labels.* }}` references in the annotations always resolve
+and the alert's label set does not depend on which kube-state-metrics/kubelet instance was
+scraped.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,6 +51,7 @@ __all__ = [
     "ALERT_KINDS",
     "DEFAULT_SEVERITIES",
     "SEVERITIES",
+    "WORKLOAD_KINDS",
     "AlertThresholds",
     "RuleTarget",
     "alert_name",
@@ -79,8 +90,6 @@ _DURATION_RE = re.compile(
 )
 # Kubernetes DNS-1123 label (Deployment/Service/namespace names used as app and namespace).
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# Kubernetes DNS-1123 subdomain (HPA / PDB object names).
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _METRIC_TOKEN_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _HISTOGRAM_SUFFIX_RE = re.compile(r"_(bucket|count|sum)$")
 
@@ -162,25 +171,36 @@ class AlertThresholds:
                     )
 
 
+WORKLOAD_KINDS: frozenset[str] = frozenset({"Deployment", "Rollout"})
+"""Kinds of workload an app runs as: apps/v1 Deployments or one argoproj.io/v1alpha1 Rollout."""
+
+
 @dataclass(frozen=True)
 class RuleTarget:
-    """The Kubernetes objects and scrape job one service's rules are about."""
+    """The Kubernetes objects and scrape job one service's rules are about (read from the
+    render: `components.monitoring.rule_target`)."""
 
-    #: Service name = Deployment name = Service name = container name (DNS-1123 label).
+    #: App name: alert-name prefix and rule-group names (DNS-1123 label).
     app: str
-    #: Namespace the Deployment, Service, HPA and PDB live in.
+    #: Namespace the workloads, Services, HPAs and PDBs live in.
     namespace: str
-    #: The `job` label Prometheus gives the scraped targets (ServiceMonitor: the Service name).
+    #: The `job` label Prometheus gives the scraped targets (ServiceMonitor `jobLabel`).
     metrics_job: str
-    #: HPA name if autoscaling is on, else None (then no HPAAtMaxReplicas alert).
-    hpa: str | None
-    #: PDB name if the service has one, else None (then no PDBNoDisruptionsAllowed alert).
-    pdb: str | None
+    #: Name of the app's container in the pod spec (the container-scoped alerts select it).
+    container: str
+    #: Names of every workload that runs the app's pods (colours, canary track, the Rollout).
+    workloads: tuple[str, ...]
+    #: Kind of those workloads: "Deployment" or "Rollout".
+    workload_kind: str
+    #: HPAs of the app (none: no HPAAtMaxReplicas alert).
+    hpas: tuple[str, ...]
+    #: PodDisruptionBudgets of the app (none: no PDBNoDisruptionsAllowed alert).
+    pdbs: tuple[str, ...]
     #: Runbook base URL; each alert's runbook_url is f"{runbook_base_url}/{AlertName}".
     runbook_base_url: str
 
     def __post_init__(self) -> None:
-        for name in ("app", "namespace"):
+        for name in ("app", "namespace", "container"):
             value = getattr(self, name)
             if not isinstance(value, str) or len(value) > 63 or not _DNS_LABEL_RE.match(value):
                 raise ValueError(f"RuleTarget.{name} must be a DNS-1123 label, got {value!r}")
@@ -190,13 +210,22 @@ class RuleTarget:
                 "RuleTarget.metrics_job must be a non-empty string without quotes, backslashes "
                 f"or newlines, got {job!r}"
             )
-        for name in ("hpa", "pdb"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN_RE.match(value)
+        if self.workload_kind not in WORKLOAD_KINDS:
+            raise ValueError(
+                f"RuleTarget.workload_kind must be one of {sorted(WORKLOAD_KINDS)}, "
+                f"got {self.workload_kind!r}"
+            )
+        if not self.workloads:
+            raise ValueError(
+                f"RuleTarget.workloads must name at least one workload, got {self.workloads!r}"
+            )
+        for name in ("workloads", "hpas", "pdbs"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or any(
+                not isinstance(v, str) or len(v) > 63 or not _DNS_LABEL_RE.match(v) for v in values
             ):
                 raise ValueError(
-                    f"RuleTarget.{name} must be None or a DNS-1123 subdomain, got {value!r}"
+                    f"RuleTarget.{name} must be a tuple of DNS-1123 labels, got {values!r}"
                 )
         url = self.runbook_base_url
         if (
@@ -319,23 +348,12 @@ def _alerting_rules(
 ) -> list[dict[str, Any]]:
     app, ns = target.app, target.namespace
     job_sel = _selector(("job", "=", target.metrics_job), ("namespace", "=", ns))
-    # Deployment pods are named <deployment>-<pod-template-hash>-<suffix>; anchoring on both
-    # dashes keeps `web` from matching the pods of a sibling Deployment called `web-api`.
-    pod_re = f"{app}-[a-z0-9]+-[a-z0-9]+"
-    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", app))
+    pod_re = "|".join(_pod_pattern(w) for w in target.workloads)
+    ctr = (("namespace", "=", ns), ("pod", "=~", pod_re), ("container", "=", target.container))
     ctr_sel = _selector(*ctr)
     by_ctr = "max by (namespace, pod, container)"
     sum_ctr = "sum by (namespace, pod, container)"
-    dep_sel = _selector(("namespace", "=", ns), ("deployment", "=", app))
-    by_dep = "max by (namespace, deployment)"
-    progressing_false = _selector(
-        ("namespace", "=", ns),
-        ("deployment", "=", app),
-        ("condition", "=", "Progressing"),
-        ("status", "=", "false"),
-    )
     where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
-    where_dep = "Deployment {{ $labels.namespace }}/{{ $labels.deployment }}"
 
     def rule(kind: str, expr: str, for_: str, summary: str, description: str) -> dict[str, Any]:
         return _alert(
@@ -423,8 +441,10 @@ def _alerting_rules(
             f"The {where_ctr} has been waiting in CrashLoopBackOff for {t.crashloop_for}.",
         ),
     ]
-    if target.hpa is not None:
-        hpa_sel = _selector(("namespace", "=", ns), ("horizontalpodautoscaler", "=", target.hpa))
+    if target.hpas:
+        hpa_sel = _selector(
+            ("namespace", "=", ns), ("horizontalpodautoscaler", "=~", _alternatives(target.hpas))
+        )
         by_hpa = "max by (namespace, horizontalpodautoscaler)"
         rules.append(
             rule(
@@ -443,32 +463,14 @@ def _alerting_rules(
                 f"{t.hpa_at_max_for}; the service cannot scale out further.",
             )
         )
-    rules.extend(
-        [
-            rule(
-                "RolloutStuck",
-                (
-                    f"{by_dep} (kube_deployment_status_condition{progressing_false})\n== 1\nor\n"
-                    f"{by_dep} (kube_deployment_status_observed_generation{dep_sel})\n!=\n"
-                    f"{by_dep} (kube_deployment_metadata_generation{dep_sel})"
-                ),
-                t.rollout_stuck_for,
-                f"{where_dep}: rollout stuck",
-                f"The rollout of {where_dep} has not progressed for {t.rollout_stuck_for} "
-                "(Progressing=false or the controller has not observed the latest generation).",
-            ),
-            rule(
-                "ReplicasUnavailable",
-                f"{by_dep} (kube_deployment_status_replicas_unavailable{dep_sel}) > 0",
-                t.replicas_unavailable_for,
-                f"{where_dep}: replicas unavailable",
-                f"{where_dep} has had {{{{ $value }}}} unavailable replicas for "
-                f"{t.replicas_unavailable_for}.",
-            ),
-        ]
-    )
-    if target.pdb is not None:
-        pdb_sel = _selector(("namespace", "=", ns), ("poddisruptionbudget", "=", target.pdb))
+    if target.workload_kind == "Rollout":
+        rules.extend(_argo_rollout_alerts(target, t, rule))
+    else:
+        rules.extend(_deployment_alerts(target, t, rule))
+    if target.pdbs:
+        pdb_sel = _selector(
+            ("namespace", "=", ns), ("poddisruptionbudget", "=~", _alternatives(target.pdbs))
+        )
         rules.append(
             rule(
                 "PDBNoDisruptionsAllowed",
@@ -484,6 +486,124 @@ def _alerting_rules(
             )
         )
     return rules
+
+
+RuleFactory = Callable[[str, str, str, str, str], dict[str, Any]]
+"""(kind, expr, for, summary, description) -> one alerting rule."""
+
+
+def _alternatives(names: Sequence[str]) -> str:
+    """A PromQL regex alternation matching exactly `names` (DNS-1123 labels: no regex
+    metacharacters, so nothing needs escaping; PromQL anchors the whole regex)."""
+    return "|".join(names)
+
+
+#: names.SimpleNameGenerator (k8s.io/apiserver): a generateName base is cut to 58 characters
+#: before the 5 random characters are appended.
+_GENERATE_NAME_BASE = 58
+#: rand.SafeEncodeString of a uint32 in decimal: the pod-template hash has 1 to 10 characters.
+_HASH_MAX = 10
+
+
+def _pod_pattern(workload: str) -> str:
+    """Regex of the pods of a Deployment or Rollout: the ReplicaSet controller names them
+    `<workload>-<pod template hash>-<5 random>` (generateName `<ReplicaSet>-`). Anchored on
+    both dashes (PromQL regexes are fully anchored), so `web` never matches the pods of a
+    sibling `web-api`. When `<workload>-<hash>-` can exceed the 58-character generateName base,
+    its tail (the second dash, then hash characters) may be cut."""
+    if len(workload) + _HASH_MAX + 2 <= _GENERATE_NAME_BASE:
+        return f"{workload}-[a-z0-9]{{1,{_HASH_MAX}}}-[a-z0-9]{{5}}"
+    return f"{workload}-[a-z0-9]{{1,{_HASH_MAX}}}-?[a-z0-9]{{5}}"
+
+
+def _deployment_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[Any]:
+    """RolloutStuck and ReplicasUnavailable from kube-state-metrics' Deployment series."""
+    ns = target.namespace
+    dep = ("deployment", "=~", _alternatives(target.workloads))
+    dep_sel = _selector(("namespace", "=", ns), dep)
+    by_dep = "max by (namespace, deployment)"
+    progressing_false = _selector(
+        ("namespace", "=", ns), dep, ("condition", "=", "Progressing"), ("status", "=", "false")
+    )
+    where = "Deployment {{ $labels.namespace }}/{{ $labels.deployment }}"
+    return [
+        rule(
+            "RolloutStuck",
+            (
+                f"{by_dep} (kube_deployment_status_condition{progressing_false})\n== 1\nor\n"
+                f"{by_dep} (kube_deployment_status_observed_generation{dep_sel})\n!=\n"
+                f"{by_dep} (kube_deployment_metadata_generation{dep_sel})"
+            ),
+            t.rollout_stuck_for,
+            f"{where}: rollout stuck",
+            f"The rollout of {where} has not progressed for {t.rollout_stuck_for} "
+            "(Progressing=false or the controller has not observed the latest generation).",
+        ),
+        rule(
+            "ReplicasUnavailable",
+            f"{by_dep} (kube_deployment_status_replicas_unavailable{dep_sel}) > 0",
+            t.replicas_unavailable_for,
+            f"{where}: replicas unavailable",
+            f"{where} has had {{{{ $value }}}} unavailable replicas for "
+            f"{t.replicas_unavailable_for}.",
+        ),
+    ]
+
+
+#: Rollout phases (argo-rollouts controller/metrics/rollouts.go `calculatePhase`) that need a
+#: human: the progress deadline passed, ReplicaSet creation failed, an analysis aborted the
+#: release, or the spec is invalid. `Paused` is not among them: a blue-green Rollout waits for
+#: its manual promotion by design.
+STUCK_ROLLOUT_PHASES = ("Timeout", "Error", "Abort", "InvalidSpec")
+
+
+def _rollout_series(metric: str, target: RuleTarget, *matchers: tuple[str, str, str]) -> str:
+    """`metric` of the app's Rollout from the Argo Rollouts controller, with the Rollout's
+    namespace in `namespace` and its name in `rollout`.
+
+    The controller exports `namespace` and `name` of the Rollout. Scraped without
+    `honorLabels` (the argo-rollouts Helm chart's ServiceMonitor), Prometheus keeps the
+    controller's own namespace in `namespace` and renames the Rollout's to
+    `exported_namespace`; with `honorLabels: true` it stays in `namespace`. Both are read.
+    """
+    name = ("name", "=~", _alternatives(target.workloads))
+    exported = _selector(name, ("exported_namespace", "=", target.namespace), *matchers)
+    honoured = _selector(
+        name, ("namespace", "=", target.namespace), ("exported_namespace", "=", ""), *matchers
+    )
+    as_rollout = 'label_replace({}, "rollout", "$1", "name", "(.+)")'
+    moved = f'label_replace({metric}{exported}, "namespace", "$1", "exported_namespace", "(.+)")'
+    return f"{as_rollout.format(moved)}\nor\n{as_rollout.format(metric + honoured)}"
+
+
+def _argo_rollout_alerts(target: RuleTarget, t: AlertThresholds, rule: RuleFactory) -> list[Any]:
+    """RolloutStuck and ReplicasUnavailable from the Argo Rollouts controller's metrics."""
+    where = "Rollout {{ $labels.namespace }}/{{ $labels.rollout }}"
+    stuck = ("phase", "=~", "|".join(STUCK_ROLLOUT_PHASES))
+    return [
+        rule(
+            "RolloutStuck",
+            (
+                "max by (namespace, rollout, phase) (\n"
+                f"{_rollout_series('rollout_info', target, stuck)}\n) == 1"
+            ),
+            t.rollout_stuck_for,
+            f"{where}: rollout stuck",
+            f"{where} has been in phase {{{{ $labels.phase }}}} for {t.rollout_stuck_for} "
+            "(progress deadline exceeded, aborted by an analysis, or an invalid spec).",
+        ),
+        rule(
+            "ReplicasUnavailable",
+            (
+                "max by (namespace, rollout) (\n"
+                f"{_rollout_series('rollout_info_replicas_unavailable', target)}\n) > 0"
+            ),
+            t.replicas_unavailable_for,
+            f"{where}: replicas unavailable",
+            f"{where} has had {{{{ $value }}}} unavailable replicas for "
+            f"{t.replicas_unavailable_for}.",
+        ),
+    ]
 
 
 def app_rule_groups(

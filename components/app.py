@@ -10,6 +10,7 @@ Services, PDBs and Ingresses exist, and what they select, follows the app's rele
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,10 +89,13 @@ def _resources(app: AppConfig) -> k8s.core.v1.ResourceRequirementsArgs:
 
 
 def topology_spread(
-    app_name: str, instance: str, app: AppConfig
+    app_name: str, instance: str, app: AppConfig, revision_label: str
 ) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
-    """Spread replicas across nodes, and zones when configured; per revision (pod-template-hash)
-    so a rollout's new pods spread too."""
+    """Spread replicas across nodes, and zones when configured; per revision so a rollout's new
+    pods spread too. `revision_label` is the pod-template-hash label the workload's controller
+    gives its pods (components.release.Workload.revision_label): `pod-template-hash` for a
+    Deployment, `rollouts-pod-template-hash` for an Argo Rollout. A key the pods lack would
+    make the scheduler ignore it and spread old and new pods together."""
     keys = ["kubernetes.io/hostname"] + (
         ["topology.kubernetes.io/zone"] if app.topology.zones else []
     )
@@ -103,10 +107,31 @@ def topology_spread(
             label_selector=k8s.meta.v1.LabelSelectorArgs(
                 match_labels=labels.selector_labels(app_name, instance)
             ),
-            match_label_keys=["pod-template-hash"],
+            match_label_keys=[revision_label],
         )
         for key in keys
     ]
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Output[str]]:
+    """Secret `data` (base64), each value a Pulumi secret.
+
+    Not `stringData`: the API server merges stringData into data and never stores it
+    (k8s.io/api core/v1 Secret), so a Server-Side Apply of stringData owns `stringData.<key>`,
+    never `data.<key>`, and a key removed from the config stays in the Secret (and mounted).
+    pulumi-kubernetes rewrites stringData into data only when no input is computed
+    (provider/pkg/provider/provider.go `normalizeInputs`, clients/unstructured.go
+    `normalizeSecret`, pulumi-kubernetes v4.32.0-27 94977969); with `data` the applied fields
+    are the stored ones, so SSA deletes the fields of a removed key.
+    """
+    return {
+        key: pulumi.Output.secret(pulumi.Output.from_input(value).apply(_base64))
+        for key, value in sorted(values.items())
+    }
 
 
 def pod_template(
@@ -119,6 +144,7 @@ def pod_template(
     config_map: pulumi.Input[str],
     secret: pulumi.Input[str],
     extra_labels: Mapping[str, str] | None = None,
+    revision_label: str = release.DEPLOYMENT_REVISION_LABEL,
 ) -> k8s.core.v1.PodTemplateSpecArgs:
     """The pod of an app: restricted security, probes, resources, graceful shutdown."""
     sec = app.security
@@ -137,7 +163,7 @@ def pod_template(
             enable_service_links=False,
             security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
             termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
-            topology_spread_constraints=topology_spread(app_name, instance, app),
+            topology_spread_constraints=topology_spread(app_name, instance, app, revision_label),
             containers=[
                 k8s.core.v1.ContainerArgs(
                     name=CONTAINER,
@@ -319,17 +345,15 @@ class AppService(pulumi.ComponentResource):
             f"{name}-secret",
             metadata=meta("config", labels.resource_name(app_name, "secrets")),
             type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in sorted(args.secrets.items())}
-            or None,
+            data=secret_data(args.secrets) or None,
             opts=child,
         )
         selector = labels.selector_labels(app_name, instance)
-        autoscaled = app.autoscaling.enabled
-        # Workloads, Services, PDBs and the HPA target follow the release strategy.
+        # Workloads, Services, PDBs and the HPAs follow the release strategy.
         plan = release.plan(app_name, app)
 
         def template(
-            image: pulumi.Input[str], extra_labels: Mapping[str, str]
+            image: pulumi.Input[str], extra_labels: Mapping[str, str], revision_label: str
         ) -> k8s.core.v1.PodTemplateSpecArgs:
             return pod_template(
                 app_name,
@@ -340,6 +364,7 @@ class AppService(pulumi.ComponentResource):
                 config_map=config_map.metadata.name,
                 secret=secret.metadata.name,
                 extra_labels=extra_labels,
+                revision_label=revision_label,
             )
 
         workloads = release.WorkloadContext(
@@ -360,7 +385,22 @@ class AppService(pulumi.ComponentResource):
         # the colour becoming idle after (so traffic only ever moves to running pods).
         created = release.create_workloads(workloads, plan, ("free", "before-routes"))
         before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
-        route_opts = pulumi.ResourceOptions(parent=self, depends_on=before_routes or None)
+        route_opts = {
+            argo_managed: pulumi.ResourceOptions(
+                parent=self,
+                depends_on=before_routes or None,
+                # Argo Rollouts writes `rollouts-pod-template-hash` into these Services'
+                # selectors (argo-rollouts rollout/service.go switchServiceSelector, a strategic
+                # merge patch). spec.selector is an atomic map (x-kubernetes-map-type: atomic),
+                # so that patch makes the controller its sole owner, and any later apply of the
+                # Service carrying a selector (every image bump changes the version label) would
+                # be a Server-Side Apply conflict. With ignore_changes the provider drops the
+                # field from its request while another manager owns it (pulumi-kubernetes
+                # provider/pkg/await/await.go handleSSAIgnoreFields).
+                ignore_changes=["spec.selector"] if argo_managed else None,
+            )
+            for argo_managed in (False, True)
+        }
         primary = next(c for c in created if c.workload == plan.primary)
         svc_settings = app.service
         service = k8s.core.v1.Service(
@@ -386,7 +426,7 @@ class AppService(pulumi.ComponentResource):
                 if svc_settings.type == "LoadBalancer"
                 else None,
             ),
-            opts=route_opts,
+            opts=route_opts[plan.route("").argo_managed],
         )
         routes = {"": service}
         for route in plan.routes[1:]:  # blueGreen preview / ingress canary: ClusterIP only
@@ -402,7 +442,7 @@ class AppService(pulumi.ComponentResource):
                         )
                     ],
                 ),
-                opts=route_opts,
+                opts=route_opts[route.argo_managed],
             )
         release.create_workloads(workloads, plan, ("after-routes",), list(routes.values()))
         metrics_service = k8s.core.v1.Service(
@@ -419,15 +459,14 @@ class AppService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        if autoscaled:
+        for autoscaler in plan.autoscalers:  # blueGreen: one per colour
+            target = autoscaler.target
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=meta("autoscaler"),
+                f"{name}-{autoscaler.key}-hpa" if autoscaler.key else f"{name}-hpa",
+                metadata=meta("autoscaler", autoscaler.name),
                 spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
                     scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version=plan.scale_target.api_version,
-                        kind=plan.scale_target.kind,
-                        name=primary.name,
+                        api_version=target.api_version, kind=target.kind, name=target.name
                     ),
                     min_replicas=app.autoscaling.min_replicas,
                     max_replicas=app.autoscaling.max_replicas,

@@ -1,21 +1,22 @@
 """Release strategies: which workloads run an app's pods and which of them get traffic.
 
 `plan(app_name, app)` turns `appstack:apps.<app>.release` into a `ReleasePlan` (plain data:
-workloads, Services, PodDisruptionBudgets, the HPA target, an optional canary Ingress);
+workloads, Services, PodDisruptionBudgets, the HPAs and their targets, an optional canary Ingress);
 `create_workloads` registers the workloads of a plan. `AppService` (components/app.py) creates
-the Services, PDBs, HPA and Ingresses from the same plan, so the whole release logic lives here.
+the Services, PDBs, HPAs and Ingresses from the same plan, so the whole release logic lives here.
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
   sleep shorter than its grace period (`components.app.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
-  colour, the ClusterIP Service `<app>-preview` the idle one. Flipping `active` changes only
-  the Services' and PDBs' selectors, the HPA target and the replica fields (the HPA owns the
-  active colour's replicas; the idle colour keeps the HPA minimum, or 0 with scaleDownIdle):
-  no pod template changes, so no pod restarts. The Deployment becoming active is updated
-  first, then the Services, then the Deployment becoming idle (`depends_on`), so traffic only
-  moves to running pods.
+  colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
+  its own HPA and neither Deployment sets spec.replicas (the idle colour idles at the HPA
+  minimum); without, the idle colour keeps the replicas, or 0 with scaleDownIdle. Flipping
+  `active` changes only the Services' and PDBs' selectors (and, with scaleDownIdle, the
+  replicas Pulumi owns): never a field an HPA owns, no pod template change, no pod restart.
+  The Deployment becoming active is updated first, then the Services, then the Deployment
+  becoming idle (`depends_on`), so traffic only moves to running pods.
 - canary: the stable Deployment `<app>` (the app's `image`, track `stable`) and, when
   `weight` > 0, `<app>-canary` (`canaryImage`, track `canary`). Both carry the stable
   selector labels. Without an Ingress the Service `<app>` selects both tracks and the traffic
@@ -28,9 +29,19 @@ the Services, PDBs, HPA and Ingresses from the same plan, so the whole release l
   Service and Ingress `<app>` select the stable track only, and the stable track keeps all
   its replicas. Weight 0 renders no canary object. PDB and HPA target the stable track.
 - argoRollouts (blueGreen or canary): one Argo Rollouts `Rollout` `<app>` replaces the
-  Deployments (same pod template), plus an `AnalysisTemplate` `<app>-error-ratio` querying
-  the recording rule `job:http_request_errors:ratio_rate5m` against
-  `appstack:monitoring.alerts.errorRatio`. Needs the Argo Rollouts controller and CRDs.
+  Deployments (same pod template, spread by `rollouts-pod-template-hash`), plus an
+  `AnalysisTemplate` `<app>-error-ratio`: the 5xx ratio of the newest ReplicaSet's pods
+  (`podTemplateHashValue: Latest`; the ServiceMonitor copies the pods' hash label onto their
+  series) against `appstack:monitoring.alerts.errorRatio`, before and after a blue-green
+  promotion and after every canary step. The Services Argo Rollouts re-points
+  (`rollouts-pod-template-hash` in their selector) are created with their selector and never
+  applied again (ignore_changes). Needs the Argo Rollouts controller and CRDs.
+
+Replicas and autoscaling: a workload under an HPA never sets spec.replicas (ignore_changes on
+it); a workload that sets them carries `pulumi.com/patchForce`, so turning autoscaling off takes
+the field back from the scale-subresource owner the HPA leaves behind. Procedure: pin the HPA
+(minReplicas = maxReplicas = N), `pulumi up`; then `enabled: false`, `replicas: N`, `pulumi up`
+(the HPA, deleted at the end of that update, cannot move the count in between).
 
 Every Deployment of every strategy uses the same pod template (restricted security, probes,
 resources, graceful shutdown) and the same zero-downtime rolling update.
@@ -53,6 +64,7 @@ Procedures (each step is a config change and `pulumi up`):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -64,8 +76,12 @@ from components import labels
 from components.config import AppConfig, Monitoring, image_parts
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
-ERROR_RATIO_RECORD = "job:http_request_errors:ratio_rate5m"
-"""Recording rule of components/alert_rules.py: 5xx / all requests over 5m, by job, namespace."""
+DEPLOYMENT_REVISION_LABEL = "pod-template-hash"
+"""Label the Deployment controller puts on its ReplicaSets' pods (apps/v1
+DefaultDeploymentUniqueLabelKey)."""
+ARGO_REVISION_LABEL = "rollouts-pod-template-hash"
+"""Label Argo Rollouts puts on its ReplicaSets' pods and writes into the selectors of the
+Services it manages (v1alpha1.DefaultRolloutUniqueLabelKey)."""
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 STABLE, CANARY = "stable", "canary"
@@ -127,6 +143,15 @@ class Workload:
     """The HPA scales this workload (replicas unset, drift on them ignored)."""
     order: Order = "free"
     """blueGreen: the active colour is updated before the Services switch, the idle after."""
+    kind: str = "Deployment"
+    """"Deployment", or "Rollout" (argoRollouts)."""
+
+    @property
+    def revision_label(self) -> str:
+        """The label its controller adds to every pod with the pod template's hash:
+        `pod-template-hash` (Deployment), `rollouts-pod-template-hash` (Argo Rollouts
+        v1alpha1.DefaultRolloutUniqueLabelKey, pkg/apis/rollouts/v1alpha1/types.go)."""
+        return ARGO_REVISION_LABEL if self.kind == "Rollout" else DEPLOYMENT_REVISION_LABEL
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,9 @@ class Route:
     name: str
     selector: Mapping[str, str]
     """Labels selected on top of the stable selector labels."""
+    argo_managed: bool = False
+    """Argo Rollouts switches this Service's selector itself (`rollouts-pod-template-hash`):
+    the program must never apply `spec.selector` again after creating it."""
 
 
 @dataclass(frozen=True)
@@ -154,11 +182,21 @@ class Budget:
 
 @dataclass(frozen=True)
 class ScaleTarget:
-    """What the HPA scales."""
+    """What an HPA scales."""
 
     api_version: str
     kind: str
     name: str
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    """A HorizontalPodAutoscaler and the workload it owns the replicas of."""
+
+    key: str
+    """"" for the HPA `<app>`, else the colour (blueGreen: one HPA per colour)."""
+    name: str
+    target: ScaleTarget
 
 
 @dataclass(frozen=True)
@@ -184,7 +222,8 @@ class ReleasePlan:
     routes: tuple[Route, ...]
     """The Service `<app>` first."""
     budgets: tuple[Budget, ...]
-    scale_target: ScaleTarget
+    autoscalers: tuple[Autoscaler, ...]
+    """Empty without autoscaling."""
     canary_ingress: CanaryIngress | None = None
 
     @property
@@ -202,27 +241,38 @@ def plan(app_name: str, app: AppConfig) -> ReleasePlan:
     name = labels.resource_name(app_name)
     autoscaled = app.autoscaling.enabled
     pdb = app.pdb.enabled
+    # Under an HPA the workload never carries spec.replicas: the HPA's scale subresource owns it.
+    replicas = None if autoscaled else app.replicas
 
     def named(*suffix: str) -> str:
         return labels.resource_name(app_name, *suffix)
 
+    def hpa(key: str, workload: Workload, api_version: str = "apps/v1") -> tuple[Autoscaler, ...]:
+        if not autoscaled:
+            return ()
+        target = ScaleTarget(api_version, workload.kind, workload.name)
+        return (Autoscaler(key, named(key) if key else name, target),)
+
     if release.argo_rollouts:
-        routes = [Route("", name, {})]
+        rollout = Workload("", name, {}, None, "image", replicas, autoscaled, kind="Rollout")
+        # The Services Argo Rollouts points at a ReplicaSet by writing
+        # `rollouts-pod-template-hash` into their selectors (rollout/service.go
+        # switchServiceSelector): blueGreen activeService/previewService, canary
+        # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
+        routes = [
+            Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
+        ]
         if release.strategy == "blueGreen":
-            routes.append(Route("preview", named("preview"), {}))
+            routes.append(Route("preview", named("preview"), {}, argo_managed=True))
         elif app.ingress.enabled:
-            routes.append(Route(CANARY, named(CANARY), {}))
+            routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
         return ReleasePlan(
             strategy=release.strategy,
             argo=True,
-            workloads=(
-                Workload(
-                    "", name, {}, None, "image", None if autoscaled else app.replicas, autoscaled
-                ),
-            ),
+            workloads=(rollout,),
             routes=tuple(routes),
             budgets=(Budget("", name, {}, True),) if pdb else (),
-            scale_target=ScaleTarget(ARGO_API_VERSION, "Rollout", name),
+            autoscalers=hpa("", rollout, ARGO_API_VERSION),
         )
 
     if release.strategy == "blueGreen":
@@ -237,24 +287,27 @@ def plan(app_name: str, app: AppConfig) -> ReleasePlan:
                 pod_labels={labels.COLOUR: c},
                 image=images[c],
                 image_key=f"release.{c}Image" if images[c] else "image",
-                replicas=(None if autoscaled else app.replicas) if is_active else app.idle_replicas,
-                hpa_owned=is_active and autoscaled,
+                # With autoscaling each colour has its own HPA (below), so a flip never moves
+                # a replica field the HPA owns; without, the idle colour may scale to 0.
+                replicas=replicas if is_active or autoscaled else app.idle_replicas,
+                hpa_owned=autoscaled,
                 order="before-routes" if is_active else "after-routes",
             )
 
+        colours = (colour("blue"), colour("green"))
         budgets = [Budget("", name, {labels.COLOUR: active}, True)] if pdb else []
         if pdb and app.idle_replicas > 0:
             budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
         return ReleasePlan(
             strategy="blueGreen",
             argo=False,
-            workloads=(colour("blue"), colour("green")),
+            workloads=colours,
             routes=(
                 Route("", name, {labels.COLOUR: active}),
                 Route("preview", named("preview"), {labels.COLOUR: idle}),
             ),
             budgets=tuple(budgets),
-            scale_target=ScaleTarget("apps/v1", "Deployment", named(active)),
+            autoscalers=tuple(a for w in colours for a in hpa(w.key, w)),
         )
 
     if release.strategy == "canary":
@@ -288,38 +341,88 @@ def plan(app_name: str, app: AppConfig) -> ReleasePlan:
             workloads=tuple(workloads),
             routes=tuple(routes),
             budgets=tuple(budgets),
-            scale_target=ScaleTarget("apps/v1", "Deployment", name),
+            autoscalers=hpa("", stable),
             canary_ingress=canary_ingress,
         )
 
+    workload = Workload("", name, {}, None, "image", replicas, autoscaled)
     return ReleasePlan(
         strategy="rolling",
         argo=False,
-        workloads=(
-            Workload("", name, {}, None, "image", None if autoscaled else app.replicas, autoscaled),
-        ),
+        workloads=(workload,),
         routes=(Route("", name, {}),),
         budgets=(Budget("", name, {}, True),) if pdb else (),
-        scale_target=ScaleTarget("apps/v1", "Deployment", name),
+        autoscalers=hpa("", workload),
     )
+
+
+def _surge(surge: int | str, replicas: int) -> int:
+    """maxSurge as a pod count: a percentage of the replicas, rounded up (apps/v1 and Argo
+    Rollouts both resolve it with intstr.GetScaledValueFromIntOrPercent(..., roundUp=true))."""
+    if isinstance(surge, int):
+        return surge
+    return math.ceil(replicas * int(surge.rstrip("%")) / 100)
+
+
+def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
+    """The most pods the app's workloads can run at once, for the namespace quota.
+
+    Every workload counts at its most replicas (the HPA maximum when an HPA owns them), plus:
+    - a Deployment: its rolling-update surge (all of them may roll at once: a config change
+      rolls both colours, or stable and canary, in the same update);
+    - an Argo blueGreen Rollout: a second full set (the preview ReplicaSet runs at full size
+      until promotion, previewReplicaCount unset);
+    - an Argo canary Rollout with traffic routing: a second full set (the stable ReplicaSet stays
+      at 100 % while the canary grows to `setWeight` %, so weight 100 needs twice the replicas:
+      utils/replicaset/canary.go CalculateReplicaCountsForTrafficRoutedCanary);
+    - an Argo canary Rollout without traffic routing: its surge (stable + canary never exceed
+      replicas + maxSurge: CalculateReplicaCountsForBasicCanary).
+    """
+    most = app.autoscaling.max_replicas if app.autoscaling.enabled else app.replicas
+    total = 0
+    for workload in plan_.workloads:
+        count = most if workload.hpa_owned else (workload.replicas or 0)
+        if not plan_.argo:
+            total += count + _surge(app.rollout.max_surge, count)
+        elif plan_.strategy == "blueGreen" or any(r.key == CANARY for r in plan_.routes):
+            total += 2 * count  # a canary Service exists only with traffic routing
+        else:
+            total += count + _surge(app.rollout.max_surge, count)
+    return total
 
 
 # --------------------------------------------------------------------------------------------
 # Argo Rollouts specs (plain dicts: CRDs have no typed Args)
 
 
+REVISION_ARG = "pod-template-hash"
+"""AnalysisTemplate arg: the `rollouts-pod-template-hash` of the pods under analysis."""
+REVISION_METRIC_LABEL = "rollouts_pod_template_hash"
+"""The pod label `rollouts-pod-template-hash` as a target label: the ServiceMonitor's
+`podTargetLabels` copy it onto every scraped series, its name sanitized to a Prometheus label
+name (prometheus-operator: invalid characters become `_`)."""
+
+
 def error_ratio_query(job: str, namespace: str) -> str:
-    """The app's 5xx ratio from the recording rule; no traffic (no series or NaN) reads as 0."""
-    series = f'{ERROR_RATIO_RECORD}{{job="{job}",namespace="{namespace}"}}'
-    return f"({series} >= 0) or on() vector(0)"
+    """The 5xx ratio of the pods whose `rollouts-pod-template-hash` is the analysis arg, over
+    5m: only the new pods (the canary, the preview), so stable traffic does not dilute it. No
+    traffic (no series or NaN) reads as 0."""
+    scope = (
+        f'job="{job}",namespace="{namespace}",{REVISION_METRIC_LABEL}="{{{{args.{REVISION_ARG}}}}}"'
+    )
+    errors = f'sum(rate(http_requests_total{{{scope},code=~"5.."}}[5m]))'
+    requests = f"sum(rate(http_requests_total{{{scope}}}[5m]))"
+    return f"(({errors}) / ({requests}) >= 0) or on() vector(0)"
 
 
 def analysis_spec(
     app_name: str, namespace: str, monitoring: Monitoring, address: str
 ) -> dict[str, Any]:
-    """AnalysisTemplate spec: the error ratio must stay at or below the alert threshold
-    (appstack:monitoring.alerts.errorRatio) in every measurement; one failure aborts."""
+    """AnalysisTemplate spec: the error ratio of the pods under analysis must stay at or below
+    the alert threshold (appstack:monitoring.alerts.errorRatio) in every measurement; one
+    failure aborts."""
     return {
+        "args": [{"name": REVISION_ARG}],
         "metrics": [
             {
                 "name": "error-ratio",
@@ -334,16 +437,21 @@ def analysis_spec(
                     }
                 },
             }
-        ]
+        ],
     }
 
 
 def argo_strategy(plan_: ReleasePlan, app: AppConfig, analysis_name: str) -> dict[str, Any]:
-    """Rollout `spec.strategy`: blueGreen with a manual promotion gate and a post-promotion
-    analysis, or canary through the configured steps, each followed by a pause and the
-    analysis."""
+    """Rollout `spec.strategy`: blueGreen with a pre-promotion analysis of the preview pods, a
+    manual promotion gate and a post-promotion analysis, or canary through the configured
+    steps, each followed by a pause and the analysis."""
     release = app.release
-    analysis = {"templates": [{"templateName": analysis_name}]}
+    # The newest ReplicaSet's hash (the canary, the preview): the analysis measures its pods
+    # only (Rollout spec: args[].valueFrom.podTemplateHashValue, "Stable" or "Latest").
+    analysis = {
+        "templates": [{"templateName": analysis_name}],
+        "args": [{"name": REVISION_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}],
+    }
     if release.strategy == "blueGreen":
         return {
             "blueGreen": {
@@ -351,6 +459,9 @@ def argo_strategy(plan_: ReleasePlan, app: AppConfig, analysis_name: str) -> dic
                 "previewService": plan_.route("preview").name,
                 "autoPromotionEnabled": False,
                 "scaleDownDelaySeconds": ARGO_SCALE_DOWN_DELAY_SECONDS[release.scale_down_idle],
+                # Before the manual promotion: the preview pods; after it: the same pods, now
+                # serving production traffic.
+                "prePromotionAnalysis": analysis,
                 "postPromotionAnalysis": analysis,
             }
         }
@@ -387,8 +498,11 @@ class MetaFactory(Protocol):
     ) -> k8s.meta.v1.ObjectMetaArgs: ...
 
 
-TemplateFactory = Callable[[pulumi.Input[str], Mapping[str, str]], k8s.core.v1.PodTemplateSpecArgs]
-"""(image, extra pod labels) -> the app's pod template (components.app.pod_template)."""
+TemplateFactory = Callable[
+    [pulumi.Input[str], Mapping[str, str], str], k8s.core.v1.PodTemplateSpecArgs
+]
+"""(image, extra pod labels, revision label) -> the app's pod template
+(components.app.pod_template)."""
 
 
 @dataclass(frozen=True)
@@ -427,10 +541,31 @@ def _workload_labels(app: AppConfig, workload: Workload) -> dict[str, str]:
     return extra
 
 
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+"""pulumi-kubernetes: force this object's Server-Side Apply (provider/pkg/await/await.go
+`patchForce`), taking over the fields it sends from whichever manager wrote them last."""
+
+
 def _annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
     if workload.image is None:
-        return {} if ctx.built else scanner_skips(ctx.app_name, ctx.app.image)
-    return scanner_skips(ctx.app_name, workload.image, workload.image_key)
+        found = {} if ctx.built else scanner_skips(ctx.app_name, ctx.app.image)
+    else:
+        found = scanner_skips(ctx.app_name, workload.image, workload.image_key)
+    if workload.replicas is not None:
+        # The program sets spec.replicas: take it back from a scale-subresource owner that an
+        # earlier HPA (autoscaling turned off since) or a `kubectl scale` left in managedFields;
+        # without force, SSA reports a conflict with "kube-controller-manager" on .spec.replicas
+        # (pulumi-kubernetes issues #2491, #2569). See the module docstring.
+        found = {**found, PATCH_FORCE_ANNOTATION: "true"}
+    return found
+
+
+def _replica_options(workload: Workload) -> list[str] | None:
+    """ignore_changes of a workload: spec.replicas when an HPA owns it. Under SSA the provider
+    then drops the field from its request while another manager owns it, and sends the live
+    value while it still owns it (the moment autoscaling is turned on), so the count is never
+    reset (pulumi-kubernetes provider/pkg/await/await.go handleSSAIgnoreFields)."""
+    return ["spec.replicas"] if workload.hpa_owned else None
 
 
 def _deployment(
@@ -453,12 +588,13 @@ def _deployment(
             template=ctx.template(
                 ctx.image if workload.image is None else workload.image,
                 _workload_labels(app, workload),
+                workload.revision_label,
             ),
         ),
         # When the HPA owns replicas, drift on them is the HPA working, not a change.
         opts=pulumi.ResourceOptions(
             parent=ctx.parent,
-            ignore_changes=["spec.replicas"] if workload.hpa_owned else None,
+            ignore_changes=_replica_options(workload),
             depends_on=list(depends_on) or None,
         ),
     )
@@ -484,7 +620,9 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
     spec: dict[str, Any] = {
         "selector": {"matchLabels": dict(ctx.selector)},
         # Typed pod template: serialized with the same camelCase names as a Deployment's.
-        "template": ctx.template(ctx.image, _workload_labels(app, workload)),
+        "template": ctx.template(
+            ctx.image, _workload_labels(app, workload), workload.revision_label
+        ),
         "minReadySeconds": app.rollout.min_ready_seconds,
         "progressDeadlineSeconds": app.rollout.progress_deadline_seconds,
         "revisionHistoryLimit": app.rollout.revision_history_limit,
@@ -501,7 +639,7 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
         opts=pulumi.ResourceOptions(
             parent=ctx.parent,
             depends_on=[analysis],
-            ignore_changes=["spec.replicas"] if workload.hpa_owned else None,
+            ignore_changes=_replica_options(workload),
         ),
     )
     name = workload.name

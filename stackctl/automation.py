@@ -306,6 +306,11 @@ class PulumiAutomationBackend:
             ) from exc
         except auto_errors.CommandError as exc:
             raise OperationFailed(f"{what} failed: {command_error_line(exc)}") from exc
+        except RuntimeError as exc:
+            # The built-in RuntimeError, not auto_errors.RuntimeError (a CommandError): raised by
+            # Stack.preview/up/refresh when the CLI ends without a summary event
+            # ("summary event never found", pulumi/automation/_stack.py, pulumi 3.272.0).
+            raise OperationFailed(f"{what} failed: {str(exc).strip() or 'RuntimeError'}") from exc
 
     def _get_stack(self) -> Any:
         if self._stack is None:

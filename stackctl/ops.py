@@ -18,11 +18,11 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from components.git import git_head
 from stackctl.automation import (
     ConfigValue,
     PulumiAutomationBackend,
@@ -130,15 +131,7 @@ def policy_arguments(project_dir: Path, environment: str) -> tuple[list[str], li
 
 def git_commit(project_dir: Path, *, short: bool = True) -> str:
     """HEAD of the project dir's git repo, or "unknown" when it is not a git checkout."""
-    args = ["git", "rev-parse", "--short", "HEAD"] if short else ["git", "rev-parse", "HEAD"]
-    try:
-        proc = subprocess.run(
-            args, cwd=project_dir, capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    head = proc.stdout.strip()
-    return head if proc.returncode == 0 and head else "unknown"
+    return git_head(project_dir, abbrev=0 if short else None) or "unknown"
 
 
 def images_from_apps(apps: object) -> dict[str, str]:
@@ -255,6 +248,29 @@ def sorted_history(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # deploy
 
 
+@contextmanager
+def engine_step(what: str) -> Iterator[None]:
+    """Turn anything the engine layer raises into one readable line (OperationFailed).
+
+    The Automation API raises more than its `CommandError`s: `Stack.preview`/`up`/`refresh`
+    raise the built-in `RuntimeError("summary event never found")` when the CLI exits without a
+    summary event (pulumi/automation/_stack.py, pulumi 3.272.0), and gRPC or version checks raise
+    their own types. Our own UserError / OperationFailed pass through unchanged.
+    """
+    try:
+        yield
+    except (UserError, OperationFailed, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise OperationFailed(f"{what} failed: {one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, at most 300 characters."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"[:300]
+
+
 def run_deploy(
     backend: StackBackend,
     *,
@@ -272,14 +288,16 @@ def run_deploy(
 
     if refresh:
         console.print(f"== refresh {stack}")
-        refreshed = backend.refresh(on_output=console.print)
+        with engine_step(f"pulumi refresh of {stack}"):
+            refreshed = backend.refresh(on_output=console.print)
         if refreshed.result != "succeeded":
             raise OperationFailed(f"refresh of {stack} ended with result {refreshed.result!r}")
 
     console.print(f"== preview {stack} (policy pack: {environment})")
-    preview = backend.preview(
-        policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
-    )
+    with engine_step(f"pulumi preview of {stack}"):
+        preview = backend.preview(
+            policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
+        )
     console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
     if preview_only:
         return 0
@@ -290,12 +308,13 @@ def run_deploy(
     message = deploy_message(git_commit(project_dir), read_stack_images(project_dir, stack))
     console.print(f"== up {stack}: {message}")
     started = time.monotonic()
-    outcome = backend.up(
-        message=message,
-        policy_packs=packs,
-        policy_pack_configs=pack_configs,
-        on_output=console.print,
-    )
+    with engine_step(f"pulumi up of {stack}"):
+        outcome = backend.up(
+            message=message,
+            policy_packs=packs,
+            policy_pack_configs=pack_configs,
+            on_output=console.print,
+        )
     duration = time.monotonic() - started
     version = outcome.summary.get("version")
     console.print(
@@ -497,6 +516,41 @@ def _restore_previous(
     backend.remove_config(added)
 
 
+def _apply_config_plan(
+    backend: StackBackend, console: Console, plan: ConfigPlan, target_version: int
+) -> None:
+    """Set and remove the config keys that bring the stack back to the target's config."""
+    console.print(f"== restore config of v{target_version} on {backend.stack_name}")
+    for key in sorted(plan.to_set):
+        console.print(f"  set    {key}")
+    for key in plan.to_remove:
+        console.print(f"  remove {key}")
+    for key in plan.kept_secrets:
+        console.print(f"  keep   {key} (secret: current value kept)")
+    if not plan.to_set and not plan.to_remove:
+        console.print("  config already matches")
+    backend.set_config(dict(plan.to_set))
+    backend.remove_config(list(plan.to_remove))
+
+
+def _preview_rollback(
+    backend: StackBackend,
+    console: Console,
+    policy: tuple[list[str], list[str]],
+    target_version: int,
+    assume_yes: bool,
+) -> bool:
+    """Preview the rollback with the policy pack; True when the operator confirms it."""
+    stack = backend.stack_name
+    console.print(f"== preview rollback of {stack} to v{target_version}")
+    with engine_step(f"pulumi preview of {stack}"):
+        preview = backend.preview(
+            policy_packs=policy[0], policy_pack_configs=policy[1], on_output=console.print
+        )
+    console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
+    return confirm(console, assume_yes, f"Roll {stack} back to v{target_version}?")
+
+
 def run_rollback(
     backend: StackBackend,
     *,
@@ -534,25 +588,10 @@ def run_rollback(
     console.print(f"backup of {stack} v{current_version} state: {path}")
 
     # (3) restore config
-    console.print(f"== restore config of v{target_version} on {stack}")
-    for key in sorted(plan.to_set):
-        console.print(f"  set    {key}")
-    for key in plan.to_remove:
-        console.print(f"  remove {key}")
-    for key in plan.kept_secrets:
-        console.print(f"  keep   {key} (secret: current value kept)")
-    if not plan.to_set and not plan.to_remove:
-        console.print("  config already matches")
-    backend.set_config(dict(plan.to_set))
-    backend.remove_config(list(plan.to_remove))
+    _apply_config_plan(backend, console, plan, target_version)
 
     # (5) preview, confirm, up
-    console.print(f"== preview rollback of {stack} to v{target_version}")
-    preview = backend.preview(
-        policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
-    )
-    console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
-    if not confirm(console, assume_yes, f"Roll {stack} back to v{target_version}?"):
+    if not _preview_rollback(backend, console, (packs, pack_configs), target_version, assume_yes):
         _restore_previous(backend, plan, before)
         raise OperationFailed(
             f"rollback of {stack} cancelled by the operator; config restored, nothing deployed"
@@ -567,12 +606,13 @@ def run_rollback(
     message = rollback_message(target_version, current_version, head[:7], images)
     console.print(f"== up {stack}: {message}")
     started = time.monotonic()
-    outcome = backend.up(
-        message=message,
-        policy_packs=packs,
-        policy_pack_configs=pack_configs,
-        on_output=console.print,
-    )
+    with engine_step(f"pulumi up of {stack}"):
+        outcome = backend.up(
+            message=message,
+            policy_packs=packs,
+            policy_pack_configs=pack_configs,
+            on_output=console.print,
+        )
     duration = time.monotonic() - started
     console.print(
         f"result: {outcome.result}  version: v{outcome.summary.get('version')}  "

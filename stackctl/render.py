@@ -80,7 +80,7 @@ def _secure_to_placeholder(value: Any, path: str) -> Any:
     """Replace `{secure: ciphertext}` leaves with a placeholder (render never decrypts)."""
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
-            if not (path.startswith("secrets") or path == "registry.password"):
+            if path.split(".", 1)[0] not in config_model.SECRET_KEYS:
                 raise UserError(
                     f"appstack:{path}: secret values belong under appstack:secrets "
                     "(or appstack:registry.password) "

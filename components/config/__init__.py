@@ -47,7 +47,6 @@ from components.config.app import (
 from components.config.base import (
     DNS1123,
     ENVIRONMENTS,
-    IMAGE_PATTERN,
     MAX_APP_NAME,
     MOVING_TAGS,
     PROJECT,
@@ -57,6 +56,7 @@ from components.config.base import (
     ImageRef,
     IntOrPercent,
     Model,
+    ObjectName,
     Port,
     ProbePath,
     Problems,
@@ -73,9 +73,15 @@ from components.config.jenkins import (
     JenkinsPodSecurity,
     JenkinsServiceSettings,
     JenkinsSettings,
-    ObjectName,
 )
-from components.config.loading import ConfigError, format_errors, load, with_defaults
+from components.config.loading import (
+    SECRET_KEYS,
+    ConfigError,
+    check_secret_keys,
+    format_errors,
+    load,
+    with_defaults,
+)
 from components.config.settings import (
     AlertSettings,
     LimitRangeSettings,
@@ -89,13 +95,13 @@ __all__ = [
     "DNS1123",
     "ENVIRONMENTS",
     "ENVIRONMENT_DEFAULTS",
-    "IMAGE_PATTERN",
     "JENKINS_DEFAULT_CIDR",
     "JENKINS_RESOURCE_DEFAULTS",
     "MAX_APP_NAME",
     "MOVING_TAGS",
     "PROJECT",
     "RESERVED_ENV",
+    "SECRET_KEYS",
     "AlertSettings",
     "AppConfig",
     "AppName",
@@ -142,6 +148,7 @@ __all__ = [
     "StackConfig",
     "Topology",
     "canary_pods",
+    "check_secret_keys",
     "deep_merge",
     "format_errors",
     "image_parts",

@@ -3,7 +3,6 @@ service, ingress, rollout, topology, egress, image build, release)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -15,22 +14,30 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from appstack_grammar import parse_quantity
 from components.config.base import (
-    _ENV_NAME,
     DNS1123,
-    MOVING_TAGS,
+    AppName,
     Cidr,
+    EnvName,
+    FreeText,
     ImageRef,
+    ImageTag,
+    IngressHost,
     IntOrPercent,
+    LabelKey,
+    LabelValue,
     Model,
+    ObjectName,
     Port,
+    PositiveQuantity,
     ProbePath,
     Problems,
     Quantity,
+    SubdomainName,
     _environment,
     image_parts,
 )
-from components.quantity import parse_quantity
 
 
 class ResourceList(Model):
@@ -174,7 +181,9 @@ class ServiceSettings(Model):
     """Client CIDRs allowed through a LoadBalancer."""
     open_to_internet: bool = False
     """Explicitly allow a LoadBalancer from anywhere (renders 0.0.0.0/0)."""
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[
+        LabelKey, Annotated[str, FreeText("an annotation value may hold any text")]
+    ] = Field(default_factory=dict)
     """Extra Service annotations (e.g. cloud load-balancer settings)."""
 
     @property
@@ -189,13 +198,14 @@ class Ingress(Model):
 
     enabled: bool = False
     """Create an Ingress."""
-    host: str = ""
-    """Host name served; required when enabled."""
-    class_name: str = "nginx"
+    host: IngressHost = ""
+    """Host name served (a DNS name such as shop.example.com, no scheme); required when
+    enabled."""
+    class_name: SubdomainName = "nginx"
     """IngressClass name."""
     path: ProbePath = "/"
     """Path prefix routed to the service."""
-    tls_secret_name: str = ""
+    tls_secret_name: ObjectName = ""
     """Name of an existing kubernetes.io/tls Secret; empty means no TLS."""
 
 
@@ -274,7 +284,7 @@ class EgressPort(Model):
 class EgressRule(Model):
     """Traffic a service may send: to another app of this stack, a namespace, or CIDRs."""
 
-    app: str | None = None
+    app: AppName | None = None
     """Another service of this stack (it gets the matching ingress allowance)."""
     namespace: DNS1123 | None = None
     """Every pod in this namespace."""
@@ -296,44 +306,33 @@ class EgressRule(Model):
 # --- Image build -----------------------------------------------------------------------------
 
 
+_BUILD_PATH = "a path on the build machine, read by docker build; never a Kubernetes field"
+_BUILD_TARGET = "a Dockerfile stage name, checked by docker build; never a Kubernetes field"
+
+
 class ImageBuild(Model):
     """Build and push the image with pulumi-docker; the Deployment runs the pushed digest."""
 
-    context: str = "app"
+    context: Annotated[str, FreeText(_BUILD_PATH)] = "app"
     """Build context, relative to the project directory."""
-    dockerfile: str = "app/Dockerfile"
+    dockerfile: Annotated[str, FreeText(_BUILD_PATH)] = "app/Dockerfile"
     """Dockerfile, relative to the project directory."""
-    target: str | None = None
+    target: (
+        Annotated[str, FreeText("a Dockerfile stage name; docker build rejects unknown")] | None
+    ) = None
     """Multi-stage target to build; None builds the last stage."""
-    platform: str = "linux/amd64"
-    """Target platform, e.g. linux/amd64 or linux/arm64."""
-    extra_tags: list[str] = Field(default_factory=list)
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    """Target platform: linux/amd64 or linux/arm64."""
+    extra_tags: list[ImageTag] = Field(default_factory=list)
     """Tags pushed besides the git commit and the version tag of `image`."""
-
-    @model_validator(mode="after")
-    def _tags(self) -> ImageBuild:
-        problems = Problems()
-        for i, tag in enumerate(self.extra_tags):
-            if not re.fullmatch(r"[\w][\w.-]{0,127}", tag) or tag in MOVING_TAGS:
-                problems.add(
-                    f"extraTags[{i}]",
-                    f"{tag!r} is not an allowed tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}, "
-                    f"not {'/'.join(sorted(MOVING_TAGS))})",
-                )
-        if self.platform not in ("linux/amd64", "linux/arm64"):
-            problems.add(
-                "platform", f"{self.platform!r} is not allowed; use linux/amd64 or linux/arm64"
-            )
-        problems.raise_if_any()
-        return self
 
 
 class RegistryCredentials(Model):
     """Login for pushing built images."""
 
-    username: str
+    username: Annotated[str, FreeText("a registry login, sent to the registry only")]
     """Registry user."""
-    password: SecretStr
+    password: Annotated[SecretStr, FreeText("a registry token, sent to the registry only")]
     """Registry password or token (`pulumi config set --secret --path registry.password`)."""
 
 
@@ -456,8 +455,8 @@ class AppConfig(Model):
 
     image: ImageRef
     """Container image, pinned: 'repo:tag' or 'repo@sha256:...' (never latest)."""
-    version: str = ""
-    """Version label; defaults to the image tag."""
+    version: LabelValue = ""
+    """Version label (a label value); defaults to the image tag."""
     port: Port = 8080
     """Container port serving the app and its health endpoints."""
     metrics_port: Port = 9090
@@ -476,7 +475,9 @@ class AppConfig(Model):
     """Service settings."""
     ingress: Ingress = Field(default_factory=Ingress)
     """Ingress settings."""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[
+        EnvName, Annotated[str, FreeText("an environment variable value may hold any text")]
+    ] = Field(default_factory=dict)
     """Plain (non-secret) environment variables, delivered through a ConfigMap."""
     rollout: Rollout = Field(default_factory=Rollout)
     """Rolling update and shutdown timing."""
@@ -484,7 +485,7 @@ class AppConfig(Model):
     """Topology spread."""
     security: PodSecurity = Field(default_factory=PodSecurity)
     """UID/GID the pod runs as."""
-    tmp_size_limit: Quantity = "64Mi"
+    tmp_size_limit: PositiveQuantity = "64Mi"
     """Size limit of the writable /tmp emptyDir."""
     egress: list[EgressRule] = Field(default_factory=list)
     """Outbound traffic allowed besides DNS; nothing else leaves the pod."""
@@ -574,9 +575,7 @@ class AppConfig(Model):
         if self.port == self.metrics_port:
             problems.add("metricsPort", f"metricsPort ({self.metrics_port}) must differ from port")
         for name in self.env:
-            if not _ENV_NAME.match(name):
-                problems.add(f"env.{name}", f"{name!r} is not an environment variable name")
-            elif name in RESERVED_ENV:
+            if name in RESERVED_ENV:
                 problems.add(f"env.{name}", f"{name} is set from config; remove it from env")
         self._pdb_rules(problems)
         if self.ingress.enabled and not self.ingress.host:
@@ -624,11 +623,9 @@ class AppConfig(Model):
         ):
             problems.add(
                 "release.scaleDownIdle",
-                "scaleDownIdle cannot be combined with autoscaling.enabled: the HPA-owned active "
-                "colour keeps the replica count Pulumi last applied (ignore_changes on "
-                "spec.replicas), so after a flip the newly active colour would stay at 0 pods and "
-                "an HPA never scales up from 0; keep the idle colour at the HPA minimum "
-                "(scaleDownIdle: false)",
+                "scaleDownIdle cannot be combined with autoscaling.enabled: each colour has its "
+                "own HPA, which owns its replicas and never scales below minReplicas (>= 1); "
+                "the idle colour idles at the HPA minimum (scaleDownIdle: false)",
             )
         pdb = self.pdb
         stable = self.stable_replicas
