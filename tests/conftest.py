@@ -54,7 +54,10 @@ def renders() -> Renders:
 
 @pytest.fixture
 def render(renders: Renders) -> Render:
-    """Validate a raw config and render it under mocks (stack name = its environment)."""
+    """Validate a raw config and render it under mocks (stack name = its environment).
+
+    The result may be a copy of an earlier render of the same config: a test that watches the
+    program run itself (a spy on the mock monitor) calls `stackctl.render.render_config`."""
     return renders.config
 
 
