@@ -41,7 +41,7 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime import rpc
 
 from components import config as config_model
-from stackctl import engine
+from stackctl import diff_cmd, engine
 from stackctl.render import RenderResult, manifests, render_config, render_stack, write
 
 SYNTHETIC_SIZES = (1, 10, 50)
@@ -227,6 +227,19 @@ def measure(name: str, render: Render, repeat: int, out: Path) -> Measured:
     return measured
 
 
+def timed_extra(name: str, run: Render, repeat: int) -> str:
+    objects = len(run().objects)
+    runs = Runs()
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        runs.wall.append(time.perf_counter() - wall)
+        runs.cpu.append(time.process_time() - cpu)
+    return (
+        f"{name}: {objects} objects, median {runs.median:.3f} s wall, {runs.cpu_median:.3f} s cpu"
+    )
+
+
 def peak_memory(render: Render, out: Path) -> int:
     """The Python heap's high-water mark while rendering and writing once."""
     gc.collect()
@@ -325,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append(measure(name, render, args.repeat, out))
         for measured in results:
             measured.peak_bytes = peak_memory(selected[measured.name], out / "memory")
-    print("\n".join(report(results)))
+        # commands built on render, timed alone (they have no floor of their own)
+        extras = {"diff-prod-HEAD": diff_cmd.bench_case}  # two renders (git HEAD, tree) + compare
+        extra_lines = [
+            timed_extra(name, run, args.repeat) for name, run in extras.items() if not args.cases
+        ]
+    print("\n".join([*report(results), "", *extra_lines]))
     return 0
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stackctl.render",
     "stackctl.check",
     "stackctl.ops",
+    "stackctl.diff_cmd",
 )
 
 Handler = Callable[[argparse.Namespace], int]
