@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench clean e2e-tools
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -70,6 +70,9 @@ e2e-tools: ## build the e2e tools from pinned Go modules into $(E2E_CACHE)/bin (
 
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench
+
+render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
+	$(BIN)/python -m tests.render_digests --update
 
 clean: ## remove rendered output and caches (keeps the venvs)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -102,6 +102,10 @@ def shared_derived_name(app: str, other: str) -> str | None:
 
     Judged per scope (objects, resources) across kinds and types, which errs on the safe side.
     """
+    if not (app.startswith(other) or other.startswith(app)):
+        # every name an app derives starts with the app's name, so a name both derive starts
+        # with both names: one is a prefix of the other (a quick exit, else O(apps^2 suffixes^2))
+        return None
     for scope_suffixes, bare in ((OBJECT_SUFFIXES, True), (RESOURCE_SUFFIXES, False)):
         for first, second in ((app, other), (other, app)):
             names = ([second] if bare else []) + [f"{second}-{s}" for s in scope_suffixes]
