@@ -57,6 +57,9 @@ class AppServiceArgs:
     monitoring: Monitoring | None = None
     """Stack monitoring settings; the Argo Rollouts analysis (release.argoRollouts) uses its
     error-ratio threshold."""
+    image_pull_secrets: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Secrets the kubelet pulls the image with: the app's `imagePullSecrets` plus the one
+    created from `appstack:registry` (components/registry.py)."""
 
 
 def config_data(app: AppConfig) -> dict[str, str]:
@@ -206,6 +209,7 @@ def _workload_context(
             secret=secret.metadata.name,
             extra_labels=extra_labels,
             revision_label=revision_label,
+            image_pull_secrets=args.image_pull_secrets,
         )
 
     return workloads.WorkloadContext(

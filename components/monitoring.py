@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alert_rules, labels, release
+from components import alert_rules, labels, release, slo_rules
 from components.app import CONTAINER
 from components.config import AppConfig, Monitoring
 
@@ -57,10 +57,10 @@ def rule_target(
 def rule_groups(
     app_name: str, namespace: str, app: AppConfig, settings: Monitoring
 ) -> list[dict[str, object]]:
-    """The PrometheusRule `spec.groups` of one app."""
+    """The PrometheusRule `spec.groups` of one app (+ its availability SLO: slo_rules)."""
     return alert_rules.app_rule_groups(
         rule_target(app_name, namespace, app, settings), thresholds(settings)
-    )
+    ) + slo_rules.slo_groups_for(app_name, namespace, app.slo, settings.runbook_base_url)
 
 
 def service_monitor_spec(

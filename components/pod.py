@@ -6,7 +6,7 @@ uses this template."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -114,6 +114,7 @@ def pod_template(
     secret: pulumi.Input[str],
     extra_labels: Mapping[str, str] | None = None,
     revision_label: str = release.DEPLOYMENT_REVISION_LABEL,
+    image_pull_secrets: Sequence[pulumi.Input[str]] = (),
 ) -> k8s.core.v1.PodTemplateSpecArgs:
     """The pod of an app: restricted security, probes, resources, graceful shutdown."""
     sec = app.security
@@ -130,6 +131,10 @@ def pod_template(
             service_account_name=service_account,
             automount_service_account_token=False,
             enable_service_links=False,
+            image_pull_secrets=[
+                k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in image_pull_secrets
+            ]
+            or None,
             security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
             termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
             topology_spread_constraints=topology_spread(app_name, instance, app, revision_label),

@@ -9,10 +9,12 @@ import pulumi
 
 from components.app import AppService, AppServiceArgs
 from components.config import StackConfig
+from components.endpoints import health_url
 from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
+from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class StackOutputs:
     """LoadBalancer address (or in-cluster DNS name) per app."""
     jenkins_url: pulumi.Output[str]
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
+    health_urls: dict[str, pulumi.Output[str]]
+    """Readiness URL per app from outside (components/endpoints.py; `stackctl verify`)."""
 
     def as_dict(self) -> dict[str, object]:
         """Every output under its stable export key."""
@@ -35,6 +39,7 @@ class StackOutputs:
             "services": self.services,
             "addresses": self.addresses,
             "jenkins_url": self.jenkins_url,
+            "health_urls": self.health_urls,
         }
 
     def export(self) -> None:
@@ -98,6 +103,20 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             network=cfg.network,
         ),
     )
+    pull_secrets: list[pulumi.Input[str]] = []
+    if cfg.registry is not None and cfg.registry.pull_secret:
+        pull_secrets.append(
+            RegistryPullSecret(
+                "registry",
+                RegistryPullSecretArgs(
+                    namespace=namespace.name,
+                    instance=instance,
+                    server=cfg.registry.server,
+                    username=cfg.registry.username,
+                    password=pulumi.Output.secret(cfg.registry.password.get_secret_value()),
+                ),
+            ).secret_name
+        )
     services: dict[str, AppService] = {}
     for name in sorted(cfg.apps):
         secrets = {
@@ -117,6 +136,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 client_apps=client_apps(cfg, name),
                 image=image,
                 monitoring=cfg.monitoring,  # release.argoRollouts analysis threshold
+                image_pull_secrets=[*cfg.apps[name].image_pull_secrets, *pull_secrets],
             ),
         )
         if cfg.monitoring.enabled:
@@ -137,4 +157,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         services={name: svc.service_name for name, svc in services.items()},
         addresses={name: svc.address for name, svc in services.items()},
         jenkins_url=jenkins_url,
+        health_urls={
+            name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
+        },
     )

@@ -381,6 +381,14 @@ class PulumiAutomationBackend:
             result=str(record["result"]), summary=record, outputs=outputs, stdout=res.stdout
         )
 
+    def outputs(self) -> dict[str, Any]:
+        """The stack's outputs (`Stack.outputs()`: `pulumi stack output --json`); secret outputs
+        are left out, so their values never reach `stackctl verify`'s output."""
+        stack = self._get_stack()
+        with self._cli("pulumi stack output"):
+            found = stack.outputs()
+        return {name: out.value for name, out in found.items() if not out.secret}
+
     def history(self) -> list[dict[str, Any]]:
         # The raw JSON rather than `Stack.history()`: UpdateSummary drops `objectValue`, which
         # rollback needs to restore structured config as objects. No --show-secrets, so secret

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from stackctl.history import normalize_record as normalize_record
 from stackctl.history import render_table as render_table
 from stackctl.history import run_history as run_history
 from stackctl.history import sorted_history as sorted_history
+from stackctl.images import apply_image_overrides, parse_image_overrides
 from stackctl.operator import Console as Console
 from stackctl.operator import confirm as confirm
 from stackctl.operator import engine_step as engine_step
@@ -82,12 +83,17 @@ def run_deploy(
     assume_yes: bool = False,
     refresh: bool = False,
     console: Console,
+    images: Mapping[str, str] | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # --image: the images CI built, set in the stack config for this update (stackctl/images.py)
+    override = apply_image_overrides(backend, images) if images else None
+    for service, image in sorted((images or {}).items()):
+        console.print(f"image {service}: {image}")
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -108,7 +114,8 @@ def run_deploy(
     if not confirm(console, assume_yes, f"Deploy these changes to {stack}?"):
         raise OperationFailed(f"deploy of {stack} cancelled by the operator; nothing changed")
 
-    message = deploy_message(git_commit(project_dir), read_stack_images(project_dir, stack))
+    deployed = override.images if override else read_stack_images(project_dir, stack)
+    message = deploy_message(git_commit(project_dir), deployed)
     console.print(f"== up {stack}: {message}")
     started = time.monotonic()
     with engine_step(f"pulumi up of {stack}"):
@@ -179,6 +186,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         refresh=args.refresh,
         console=Console.from_environment(),
+        images=parse_image_overrides(args.image),
     )
 
 
@@ -226,6 +234,14 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--preview-only", action="store_true", help="stop after the preview")
     deploy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     deploy.add_argument("--refresh", action="store_true", help="refresh state before preview")
+    deploy.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="SERVICE=IMAGE",
+        help="deploy this image (e.g. web=<repo>@sha256:<digest>): set in the stack config, "
+        "recorded in history, restored by rollback; repeatable",
+    )
     deploy.set_defaults(handler=_handle_deploy)
 
     history = subparsers.add_parser(

@@ -18,11 +18,31 @@ SNAPSHOT: dict[str, list[str]] = json.loads(
     (Path(__file__).parent / "golden" / "urns.json").read_text()
 )
 #: URNs a case may register that the snapshot lacks (a new resource is a create, never a replace).
+_BUILDER = "appstack:jenkins:JenkinsController$appstack:jenkins:JenkinsBuilder"
 ALLOWED_ADDITIONS: dict[str, set[str]] = {
     # Issue 14 (jenkins branch, merged after the snapshot): the prod stack file enables the
     # Jenkins Ingress (people and SCM webhooks); tests/jenkins/test_urns.py lists it too.
+    # Issue 11 (delivery): the prod stack file enables the Jenkins image builder, a new subtree
+    # (components/jenkins_builder.py); nothing existing moves.
     "prod": {
-        "appstack:jenkins:JenkinsController$kubernetes:networking.k8s.io/v1:Ingress::jenkins-ingress"
+        "appstack:jenkins:JenkinsController$kubernetes:networking.k8s.io/v1:Ingress::jenkins-ingress",
+        *(
+            f"{_BUILDER}{child}"
+            for child in (
+                "::jenkins-builder",
+                "$kubernetes:core/v1:Namespace::jenkins-builder-namespace",
+                "$kubernetes:core/v1:ServiceAccount::jenkins-builder-sa",
+                "$kubernetes:rbac.authorization.k8s.io/v1:Role::jenkins-builder-role",
+                "$kubernetes:rbac.authorization.k8s.io/v1:RoleBinding::jenkins-builder-rolebinding",
+                "$kubernetes:networking.k8s.io/v1:NetworkPolicy::jenkins-builder-agents-netpol",
+                "$kubernetes:networking.k8s.io/v1:NetworkPolicy::jenkins-builder-controller-netpol",
+                "$appstack:network:BaselineNetworkPolicies::jenkins-builder-baseline",
+                "$appstack:network:BaselineNetworkPolicies$kubernetes:networking.k8s.io/v1:"
+                "NetworkPolicy::jenkins-builder-baseline-allow-dns",
+                "$appstack:network:BaselineNetworkPolicies$kubernetes:networking.k8s.io/v1:"
+                "NetworkPolicy::jenkins-builder-baseline-default-deny",
+            )
+        ),
     },
 }
 CASES = cases()

@@ -12,6 +12,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from components.config.base import (
     EnvName,
@@ -71,12 +72,45 @@ class ImageBuild(Model):
 
 
 class RegistryCredentials(Model):
-    """Login for pushing built images."""
+    """Login for pushing built images and, with `pullSecret`, for pulling private images."""
 
     username: Annotated[str, FreeText("a registry login, sent to the registry only")]
     """Registry user."""
     password: Annotated[SecretStr, FreeText("a registry token, sent to the registry only")]
     """Registry password or token (`pulumi config set --secret --path registry.password`)."""
+    server: str = Field(default="", pattern=r"^$|^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+    """Registry host of the credentials, e.g. `registry.example.com` (required by pullSecret)."""
+    pull_secret: bool = False
+    """Create the `kubernetes.io/dockerconfigjson` Secret `registry-credentials` from these
+    credentials in the apps' namespace and pull every app's image with it
+    (components/registry.py)."""
+
+    @model_validator(mode="after")
+    def _pull_secret_needs_server(self) -> RegistryCredentials:
+        if self.pull_secret and not self.server:
+            raise PydanticCustomError(
+                "registry_server", "pullSecret: true needs 'server' (the registry host)"
+            )
+        return self
+
+
+# A Secret name (DNS-1123 subdomain), for imagePullSecrets.
+SecretName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253
+    ),
+]
+
+
+class Slo(Model):
+    """Availability objective (components/slo_rules.py, docs/slo.md); rules need monitoring."""
+
+    enabled: bool = True
+    """Render the SLO recording rules and burn-rate alerts (when monitoring is enabled)."""
+    availability: float = Field(default=99.9, gt=93.06, lt=100)
+    """Percent of user requests (probes excluded) answered without a 5xx over 30 days; > 93.06
+    so that a 14.4x burn (the fast page) stays below 100 % errors."""
 
 
 class AppConfig(Model):
@@ -122,6 +156,11 @@ class AppConfig(Model):
     """Build and push `image` from source; None deploys `image` as it is."""
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     """Release strategy: rolling (default), blueGreen or canary, optionally with Argo Rollouts."""
+    slo: Slo = Field(default_factory=Slo)
+    """Availability SLO: objective and burn-rate alerts (default 99.9 %; dev 99 %)."""
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
+    """Existing `kubernetes.io/dockerconfigjson` Secrets in the apps' namespace to pull `image`
+    with (private registry); `appstack:registry.pullSecret` adds the one it creates."""
 
     @property
     def min_pods(self) -> int:

@@ -17,6 +17,7 @@ from appstack_grammar import parse_quantity
 from components.config.app import (
     Ingress,
     Resources,
+    SecretName,
 )
 from components.config.base import (
     DNS1123,
@@ -271,6 +272,13 @@ class JenkinsSettings(Model):
     """CIDRs the controller pod may reach on 443: the plugin update site (init container) and the
     SCM it reads Jenkinsfiles from; empty means 0.0.0.0/0 on 443 (updates.jenkins.io is a CDN
     without stable addresses)."""
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
+    """Existing `kubernetes.io/dockerconfigjson` Secrets the controller and every agent pod pull
+    their images with (private registry); each must exist in the Jenkins namespace (and in
+    `<namespace>-builder` for the builder agent)."""
+    image_builder: bool = False
+    """Pod template `builder` (rootless BuildKit) for the Jenkinsfile's image build, in its own
+    namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins_builder.py)."""
     agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
 

@@ -148,6 +148,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
             "pdb": {"enabled": True},
             "rollout": {"minReadySeconds": 5},
             "topology": {"zones": False, "whenUnsatisfiable": "ScheduleAnyway"},
+            "slo": {"availability": 99.0},
             "resources": {
                 "requests": {"cpu": "50m", "memory": "64Mi", "ephemeralStorage": "32Mi"},
                 "limits": {"cpu": "250m", "memory": "128Mi", "ephemeralStorage": "128Mi"},
@@ -174,6 +175,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
                 "preStopSleepSeconds": 10,
             },
             "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
+            "slo": {"availability": 99.9},
             "resources": {
                 "requests": {"cpu": "250m", "memory": "256Mi", "ephemeralStorage": "64Mi"},
                 "limits": {"cpu": "1", "memory": "512Mi", "ephemeralStorage": "256Mi"},

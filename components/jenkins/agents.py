@@ -9,6 +9,7 @@ import yaml
 from components import labels
 from components.config import JenkinsSettings, Resources
 from components.jenkins.names import AGENT_APP, AGENT_HOME, AGENT_WORKDIR, TOOLS_CONTAINER
+from components.jenkins_builder import pull_secrets_dict
 from components.security import restricted_container_security_dict, restricted_pod_security_dict
 
 # emptyDir sizes, each sized for what lands on it:
@@ -94,6 +95,7 @@ def agent_pod(
             "serviceAccountName": service_account,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
+            **pull_secrets_dict(settings.image_pull_secrets),  # private registry (issue 11)
             "restartPolicy": "Never",
             "securityContext": restricted_pod_security_dict(
                 sec.run_as_user, sec.run_as_group, sec.fs_group

@@ -16,6 +16,7 @@ from components.jenkins.casc import public_url
 from components.jenkins.context import Ctx
 from components.jenkins.monitoring import monitoring
 from components.jenkins.names import APP
+from components.jenkins_builder import JenkinsBuilder, JenkinsBuilderArgs
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,20 @@ class JenkinsController(pulumi.ComponentResource):
 
         # identity and RBAC
         ids = identity.service_accounts_and_rbac(ctx)
+        if s.image_builder:  # image builds (Jenkinsfile `Build image`): jenkins_builder.py
+            JenkinsBuilder(
+                f"{name}-builder",
+                JenkinsBuilderArgs(
+                    s,
+                    args.instance,
+                    args.network,
+                    ids.controller_sa,
+                    ctx.selector,
+                    identity.AGENT_RBAC_RULES,
+                    [ns],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         admin_secret = identity.admin_secret(ctx)
         # configuration (JCasC and plugins)
         maps = configuration.config_maps(

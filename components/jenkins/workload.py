@@ -26,6 +26,7 @@ from components.jenkins.names import (
     SECRETS_DIR,
     USERS_SECRETS_DIR,
 )
+from components.jenkins_builder import pull_secret_refs
 from components.security import container_security_context, pod_security_context
 
 #: Plugins, installed afresh on every start (emptyDir over JENKINS_HOME/plugins): the ~80 pinned
@@ -258,6 +259,7 @@ def statefulset(ctx: Ctx, refs: WorkloadRefs) -> pulumi.Output[str]:
                     service_account_name=refs.controller_sa,
                     automount_service_account_token=True,
                     enable_service_links=False,
+                    image_pull_secrets=pull_secret_refs(s.image_pull_secrets),  # issue 11
                     security_context=pod_security_context(
                         sec.run_as_user, sec.run_as_group, sec.fs_group
                     ),

@@ -18,6 +18,7 @@ from components import config as config_model
 from components.jenkins.casc import job_dsl
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
+from components.jenkins_builder import REGISTRY_CREDENTIAL
 from stackctl.render import RenderResult, render_config
 from tests.conftest import Render, one
 from tests.jenkins.helpers import REPOSITORY, casc, jenkins_raw
@@ -66,12 +67,14 @@ def test_timestamps_and_change_request_have_their_plugins() -> None:
 
 
 def test_jcasc_defines_every_credential_the_jenkinsfile_binds(render: Render) -> None:
-    doc = casc(render(jenkins_raw("prod")))
+    # imageBuilder: the Build image stage's `registry-push` (components/jenkins_builder.py)
+    doc = casc(render(jenkins_raw("prod", imageBuilder=True)))
     (domain,) = doc["credentials"]["system"]["domainCredentials"]
     defined = {next(iter(c.values()))["id"]: next(iter(c)) for c in domain["credentials"]}
     assert _bound_credential_ids() <= set(defined)
+    kinds = {**PIPELINE_CREDENTIALS, REGISTRY_CREDENTIAL: "usernamePassword"}
     for cred_id in _bound_credential_ids():
-        assert defined[cred_id] == PIPELINE_CREDENTIALS[cred_id]
+        assert defined[cred_id] == kinds[cred_id]
     # values are files of the mounted Secret, never literals
     text = yaml.safe_dump(domain)
     values = re.findall(r"(?:secret|secretBytes|password|username): (.+)", text)
