@@ -112,10 +112,10 @@ def _resources(settings: JenkinsSettings, side: str) -> dict[str, str]:
     return {"cpu": res.cpu, "memory": res.memory, "ephemeral-storage": res.ephemeral_storage}
 
 
-def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
-    """The raw pod of the `builder` template (kubernetes plugin `yaml`, merge `override`)."""
+def _jnlp_container(settings: JenkinsSettings) -> dict[str, Any]:
+    """The agent (`jnlp`) container: the restricted settings, under the BuildKit user."""
     jnlp_resources = settings.agent_resources
-    jnlp = {
+    return {
         "name": "jnlp",
         "image": settings.agent_image,
         "imagePullPolicy": "Always",
@@ -139,7 +139,11 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    buildkit = {
+
+
+def _buildkit_container(settings: JenkinsSettings) -> dict[str, Any]:
+    """The rootless BuildKit container: unconfined seccomp and AppArmor (module docstring)."""
+    return {
         "name": CONTAINER,
         "image": IMAGE,
         "imagePullPolicy": "Always",
@@ -165,6 +169,10 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
+    """The raw pod of the `builder` template (kubernetes plugin `yaml`, merge `override`)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -182,7 +190,7 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
                 "fsGroup": BUILDKIT_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "containers": [jnlp, buildkit],
+            "containers": [_jnlp_container(settings), _buildkit_container(settings)],
             "volumes": [
                 {"name": "home", "emptyDir": {"sizeLimit": "256Mi"}},
                 {"name": "workspace-volume", "emptyDir": {"sizeLimit": "4Gi"}},
@@ -240,117 +248,165 @@ class JenkinsBuilder(pulumi.ComponentResource):
         self, name: str, args: JenkinsBuilderArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("appstack:jenkins:JenkinsBuilder", name, None, opts)
-        s, instance = args.settings, args.instance
-        child = pulumi.ResourceOptions(parent=self)
-        ns_name = builder_namespace(s)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=ns_name,
-                labels={
-                    **labels.namespace_labels(ns_name, instance),
-                    "pod-security.kubernetes.io/enforce": PSA_ENFORCE,
-                    "pod-security.kubernetes.io/audit": "baseline",
-                    "pod-security.kubernetes.io/warn": "baseline",
-                },
-                annotations={f"{labels.ANNOTATION_PREFIX}/pod-security-exception": PSA_REASON},
-            ),
-            opts=child,
-        )
+        ns = _namespace(self, name, args)
         namespace = ns.metadata.name
-
-        def meta(component: str, obj_name: str, in_ns: pulumi.Input[str]) -> Any:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=obj_name,
-                namespace=in_ns,
-                labels=labels.standard_labels(BUILDER_APP, instance, component),
-            )
-
+        # network: default deny + DNS, then the builder agents' own allowances
         BaselineNetworkPolicies(
             f"{name}-baseline",
             BaselineNetworkPoliciesArgs(
-                namespace=namespace, instance=instance, network=args.network
+                namespace=namespace, instance=args.instance, network=args.network
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=meta("agent", labels.resource_name(BUILDER_APP), namespace),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        role = k8s.rbac.v1.Role(
-            f"{name}-role",
-            metadata=meta("rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=[resource], verbs=list(verbs))
-                for resource, verbs in args.rbac_rules
-            ],
-            opts=child,
-        )
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-rolebinding",
-            metadata=meta("rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
-            ),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    kind="ServiceAccount",
-                    name=args.controller_service_account,
-                    namespace=s.namespace,
-                )
-            ],
-            opts=child,
-        )
-        builder_pods = k8s.meta.v1.LabelSelectorArgs(
-            match_labels=labels.selector_labels(BUILDER_APP, instance)
-        )
-        controller = k8s.networking.v1.NetworkPolicyPeerArgs(
-            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels={"kubernetes.io/metadata.name": s.namespace}
-            ),
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
-        )
-        http = [k8s.networking.v1.NetworkPolicyPortArgs(port=HTTP_PORT, protocol="TCP")]
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-agents-netpol",
-            metadata=meta("network-policy", labels.resource_name(BUILDER_APP), namespace),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=builder_pods,
-                policy_types=["Ingress", "Egress"],  # nothing connects to a builder
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[controller], ports=http),
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=cidr_peers(s.effective_agent_egress_cidrs),
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
-                    ),
-                ],
-            ),
-            opts=child,
-        )
-        # In the Jenkins namespace: the controller accepts the builder agents' WebSocket.
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-controller-netpol",
-            metadata=meta("network-policy", labels.resource_name(BUILDER_APP), s.namespace),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": ns_name}
-                                ),
-                                pod_selector=builder_pods,
-                            )
-                        ],
-                        ports=http,
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
-        )
+        # identity and RBAC: the agents' ServiceAccount, the controller's Role there
+        _agent_service_account(self, name, args, namespace)
+        _controller_rbac(self, name, args, namespace)
+        # network policies: agents out to the controller and the egress CIDRs, controller in
+        _agents_network_policy(self, name, args, namespace)
+        _controller_network_policy(self, name, args)
         self.namespace = namespace
         self.register_outputs({"namespace": self.namespace})
+
+
+# Builder functions of JenkinsBuilder: each registers its resources with `parent=` the component
+# (never an intermediate one), so the URNs stay those of the single constructor they came from.
+
+
+def _meta(
+    args: JenkinsBuilderArgs, component: str, obj_name: str, in_ns: pulumi.Input[str]
+) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=obj_name,
+        namespace=in_ns,
+        labels=labels.standard_labels(BUILDER_APP, args.instance, component),
+    )
+
+
+def _builder_pods(args: JenkinsBuilderArgs) -> k8s.meta.v1.LabelSelectorArgs:
+    return k8s.meta.v1.LabelSelectorArgs(
+        match_labels=labels.selector_labels(BUILDER_APP, args.instance)
+    )
+
+
+def _http() -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
+    return [k8s.networking.v1.NetworkPolicyPortArgs(port=HTTP_PORT, protocol="TCP")]
+
+
+def _namespace(
+    parent: JenkinsBuilder, name: str, args: JenkinsBuilderArgs
+) -> k8s.core.v1.Namespace:
+    """`<jenkins namespace>-builder`: enforce privileged, warn and audit baseline, the reason."""
+    ns_name = builder_namespace(args.settings)
+    return k8s.core.v1.Namespace(
+        f"{name}-namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=ns_name,
+            labels={
+                **labels.namespace_labels(ns_name, args.instance),
+                "pod-security.kubernetes.io/enforce": PSA_ENFORCE,
+                "pod-security.kubernetes.io/audit": "baseline",
+                "pod-security.kubernetes.io/warn": "baseline",
+            },
+            annotations={f"{labels.ANNOTATION_PREFIX}/pod-security-exception": PSA_REASON},
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _agent_service_account(
+    parent: JenkinsBuilder, name: str, args: JenkinsBuilderArgs, namespace: pulumi.Output[str]
+) -> None:
+    """The builder pods' ServiceAccount: no token (they talk to the controller only)."""
+    k8s.core.v1.ServiceAccount(
+        f"{name}-sa",
+        metadata=_meta(args, "agent", labels.resource_name(BUILDER_APP), namespace),
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _controller_rbac(
+    parent: JenkinsBuilder, name: str, args: JenkinsBuilderArgs, namespace: pulumi.Output[str]
+) -> None:
+    """The kubernetes plugin's Role in the builder namespace, bound to the controller's SA."""
+    role = k8s.rbac.v1.Role(
+        f"{name}-role",
+        metadata=_meta(args, "rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=[resource], verbs=list(verbs))
+            for resource, verbs in args.rbac_rules
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    k8s.rbac.v1.RoleBinding(
+        f"{name}-rolebinding",
+        metadata=_meta(args, "rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
+        ),
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(
+                kind="ServiceAccount",
+                name=args.controller_service_account,
+                namespace=args.settings.namespace,
+            )
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _agents_network_policy(
+    parent: JenkinsBuilder, name: str, args: JenkinsBuilderArgs, namespace: pulumi.Output[str]
+) -> None:
+    """Builder pods: nothing in; out to the controller's HTTP port and to the egress CIDRs
+    on 443 (git, registry)."""
+    s = args.settings
+    controller = k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+            match_labels={"kubernetes.io/metadata.name": s.namespace}
+        ),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
+    )
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-agents-netpol",
+        metadata=_meta(args, "network-policy", labels.resource_name(BUILDER_APP), namespace),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=_builder_pods(args),
+            policy_types=["Ingress", "Egress"],  # nothing connects to a builder
+            egress=[
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[controller], ports=_http()),
+                k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                    to=cidr_peers(s.effective_agent_egress_cidrs),
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
+                ),
+            ],
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _controller_network_policy(parent: JenkinsBuilder, name: str, args: JenkinsBuilderArgs) -> None:
+    """In the Jenkins namespace: the controller accepts the builder agents' WebSocket."""
+    s = args.settings
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-controller-netpol",
+        metadata=_meta(args, "network-policy", labels.resource_name(BUILDER_APP), s.namespace),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
+            policy_types=["Ingress"],
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=[
+                        k8s.networking.v1.NetworkPolicyPeerArgs(
+                            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                match_labels={"kubernetes.io/metadata.name": builder_namespace(s)}
+                            ),
+                            pod_selector=_builder_pods(args),
+                        )
+                    ],
+                    ports=_http(),
+                )
+            ],
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=args.depends_on),
+    )
