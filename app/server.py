@@ -342,6 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT_SECONDS
+    # Buffer each response so it leaves at the flush in handle_one_request, after it has been
+    # counted: a client that reads /metrics right after a response then always sees it.
+    wbufsize = -1
     server: _Server
     status_sent: int = 0
 
@@ -376,6 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
             elif self.parse_request():  # on failure it has already sent a 4xx response
                 self.dispatch_or_500()
+            self.count_response()
             self.wfile.flush()
         finally:
             self.end_request()
@@ -394,6 +398,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def begin_request(self) -> None:
         """Called once a request line has arrived."""
+
+    def count_response(self) -> None:
+        """Called once the response is complete, before it is flushed to the client."""
 
     def end_request(self) -> None:
         """Called after the response was sent (or the request failed)."""
@@ -445,15 +452,23 @@ class AppHandler(_Handler):
 
     route: str = OTHER
     started: float = 0.0
+    counted: bool = False
 
     def begin_request(self) -> None:
         self.route = OTHER
         self.started = time.perf_counter()
+        self.counted = False
         self.server.state.enter()
 
     def end_request(self) -> None:
+        self.count_response()  # a request that failed before its flush is counted here
+        self.server.state.leave()
+
+    def count_response(self) -> None:
+        if self.counted:
+            return
+        self.counted = True
         state = self.server.state
-        state.leave()
         if self.status_sent:
             method = method_label(self.command)
             metrics = state.metrics
