@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench clean
+.PHONY: help venv tools render render-all test pytest lint format bench clean e2e
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -63,6 +63,16 @@ test: tools lint pytest ## everything: lint, type check, unit tests, render + ou
 
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench
+
+# e2e: the binaries `make e2e-tools` builds from Go modules (e2e/tools/), then tests/e2e/ against
+# a control plane it starts on loopback (e2e/cluster.py). Figures are printed at the end.
+E2E_BIN ?= $(or $(E2E_CACHE),$(HOME)/.cache/appstack-e2e)/bin
+E2E_LOG ?= out/e2e.log
+
+e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
+	mkdir -p $(dir $(E2E_LOG))
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider
 
 clean: ## remove rendered output and caches (keeps the venvs)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis
