@@ -468,7 +468,8 @@ class Cluster:
             for name in names:
                 crd = self.kube.get("CustomResourceDefinition", name)
                 conds = {
-                    c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
+                    c["type"]: c["status"]
+                    for c in (crd.get("status") or {}).get("conditions") or []
                 }
                 if conds.get("Established") != "True":
                     return False
@@ -512,7 +513,23 @@ class Cluster:
     def _start_kwok(self) -> None:
         version = kwok_version()
         mod_dir = go_module_dir(f"{KWOK_MODULE}@{version}")
-        docs = ["apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"]
+        # kwok applies no defaults to a KwokConfiguration read from --config (zero parallelism is
+        # refused): the values of its generated defaults, spelled out
+        # (pkg/apis/config/v1alpha1/zz_generated.defaults.go).
+        options = {
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+        }
+        kwok_config = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokConfiguration",
+            "options": options,
+        }
+        docs = [yaml.safe_dump(kwok_config)]
         docs += [(mod_dir / rel).read_text(encoding="utf-8") for rel in KWOK_STAGES]
         config = self.root / "kwok.yaml"
         config.write_text("\n---\n".join(docs))
@@ -569,7 +586,7 @@ class Cluster:
                 for n in nodes
                 if any(
                     c["type"] == "Ready" and c["status"] == "True"
-                    for c in n.get("status", {}).get("conditions", [])
+                    for c in (n.get("status") or {}).get("conditions") or []
                 )
             ]
             return len(ready) == len(self.node_names)

@@ -41,7 +41,12 @@ def assert_state_matches_cluster(engine: Engine, kube: Kube, stack: str) -> list
 
 
 def _conditions(obj: dict[str, Any]) -> dict[str, str]:
-    return {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return {c["type"]: c["status"] for c in conditions}
+
+
+def _conditions_list(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((obj.get("status") or {}).get("conditions") or [])
 
 
 def workload_available(obj: dict[str, Any]) -> str | None:
@@ -103,9 +108,7 @@ def assert_pods_admitted_restricted(kube: Kube, namespace: str) -> int:
     else:
         raise AssertionError(f"namespace {namespace}: a non-restricted pod was admitted")
     for rs in kube.list("ReplicaSet", namespace):
-        failure = [
-            c for c in rs.get("status", {}).get("conditions", []) if c["type"] == "ReplicaFailure"
-        ]
+        failure = [c for c in _conditions_list(rs) if c["type"] == "ReplicaFailure"]
         assert not failure, f"ReplicaSet {rs['metadata']['name']}: {failure}"
     pods = kube.list("Pod", namespace)
     for pod in pods:
