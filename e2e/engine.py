@@ -141,6 +141,9 @@ class Engine:
             shutil.copy2(src, dst)
         (self.project / ".venv").symlink_to((REPO_ROOT / ".venv").resolve())
         self.git("init", "-q", "-b", "main")
+        # The venv links are symlinks, which the repo's `.venv/`-style ignore lines do not match.
+        exclude = self.project / ".git" / "info" / "exclude"
+        exclude.write_text(".venv\npolicy/venv\n.pulumi-backups/\nout/\n")
         self.commit("e2e: project as in the work tree")
 
     def _policy_venv(self) -> None:
@@ -291,32 +294,57 @@ class Step:
 REPLACE_OPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced"}
 
 
+def _meta(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    props = state.get("outputs") or {}
+    inputs = state.get("inputs") or {}
+    meta: Mapping[str, Any] = props.get("metadata") or inputs.get("metadata") or {}
+    return meta
+
+
 def parse_preview(stdout: str) -> list[Step]:
+    """Kubernetes steps of `pulumi preview --json`, one per object.
+
+    A replacement that changes the object's name (a content-named ConfigMap) is, for the API
+    server, a new object and the deletion of the old one: it becomes a `create` of the new name
+    and a `delete` of the old, as `stackctl diff` reports a name change.
+    """
     doc = json.loads(stdout)
-    steps: dict[str, Step] = {}
+    steps: dict[tuple[str, str], Step] = {}
     for raw in doc.get("steps") or []:
         urn = str(raw.get("urn", ""))
-        state = raw.get("newState") or raw.get("oldState") or {}
-        rtype = str(state.get("type") or urn.split("::")[-2].split("$")[-1])
+        new, old = raw.get("newState") or {}, raw.get("oldState") or {}
+        rtype = str(new.get("type") or old.get("type") or urn.split("::")[-2].split("$")[-1])
         if not rtype.startswith("kubernetes:"):
             continue
-        props = state.get("outputs") or {}
-        inputs = state.get("inputs") or {}
-        meta = props.get("metadata") or inputs.get("metadata") or {}
         op = str(raw.get("op"))
         op = "replace" if op in REPLACE_OPS else op
         kind = rtype.rsplit(":", 1)[-1]
-        prior = steps.get(urn)
+
+        def step(
+            state: Mapping[str, Any], op: str, urn: str = urn, kind: str = kind, rtype: str = rtype
+        ) -> Step:
+            meta = _meta(state)
+            return Step(
+                op=op,
+                urn=urn,
+                type=rtype,
+                kind=kind,
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or urn.rsplit("::", 1)[-1]),
+            )
+
+        if op == "replace" and new and old:
+            before, after = step(old, "delete"), step(new, "create")
+            if before.key != after.key:
+                steps[(urn, "old")] = before
+                steps[(urn, "new")] = after
+                continue
+        if (urn, "new") in steps:  # the other steps of a renaming replacement
+            continue
+        prior = steps.get((urn, ""))
         if prior is not None and prior.op == "replace":
             continue
-        steps[urn] = Step(
-            op=op,
-            urn=urn,
-            type=rtype,
-            kind=kind,
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or urn.rsplit("::", 1)[-1]),
-        )
+        steps[(urn, "")] = step(new or old, op)
     return list(steps.values())
 
 

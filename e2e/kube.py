@@ -160,7 +160,9 @@ class Kube:
     ) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None
         doc = self.request("GET", self.path(kind, namespace), query=query)
-        items: list[dict[str, Any]] = doc.get("items", [])
+        items: list[dict[str, Any]] = doc.get("items") or []
+        for item in items:  # list items carry no kind of their own
+            item.setdefault("kind", kind)
         return items
 
     def create(

@@ -8,8 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from e2e.engine import Engine, Step, changes
 from e2e.kube import KINDS, ApiError, Kube
 
@@ -143,16 +141,61 @@ def predict_with_stackctl_diff(
     }
 
 
-def _render(
-    engine: Engine, stack: str, project_dir: Path, out: Path
-) -> dict[tuple[str, str, str], Any]:
-    engine.stackctl("render", stack, "--out", str(out), "--project-dir", str(project_dir))
+_RENDER_SNIPPET = """
+import json, sys
+from pathlib import Path
+from stackctl.render import object_ref, render_stack
+result = render_stack(sys.argv[1], Path(sys.argv[2]))
+print(json.dumps([
+    {"obj": o, "ignore": (result.options.get(object_ref(o)) or {}).get("ignore_changes") or []}
+    for o in result.objects
+], default=str))
+"""
+
+
+def _render(engine: Engine, stack: str, project_dir: Path) -> dict[tuple[str, str, str], Any]:
+    """(kind, namespace, name) -> (manifest, ignore_changes paths), rendered under mocks."""
+    res = engine.run(
+        [str(project_dir / ".venv" / "bin" / "python"), "-c", _RENDER_SNIPPET, stack,
+         str(project_dir)],
+        cwd=project_dir,
+    )  # fmt: skip
     objects = {}
-    for path in sorted(out.rglob("*.yaml")):
-        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for item in json.loads(res.stdout.strip().splitlines()[-1]):
+        obj = item["obj"]
         meta = obj.get("metadata") or {}
-        objects[(obj["kind"], str(meta.get("namespace") or ""), meta["name"])] = obj
+        objects[(obj["kind"], str(meta.get("namespace") or ""), meta["name"])] = (
+            obj,
+            [str(p) for p in item["ignore"]],
+        )
     return objects
+
+
+def _paths(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf paths of a manifest: `spec.replicas`, `spec.template.spec.containers[0].image`."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_paths(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    if isinstance(value, list):
+        out = {}
+        for i, sub in enumerate(value):
+            out.update(_paths(sub, f"{prefix}[{i}]"))
+        return out or {prefix: []}
+    return {prefix: value}
+
+
+def changed_paths(before: Any, after: Any, ignore: list[str]) -> list[str]:
+    """Paths that differ, minus those under an `ignore_changes` path (the engine keeps the
+    old value there: pulumi's documented ignoreChanges semantics)."""
+    a, b = _paths(before), _paths(after)
+    return sorted(
+        p
+        for p in a.keys() | b.keys()
+        if a.get(p) != b.get(p)
+        and not any(p == i or p.startswith((f"{i}.", f"{i}[")) for i in ignore)
+    )
 
 
 def predict_with_renders(engine: Engine, stack: str, base: str) -> dict[tuple[str, str, str], str]:
@@ -162,28 +205,28 @@ def predict_with_renders(engine: Engine, stack: str, base: str) -> dict[tuple[st
     replacement rules are what `stackctl diff` adds).
     """
     with tempfile.TemporaryDirectory(prefix="e2e-render-") as tmp:
-        tmp_path = Path(tmp)
-        base_dir = tmp_path / "base"
+        base_dir = Path(tmp) / "base"
         subprocess.run(
             ["git", "worktree", "add", "-q", "--detach", str(base_dir), base],
             cwd=engine.project, check=True, capture_output=True,
         )  # fmt: skip
         try:
-            (base_dir / ".venv").symlink_to((engine.project / ".venv").resolve())
-            before = _render(engine, stack, base_dir, tmp_path / "before")
+            if not (base_dir / ".venv").exists():
+                (base_dir / ".venv").symlink_to((engine.project / ".venv").resolve())
+            before = _render(engine, stack, base_dir)
         finally:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(base_dir)],
                 cwd=engine.project, check=False, capture_output=True,
             )  # fmt: skip
-        after = _render(engine, stack, engine.project, tmp_path / "after")
+    after = _render(engine, stack, engine.project)
     out: dict[tuple[str, str, str], str] = {}
     for key in before.keys() | after.keys():
         if key not in before:
             out[key] = "create"
         elif key not in after:
             out[key] = "delete"
-        elif before[key] != after[key]:
+        elif changed_paths(before[key][0], after[key][0], after[key][1]):
             out[key] = "change"
     return out
 
