@@ -433,14 +433,28 @@ def _annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
     return scanner_skips(ctx.app_name, workload.image, workload.image_key)
 
 
+# The program owns the replicas of a workload without an HPA. After autoscaling is switched off,
+# the HPA's manager (kube-controller-manager, subresource scale) still owns .spec.replicas and a
+# non-forced server-side apply of the program's value fails with a field conflict (found by
+# `make e2e`). Force, documented by pulumi-kubernetes for exactly this ("Handle field conflicts on
+# existing resources"; provider/pkg/await/await.go patchForce), takes back only the fields the
+# program sets. With an HPA the annotation is absent and replicas are left to the HPA.
+PATCH_FORCE = {"pulumi.com/patchForce": "true"}
+
+
+def _owner_annotations(workload: Workload) -> dict[str, str]:
+    return {} if workload.hpa_owned else dict(PATCH_FORCE)
+
+
 def _deployment(
     ctx: WorkloadContext, workload: Workload, depends_on: Sequence[pulumi.Resource]
 ) -> CreatedWorkload:
     app = ctx.app
     suffix = f"-{workload.key}" if workload.key else ""
+    annotations = {**_annotations(ctx, workload), **_owner_annotations(workload)}
     deployment = k8s.apps.v1.Deployment(
         f"{ctx.resource_name}-deployment{suffix}",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        metadata=ctx.meta("server", workload.name, annotations or None),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=workload.replicas,
             selector=k8s.meta.v1.LabelSelectorArgs(
@@ -496,7 +510,11 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
         f"{ctx.resource_name}-rollout",
         api_version=ARGO_API_VERSION,
         kind="Rollout",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        metadata=ctx.meta(
+            "server",
+            workload.name,
+            {**_annotations(ctx, workload), **_owner_annotations(workload)} or None,
+        ),
         spec=spec,
         opts=pulumi.ResourceOptions(
             parent=ctx.parent,

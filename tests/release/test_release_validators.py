@@ -91,6 +91,7 @@ def test_a_digest_pinned_colour_needs_no_scanner_skip_and_a_tag_names_its_key(
 ) -> None:
     objects = rendered["blue-green-fixed"].objects
     by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
-    assert "annotations" not in by_name["web-blue"]["metadata"]
+    blue_annotations = by_name["web-blue"]["metadata"].get("annotations") or {}
+    assert not [k for k in blue_annotations if k.startswith("checkov.io/skip")], blue_annotations
     skip = by_name["web-green"]["metadata"]["annotations"]["checkov.io/skip1"]
     assert skip.startswith("CKV_K8S_43=") and "appstack:apps.web.release.greenImage" in skip
