@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench clean e2e
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e
+
+# Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
+# modules into a cache outside the work tree.
+E2E_CACHE ?= $(HOME)/.cache/appstack-e2e
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -61,18 +65,24 @@ pytest: tools ## run the test suite only
 
 test: tools lint pytest ## everything: lint, type check, unit tests, render + outside validators
 
+e2e-tools: ## build the e2e tools from pinned Go modules into $(E2E_CACHE)/bin (only when pins change)
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh
+
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench
 
 # e2e: the binaries `make e2e-tools` builds from Go modules (e2e/tools/), then tests/e2e/ against
 # a control plane it starts on loopback (e2e/cluster.py). Figures are printed at the end.
-E2E_BIN ?= $(or $(E2E_CACHE),$(HOME)/.cache/appstack-e2e)/bin
+E2E_BIN ?= $(E2E_CACHE)/bin
 E2E_LOG ?= out/e2e.log
 
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider
+
+render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
+	$(BIN)/python -m tests.render_digests --update
 
 clean: ## remove rendered output and caches (keeps the venvs)
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache .hypothesis

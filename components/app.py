@@ -6,10 +6,16 @@ zero-downtime rolling update, topology spread), Service (+ a ClusterIP metrics S
 HPA, PDB, optional Ingress and the app's NetworkPolicy. Which Deployments (or Argo Rollout),
 Services, PDBs and Ingresses exist, and what they select, follows the app's release strategy
 (components/release.py).
+
+The constructor reads as its parts, each a builder below with `parent=self` (so a child's URN
+is the same whichever builder creates it): identity, configuration, workloads of the release
+plan, services, autoscaling and disruption budgets, ingress, network policy. The pod itself is
+components/pod.py, the HPA's metrics and behaviour components/autoscaling.py.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,14 +23,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, release
-from components.config import AppConfig, Monitoring, NetworkSettings, Probe
+from components import labels, release, workloads
+from components.autoscaling import hpa_behavior, hpa_metrics
+from components.config import AppConfig, Monitoring, NetworkSettings
 from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
 from components.network import ingress_spec as network_ingress_spec
-from components.security import container_security_context, pod_security_context
-
-SECRETS_MOUNT = "/var/run/secrets/appstack"
-CONTAINER = "app"
+from components.pod import CONTAINER as CONTAINER
+from components.pod import SECRETS_MOUNT as SECRETS_MOUNT
+from components.pod import pod_template
+from components.pod import topology_spread as topology_spread
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class AppServiceArgs:
     monitoring: Monitoring | None = None
     """Stack monitoring settings; the Argo Rollouts analysis (release.argoRollouts) uses its
     error-ratio threshold."""
+    image_pull_secrets: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    """Secrets the kubelet pulls the image with: the app's `imagePullSecrets` plus the one
+    created from `appstack:registry` (components/registry.py)."""
 
 
 def config_data(app: AppConfig) -> dict[str, str]:
@@ -68,187 +78,25 @@ def config_map_name(app_name: str, data: Mapping[str, str]) -> str:
     return labels.resource_name(app_name, "config", digest)
 
 
-def _http_probe(probe: Probe) -> k8s.core.v1.ProbeArgs:
-    return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=probe.path, port="http"),
-        initial_delay_seconds=probe.initial_delay_seconds,
-        period_seconds=probe.period_seconds,
-        timeout_seconds=probe.timeout_seconds,
-        failure_threshold=probe.failure_threshold,
-        success_threshold=1,
-    )
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
-def _resources(app: AppConfig) -> k8s.core.v1.ResourceRequirementsArgs:
-    req, lim = app.resources.requests, app.resources.limits
-    return k8s.core.v1.ResourceRequirementsArgs(
-        requests={"cpu": req.cpu, "memory": req.memory, "ephemeral-storage": req.ephemeral_storage},
-        limits={"cpu": lim.cpu, "memory": lim.memory, "ephemeral-storage": lim.ephemeral_storage},
-    )
+def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Output[str]]:
+    """Secret `data` (base64), each value a Pulumi secret.
 
-
-def topology_spread(
-    app_name: str, instance: str, app: AppConfig
-) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
-    """Spread replicas across nodes, and zones when configured; per revision (pod-template-hash)
-    so a rollout's new pods spread too."""
-    keys = ["kubernetes.io/hostname"] + (
-        ["topology.kubernetes.io/zone"] if app.topology.zones else []
-    )
-    return [
-        k8s.core.v1.TopologySpreadConstraintArgs(
-            max_skew=app.topology.max_skew,
-            topology_key=key,
-            when_unsatisfiable=app.topology.when_unsatisfiable,
-            label_selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels=labels.selector_labels(app_name, instance)
-            ),
-            match_label_keys=["pod-template-hash"],
-        )
-        for key in keys
-    ]
-
-
-def pod_template(
-    app_name: str,
-    instance: str,
-    app: AppConfig,
-    *,
-    image: pulumi.Input[str],
-    service_account: pulumi.Input[str],
-    config_map: pulumi.Input[str],
-    secret: pulumi.Input[str],
-    extra_labels: Mapping[str, str] | None = None,
-) -> k8s.core.v1.PodTemplateSpecArgs:
-    """The pod of an app: restricted security, probes, resources, graceful shutdown."""
-    sec = app.security
-    annotations = {"kubectl.kubernetes.io/default-container": CONTAINER}
-    return k8s.core.v1.PodTemplateSpecArgs(
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            labels={
-                **labels.standard_labels(app_name, instance, "server", app.label_version),
-                **(extra_labels or {}),
-            },
-            annotations=annotations,
-        ),
-        spec=k8s.core.v1.PodSpecArgs(
-            service_account_name=service_account,
-            automount_service_account_token=False,
-            enable_service_links=False,
-            security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
-            termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
-            topology_spread_constraints=topology_spread(app_name, instance, app),
-            containers=[
-                k8s.core.v1.ContainerArgs(
-                    name=CONTAINER,
-                    image=image,
-                    image_pull_policy="Always",
-                    ports=[
-                        k8s.core.v1.ContainerPortArgs(
-                            name="http", container_port=app.port, protocol="TCP"
-                        ),
-                        k8s.core.v1.ContainerPortArgs(
-                            name="metrics", container_port=app.metrics_port, protocol="TCP"
-                        ),
-                    ],
-                    env_from=[
-                        k8s.core.v1.EnvFromSourceArgs(
-                            config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
-                        )
-                    ],
-                    resources=_resources(app),
-                    security_context=container_security_context(sec.run_as_user, sec.run_as_group),
-                    startup_probe=_http_probe(app.probes.startup),
-                    liveness_probe=_http_probe(app.probes.liveness),
-                    readiness_probe=_http_probe(app.probes.readiness),
-                    lifecycle=k8s.core.v1.LifecycleArgs(
-                        pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                            sleep=k8s.core.v1.SleepActionArgs(
-                                seconds=app.rollout.pre_stop_sleep_seconds
-                            )
-                        )
-                    )
-                    if app.rollout.pre_stop_sleep_seconds > 0
-                    else None,
-                    volume_mounts=[
-                        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-                        k8s.core.v1.VolumeMountArgs(
-                            name="secrets", mount_path=SECRETS_MOUNT, read_only=True
-                        ),
-                    ],
-                )
-            ],
-            volumes=[
-                k8s.core.v1.VolumeArgs(
-                    name="tmp",
-                    empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=app.tmp_size_limit),
-                ),
-                k8s.core.v1.VolumeArgs(
-                    name="secrets",
-                    secret=k8s.core.v1.SecretVolumeSourceArgs(
-                        secret_name=secret, default_mode=0o440
-                    ),
-                ),
-            ],
-        ),
-    )
-
-
-def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
-    """Scale up fast (double, or +4 pods, every 15 s); scale down slowly (300 s window,
-    at most 10 % a minute)."""
-    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=0,
-            select_policy="Max",
-            policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=100, period_seconds=15
-                ),
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=4, period_seconds=15),
-            ],
-        ),
-        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=300,
-            select_policy="Min",
-            policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=10, period_seconds=60)
-            ],
-        ),
-    )
-
-
-def hpa_metrics(app: AppConfig) -> list[k8s.autoscaling.v2.MetricSpecArgs]:
-    """CPU and memory utilisation, and optionally requests per second per pod."""
-    metrics = [
-        k8s.autoscaling.v2.MetricSpecArgs(
-            type="Resource",
-            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                name=resource,
-                target=k8s.autoscaling.v2.MetricTargetArgs(
-                    type="Utilization", average_utilization=target
-                ),
-            ),
-        )
-        for resource, target in (
-            ("cpu", app.autoscaling.cpu_utilization),
-            ("memory", app.autoscaling.memory_utilization),
-        )
-    ]
-    rps = app.autoscaling.requests_per_second
-    if rps is not None:
-        metrics.append(
-            k8s.autoscaling.v2.MetricSpecArgs(
-                type="Pods",
-                pods=k8s.autoscaling.v2.PodsMetricSourceArgs(
-                    metric=k8s.autoscaling.v2.MetricIdentifierArgs(name="http_requests_per_second"),
-                    target=k8s.autoscaling.v2.MetricTargetArgs(
-                        type="AverageValue", average_value=f"{rps:g}"
-                    ),
-                ),
-            )
-        )
-    return metrics
+    Not `stringData`: the API server merges stringData into data and never stores it
+    (k8s.io/api core/v1 Secret), so a Server-Side Apply of stringData owns `stringData.<key>`,
+    never `data.<key>`, and a key removed from the config stays in the Secret (and mounted).
+    pulumi-kubernetes rewrites stringData into data only when no input is computed
+    (provider/pkg/provider/provider.go `normalizeInputs`, clients/unstructured.go
+    `normalizeSecret`, pulumi-kubernetes v4.32.0-27 94977969); with `data` the applied fields
+    are the stored ones, so SSA deletes the fields of a removed key.
+    """
+    return {
+        key: pulumi.Output.secret(pulumi.Output.from_input(value).apply(_base64))
+        for key, value in sorted(values.items())
+    }
 
 
 def _address(service: k8s.core.v1.Service, fallback: str) -> pulumi.Output[str]:
@@ -272,6 +120,304 @@ def ingress_spec(
     return network_ingress_spec(app.ingress, service_name)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every part of one AppService shares: its Pulumi name, its inputs, and `parent=self`
+    for each child (a child's URN is its parent's type chain + its own type and name)."""
+
+    name: str
+    args: AppServiceArgs
+    parent: pulumi.Resource
+
+    @property
+    def child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.parent)
+
+    def meta(
+        self,
+        component: str,
+        obj_name: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        """Metadata of a child object: its name (default: the app's), namespace and labels."""
+        app_name, app = self.args.app, self.args.config
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=obj_name or labels.resource_name(app_name),
+            namespace=self.args.namespace,
+            labels=labels.standard_labels(
+                app_name, self.args.instance, component, app.label_version
+            ),
+            annotations=dict(annotations) if annotations else None,
+        )
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return labels.selector_labels(self.args.app, self.args.instance)
+
+
+def _service_account(scope: _Scope) -> k8s.core.v1.ServiceAccount:
+    """Identity: the pods' ServiceAccount, with no API token mounted."""
+    return k8s.core.v1.ServiceAccount(
+        f"{scope.name}-sa",
+        metadata=scope.meta("server"),
+        automount_service_account_token=False,
+        opts=scope.child,
+    )
+
+
+def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret]:
+    """Configuration: the content-named immutable ConfigMap and the Secret mounted as files."""
+    app_name, app = scope.args.app, scope.args.config
+    data = config_data(app)
+    config_map = k8s.core.v1.ConfigMap(
+        f"{scope.name}-config",
+        metadata=scope.meta("config", config_map_name(app_name, data)),
+        data=data,
+        immutable=True,
+        opts=scope.child,
+    )
+    secret = k8s.core.v1.Secret(
+        f"{scope.name}-secret",
+        metadata=scope.meta("config", labels.resource_name(app_name, "secrets")),
+        type="Opaque",
+        data=secret_data(scope.args.secrets) or None,
+        opts=scope.child,
+    )
+    return config_map, secret
+
+
+def _workload_context(
+    scope: _Scope,
+    account: k8s.core.v1.ServiceAccount,
+    config_map: k8s.core.v1.ConfigMap,
+    secret: k8s.core.v1.Secret,
+) -> workloads.WorkloadContext:
+    """What the release plan's workloads are built from: the pod template and the image."""
+    args = scope.args
+    app_name, instance, app = args.app, args.instance, args.config
+
+    def template(
+        image: pulumi.Input[str], extra_labels: Mapping[str, str], revision_label: str
+    ) -> k8s.core.v1.PodTemplateSpecArgs:
+        return pod_template(
+            app_name,
+            instance,
+            app,
+            image=image,
+            service_account=account.metadata.name,
+            config_map=config_map.metadata.name,
+            secret=secret.metadata.name,
+            extra_labels=extra_labels,
+            revision_label=revision_label,
+            image_pull_secrets=args.image_pull_secrets,
+        )
+
+    return workloads.WorkloadContext(
+        resource_name=scope.name,
+        app_name=app_name,
+        app=app,
+        namespace=args.namespace,
+        selector=scope.selector,
+        image=args.image if args.image is not None else app.image,
+        # A built image runs by its pushed digest, so the digest skip is not needed then.
+        built=args.image is not None,
+        template=template,
+        meta=scope.meta,
+        parent=scope.parent,
+        monitoring=args.monitoring,
+    )
+
+
+def _route_options(
+    scope: _Scope, before_routes: Sequence[pulumi.Resource]
+) -> dict[bool, pulumi.ResourceOptions]:
+    """Options of the traffic Services, by whether Argo Rollouts manages their selector."""
+    return {
+        argo_managed: pulumi.ResourceOptions(
+            parent=scope.parent,
+            depends_on=list(before_routes) or None,
+            # Argo Rollouts writes `rollouts-pod-template-hash` into these Services'
+            # selectors (argo-rollouts rollout/service.go switchServiceSelector, a strategic
+            # merge patch). spec.selector is an atomic map (x-kubernetes-map-type: atomic),
+            # so that patch makes the controller its sole owner, and any later apply of the
+            # Service carrying a selector (every image bump changes the version label) would
+            # be a Server-Side Apply conflict. With ignore_changes the provider drops the
+            # field from its request while another manager owns it (pulumi-kubernetes
+            # provider/pkg/await/await.go handleSSAIgnoreFields).
+            ignore_changes=["spec.selector"] if argo_managed else None,
+        )
+        for argo_managed in (False, True)
+    }
+
+
+def _http_port(port: int) -> list[k8s.core.v1.ServicePortArgs]:
+    return [k8s.core.v1.ServicePortArgs(name="http", port=port, target_port="http", protocol="TCP")]
+
+
+def _main_service(
+    scope: _Scope, plan: release.ReleasePlan, route_opts: Mapping[bool, pulumi.ResourceOptions]
+) -> k8s.core.v1.Service:
+    """The app's Service: its type, session affinity and source ranges come from config."""
+    svc_settings = scope.args.config.service
+    affinity = svc_settings.session_affinity
+    return k8s.core.v1.Service(
+        f"{scope.name}-service",
+        metadata=scope.meta("server", annotations=dict(svc_settings.annotations) or None),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type=svc_settings.type,
+            selector={**scope.selector, **plan.route("").selector},
+            ports=_http_port(svc_settings.port),
+            session_affinity="ClientIP" if affinity.enabled else "None",
+            session_affinity_config=k8s.core.v1.SessionAffinityConfigArgs(
+                client_ip=k8s.core.v1.ClientIPConfigArgs(timeout_seconds=affinity.timeout_seconds)
+            )
+            if affinity.enabled
+            else None,
+            load_balancer_source_ranges=svc_settings.effective_source_ranges or None
+            if svc_settings.type == "LoadBalancer"
+            else None,
+        ),
+        opts=route_opts[plan.route("").argo_managed],
+    )
+
+
+def _services(
+    scope: _Scope, plan: release.ReleasePlan, before_routes: Sequence[pulumi.Resource]
+) -> dict[str, k8s.core.v1.Service]:
+    """Traffic Services by route key: "" the app's Service, then the plan's extra routes
+    (blueGreen preview, ingress canary: ClusterIP only)."""
+    route_opts = _route_options(scope, before_routes)
+    routes = {"": _main_service(scope, plan, route_opts)}
+    for route in plan.routes[1:]:
+        routes[route.key] = k8s.core.v1.Service(
+            f"{scope.name}-{route.key}-service",
+            metadata=scope.meta("server", route.name),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector={**scope.selector, **route.selector},
+                ports=_http_port(scope.args.config.service.port),
+            ),
+            opts=route_opts[route.argo_managed],
+        )
+    return routes
+
+
+def _metrics_service(scope: _Scope) -> k8s.core.v1.Service:
+    """The ClusterIP Service Prometheus scrapes (every pod of the app, whatever the release)."""
+    port = scope.args.config.metrics_port
+    return k8s.core.v1.Service(
+        f"{scope.name}-metrics-service",
+        metadata=scope.meta("metrics", labels.resource_name(scope.args.app, "metrics")),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=scope.selector,
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="metrics", port=port, target_port="metrics", protocol="TCP"
+                )
+            ],
+        ),
+        opts=scope.child,
+    )
+
+
+def _autoscalers(scope: _Scope, plan: release.ReleasePlan) -> None:
+    """The plan's HPAs (blueGreen: one per colour)."""
+    app = scope.args.config
+    for autoscaler in plan.autoscalers:
+        target = autoscaler.target
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{scope.name}-{autoscaler.key}-hpa" if autoscaler.key else f"{scope.name}-hpa",
+            metadata=scope.meta("autoscaler", autoscaler.name),
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version=target.api_version, kind=target.kind, name=target.name
+                ),
+                min_replicas=app.autoscaling.min_replicas,
+                max_replicas=app.autoscaling.max_replicas,
+                metrics=hpa_metrics(app),
+                behavior=hpa_behavior(),
+            ),
+            opts=scope.child,
+        )
+
+
+def _disruption_budgets(scope: _Scope, plan: release.ReleasePlan) -> None:
+    """The plan's PDBs: the app's PDB settings, or maxUnavailable 1 for a canary (never blocks
+    a drain)."""
+    pdb = scope.args.config.pdb
+    for budget in plan.budgets:
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{scope.name}-{budget.key}-pdb" if budget.key else f"{scope.name}-pdb",
+            metadata=scope.meta("disruption-budget", budget.name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={**scope.selector, **budget.selector}
+                ),
+                max_unavailable=pdb.effective_max_unavailable if budget.from_config else 1,
+                min_available=pdb.min_available if budget.from_config else None,
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=scope.child,
+        )
+
+
+def _ingresses(
+    scope: _Scope, plan: release.ReleasePlan, routes: Mapping[str, k8s.core.v1.Service]
+) -> None:
+    """The app's Ingress when enabled, and the ingress-nginx canary Ingress (same host and
+    path, weighted) of an ingress canary release."""
+    app = scope.args.config
+    if app.ingress.enabled:
+        k8s.networking.v1.Ingress(
+            f"{scope.name}-ingress",
+            metadata=scope.meta("ingress"),
+            spec=ingress_spec(app, routes[""].metadata.name),
+            opts=scope.child,
+        )
+    canary = plan.canary_ingress
+    if canary is not None:
+        k8s.networking.v1.Ingress(
+            f"{scope.name}-canary-ingress",
+            metadata=scope.meta("ingress", canary.name, canary.annotations),
+            spec=ingress_spec(app, routes["canary"].metadata.name),
+            opts=scope.child,
+        )
+
+
+def _network_policy(scope: _Scope) -> AppNetworkPolicy:
+    """Who may reach the app (ingress controller, monitoring, client apps) and where it may go."""
+    args, app = scope.args, scope.args.config
+    return AppNetworkPolicy(
+        f"{scope.name}-network",
+        AppNetworkPolicyArgs(
+            app=args.app,
+            namespace=args.namespace,
+            instance=args.instance,
+            port=app.port,
+            metrics_port=app.metrics_port,
+            public=app.service.type in ("LoadBalancer", "NodePort"),
+            network=args.network,
+            client_apps=tuple(args.client_apps),
+            egress=tuple(app.egress),
+        ),
+        opts=scope.child,
+    )
+
+
+def _service_address(scope: _Scope, service: k8s.core.v1.Service) -> pulumi.Output[str]:
+    """Where clients reach the app: the LoadBalancer's address, else the in-cluster DNS name."""
+    settings = scope.args.config.service
+    if settings.type == "LoadBalancer":
+        return _address(service, "pending")
+    return pulumi.Output.concat(
+        service.metadata.name,
+        ".",
+        pulumi.Output.from_input(scope.args.namespace),
+        f".svc.cluster.local:{settings.port}",
+    )
+
+
 class AppService(pulumi.ComponentResource):
     """One service: identity, config, workload, exposure, scaling, disruption budget, policy."""
 
@@ -286,216 +432,34 @@ class AppService(pulumi.ComponentResource):
         self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("appstack:app:AppService", name, None, opts)
-        app, app_name, instance = args.config, args.app, args.instance
-        child = pulumi.ResourceOptions(parent=self)
+        scope = _Scope(name, args, parent=self)
 
-        def meta(
-            component: str,
-            obj_name: str | None = None,
-            annotations: Mapping[str, str] | None = None,
-        ) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=obj_name or labels.resource_name(app_name),
-                namespace=args.namespace,
-                labels=labels.standard_labels(app_name, instance, component, app.label_version),
-                annotations=dict(annotations) if annotations else None,
-            )
+        account = _service_account(scope)
+        config_map, secret = _configuration(scope)
 
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=meta("server"),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        data = config_data(app)
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=meta("config", config_map_name(app_name, data)),
-            data=data,
-            immutable=True,
-            opts=child,
-        )
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=meta("config", labels.resource_name(app_name, "secrets")),
-            type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in sorted(args.secrets.items())}
-            or None,
-            opts=child,
-        )
-        selector = labels.selector_labels(app_name, instance)
-        autoscaled = app.autoscaling.enabled
-        # Workloads, Services, PDBs and the HPA target follow the release strategy.
-        plan = release.plan(app_name, app)
-
-        def template(
-            image: pulumi.Input[str], extra_labels: Mapping[str, str]
-        ) -> k8s.core.v1.PodTemplateSpecArgs:
-            return pod_template(
-                app_name,
-                instance,
-                app,
-                image=image,
-                service_account=account.metadata.name,
-                config_map=config_map.metadata.name,
-                secret=secret.metadata.name,
-                extra_labels=extra_labels,
-            )
-
-        workloads = release.WorkloadContext(
-            resource_name=name,
-            app_name=app_name,
-            app=app,
-            namespace=args.namespace,
-            selector=selector,
-            image=args.image if args.image is not None else app.image,
-            # A built image runs by its pushed digest, so the digest skip is not needed then.
-            built=args.image is not None,
-            template=template,
-            meta=meta,
-            parent=self,
-            monitoring=args.monitoring,
-        )
-        # blueGreen: the colour becoming active is updated before the Services switch to it,
-        # the colour becoming idle after (so traffic only ever moves to running pods).
-        created = release.create_workloads(workloads, plan, ("free", "before-routes"))
+        # Workloads, Services, PDBs and the HPAs follow the release strategy. blueGreen: the
+        # colour becoming active is updated before the Services switch to it, the colour
+        # becoming idle after (so traffic only ever moves to running pods).
+        plan = release.plan(args.app, args.config)
+        context = _workload_context(scope, account, config_map, secret)
+        created = workloads.create_workloads(context, plan, ("free", "before-routes"))
         before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
-        route_opts = pulumi.ResourceOptions(parent=self, depends_on=before_routes or None)
-        primary = next(c for c in created if c.workload == plan.primary)
-        svc_settings = app.service
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta("server", annotations=dict(svc_settings.annotations) or None),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type=svc_settings.type,
-                selector={**selector, **plan.route("").selector},
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=svc_settings.port, target_port="http", protocol="TCP"
-                    )
-                ],
-                session_affinity="ClientIP" if svc_settings.session_affinity.enabled else "None",
-                session_affinity_config=k8s.core.v1.SessionAffinityConfigArgs(
-                    client_ip=k8s.core.v1.ClientIPConfigArgs(
-                        timeout_seconds=svc_settings.session_affinity.timeout_seconds
-                    )
-                )
-                if svc_settings.session_affinity.enabled
-                else None,
-                load_balancer_source_ranges=svc_settings.effective_source_ranges or None
-                if svc_settings.type == "LoadBalancer"
-                else None,
-            ),
-            opts=route_opts,
-        )
-        routes = {"": service}
-        for route in plan.routes[1:]:  # blueGreen preview / ingress canary: ClusterIP only
-            routes[route.key] = k8s.core.v1.Service(
-                f"{name}-{route.key}-service",
-                metadata=meta("server", route.name),
-                spec=k8s.core.v1.ServiceSpecArgs(
-                    type="ClusterIP",
-                    selector={**selector, **route.selector},
-                    ports=[
-                        k8s.core.v1.ServicePortArgs(
-                            name="http", port=svc_settings.port, target_port="http", protocol="TCP"
-                        )
-                    ],
-                ),
-                opts=route_opts,
-            )
-        release.create_workloads(workloads, plan, ("after-routes",), list(routes.values()))
-        metrics_service = k8s.core.v1.Service(
-            f"{name}-metrics-service",
-            metadata=meta("metrics", labels.resource_name(app_name, "metrics")),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="metrics", port=app.metrics_port, target_port="metrics", protocol="TCP"
-                    )
-                ],
-            ),
-            opts=child,
-        )
-        if autoscaled:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=meta("autoscaler"),
-                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version=plan.scale_target.api_version,
-                        kind=plan.scale_target.kind,
-                        name=primary.name,
-                    ),
-                    min_replicas=app.autoscaling.min_replicas,
-                    max_replicas=app.autoscaling.max_replicas,
-                    metrics=hpa_metrics(app),
-                    behavior=hpa_behavior(),
-                ),
-                opts=child,
-            )
-        for budget in plan.budgets:
-            # The app's PDB settings, or maxUnavailable 1 for a canary (never blocks a drain).
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-{budget.key}-pdb" if budget.key else f"{name}-pdb",
-                metadata=meta("disruption-budget", budget.name),
-                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                    selector=k8s.meta.v1.LabelSelectorArgs(
-                        match_labels={**selector, **budget.selector}
-                    ),
-                    max_unavailable=app.pdb.effective_max_unavailable if budget.from_config else 1,
-                    min_available=app.pdb.min_available if budget.from_config else None,
-                    unhealthy_pod_eviction_policy="AlwaysAllow",
-                ),
-                opts=child,
-            )
-        if app.ingress.enabled:
-            k8s.networking.v1.Ingress(
-                f"{name}-ingress",
-                metadata=meta("ingress"),
-                spec=ingress_spec(app, service.metadata.name),
-                opts=child,
-            )
-        canary = plan.canary_ingress
-        if canary is not None:  # ingress-nginx canary: same host and path, weighted
-            k8s.networking.v1.Ingress(
-                f"{name}-canary-ingress",
-                metadata=meta("ingress", canary.name, canary.annotations),
-                spec=ingress_spec(app, routes["canary"].metadata.name),
-                opts=child,
-            )
-        AppNetworkPolicy(
-            f"{name}-network",
-            AppNetworkPolicyArgs(
-                app=app_name,
-                namespace=args.namespace,
-                instance=instance,
-                port=app.port,
-                metrics_port=app.metrics_port,
-                public=svc_settings.type in ("LoadBalancer", "NodePort"),
-                network=args.network,
-                client_apps=tuple(args.client_apps),
-                egress=tuple(app.egress),
-            ),
-            opts=child,
-        )
+        routes = _services(scope, plan, before_routes)
+        workloads.create_workloads(context, plan, ("after-routes",), list(routes.values()))
+        metrics_service = _metrics_service(scope)
 
+        _autoscalers(scope, plan)
+        _disruption_budgets(scope, plan)
+        _ingresses(scope, plan, routes)
+        _network_policy(scope)
+
+        primary = next(c for c in created if c.workload == plan.primary)
         self.deployment_name = primary.name
-        self.service_name = service.metadata.name
+        self.service_name = routes[""].metadata.name
         self.metrics_service_name = metrics_service.metadata.name
         self.config_map_name = config_map.metadata.name
         self.secret_name = secret.metadata.name
-        fallback = pulumi.Output.concat(
-            service.metadata.name,
-            ".",
-            pulumi.Output.from_input(args.namespace),
-            f".svc.cluster.local:{svc_settings.port}",
-        )
-        self.address = (
-            _address(service, "pending") if svc_settings.type == "LoadBalancer" else fallback
-        )
+        self.address = _service_address(scope, routes[""])
         self.register_outputs(
             {
                 "deployment_name": self.deployment_name,

@@ -8,12 +8,23 @@ exactly what was built. Earlier pushes of the version tag serve as the build cac
 (BUILDKIT_INLINE_CACHE embeds the cache metadata in the image).
 
 Registry credentials come from `appstack:registry` (`password` is a Pulumi secret); without
-them the Docker daemon's own credential configuration is used.
+them the Docker config's credentials are used (`~/.docker/config.json`, or `$DOCKER_CONFIG`).
+
+The tag pushes (`docker.Tag`, `docker.RegistryImage`) run in the bridged Terraform provider
+(pulumi-docker 237b789, v5.1.0-24, submodule `upstream` = kreuzwerker/terraform-provider-docker
+v4.5.0, 5074970). Without `auth_config` on the resource it looks the pushed image's registry up
+in the provider's `registry_auth` and fails with "no auth config found for registry <host>"
+when there is none (internal/provider/resource_docker_registry_image_funcs.go,
+`getAuthConfigForRegistry`); the registry host is read from the image name by
+`parseImageOptions` (resource_docker_image_funcs.go) and the entries are keyed by
+`convertToHostname(address)` (provider.go `providerSetToRegistryAuth`). So the provider always
+gets a `registry_auth` entry for that host: with the login when one is configured, otherwise
+address only, and its `config_file` defaults to the Docker config (provider.go, `config_file`
+DefaultFunc: `$DOCKER_CONFIG[/config.json]` or `~/.docker/config.json`).
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,33 +32,29 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ImageBuild, RegistryCredentials, image_parts
+from components.git import git_head
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def git_commit(repo_dir: Path) -> str:
     """Short commit of the working tree the program runs from ("untracked" outside git)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "untracked"
-    return proc.stdout.strip() or "untracked"
+    return git_head(repo_dir, abbrev=12) or "untracked"
+
+
+DOCKER_HUB_PUSH_HOST = "registry-1.docker.io"
+"""The host `parseImageOptions` gives an image without a registry part."""
 
 
 def registry_server(image: str) -> str:
-    """The registry host of an image reference (Docker Hub when the first part is no host)."""
+    """The registry host the docker provider pushes `image` to, read as its `parseImageOptions`
+    reads it: the first path part when the name has more than two parts, or two parts and the
+    first contains "." or ":" or is "localhost"; otherwise Docker Hub."""
     repo, _, _ = image_parts(image)
-    first = repo.split("/", 1)[0]
-    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+    first, slash, _ = repo.partition("/")
+    if repo.count("/") > 1 or (slash and (":" in first or "." in first or first == "localhost")):
         return first
-    return "docker.io"
+    return DOCKER_HUB_PUSH_HOST
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,18 @@ class ServiceImageArgs:
     """Registry login; None uses the Docker daemon's credentials."""
     password: pulumi.Input[str] | None = None
     """Registry password as a Pulumi secret (from credentials)."""
+
+
+def _registry_auth(server: str, args: ServiceImageArgs) -> docker.ProviderRegistryAuthArgs:
+    """The provider's auth entry for the push registry: the login if configured, else address
+    only (credentials then come from the Docker config file, the provider's default)."""
+    if args.credentials is not None and args.password is not None:
+        return docker.ProviderRegistryAuthArgs(
+            address=server,
+            username=args.credentials.username,
+            password=pulumi.Output.secret(args.password),
+        )
+    return docker.ProviderRegistryAuthArgs(address=server)
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -106,15 +125,7 @@ class ServiceImage(pulumi.ComponentResource):
         )
         provider = docker.Provider(
             f"{name}-registry",
-            registry_auth=[
-                docker.ProviderRegistryAuthArgs(
-                    address=server,
-                    username=args.credentials.username,
-                    password=pulumi.Output.secret(args.password),
-                )
-            ]
-            if args.credentials is not None and args.password is not None
-            else None,
+            registry_auth=[_registry_auth(server, args)],
             opts=pulumi.ResourceOptions(parent=self),
         )
         tags = sorted({t for t in [version, *build.extra_tags] if t and t != args.commit})

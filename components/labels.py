@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-MAX_NAME = 63
+# The syntax rules themselves live in the value grammar (appstack_grammar), re-exported here.
+from appstack_grammar.names import DNS1035_LABEL as DNS1035_LABEL
+from appstack_grammar.names import DNS1123_LABEL as DNS1123_LABEL
+from appstack_grammar.names import LABEL_VALUE as LABEL_VALUE
+from appstack_grammar.names import MAX_LABEL
+
+MAX_NAME = MAX_LABEL
 PART_OF = "appstack"
 MANAGED_BY = "pulumi"
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
@@ -37,6 +40,79 @@ COLOUR = f"{ANNOTATION_PREFIX}/colour"
 """blue | green: the blue-green colour of a pod."""
 TRACK = f"{ANNOTATION_PREFIX}/track"
 """stable | canary: the canary track of a pod."""
+
+
+# Names derived from an app's name `<app>`: Kubernetes object names `<app>` and `<app>-<suffix>`
+# (one namespace holds every app), and the Pulumi logical names `<app>-<suffix>` of the
+# resources the app's components register (a URN is type chain + logical name, so two apps
+# must not derive the same one). `*` stands for a generated part (a content hash, a tag).
+# tests/test_config.py renders every release strategy with every option on and checks that
+# each derived name is covered here; config validation rejects apps whose names collide.
+OBJECT_SUFFIXES: tuple[str, ...] = (
+    "metrics",  # the metrics Service
+    "secrets",  # the Secret
+    "config-*",  # the content-named ConfigMap
+    "preview",  # blue-green: the preview Service and its PDB
+    "canary",  # canary: Deployment, Service, Ingress, PDB of the canary track
+    "blue",  # blue-green Deployments
+    "green",
+    "error-ratio",  # Argo Rollouts AnalysisTemplate
+)
+RESOURCE_SUFFIXES: tuple[str, ...] = (
+    "sa",
+    "config",
+    "secret",
+    "service",
+    "metrics-service",
+    "preview-service",
+    "canary-service",
+    "hpa",
+    "pdb",
+    "preview-pdb",
+    "canary-pdb",
+    "ingress",
+    "canary-ingress",
+    "network",
+    "network-netpol",
+    "deployment",
+    "deployment-blue",
+    "deployment-green",
+    "deployment-canary",
+    "rollout",
+    "analysis",
+    "build",
+    "build-image",
+    "build-registry",
+    "build-tag-*",
+    "build-push-*",
+    "monitoring",
+    "monitoring-servicemonitor",
+    "monitoring-prometheusrule",
+)
+
+
+def _matches(name: str, app: str, suffix: str) -> bool:
+    if suffix.endswith("*"):
+        return name.startswith(f"{app}-{suffix[:-1]}")
+    return name == f"{app}-{suffix}"
+
+
+def shared_derived_name(app: str, other: str) -> str | None:
+    """A name both apps would derive (an object name or a resource's logical name), or None.
+
+    Judged per scope (objects, resources) across kinds and types, which errs on the safe side.
+    """
+    if not (app.startswith(other) or other.startswith(app)):
+        # every name an app derives starts with the app's name, so a name both derive starts
+        # with both names: one is a prefix of the other (a quick exit, else O(apps^2 suffixes^2))
+        return None
+    for scope_suffixes, bare in ((OBJECT_SUFFIXES, True), (RESOURCE_SUFFIXES, False)):
+        for first, second in ((app, other), (other, app)):
+            names = ([second] if bare else []) + [f"{second}-{s}" for s in scope_suffixes]
+            for name in names:
+                if any(_matches(name, first, s) for s in scope_suffixes):
+                    return name
+    return None
 
 
 def resource_name(*parts: str) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alert_rules, labels
+from components import alert_rules, labels, release, slo_rules
+from components.app import CONTAINER
 from components.config import AppConfig, Monitoring
 
 API_VERSION = "monitoring.coreos.com/v1"
@@ -32,21 +33,63 @@ def thresholds(settings: Monitoring) -> alert_rules.AlertThresholds:
     )
 
 
-def rule_groups(
+def rule_target(
     app_name: str, namespace: str, app: AppConfig, settings: Monitoring
-) -> list[dict[str, object]]:
-    """The PrometheusRule `spec.groups` of one app. The scrape job is the app name (the
+) -> alert_rules.RuleTarget:
+    """What one app's rules are about, from the same release plan the AppService renders: every
+    workload of the strategy (colours, canary track, the Rollout) and its kind, the HPAs and
+    PDBs, and the container name of the pod template. The scrape job is the app name (the
     ServiceMonitor sets `jobLabel` to app.kubernetes.io/name)."""
-    name = labels.resource_name(app_name)
-    target = alert_rules.RuleTarget(
+    plan = release.plan(app_name, app)
+    return alert_rules.RuleTarget(
         app=app_name,
         namespace=namespace,
         metrics_job=app_name,
-        hpa=name if app.autoscaling.enabled else None,
-        pdb=name if app.pdb.enabled else None,
+        container=CONTAINER,
+        workloads=tuple(w.name for w in plan.workloads),
+        workload_kind="Rollout" if plan.argo else "Deployment",
+        hpas=tuple(a.name for a in plan.autoscalers),
+        pdbs=tuple(b.name for b in plan.budgets),
         runbook_base_url=settings.runbook_base_url,
     )
-    return alert_rules.app_rule_groups(target, thresholds(settings))
+
+
+def rule_groups(
+    app_name: str, namespace: str, app: AppConfig, settings: Monitoring
+) -> list[dict[str, object]]:
+    """The PrometheusRule `spec.groups` of one app (+ its availability SLO: slo_rules)."""
+    return alert_rules.app_rule_groups(
+        rule_target(app_name, namespace, app, settings), thresholds(settings)
+    ) + slo_rules.slo_groups_for(app_name, namespace, app.slo, settings.runbook_base_url)
+
+
+def service_monitor_spec(
+    app_name: str, instance: str, namespace: str, app: AppConfig, settings: Monitoring
+) -> dict[str, object]:
+    """ServiceMonitor on the app's metrics Service. With Argo Rollouts the pods'
+    `rollouts-pod-template-hash` label is copied onto every series (`podTargetLabels`), so the
+    release analysis can measure the new pods alone."""
+    spec: dict[str, object] = {
+        "jobLabel": labels.NAME,
+        "selector": {
+            "matchLabels": {
+                **labels.selector_labels(app_name, instance),
+                labels.COMPONENT: METRICS_COMPONENT,
+            }
+        },
+        "namespaceSelector": {"matchNames": [namespace]},
+        "endpoints": [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": settings.scrape_interval,
+            }
+        ],
+    }
+    if app.release.argo_rollouts:
+        spec["podTargetLabels"] = [release.ARGO_REVISION_LABEL]
+    return spec
 
 
 @dataclass(frozen=True)
@@ -90,24 +133,9 @@ class AppMonitoring(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=labels.resource_name(app), namespace=args.namespace_input, labels=meta_labels
             ),
-            spec={
-                "jobLabel": labels.NAME,
-                "selector": {
-                    "matchLabels": {
-                        **labels.selector_labels(app, args.instance),
-                        labels.COMPONENT: METRICS_COMPONENT,
-                    }
-                },
-                "namespaceSelector": {"matchNames": [args.namespace]},
-                "endpoints": [
-                    {
-                        "port": "metrics",
-                        "path": "/metrics",
-                        "scheme": "http",
-                        "interval": args.settings.scrape_interval,
-                    }
-                ],
-            },
+            spec=service_monitor_spec(
+                app, args.instance, args.namespace, args.config, args.settings
+            ),
             opts=child,
         )
         rule = k8s.apiextensions.CustomResource(

@@ -11,23 +11,15 @@ from decimal import Decimal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
+from appstack_grammar import format_bytes, format_cpu, parse_quantity
+from components import labels, release
 from components.config import AppConfig, LimitRangeSettings, NamespaceQuota, NetworkSettings
 from components.network import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
-from components.quantity import format_bytes, format_cpu, parse_quantity
-
-
-def surge_pods(app: AppConfig) -> int:
-    """Extra pods a rollout adds at most: maxSurge of the largest replica count (rounded up)."""
-    surge = app.rollout.max_surge
-    if isinstance(surge, int):
-        return surge
-    return math.ceil(app.max_pods * int(surge.rstrip("%")) / 100)
 
 
 def quota_hard(apps: Mapping[str, AppConfig], quota: NamespaceQuota) -> dict[str, str]:
-    """ResourceQuota `hard` for the apps' worst case: every app at max replicas plus its surge,
-    times (1 + headroom)."""
+    """ResourceQuota `hard` for the apps' worst case: every app at the peak pod count of its
+    release strategy (components.release.peak_pods), times (1 + headroom)."""
     factor = Decimal(100 + quota.headroom_percent) / 100
     totals = {
         "requests.cpu": Decimal(0),
@@ -36,8 +28,8 @@ def quota_hard(apps: Mapping[str, AppConfig], quota: NamespaceQuota) -> dict[str
         "limits.memory": Decimal(0),
     }
     pods = 0
-    for app in apps.values():
-        count = app.max_pods + surge_pods(app)
+    for app_name, app in apps.items():
+        count = release.peak_pods(release.plan(app_name, app), app)
         pods += count
         totals["requests.cpu"] += count * parse_quantity(app.resources.requests.cpu)
         totals["limits.cpu"] += count * parse_quantity(app.resources.limits.cpu)

@@ -5,6 +5,14 @@ The CLI's Python language host hands config to the program in the PULUMI_CONFIG 
 variable (a JSON object of `project:key` -> string); the Automation API's inline programs set it
 in the runtime instead (`pulumi.runtime.set_all_config`). Both are read, the latter winning, the
 same precedence `pulumi.Config` applies.
+
+Secrets. The values arrive decrypted; which keys were set with `--secret` comes separately:
+PULUMI_CONFIG_SECRET_KEYS (a JSON list of full keys, set by the language host) or the runtime's
+secret-key set (`set_all_config(..., secret_keys)`, read by `is_config_secret`), see
+pulumi/runtime/config.py (pulumi 3.272.0). A secret set with `--path` marks its whole top-level
+key. Only `appstack:secrets` (delivered as a Secret) and `appstack:registry` (the push login) are
+handled as secrets by the program; a secret anywhere else would land in ConfigMaps, labels and
+the state in clear, so it is refused (`components.config.check_secret_keys`).
 """
 
 from __future__ import annotations
@@ -12,9 +20,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pulumi.runtime.config import CONFIG, get_config_env
+from pulumi.runtime.config import (
+    CONFIG,
+    get_config_env,
+    get_config_secret_keys_env,
+    is_config_secret,
+)
 
-from components.config import PROJECT
+from components.config import PROJECT, check_secret_keys
 
 
 def engine_config() -> dict[str, Any]:
@@ -22,11 +35,21 @@ def engine_config() -> dict[str, Any]:
     return {**get_config_env(), **CONFIG.get()}
 
 
+def engine_secret_keys(keys: list[str]) -> list[str]:
+    """The config keys (of `keys` and of the language host's list) set with `--secret`."""
+    return sorted(set(get_config_secret_keys_env()) | {k for k in keys if is_config_secret(k)})
+
+
 def raw_from_engine() -> dict[str, Any]:
-    """Every `appstack:<key>`, JSON values decoded (objects, lists, numbers, booleans)."""
+    """Every `appstack:<key>`, JSON values decoded (objects, lists, numbers, booleans).
+
+    Raises ConfigError when a key other than appstack:secrets / appstack:registry is a secret.
+    """
+    config = engine_config()
+    check_secret_keys(engine_secret_keys(list(config)))
     raw: dict[str, Any] = {}
     prefix = f"{PROJECT}:"
-    for full_key, value in engine_config().items():
+    for full_key, value in config.items():
         if not full_key.startswith(prefix):
             continue
         key = full_key[len(prefix) :]

@@ -1,21 +1,23 @@
 """Release strategies: which workloads run an app's pods and which of them get traffic.
 
 `plan(app_name, app)` turns `appstack:apps.<app>.release` into a `ReleasePlan` (plain data:
-workloads, Services, PodDisruptionBudgets, the HPA target, an optional canary Ingress);
-`create_workloads` registers the workloads of a plan. `AppService` (components/app.py) creates
-the Services, PDBs, HPA and Ingresses from the same plan, so the whole release logic lives here.
+workloads, Services, PodDisruptionBudgets, the HPAs and their targets, an optional canary Ingress);
+`create_workloads` (components/workloads.py) registers the workloads of a plan, with the
+Argo Rollouts specs from components/argo_rollouts.py. `AppService` (components/app.py) creates
+the Services, PDBs, HPAs and Ingresses from the same plan, so every release decision is here.
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
-  sleep shorter than its grace period (`components.app.pod_template`).
+  sleep shorter than its grace period (`components.pod.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
-  colour, the ClusterIP Service `<app>-preview` the idle one. Flipping `active` changes only
-  the Services' and PDBs' selectors, the HPA target and the replica fields (the HPA owns the
-  active colour's replicas; the idle colour keeps the HPA minimum, or 0 with scaleDownIdle):
-  no pod template changes, so no pod restarts. The Deployment becoming active is updated
-  first, then the Services, then the Deployment becoming idle (`depends_on`), so traffic only
-  moves to running pods.
+  colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
+  its own HPA and neither Deployment sets spec.replicas (the idle colour idles at the HPA
+  minimum); without, the idle colour keeps the replicas, or 0 with scaleDownIdle. Flipping
+  `active` changes only the Services' and PDBs' selectors (and, with scaleDownIdle, the
+  replicas Pulumi owns): never a field an HPA owns, no pod template change, no pod restart.
+  The Deployment becoming active is updated first, then the Services, then the Deployment
+  becoming idle (`depends_on`), so traffic only moves to running pods.
 - canary: the stable Deployment `<app>` (the app's `image`, track `stable`) and, when
   `weight` > 0, `<app>-canary` (`canaryImage`, track `canary`). Both carry the stable
   selector labels. Without an Ingress the Service `<app>` selects both tracks and the traffic
@@ -28,9 +30,19 @@ the Services, PDBs, HPA and Ingresses from the same plan, so the whole release l
   Service and Ingress `<app>` select the stable track only, and the stable track keeps all
   its replicas. Weight 0 renders no canary object. PDB and HPA target the stable track.
 - argoRollouts (blueGreen or canary): one Argo Rollouts `Rollout` `<app>` replaces the
-  Deployments (same pod template), plus an `AnalysisTemplate` `<app>-error-ratio` querying
-  the recording rule `job:http_request_errors:ratio_rate5m` against
-  `appstack:monitoring.alerts.errorRatio`. Needs the Argo Rollouts controller and CRDs.
+  Deployments (same pod template, spread by `rollouts-pod-template-hash`), plus an
+  `AnalysisTemplate` `<app>-error-ratio`: the 5xx ratio of the newest ReplicaSet's pods
+  (`podTemplateHashValue: Latest`; the ServiceMonitor copies the pods' hash label onto their
+  series) against `appstack:monitoring.alerts.errorRatio`, before and after a blue-green
+  promotion and after every canary step. The Services Argo Rollouts re-points
+  (`rollouts-pod-template-hash` in their selector) are created with their selector and never
+  applied again (ignore_changes). Needs the Argo Rollouts controller and CRDs.
+
+Replicas and autoscaling: a workload under an HPA never sets spec.replicas (ignore_changes on
+it); a workload that sets them carries `pulumi.com/patchForce`, so turning autoscaling off takes
+the field back from the scale-subresource owner the HPA leaves behind. Procedure: pin the HPA
+(minReplicas = maxReplicas = N), `pulumi up`; then `enabled: false`, `replicas: N`, `pulumi up`
+(the HPA, deleted at the end of that update, cannot move the count in between).
 
 Every Deployment of every strategy uses the same pod template (restricted security, probes,
 resources, graceful shutdown) and the same zero-downtime rolling update.
@@ -53,19 +65,23 @@ Procedures (each step is a config change and `pulumi up`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
-from components.config import AppConfig, Monitoring, image_parts
+from components.config import AppConfig, image_parts
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
-ERROR_RATIO_RECORD = "job:http_request_errors:ratio_rate5m"
-"""Recording rule of components/alert_rules.py: 5xx / all requests over 5m, by job, namespace."""
+DEPLOYMENT_REVISION_LABEL = "pod-template-hash"
+"""Label the Deployment controller puts on its ReplicaSets' pods (apps/v1
+DefaultDeploymentUniqueLabelKey)."""
+ARGO_REVISION_LABEL = "rollouts-pod-template-hash"
+"""Label Argo Rollouts puts on its ReplicaSets' pods and writes into the selectors of the
+Services it manages (v1alpha1.DefaultRolloutUniqueLabelKey)."""
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 STABLE, CANARY = "stable", "canary"
@@ -127,6 +143,15 @@ class Workload:
     """The HPA scales this workload (replicas unset, drift on them ignored)."""
     order: Order = "free"
     """blueGreen: the active colour is updated before the Services switch, the idle after."""
+    kind: str = "Deployment"
+    """"Deployment", or "Rollout" (argoRollouts)."""
+
+    @property
+    def revision_label(self) -> str:
+        """The label its controller adds to every pod with the pod template's hash:
+        `pod-template-hash` (Deployment), `rollouts-pod-template-hash` (Argo Rollouts
+        v1alpha1.DefaultRolloutUniqueLabelKey, pkg/apis/rollouts/v1alpha1/types.go)."""
+        return ARGO_REVISION_LABEL if self.kind == "Rollout" else DEPLOYMENT_REVISION_LABEL
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,9 @@ class Route:
     name: str
     selector: Mapping[str, str]
     """Labels selected on top of the stable selector labels."""
+    argo_managed: bool = False
+    """Argo Rollouts switches this Service's selector itself (`rollouts-pod-template-hash`):
+    the program must never apply `spec.selector` again after creating it."""
 
 
 @dataclass(frozen=True)
@@ -154,11 +182,21 @@ class Budget:
 
 @dataclass(frozen=True)
 class ScaleTarget:
-    """What the HPA scales."""
+    """What an HPA scales."""
 
     api_version: str
     kind: str
     name: str
+
+
+@dataclass(frozen=True)
+class Autoscaler:
+    """A HorizontalPodAutoscaler and the workload it owns the replicas of."""
+
+    key: str
+    """"" for the HPA `<app>`, else the colour (blueGreen: one HPA per colour)."""
+    name: str
+    target: ScaleTarget
 
 
 @dataclass(frozen=True)
@@ -184,7 +222,8 @@ class ReleasePlan:
     routes: tuple[Route, ...]
     """The Service `<app>` first."""
     budgets: tuple[Budget, ...]
-    scale_target: ScaleTarget
+    autoscalers: tuple[Autoscaler, ...]
+    """Empty without autoscaling."""
     canary_ingress: CanaryIngress | None = None
 
     @property
@@ -196,350 +235,204 @@ class ReleasePlan:
         return next(r for r in self.routes if r.key == key)
 
 
+@dataclass(frozen=True)
+class _PlanScope:
+    """What every strategy's plan starts from: the app, its names, and who owns replicas."""
+
+    app_name: str
+    app: AppConfig
+
+    @property
+    def name(self) -> str:
+        return labels.resource_name(self.app_name)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.app.autoscaling.enabled
+
+    @property
+    def pdb(self) -> bool:
+        return self.app.pdb.enabled
+
+    @property
+    def replicas(self) -> int | None:
+        """Under an HPA the workload never carries spec.replicas: the HPA's scale subresource
+        owns it."""
+        return None if self.autoscaled else self.app.replicas
+
+    def named(self, *suffix: str) -> str:
+        return labels.resource_name(self.app_name, *suffix)
+
+    def hpa(
+        self, key: str, workload: Workload, api_version: str = "apps/v1"
+    ) -> tuple[Autoscaler, ...]:
+        """The HPA of `workload` (none without autoscaling)."""
+        if not self.autoscaled:
+            return ()
+        target = ScaleTarget(api_version, workload.kind, workload.name)
+        return (Autoscaler(key, self.named(key) if key else self.name, target),)
+
+
 def plan(app_name: str, app: AppConfig) -> ReleasePlan:
     """The release plan of one app (see the module docstring for the semantics)."""
-    release = app.release
-    name = labels.resource_name(app_name)
-    autoscaled = app.autoscaling.enabled
-    pdb = app.pdb.enabled
+    scope = _PlanScope(app_name, app)
+    if app.release.argo_rollouts:
+        return _argo_plan(scope)
+    if app.release.strategy == "blueGreen":
+        return _blue_green_plan(scope)
+    if app.release.strategy == "canary":
+        return _canary_plan(scope)
+    return _rolling_plan(scope)
 
-    def named(*suffix: str) -> str:
-        return labels.resource_name(app_name, *suffix)
 
-    if release.argo_rollouts:
-        routes = [Route("", name, {})]
-        if release.strategy == "blueGreen":
-            routes.append(Route("preview", named("preview"), {}))
-        elif app.ingress.enabled:
-            routes.append(Route(CANARY, named(CANARY), {}))
-        return ReleasePlan(
-            strategy=release.strategy,
-            argo=True,
-            workloads=(
-                Workload(
-                    "", name, {}, None, "image", None if autoscaled else app.replicas, autoscaled
-                ),
-            ),
-            routes=tuple(routes),
-            budgets=(Budget("", name, {}, True),) if pdb else (),
-            scale_target=ScaleTarget(ARGO_API_VERSION, "Rollout", name),
-        )
-
+def _argo_plan(scope: _PlanScope) -> ReleasePlan:
+    """argoRollouts: one Rollout; the Services it re-points are Argo-managed."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    rollout = Workload(
+        "", name, {}, None, "image", scope.replicas, scope.autoscaled, kind="Rollout"
+    )
+    # The Services Argo Rollouts points at a ReplicaSet by writing
+    # `rollouts-pod-template-hash` into their selectors (rollout/service.go
+    # switchServiceSelector): blueGreen activeService/previewService, canary
+    # stableService/canaryService (only set with traffic routing, i.e. an Ingress).
+    routes = [
+        Route("", name, {}, argo_managed=release.strategy == "blueGreen" or app.ingress.enabled)
+    ]
     if release.strategy == "blueGreen":
-        active, idle = release.active, release.idle
-        images = {"blue": release.blue_image, "green": release.green_image}
+        routes.append(Route("preview", named("preview"), {}, argo_managed=True))
+    elif app.ingress.enabled:
+        routes.append(Route(CANARY, named(CANARY), {}, argo_managed=True))
+    return ReleasePlan(
+        strategy=release.strategy,
+        argo=True,
+        workloads=(rollout,),
+        routes=tuple(routes),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", rollout, ARGO_API_VERSION),
+    )
 
-        def colour(c: str) -> Workload:
-            is_active = c == active
-            return Workload(
-                key=c,
-                name=named(c),
-                pod_labels={labels.COLOUR: c},
-                image=images[c],
-                image_key=f"release.{c}Image" if images[c] else "image",
-                replicas=(None if autoscaled else app.replicas) if is_active else app.idle_replicas,
-                hpa_owned=is_active and autoscaled,
-                order="before-routes" if is_active else "after-routes",
+
+def _blue_green_plan(scope: _PlanScope) -> ReleasePlan:
+    """blueGreen: a Deployment per colour; the Service selects the active one, preview the idle."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    active, idle = release.active, release.idle
+    images = {"blue": release.blue_image, "green": release.green_image}
+
+    def colour(c: str) -> Workload:
+        is_active = c == active
+        return Workload(
+            key=c,
+            name=named(c),
+            pod_labels={labels.COLOUR: c},
+            image=images[c],
+            image_key=f"release.{c}Image" if images[c] else "image",
+            # With autoscaling each colour has its own HPA (below), so a flip never moves
+            # a replica field the HPA owns; without, the idle colour may scale to 0.
+            replicas=scope.replicas if is_active or scope.autoscaled else app.idle_replicas,
+            hpa_owned=scope.autoscaled,
+            order="before-routes" if is_active else "after-routes",
+        )
+
+    colours = (colour("blue"), colour("green"))
+    budgets = [Budget("", name, {labels.COLOUR: active}, True)] if scope.pdb else []
+    if scope.pdb and app.idle_replicas > 0:
+        budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
+    return ReleasePlan(
+        strategy="blueGreen",
+        argo=False,
+        workloads=colours,
+        routes=(
+            Route("", name, {labels.COLOUR: active}),
+            Route("preview", named("preview"), {labels.COLOUR: idle}),
+        ),
+        budgets=tuple(budgets),
+        autoscalers=tuple(a for w in colours for a in scope.hpa(w.key, w)),
+    )
+
+
+def _canary_plan(scope: _PlanScope) -> ReleasePlan:
+    """canary: the stable track, and the canary track while `weight` > 0 (by replica ratio, or
+    by the ingress-nginx canary Ingress when the app has an Ingress)."""
+    app, release, name, named = scope.app, scope.app.release, scope.name, scope.named
+    stable = Workload(
+        "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, scope.autoscaled
+    )
+    workloads = [stable]
+    budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if scope.pdb else []
+    routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
+    canary_ingress = None
+    if app.canary_active:
+        workloads.append(
+            Workload(
+                CANARY,
+                named(CANARY),
+                {labels.TRACK: CANARY},
+                release.canary_image,
+                "release.canaryImage",
+                app.canary_replicas,
+                False,
             )
-
-        budgets = [Budget("", name, {labels.COLOUR: active}, True)] if pdb else []
-        if pdb and app.idle_replicas > 0:
-            budgets.append(Budget("preview", named("preview"), {labels.COLOUR: idle}, True))
-        return ReleasePlan(
-            strategy="blueGreen",
-            argo=False,
-            workloads=(colour("blue"), colour("green")),
-            routes=(
-                Route("", name, {labels.COLOUR: active}),
-                Route("preview", named("preview"), {labels.COLOUR: idle}),
-            ),
-            budgets=tuple(budgets),
-            scale_target=ScaleTarget("apps/v1", "Deployment", named(active)),
         )
+        if scope.pdb:
+            budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
+        if app.canary_by_ingress:
+            routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
+            canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
+    return ReleasePlan(
+        strategy="canary",
+        argo=False,
+        workloads=tuple(workloads),
+        routes=tuple(routes),
+        budgets=tuple(budgets),
+        autoscalers=scope.hpa("", stable),
+        canary_ingress=canary_ingress,
+    )
 
-    if release.strategy == "canary":
-        stable = Workload(
-            "", name, {labels.TRACK: STABLE}, None, "image", app.stable_replicas, autoscaled
-        )
-        workloads = [stable]
-        budgets = [Budget("", name, {labels.TRACK: STABLE}, True)] if pdb else []
-        routes = [Route("", name, {labels.TRACK: STABLE} if app.ingress.enabled else {})]
-        canary_ingress = None
-        if app.canary_active:
-            workloads.append(
-                Workload(
-                    CANARY,
-                    named(CANARY),
-                    {labels.TRACK: CANARY},
-                    release.canary_image,
-                    "release.canaryImage",
-                    app.canary_replicas,
-                    False,
-                )
-            )
-            if pdb:
-                budgets.append(Budget(CANARY, named(CANARY), {labels.TRACK: CANARY}, False))
-            if app.canary_by_ingress:
-                routes.append(Route(CANARY, named(CANARY), {labels.TRACK: CANARY}))
-                canary_ingress = CanaryIngress(named(CANARY), named(CANARY), release.weight)
-        return ReleasePlan(
-            strategy="canary",
-            argo=False,
-            workloads=tuple(workloads),
-            routes=tuple(routes),
-            budgets=tuple(budgets),
-            scale_target=ScaleTarget("apps/v1", "Deployment", name),
-            canary_ingress=canary_ingress,
-        )
 
+def _rolling_plan(scope: _PlanScope) -> ReleasePlan:
+    """rolling: one Deployment behind the Service."""
+    name = scope.name
+    workload = Workload("", name, {}, None, "image", scope.replicas, scope.autoscaled)
     return ReleasePlan(
         strategy="rolling",
         argo=False,
-        workloads=(
-            Workload("", name, {}, None, "image", None if autoscaled else app.replicas, autoscaled),
-        ),
+        workloads=(workload,),
         routes=(Route("", name, {}),),
-        budgets=(Budget("", name, {}, True),) if pdb else (),
-        scale_target=ScaleTarget("apps/v1", "Deployment", name),
+        budgets=(Budget("", name, {}, True),) if scope.pdb else (),
+        autoscalers=scope.hpa("", workload),
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Argo Rollouts specs (plain dicts: CRDs have no typed Args)
+def _surge(surge: int | str, replicas: int) -> int:
+    """maxSurge as a pod count: a percentage of the replicas, rounded up (apps/v1 and Argo
+    Rollouts both resolve it with intstr.GetScaledValueFromIntOrPercent(..., roundUp=true))."""
+    if isinstance(surge, int):
+        return surge
+    return math.ceil(replicas * int(surge.rstrip("%")) / 100)
 
 
-def error_ratio_query(job: str, namespace: str) -> str:
-    """The app's 5xx ratio from the recording rule; no traffic (no series or NaN) reads as 0."""
-    series = f'{ERROR_RATIO_RECORD}{{job="{job}",namespace="{namespace}"}}'
-    return f"({series} >= 0) or on() vector(0)"
+def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
+    """The most pods the app's workloads can run at once, for the namespace quota.
 
-
-def analysis_spec(
-    app_name: str, namespace: str, monitoring: Monitoring, address: str
-) -> dict[str, Any]:
-    """AnalysisTemplate spec: the error ratio must stay at or below the alert threshold
-    (appstack:monitoring.alerts.errorRatio) in every measurement; one failure aborts."""
-    return {
-        "metrics": [
-            {
-                "name": "error-ratio",
-                "interval": ANALYSIS_INTERVAL,
-                "count": ANALYSIS_COUNT,
-                "failureLimit": 0,
-                "successCondition": f"result[0] <= {monitoring.alerts.error_ratio:g}",
-                "provider": {
-                    "prometheus": {
-                        "address": address,
-                        "query": error_ratio_query(app_name, namespace),
-                    }
-                },
-            }
-        ]
-    }
-
-
-def argo_strategy(plan_: ReleasePlan, app: AppConfig, analysis_name: str) -> dict[str, Any]:
-    """Rollout `spec.strategy`: blueGreen with a manual promotion gate and a post-promotion
-    analysis, or canary through the configured steps, each followed by a pause and the
-    analysis."""
-    release = app.release
-    analysis = {"templates": [{"templateName": analysis_name}]}
-    if release.strategy == "blueGreen":
-        return {
-            "blueGreen": {
-                "activeService": plan_.route("").name,
-                "previewService": plan_.route("preview").name,
-                "autoPromotionEnabled": False,
-                "scaleDownDelaySeconds": ARGO_SCALE_DOWN_DELAY_SECONDS[release.scale_down_idle],
-                "postPromotionAnalysis": analysis,
-            }
-        }
-    steps: list[dict[str, Any]] = []
-    for weight in release.steps:
-        steps.append({"setWeight": weight})
-        if release.step_pause_seconds > 0:
-            steps.append({"pause": {"duration": f"{release.step_pause_seconds}s"}})
-        steps.append({"analysis": analysis})
-    canary: dict[str, Any] = {
-        "maxSurge": app.rollout.max_surge,
-        "maxUnavailable": 0,
-        "steps": steps,
-    }
-    if app.ingress.enabled:  # Argo Rollouts writes the ingress-nginx canary Ingress itself
-        canary["stableService"] = plan_.route("").name
-        canary["canaryService"] = plan_.route(CANARY).name
-        canary["trafficRouting"] = {"nginx": {"stableIngress": plan_.route("").name}}
-    return {"canary": canary}
-
-
-# --------------------------------------------------------------------------------------------
-# Registering the workloads
-
-
-class MetaFactory(Protocol):
-    """`AppService`'s metadata builder (namespace, standard labels, annotations)."""
-
-    def __call__(
-        self,
-        component: str,
-        obj_name: str | None = None,
-        annotations: Mapping[str, str] | None = None,
-    ) -> k8s.meta.v1.ObjectMetaArgs: ...
-
-
-TemplateFactory = Callable[[pulumi.Input[str], Mapping[str, str]], k8s.core.v1.PodTemplateSpecArgs]
-"""(image, extra pod labels) -> the app's pod template (components.app.pod_template)."""
-
-
-@dataclass(frozen=True)
-class WorkloadContext:
-    """What `create_workloads` needs from the AppService."""
-
-    resource_name: str
-    """Pulumi name of the AppService (prefix of the children's names)."""
-    app_name: str
-    app: AppConfig
-    namespace: pulumi.Input[str]
-    selector: Mapping[str, str]
-    """The app's stable selector labels."""
-    image: pulumi.Input[str]
-    """The app's image: config `image`, or a built image's digest."""
-    built: bool
-    """`image` is a built image pinned by digest (no scanner skip needed)."""
-    template: TemplateFactory
-    meta: MetaFactory
-    parent: pulumi.Resource
-    monitoring: Monitoring | None = None
-    """Needed by argoRollouts (AnalysisTemplate threshold)."""
-
-
-@dataclass(frozen=True)
-class CreatedWorkload:
-    workload: Workload
-    resource: pulumi.CustomResource
-    name: pulumi.Output[str]
-
-
-def _workload_labels(app: AppConfig, workload: Workload) -> dict[str, str]:
-    extra = dict(workload.pod_labels)
-    if workload.image is not None and workload.image != app.image:
-        extra[labels.VERSION] = labels.label_value(app.image_version(workload.image))
-    return extra
-
-
-def _annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
-    if workload.image is None:
-        return {} if ctx.built else scanner_skips(ctx.app_name, ctx.app.image)
-    return scanner_skips(ctx.app_name, workload.image, workload.image_key)
-
-
-# The program owns the replicas of a workload without an HPA. After autoscaling is switched off,
-# the HPA's manager (kube-controller-manager, subresource scale) still owns .spec.replicas and a
-# non-forced server-side apply of the program's value fails with a field conflict (found by
-# `make e2e`). Force, documented by pulumi-kubernetes for exactly this ("Handle field conflicts on
-# existing resources"; provider/pkg/await/await.go patchForce), takes back only the fields the
-# program sets. With an HPA the annotation is absent and replicas are left to the HPA.
-PATCH_FORCE = {"pulumi.com/patchForce": "true"}
-
-
-def _owner_annotations(workload: Workload) -> dict[str, str]:
-    return {} if workload.hpa_owned else dict(PATCH_FORCE)
-
-
-def _deployment(
-    ctx: WorkloadContext, workload: Workload, depends_on: Sequence[pulumi.Resource]
-) -> CreatedWorkload:
-    app = ctx.app
-    suffix = f"-{workload.key}" if workload.key else ""
-    annotations = {**_annotations(ctx, workload), **_owner_annotations(workload)}
-    deployment = k8s.apps.v1.Deployment(
-        f"{ctx.resource_name}-deployment{suffix}",
-        metadata=ctx.meta("server", workload.name, annotations or None),
-        spec=k8s.apps.v1.DeploymentSpecArgs(
-            replicas=workload.replicas,
-            selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels={**ctx.selector, **workload.pod_labels}
-            ),
-            strategy=rolling_strategy(app),
-            min_ready_seconds=app.rollout.min_ready_seconds,
-            progress_deadline_seconds=app.rollout.progress_deadline_seconds,
-            revision_history_limit=app.rollout.revision_history_limit,
-            template=ctx.template(
-                ctx.image if workload.image is None else workload.image,
-                _workload_labels(app, workload),
-            ),
-        ),
-        # When the HPA owns replicas, drift on them is the HPA working, not a change.
-        opts=pulumi.ResourceOptions(
-            parent=ctx.parent,
-            ignore_changes=["spec.replicas"] if workload.hpa_owned else None,
-            depends_on=list(depends_on) or None,
-        ),
-    )
-    return CreatedWorkload(workload, deployment, deployment.metadata.name)
-
-
-def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> CreatedWorkload:
-    app = ctx.app
-    if ctx.monitoring is None:  # pragma: no cover - config validation requires monitoring
-        raise ValueError("argoRollouts needs the monitoring settings")
-    analysis_name = labels.resource_name(ctx.app_name, "error-ratio")
-    monitoring, address = ctx.monitoring, app.release.prometheus_address
-    analysis = k8s.apiextensions.CustomResource(
-        f"{ctx.resource_name}-analysis",
-        api_version=ARGO_API_VERSION,
-        kind="AnalysisTemplate",
-        metadata=ctx.meta("analysis", analysis_name),
-        spec=pulumi.Output.from_input(ctx.namespace).apply(
-            lambda ns: analysis_spec(ctx.app_name, ns, monitoring, address)
-        ),
-        opts=pulumi.ResourceOptions(parent=ctx.parent),
-    )
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": dict(ctx.selector)},
-        # Typed pod template: serialized with the same camelCase names as a Deployment's.
-        "template": ctx.template(ctx.image, _workload_labels(app, workload)),
-        "minReadySeconds": app.rollout.min_ready_seconds,
-        "progressDeadlineSeconds": app.rollout.progress_deadline_seconds,
-        "revisionHistoryLimit": app.rollout.revision_history_limit,
-        "strategy": argo_strategy(plan_, app, analysis_name),
-    }
-    if workload.replicas is not None:
-        spec["replicas"] = workload.replicas
-    rollout = k8s.apiextensions.CustomResource(
-        f"{ctx.resource_name}-rollout",
-        api_version=ARGO_API_VERSION,
-        kind="Rollout",
-        metadata=ctx.meta(
-            "server",
-            workload.name,
-            {**_annotations(ctx, workload), **_owner_annotations(workload)} or None,
-        ),
-        spec=spec,
-        opts=pulumi.ResourceOptions(
-            parent=ctx.parent,
-            depends_on=[analysis],
-            ignore_changes=["spec.replicas"] if workload.hpa_owned else None,
-        ),
-    )
-    name = workload.name
-    return CreatedWorkload(workload, rollout, rollout.urn.apply(lambda _: name))
-
-
-def create_workloads(
-    ctx: WorkloadContext,
-    plan_: ReleasePlan,
-    orders: Sequence[Order],
-    depends_on: Sequence[pulumi.Resource] = (),
-) -> list[CreatedWorkload]:
-    """Register the plan's workloads whose `order` is in `orders` (Deployments, or the Argo
-    Rollout with its AnalysisTemplate)."""
-    created = []
+    Every workload counts at its most replicas (the HPA maximum when an HPA owns them), plus:
+    - a Deployment: its rolling-update surge (all of them may roll at once: a config change
+      rolls both colours, or stable and canary, in the same update);
+    - an Argo blueGreen Rollout: a second full set (the preview ReplicaSet runs at full size
+      until promotion, previewReplicaCount unset);
+    - an Argo canary Rollout with traffic routing: a second full set (the stable ReplicaSet stays
+      at 100 % while the canary grows to `setWeight` %, so weight 100 needs twice the replicas:
+      utils/replicaset/canary.go CalculateReplicaCountsForTrafficRoutedCanary);
+    - an Argo canary Rollout without traffic routing: its surge (stable + canary never exceed
+      replicas + maxSurge: CalculateReplicaCountsForBasicCanary).
+    """
+    most = app.autoscaling.max_replicas if app.autoscaling.enabled else app.replicas
+    total = 0
     for workload in plan_.workloads:
-        if workload.order not in orders:
-            continue
-        if plan_.argo:
-            created.append(_rollout(ctx, plan_, workload))
+        count = most if workload.hpa_owned else (workload.replicas or 0)
+        if not plan_.argo:
+            total += count + _surge(app.rollout.max_surge, count)
+        elif plan_.strategy == "blueGreen" or any(r.key == CANARY for r in plan_.routes):
+            total += 2 * count  # a canary Service exists only with traffic routing
         else:
-            created.append(_deployment(ctx, workload, depends_on))
-    return created
+            total += count + _surge(app.rollout.max_surge, count)
+    return total

@@ -9,10 +9,12 @@ import pulumi
 
 from components.app import AppService, AppServiceArgs
 from components.config import StackConfig
+from components.endpoints import health_url
 from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
+from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class StackOutputs:
     """LoadBalancer address (or in-cluster DNS name) per app."""
     jenkins_url: pulumi.Output[str]
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
+    health_urls: dict[str, pulumi.Output[str]]
+    """Readiness URL per app from outside (components/endpoints.py; `stackctl verify`)."""
 
     def as_dict(self) -> dict[str, object]:
         """Every output under its stable export key."""
@@ -35,6 +39,7 @@ class StackOutputs:
             "services": self.services,
             "addresses": self.addresses,
             "jenkins_url": self.jenkins_url,
+            "health_urls": self.health_urls,
         }
 
     def export(self) -> None:
@@ -48,6 +53,40 @@ def client_apps(cfg: StackConfig, target: str) -> tuple[str, ...]:
     return tuple(
         sorted(name for name, app in cfg.apps.items() if any(r.app == target for r in app.egress))
     )
+
+
+def _built_image(cfg: StackConfig, name: str) -> pulumi.Input[str] | None:
+    """The pushed digest of the app's image when config builds it (`build`), else None."""
+    build = cfg.apps[name].build
+    if build is None:
+        return None
+    return ServiceImage(
+        f"{name}-build",
+        ServiceImageArgs(
+            image=cfg.apps[name].image,
+            build=build,
+            project_dir=PROJECT_DIR,
+            commit=git_commit(PROJECT_DIR),
+            credentials=cfg.registry,
+            password=cfg.registry.password.get_secret_value() if cfg.registry else None,
+        ),
+    ).repo_digest
+
+
+def _jenkins(cfg: StackConfig, instance: str) -> pulumi.Output[str]:
+    """Jenkins (issue 4), in its own namespace, only when enabled: its UI URL, else ""."""
+    if not cfg.jenkins.enabled:
+        return pulumi.Output.from_input("")
+    jenkins = JenkinsController(
+        "jenkins",
+        JenkinsControllerArgs(
+            settings=cfg.jenkins,
+            instance=instance,
+            network=cfg.network,
+            monitoring=cfg.monitoring,
+        ),
+    )
+    return jenkins.url
 
 
 def deploy(cfg: StackConfig) -> StackOutputs:
@@ -64,26 +103,27 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             network=cfg.network,
         ),
     )
+    pull_secrets: list[pulumi.Input[str]] = []
+    if cfg.registry is not None and cfg.registry.pull_secret:
+        pull_secrets.append(
+            RegistryPullSecret(
+                "registry",
+                RegistryPullSecretArgs(
+                    namespace=namespace.name,
+                    instance=instance,
+                    server=cfg.registry.server,
+                    username=cfg.registry.username,
+                    password=pulumi.Output.secret(cfg.registry.password.get_secret_value()),
+                ),
+            ).secret_name
+        )
     services: dict[str, AppService] = {}
     for name in sorted(cfg.apps):
         secrets = {
             key: pulumi.Output.secret(value.get_secret_value())
             for key, value in cfg.secrets.get(name, {}).items()
         }
-        image: pulumi.Input[str] | None = None
-        build = cfg.apps[name].build
-        if build is not None:
-            image = ServiceImage(
-                f"{name}-build",
-                ServiceImageArgs(
-                    image=cfg.apps[name].image,
-                    build=build,
-                    project_dir=PROJECT_DIR,
-                    commit=git_commit(PROJECT_DIR),
-                    credentials=cfg.registry,
-                    password=cfg.registry.password.get_secret_value() if cfg.registry else None,
-                ),
-            ).repo_digest
+        image = _built_image(cfg, name)
         services[name] = AppService(
             name,
             AppServiceArgs(
@@ -96,6 +136,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 client_apps=client_apps(cfg, name),
                 image=image,
                 monitoring=cfg.monitoring,  # release.argoRollouts analysis threshold
+                image_pull_secrets=[*cfg.apps[name].image_pull_secrets, *pull_secrets],
             ),
         )
         if cfg.monitoring.enabled:
@@ -110,22 +151,13 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                     settings=cfg.monitoring,
                 ),
             )
-    # Jenkins (issue 4): its own namespace, only when enabled.
-    jenkins_url: pulumi.Output[str] = pulumi.Output.from_input("")
-    if cfg.jenkins.enabled:
-        jenkins = JenkinsController(
-            "jenkins",
-            JenkinsControllerArgs(
-                settings=cfg.jenkins,
-                instance=instance,
-                network=cfg.network,
-                monitoring=cfg.monitoring,
-            ),
-        )
-        jenkins_url = jenkins.url
+    jenkins_url = _jenkins(cfg, instance)
     return StackOutputs(
         namespace=namespace.name,
         services={name: svc.service_name for name, svc in services.items()},
         addresses={name: svc.address for name, svc in services.items()},
         jenkins_url=jenkins_url,
+        health_urls={
+            name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
+        },
     )

@@ -42,5 +42,5 @@ PolicyPack(
     "appstack",
     policies=build_policies(),
     enforcement_level=EnforcementLevel.ADVISORY,
-    description="appstack guardrails for Kubernetes objects (see policy/rules.py).",
+    description="appstack guardrails for Kubernetes objects (see policy/rules/).",
 )

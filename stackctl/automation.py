@@ -306,6 +306,11 @@ class PulumiAutomationBackend:
             ) from exc
         except auto_errors.CommandError as exc:
             raise OperationFailed(f"{what} failed: {command_error_line(exc)}") from exc
+        except RuntimeError as exc:
+            # The built-in RuntimeError, not auto_errors.RuntimeError (a CommandError): raised by
+            # Stack.preview/up/refresh when the CLI ends without a summary event
+            # ("summary event never found", pulumi/automation/_stack.py, pulumi 3.272.0).
+            raise OperationFailed(f"{what} failed: {str(exc).strip() or 'RuntimeError'}") from exc
 
     def _get_stack(self) -> Any:
         if self._stack is None:
@@ -375,6 +380,14 @@ class PulumiAutomationBackend:
         return UpOutcome(
             result=str(record["result"]), summary=record, outputs=outputs, stdout=res.stdout
         )
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack's outputs (`Stack.outputs()`: `pulumi stack output --json`); secret outputs
+        are left out, so their values never reach `stackctl verify`'s output."""
+        stack = self._get_stack()
+        with self._cli("pulumi stack output"):
+            found = stack.outputs()
+        return {name: out.value for name, out in found.items() if not out.secret}
 
     def history(self) -> list[dict[str, Any]]:
         # The raw JSON rather than `Stack.history()`: UpdateSummary drops `objectValue`, which

@@ -1,23 +1,53 @@
-"""`make bench`: wall time of rendering the shipped stacks and synthetic stacks of 1, 10 and 50
-services, in seconds and milliseconds per rendered object. A benchmark, not a test: it asserts
-nothing and is never run by `make test`.
+"""`make bench`: wall time of rendering the shipped stacks and synthetic prod stacks of 1, 10 and
+50 services, each beside its **floor**. A benchmark, not a test: it asserts nothing and is never
+run by `make test`.
 
-Each case is rendered REPEAT times in this process (the first run includes imports and warm-up
-and is reported separately); the best and median of the rest are printed.
+- render: load and validate the config, run the program under the mock runtime, write the YAML
+  files (what `stackctl render` does after its imports).
+- floor: the Kubernetes objects of that same render registered as bare resources
+  (`pulumi.CustomResource` with the same type, name and inputs; no components, no config model,
+  no typed SDK classes) under the same mock runtime (`stackctl.engine.capture`), turned into
+  manifests and written by the same writer. What is left between the two is the project's own
+  overhead; `ratio` is render / floor.
+- marginal: the cost of one more object between the 10- and 50-service stacks,
+  (t50 - t10) / (objects50 - objects10).
+- peak memory: the Python heap's high-water mark of one render (tracemalloc, measured in a
+  separate pass so that it does not slow the timed runs), and the process's maximum RSS.
+
+Each case runs once untimed (imports, warm-up; reported as `first`), then REPEAT times with the
+render and its floor alternating so that load on the machine hits both alike; the medians are
+compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
+import re
+import resource
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi.runtime import rpc
+
 from components import config as config_model
-from stackctl.render import RenderResult, render_config, render_stack
+from stackctl import diff_cmd, engine
+from stackctl.render import RenderResult, manifests, render_config, render_stack, write
 
 SYNTHETIC_SIZES = (1, 10, 50)
+#: Targets of issue 12, printed beside the measured values.
+RATIO_TARGET = 1.2
+MARGINAL_TARGET_MS = 3.0
 
 
 def synthetic(services: int) -> dict[str, Any]:
@@ -40,42 +70,280 @@ def synthetic(services: int) -> dict[str, Any]:
     }
 
 
-def synthetic_case(services: int) -> Callable[[], RenderResult]:
-    cfg = config_model.load(synthetic(services))
-    return lambda: render_config(cfg, "bench")
+Render = Callable[[], RenderResult]
 
 
-def timed(run: Callable[[], RenderResult], repeat: int) -> tuple[float, list[float], int]:
+def synthetic_case(services: int) -> Render:
+    raw = synthetic(services)
+    return lambda: render_config(config_model.load(raw), "bench")
+
+
+# ---------------------------------------------------------------------------------------------
+# The floors: the same objects as bare resources
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_input(value: Any) -> Any:
+    """A captured input value as a program would pass it (captured secrets become secrets)."""
+    if rpc.is_rpc_secret(value):
+        return pulumi.Output.secret(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, Mapping):
+        return {k: _as_input(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_input(v) for v in value]
+    return value
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def sdk_class(type_token: str) -> type[pulumi.CustomResource] | None:
+    """The Kubernetes SDK's class for `kubernetes:<group>/<version>:<Kind>`; None for a kind it
+    has no class for (a custom resource: `apiextensions.CustomResource`)."""
+    group_version, kind = type_token.split(":")[1:]
+    group, version = group_version.split("/")
+    if group.endswith(".k8s.io"):
+        package = group.split(".")[0]  # networking.k8s.io -> pulumi_kubernetes.networking
+    elif "." in group:
+        return None  # a custom resource's group (monitoring.coreos.com, argoproj.io)
+    else:
+        package = group  # core, apps, policy, autoscaling
+    try:
+        module = importlib.import_module(f"pulumi_kubernetes.{package}.{version}")
+    except ImportError:
+        return None
+    found = getattr(module, kind, None)
+    return found if isinstance(found, type) and issubclass(found, pulumi.CustomResource) else None
+
+
+def _register_typed(type_token: str, name: str, inputs: dict[str, Any]) -> None:
+    fields = {k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
+    cls = sdk_class(type_token)
+    if cls is None:
+        k8s.apiextensions.CustomResource(
+            name, api_version=inputs["apiVersion"], kind=inputs["kind"], **fields
+        )
+    else:
+        cls(name, **{_snake(k): v for k, v in fields.items()})
+
+
+def _register_bare(type_token: str, name: str, inputs: dict[str, Any]) -> None:
+    pulumi.CustomResource(type_token, name, inputs)
+
+
+FLOORS: dict[str, Callable[[str, str, dict[str, Any]], None]] = {
+    # the Kubernetes SDK's own class for each kind (the typed classes a program must use)
+    "sdk": _register_typed,
+    # the Pulumi SDK's core alone: no typed class, no aliases, no input types
+    "bare": _register_bare,
+}
+
+
+def floor_case(result: RenderResult, register: str = "sdk") -> Render:
+    """Register the Kubernetes objects of `result` one by one, without components, parents or
+    config model, under the same mock runtime; manifests as render does."""
+    objects = [
+        (r.type, r.name, _as_input(r.inputs))
+        for r in result.resources
+        if r.type.startswith("kubernetes:") and r.custom
+    ]
+    register_one = FLOORS[register]
+
+    def program() -> None:
+        for type_token, name, inputs in objects:
+            register_one(type_token, name, inputs)
+
+    def run() -> RenderResult:
+        cap = engine.capture(program, project=config_model.PROJECT, stack=result.stack)
+        found, options = manifests(cap)
+        return RenderResult(result.stack, result.environment, found, options)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------------
+
+
+def render_and_write(render: Render, out: Path) -> RenderResult:
+    result = render()
+    write(result, out)
+    return result
+
+
+@dataclass
+class Runs:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def time(self, render: Render, out: Path) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        render_and_write(render, out)
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
+
+
+VARIANTS = ("render", *FLOORS)
+
+
+@dataclass
+class Measured:
+    name: str
+    objects: int
+    first: float
+    runs: dict[str, Runs]
+    peak_bytes: int = 0
+
+    def ratio(self, floor: str, cpu: bool = False) -> float:
+        if cpu:
+            return self.runs["render"].cpu_median / self.runs[floor].cpu_median
+        return self.runs["render"].median / self.runs[floor].median
+
+
+def measure(name: str, render: Render, repeat: int, out: Path) -> Measured:
     start = time.perf_counter()
-    result = run()
+    result = render_and_write(render, out / name)
     first = time.perf_counter() - start
-    times = []
+    cases = {"render": render}
+    for floor in FLOORS:
+        cases[floor] = floor_case(result, floor)
+        # the floor must write exactly what the render wrote
+        if render_and_write(cases[floor], out / f"{name}-{floor}").objects != result.objects:
+            raise SystemExit(f"{name}: the {floor} floor's objects differ from the render's")
+    measured = Measured(name, len(result.objects), first, {v: Runs() for v in VARIANTS})
+    for _ in range(repeat):  # alternating, so that load on the machine hits every variant alike
+        for variant, case in cases.items():
+            measured.runs[variant].time(case, out / variant)
+    return measured
+
+
+def timed_extra(name: str, run: Render, repeat: int) -> str:
+    objects = len(run().objects)
+    runs = Runs()
     for _ in range(repeat):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - start)
-    return first, times, len(result.objects)
+        runs.wall.append(time.perf_counter() - wall)
+        runs.cpu.append(time.process_time() - cpu)
+    return (
+        f"{name}: {objects} objects, median {runs.median:.3f} s wall, {runs.cpu_median:.3f} s cpu"
+    )
+
+
+def peak_memory(render: Render, out: Path) -> int:
+    """The Python heap's high-water mark while rendering and writing once."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        render_and_write(render, out)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def max_rss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def report(results: list[Measured]) -> list[str]:
+    header = [
+        "case",
+        "objects",
+        "first",
+        "render",
+        "cpu",
+        "floor",
+        "ratio",
+        "bare",
+        "ratio",
+        "ms/obj",
+        "peak-MiB",
+    ]
+    row = "{:<13} {:>7} {:>6} {:>7} {:>6} {:>6} {:>5} {:>6} {:>5} {:>6} {:>8}"
+    lines = [row.format(*header)]
+    for m in results:
+        render, sdk, bare = m.runs["render"], m.runs["sdk"], m.runs["bare"]
+        lines.append(
+            row.format(
+                m.name,
+                m.objects,
+                f"{m.first:.3f}",
+                f"{render.median:.3f}",
+                f"{render.cpu_median:.3f}",
+                f"{sdk.median:.3f}",
+                f"{m.ratio('sdk'):.2f}",
+                f"{bare.median:.3f}",
+                f"{m.ratio('bare'):.2f}",
+                f"{1000 * render.median / m.objects:.2f}",
+                f"{m.peak_bytes / 2**20:.1f}",
+            )
+        )
+    by_name = {m.name: m for m in results}
+    small, large = by_name.get("synthetic-10"), by_name.get("synthetic-50")
+    if small and large:
+        extra = large.objects - small.objects
+
+        def marginal(variant: str, cpu: bool = False) -> float:
+            a, b = small.runs[variant], large.runs[variant]
+            if cpu:
+                return 1000 * (b.cpu_median - a.cpu_median) / extra
+            return 1000 * (b.median - a.median) / extra
+
+        lines += [
+            "",
+            f"synthetic-50 render / floor: {large.ratio('sdk'):.2f} wall, "
+            f"{large.ratio('sdk', cpu=True):.2f} cpu (target <= {RATIO_TARGET:.1f}); "
+            f"render / bare: {large.ratio('bare'):.2f} wall, "
+            f"{large.ratio('bare', cpu=True):.2f} cpu",
+            f"marginal cost 10 -> 50 services: {marginal('render'):.2f} ms/object wall, "
+            f"{marginal('render', cpu=True):.2f} cpu (target <= {MARGINAL_TARGET_MS:.1f}); "
+            f"floor {marginal('sdk'):.2f}, bare {marginal('bare'):.2f} ms/object wall",
+        ]
+    lines.append(f"max RSS of this process: {max_rss_mib():.0f} MiB")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stackctl.bench", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed runs per case and floor (default 5)"
+    )
+    parser.add_argument("cases", nargs="*", help="cases to run (default: all)")
     args = parser.parse_args(argv)
-    cases: list[tuple[str, Callable[[], RenderResult]]] = [
-        ("dev", lambda: render_stack("dev")),
-        ("prod", lambda: render_stack("prod")),
-    ]
+    cases: dict[str, Render] = {
+        "dev": lambda: render_stack("dev"),
+        "prod": lambda: render_stack("prod"),
+    }
     for size in SYNTHETIC_SIZES:
-        cases.append((f"synthetic-{size}", synthetic_case(size)))
-    header = ("case", "objects", "first s", "best s", "median s", "ms/object")
-    print("{:<14} {:>7} {:>8} {:>8} {:>9} {:>10}".format(*header))
-    for name, run in cases:
-        first, times, objects = timed(run, args.repeat)
-        best, median = min(times), statistics.median(times)
-        print(
-            f"{name:<14} {objects:>7d} {first:>8.3f} {best:>8.3f} {median:>9.3f} "
-            f"{1000 * median / objects:>10.2f}"
-        )
+        cases[f"synthetic-{size}"] = synthetic_case(size)
+    unknown = sorted(set(args.cases) - set(cases))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; available: {', '.join(cases)}")
+    selected = {n: c for n, c in cases.items() if not args.cases or n in args.cases}
+    results: list[Measured] = []
+    with tempfile.TemporaryDirectory(prefix="appstack-bench-") as tmp:
+        out = Path(tmp)
+        for name, render in selected.items():
+            results.append(measure(name, render, args.repeat, out))
+        for measured in results:
+            measured.peak_bytes = peak_memory(selected[measured.name], out / "memory")
+        # commands built on render, timed alone (they have no floor of their own)
+        extras = {"diff-prod-HEAD": diff_cmd.bench_case}  # two renders (git HEAD, tree) + compare
+        extra_lines = [
+            timed_extra(name, run, args.repeat) for name, run in extras.items() if not args.cases
+        ]
+    print("\n".join([*report(results), "", *extra_lines]))
     return 0
 
 

@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stackctl.render",
     "stackctl.check",
     "stackctl.ops",
+    "stackctl.diff_cmd",
+    "stackctl.verify",
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,7 +29,8 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stackctl",
-        description="Operate appstack stacks: render, check, deploy, history, rollback.",
+        description="Operate appstack stacks: render, check, diff, deploy, verify, history, "
+        "rollback.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:

@@ -10,245 +10,65 @@ Update message contract (written by deploy and rollback, parsed back by history)
 
 `<commit>` is `git rev-parse --short HEAD` of the project dir (`unknown` outside git); images are
 `appstack:apps.<service>.image` from Pulumi.<stack>.yaml, sorted by service, or `-` when none.
+
+The commands live by concern: `stackctl.operator` (console, confirmation, one-line engine
+errors), `stackctl.stacks` (stack names, files, messages), `stackctl.history`,
+`stackctl.rollback`; deploy and the CLI wiring of all three are here. Their names stay
+importable from `stackctl.ops`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import yaml
+from typing import Any
 
 from stackctl.automation import (
-    ConfigValue,
     PulumiAutomationBackend,
     StackBackend,
-    parse_history_time,
 )
 from stackctl.errors import OperationFailed, UserError
+from stackctl.history import HISTORY_COLUMNS as HISTORY_COLUMNS
+from stackctl.history import describe_changes as describe_changes
+from stackctl.history import format_changes as format_changes
+from stackctl.history import normalize_record as normalize_record
+from stackctl.history import render_table as render_table
+from stackctl.history import run_history as run_history
+from stackctl.history import sorted_history as sorted_history
+from stackctl.images import apply_image_overrides, parse_image_overrides
+from stackctl.operator import Console as Console
+from stackctl.operator import confirm as confirm
+from stackctl.operator import engine_step as engine_step
+from stackctl.operator import one_line as one_line
+from stackctl.operator import require_confirmation_possible as require_confirmation_possible
+from stackctl.rollback import BACKUP_DIR_NAME as BACKUP_DIR_NAME
+from stackctl.rollback import ROLLBACK_KINDS as ROLLBACK_KINDS
+from stackctl.rollback import ConfigPlan as ConfigPlan
+from stackctl.rollback import backup_path as backup_path
+from stackctl.rollback import check_same_commit as check_same_commit
+from stackctl.rollback import plan_config_restore as plan_config_restore
+from stackctl.rollback import run_rollback as run_rollback
+from stackctl.rollback import select_target as select_target
+from stackctl.rollback import write_backup as write_backup
+from stackctl.stacks import APPS_KEY as APPS_KEY
+from stackctl.stacks import ENVIRONMENTS as ENVIRONMENTS
+from stackctl.stacks import PROJECT as PROJECT
+from stackctl.stacks import deploy_message as deploy_message
+from stackctl.stacks import format_images as format_images
+from stackctl.stacks import git_commit as git_commit
+from stackctl.stacks import images_from_apps as images_from_apps
+from stackctl.stacks import images_from_message as images_from_message
+from stackctl.stacks import policy_arguments as policy_arguments
+from stackctl.stacks import read_stack_images as read_stack_images
+from stackctl.stacks import rollback_message as rollback_message
+from stackctl.stacks import stack_environment as stack_environment
+from stackctl.stacks import stack_short_name as stack_short_name
+from stackctl.stacks import validate_stack_name as validate_stack_name
 
-PROJECT = "appstack"
-APPS_KEY = f"{PROJECT}:apps"
-ENVIRONMENTS = ("dev", "prod")
-BACKUP_DIR_NAME = ".pulumi-backups"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_STACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-_IMAGES_RE = re.compile(r"\bimages: (\S+)")
-ROLLBACK_KINDS = ("update",)
-
-
-# --------------------------------------------------------------------------------------------
-# Operator interaction
-
-
-@dataclass
-class Console:
-    """Where output goes and how confirmation is asked; injectable for tests."""
-
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    interactive: bool = False
-    ask: Callable[[str], str] = input
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Console:
-        env = os.environ if environ is None else environ
-        ci = env.get("CI", "").strip().lower() in ("1", "true", "yes")
-        return cls(
-            out=sys.stdout,
-            interactive=sys.stdin is not None and sys.stdin.isatty() and not ci,
-            ask=input,
-        )
-
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-
-def require_confirmation_possible(console: Console, assume_yes: bool, action: str) -> None:
-    """Fail before touching anything when we would have to ask but cannot."""
-    if not assume_yes and not console.interactive:
-        raise UserError(
-            f"{action} needs confirmation, but there is no interactive terminal (or CI=true); "
-            "pass --yes to proceed without a prompt"
-        )
-
-
-def confirm(console: Console, assume_yes: bool, question: str) -> bool:
-    if assume_yes:
-        return True
-    answer = console.ask(f"{question} [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
-# --------------------------------------------------------------------------------------------
-# Stack names, files, git
-
-
-def validate_stack_name(stack: str) -> str:
-    if not _STACK_NAME_RE.match(stack) or "//" in stack or stack.endswith("/"):
-        raise UserError(f"invalid stack name {stack!r}: expected dev, prod or <org>/<stack>")
-    return stack
-
-
-def stack_short_name(stack: str) -> str:
-    """The part Pulumi uses for Pulumi.<stack>.yaml (`get_stack_settings_name` in the SDK)."""
-    return stack.rsplit("/", 1)[-1]
-
-
-def stack_environment(stack: str) -> str:
-    """dev or prod from `dev`, `prod`, `org/prod`, `dev-alice`; anything else is an error."""
-    short = stack_short_name(validate_stack_name(stack))
-    env = short.split("-", 1)[0]
-    if env not in ENVIRONMENTS:
-        raise UserError(
-            f"cannot tell the environment of stack {stack!r}: its name must be "
-            f"{' or '.join(ENVIRONMENTS)} (optionally <org>/ prefixed, or -suffixed)"
-        )
-    return env
-
-
-def policy_arguments(project_dir: Path, environment: str) -> tuple[list[str], list[str]]:
-    """`--policy-pack policy --policy-pack-config policy/config/<env>.json` as absolute paths."""
-    pack = project_dir / "policy"
-    pack_config = pack / "config" / f"{environment}.json"
-    if not pack.is_dir():
-        raise UserError(f"policy pack not found at {pack}; every preview/up runs it")
-    if not pack_config.is_file():
-        raise UserError(f"policy pack config not found at {pack_config}")
-    return [str(pack)], [str(pack_config)]
-
-
-def git_commit(project_dir: Path, *, short: bool = True) -> str:
-    """HEAD of the project dir's git repo, or "unknown" when it is not a git checkout."""
-    args = ["git", "rev-parse", "--short", "HEAD"] if short else ["git", "rev-parse", "HEAD"]
-    try:
-        proc = subprocess.run(
-            args, cwd=project_dir, capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    head = proc.stdout.strip()
-    return head if proc.returncode == 0 and head else "unknown"
-
-
-def images_from_apps(apps: object) -> dict[str, str]:
-    """service -> image from an `appstack:apps` value; anything malformed is skipped."""
-    if isinstance(apps, str):
-        try:
-            apps = json.loads(apps)
-        except ValueError:
-            return {}
-    if not isinstance(apps, dict):
-        return {}
-    images: dict[str, str] = {}
-    for service, settings in apps.items():
-        if isinstance(settings, dict):
-            image = settings.get("image")
-            if isinstance(image, str) and image.strip():
-                images[str(service)] = image.strip()
-    return dict(sorted(images.items()))
-
-
-def read_stack_images(project_dir: Path, stack: str) -> dict[str, str]:
-    """Images per service from Pulumi.<stack>.yaml, read as plain YAML; {} when absent."""
-    path = project_dir / f"Pulumi.{stack_short_name(stack)}.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    config = doc.get("config") if isinstance(doc, dict) else None
-    if not isinstance(config, dict):
-        return {}
-    apps = config.get(APPS_KEY, config.get("apps"))
-    return images_from_apps(apps)
-
-
-def format_images(images: Mapping[str, str]) -> str:
-    return ",".join(f"{svc}={img}" for svc, img in sorted(images.items())) or "-"
-
-
-def deploy_message(commit: str, images: Mapping[str, str]) -> str:
-    return f"{PROJECT} deploy {commit} images: {format_images(images)}"
-
-
-def rollback_message(target: int, current: int, commit: str, images: Mapping[str, str]) -> str:
-    return (
-        f"{PROJECT} rollback to v{target} from v{current} {commit} images: {format_images(images)}"
-    )
-
-
-def images_from_message(message: str) -> str:
-    match = _IMAGES_RE.search(message or "")
-    return match.group(1) if match else "-"
-
-
-# --------------------------------------------------------------------------------------------
-# Change summaries and history rows
-
-
-def format_changes(changes: Mapping[str, int] | None) -> str:
-    """`+create ~update -delete`; replacements count as updates (`~`)."""
-    c = changes or {}
-    updated = c.get("update", 0) + c.get("replace", 0)
-    return f"+{c.get('create', 0)} ~{updated} -{c.get('delete', 0)}"
-
-
-def describe_changes(changes: Mapping[str, int]) -> str:
-    detail = ", ".join(f"{op} {n}" for op, n in sorted(changes.items()) if n)
-    return f"{format_changes(changes)} ({detail or 'no resources'})"
-
-
-def _utc_iso(value: str | None) -> str:
-    if not value:
-        return "-"
-    try:
-        return parse_history_time(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return value
-
-
-def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One history row: what `history` prints as a table line and as a JSON object."""
-    env = record.get("environment") or {}
-    head = str(env.get("git.head") or "").strip()
-    return {
-        "version": record.get("version"),
-        "start_time": _utc_iso(record.get("startTime")),
-        "kind": record.get("kind", "-"),
-        "result": record.get("result") or "-",
-        "commit": head[:7] if head else "-",
-        "images": images_from_message(str(record.get("message") or "")),
-        "changes": format_changes(record.get("resourceChanges"))
-        if record.get("resourceChanges") is not None
-        else "-",
-    }
-
-
-HISTORY_COLUMNS = ("version", "start_time", "kind", "result", "commit", "changes", "images")
-
-
-def render_table(rows: list[dict[str, Any]]) -> str:
-    header = [c.upper().replace("_", " ") for c in HISTORY_COLUMNS]
-    cells = [[str(row[c]) for c in HISTORY_COLUMNS] for row in rows]
-    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *cells]
-    )
-
-
-def sorted_history(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(records, key=lambda r: int(r.get("version") or 0), reverse=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,23 +83,30 @@ def run_deploy(
     assume_yes: bool = False,
     refresh: bool = False,
     console: Console,
+    images: Mapping[str, str] | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # --image: the images CI built, set in the stack config for this update (stackctl/images.py)
+    override = apply_image_overrides(backend, images) if images else None
+    for service, image in sorted((images or {}).items()):
+        console.print(f"image {service}: {image}")
 
     if refresh:
         console.print(f"== refresh {stack}")
-        refreshed = backend.refresh(on_output=console.print)
+        with engine_step(f"pulumi refresh of {stack}"):
+            refreshed = backend.refresh(on_output=console.print)
         if refreshed.result != "succeeded":
             raise OperationFailed(f"refresh of {stack} ended with result {refreshed.result!r}")
 
     console.print(f"== preview {stack} (policy pack: {environment})")
-    preview = backend.preview(
-        policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
-    )
+    with engine_step(f"pulumi preview of {stack}"):
+        preview = backend.preview(
+            policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
+        )
     console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
     if preview_only:
         return 0
@@ -287,15 +114,17 @@ def run_deploy(
     if not confirm(console, assume_yes, f"Deploy these changes to {stack}?"):
         raise OperationFailed(f"deploy of {stack} cancelled by the operator; nothing changed")
 
-    message = deploy_message(git_commit(project_dir), read_stack_images(project_dir, stack))
+    deployed = override.images if override else read_stack_images(project_dir, stack)
+    message = deploy_message(git_commit(project_dir), deployed)
     console.print(f"== up {stack}: {message}")
     started = time.monotonic()
-    outcome = backend.up(
-        message=message,
-        policy_packs=packs,
-        policy_pack_configs=pack_configs,
-        on_output=console.print,
-    )
+    with engine_step(f"pulumi up of {stack}"):
+        outcome = backend.up(
+            message=message,
+            policy_packs=packs,
+            policy_pack_configs=pack_configs,
+            on_output=console.print,
+        )
     duration = time.monotonic() - started
     version = outcome.summary.get("version")
     console.print(
@@ -304,289 +133,6 @@ def run_deploy(
     )
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# history
-
-
-def run_history(
-    backend: StackBackend, *, as_json: bool = False, limit: int | None = None, console: Console
-) -> int:
-    rows = [normalize_record(r) for r in sorted_history(backend.history())]
-    if limit is not None:
-        rows = rows[:limit]
-    if as_json:
-        console.print(json.dumps(rows, indent=2))
-    elif not rows:
-        console.print(f"stack {backend.stack_name} has no updates")
-    else:
-        console.print(render_table(rows))
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# rollback
-
-
-def select_target(
-    records: list[dict[str, Any]], *, to_version: int | None, steps: int | None
-) -> dict[str, Any]:
-    """The update to roll back to, validated (exists, kind update, succeeded)."""
-    history = sorted_history(records)
-    if not history:
-        raise UserError("the stack has no update history; nothing to roll back to")
-    successful = [
-        r for r in history if r.get("kind") in ROLLBACK_KINDS and r.get("result") == "succeeded"
-    ]
-    if steps is not None:
-        if steps < 1:
-            raise UserError("--steps must be >= 1")
-        if steps >= len(successful):
-            raise UserError(
-                f"--steps {steps} goes beyond history: only {len(successful)} successful "
-                f"update(s) ({_versions(successful)}); the newest is the current one"
-            )
-        return successful[steps]
-    by_version = {int(r.get("version") or 0): r for r in history}
-    if to_version not in by_version:
-        raise UserError(
-            f"version {to_version} is not in the stack history; available versions: "
-            f"{_versions(history)}; successful updates: {_versions(successful) or 'none'}"
-        )
-    target = by_version[to_version]
-    if target.get("kind") not in ROLLBACK_KINDS:
-        raise UserError(
-            f"v{to_version} is a {target.get('kind')!r} operation, not an update; roll back to "
-            f"a successful update: {_versions(successful) or 'none'}"
-        )
-    if target.get("result") != "succeeded":
-        raise UserError(
-            f"v{to_version} did not succeed (result {target.get('result')!r}); roll back to a "
-            f"successful update: {_versions(successful) or 'none'}"
-        )
-    return target
-
-
-def _versions(records: list[dict[str, Any]]) -> str:
-    return ", ".join(f"v{r.get('version')}" for r in records)
-
-
-def check_same_commit(target: Mapping[str, Any], current_head: str) -> None:
-    """Config-only rollback is only sound when the program is the one the target ran."""
-    version = target.get("version")
-    target_head = str((target.get("environment") or {}).get("git.head") or "").strip()
-    if not target_head or current_head in ("", "unknown"):
-        raise UserError(
-            f"cannot verify that v{version} ran the current program (recorded commit: "
-            f"{target_head or 'none'}, current HEAD: {current_head or 'unknown'}); "
-            "rollback restores config only and needs both commits"
-        )
-    if not (target_head.startswith(current_head) or current_head.startswith(target_head)):
-        raise UserError(
-            f"v{version} was deployed from commit {target_head[:12]} but HEAD is "
-            f"{current_head[:12]}: code changes roll back through `git revert <commits>` and a "
-            "deploy (`python -m stackctl deploy <stack>`); config-only rollback applies only at "
-            "the same commit"
-        )
-
-
-@dataclass(frozen=True)
-class ConfigPlan:
-    """What restoring a history record's config means for the current stack config."""
-
-    desired: dict[str, ConfigValue]  # the full config after the rollback
-    to_set: dict[str, ConfigValue]  # keys whose value or secretness changes
-    to_remove: list[str]  # keys present now, absent in the target
-    kept_secrets: list[str]  # secret keys kept at their current value
-
-
-def _record_value(key: str, raw: Mapping[str, Any], current: ConfigValue | None) -> ConfigValue:
-    obj = raw.get("objectValue")
-    value = raw.get("value")
-    if value is None and obj is not None:
-        value = json.dumps(obj)
-    text = "" if value is None else str(value)
-    if obj is None and current is not None and current.object_value is not None:
-        # History read through the SDK loses objectValue; structured now -> structured then.
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict | list):
-            obj = parsed
-    return ConfigValue(value=text, secret=False, object_value=obj)
-
-
-def _same(a: ConfigValue, b: ConfigValue) -> bool:
-    if a.secret != b.secret:
-        return False
-    if a.object_value is not None or b.object_value is not None:
-        try:
-            left = a.object_value if a.object_value is not None else json.loads(a.value)
-            right = b.object_value if b.object_value is not None else json.loads(b.value)
-        except ValueError:
-            return False
-        return bool(left == right)
-    return a.value == b.value
-
-
-def plan_config_restore(
-    target: Mapping[str, Any], current: Mapping[str, ConfigValue]
-) -> ConfigPlan:
-    """The target's config, with secrets kept at their CURRENT value (history redacts them)."""
-    version = target.get("version")
-    target_config: Mapping[str, Mapping[str, Any]] = target.get("config") or {}
-    desired: dict[str, ConfigValue] = {}
-    kept: list[str] = []
-    missing: list[str] = []
-    for key, raw in sorted(target_config.items()):
-        now = current.get(key)
-        if raw.get("secret"):
-            if now is None or not now.secret:
-                missing.append(key)
-                continue
-            desired[key] = now  # never the redacted placeholder
-            kept.append(key)
-        else:
-            desired[key] = _record_value(key, raw, now)
-    if missing:
-        keys = ", ".join(missing)
-        raise UserError(
-            f"secret config {keys} existed in v{version} but is not a secret in the current "
-            "config; history keeps only redacted secrets, so set it first with "
-            "`pulumi config set --secret <key> -s <stack>` and rerun the rollback"
-        )
-    to_set = {k: v for k, v in desired.items() if k not in current or not _same(v, current[k])}
-    to_remove = sorted(k for k in current if k not in desired)
-    return ConfigPlan(desired=desired, to_set=to_set, to_remove=to_remove, kept_secrets=kept)
-
-
-def backup_path(project_dir: Path, stack: str, current_version: int, now: datetime) -> Path:
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    safe = stack.replace("/", "_")
-    return project_dir / BACKUP_DIR_NAME / f"{safe}-v{current_version}-{stamp}.json"
-
-
-def write_backup(path: Path, state: Mapping[str, Any]) -> Path:
-    """Write atomically (temp file in the same dir + rename), readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _restore_previous(
-    backend: StackBackend, plan: ConfigPlan, before: dict[str, ConfigValue]
-) -> None:
-    """Undo a config restore that will not be deployed (operator said no)."""
-    back = {k: before[k] for k in [*plan.to_set, *plan.to_remove] if k in before}
-    added = [k for k in plan.to_set if k not in before]
-    backend.set_config(back)
-    backend.remove_config(added)
-
-
-def run_rollback(
-    backend: StackBackend,
-    *,
-    project_dir: Path,
-    to_version: int | None = None,
-    steps: int | None = None,
-    assume_yes: bool = False,
-    console: Console,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    current_head: Callable[[Path], str] | None = None,
-) -> int:
-    stack = backend.stack_name
-    environment = stack_environment(stack)
-    if (to_version is None) == (steps is None):
-        raise UserError("pass exactly one of --to VERSION or --steps N")
-    require_confirmation_possible(console, assume_yes, f"rolling back {stack}")
-    packs, pack_configs = policy_arguments(project_dir, environment)
-
-    # (1) target
-    records = backend.history()
-    target = select_target(records, to_version=to_version, steps=steps)
-    target_version = int(target["version"])
-    current_version = max(int(r.get("version") or 0) for r in records)
-    # (4, checked before anything changes) same program commit
-    head = (current_head or (lambda d: git_commit(d, short=False)))(project_dir)
-    check_same_commit(target, head)
-    # (3, planned before anything changes) config to restore
-    before = backend.get_config()
-    plan = plan_config_restore(target, before)
-
-    # (2) backup of the current state, before any change
-    path = write_backup(
-        backup_path(project_dir, stack, current_version, now()), backend.export_state()
-    )
-    console.print(f"backup of {stack} v{current_version} state: {path}")
-
-    # (3) restore config
-    console.print(f"== restore config of v{target_version} on {stack}")
-    for key in sorted(plan.to_set):
-        console.print(f"  set    {key}")
-    for key in plan.to_remove:
-        console.print(f"  remove {key}")
-    for key in plan.kept_secrets:
-        console.print(f"  keep   {key} (secret: current value kept)")
-    if not plan.to_set and not plan.to_remove:
-        console.print("  config already matches")
-    backend.set_config(dict(plan.to_set))
-    backend.remove_config(list(plan.to_remove))
-
-    # (5) preview, confirm, up
-    console.print(f"== preview rollback of {stack} to v{target_version}")
-    preview = backend.preview(
-        policy_packs=packs, policy_pack_configs=pack_configs, on_output=console.print
-    )
-    console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
-    if not confirm(console, assume_yes, f"Roll {stack} back to v{target_version}?"):
-        _restore_previous(backend, plan, before)
-        raise OperationFailed(
-            f"rollback of {stack} cancelled by the operator; config restored, nothing deployed"
-        )
-
-    apps = plan.desired.get(APPS_KEY)
-    images = images_from_apps(
-        apps.object_value
-        if apps and apps.object_value is not None
-        else (apps.value if apps else "")
-    )
-    message = rollback_message(target_version, current_version, head[:7], images)
-    console.print(f"== up {stack}: {message}")
-    started = time.monotonic()
-    outcome = backend.up(
-        message=message,
-        policy_packs=packs,
-        policy_pack_configs=pack_configs,
-        on_output=console.print,
-    )
-    duration = time.monotonic() - started
-    console.print(
-        f"result: {outcome.result}  version: v{outcome.summary.get('version')}  "
-        f"changes: {describe_changes(outcome.resource_changes)}  duration: {duration:.1f}s"
-    )
-    if outcome.result != "succeeded":
-        raise OperationFailed(
-            f"rollback of {stack} to v{target_version} ended with result {outcome.result!r}; "
-            f"the stack config now holds v{target_version}'s values, state backup: {path}"
-        )
-    console.print(
-        f"rolled {stack} back to v{target_version}. Pulumi.{stack_short_name(stack)}.yaml now "
-        "holds that config: commit it, or the next deploy re-applies the previous config"
-    )
     return 0
 
 
@@ -640,6 +186,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         refresh=args.refresh,
         console=Console.from_environment(),
+        images=parse_image_overrides(args.image),
     )
 
 
@@ -687,6 +234,14 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--preview-only", action="store_true", help="stop after the preview")
     deploy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     deploy.add_argument("--refresh", action="store_true", help="refresh state before preview")
+    deploy.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="SERVICE=IMAGE",
+        help="deploy this image (e.g. web=<repo>@sha256:<digest>): set in the stack config, "
+        "recorded in history, restored by rollback; repeatable",
+    )
     deploy.set_defaults(handler=_handle_deploy)
 
     history = subparsers.add_parser(

@@ -80,7 +80,7 @@ def _secure_to_placeholder(value: Any, path: str) -> Any:
     """Replace `{secure: ciphertext}` leaves with a placeholder (render never decrypts)."""
     if isinstance(value, Mapping):
         if set(value) == {"secure"}:
-            if not (path.startswith("secrets") or path == "registry.password"):
+            if path.split(".", 1)[0] not in config_model.SECRET_KEYS:
                 raise UserError(
                     f"appstack:{path}: secret values belong under appstack:secrets "
                     "(or appstack:registry.password) "
@@ -200,8 +200,7 @@ def manifests(cap: Capture) -> tuple[list[dict[str, Any]], dict[str, dict[str, A
         objects.append(obj)
         options[object_ref(obj)] = dict(res.options)
     objects.sort(key=file_name)
-    names = [file_name(o) for o in objects]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(map(file_name, objects)).items() if count > 1)
     if duplicates:
         raise UserError(f"two objects render to the same file: {', '.join(duplicates)}")
     return objects, options
@@ -236,8 +235,53 @@ def render_stack(stack: str, project_dir: Path = REPO_ROOT) -> RenderResult:
     return render_config(cfg, stack)
 
 
+# LibYAML's emitter (PyYAML's `CSafeDumper`) is about ten times faster than PyYAML's pure-Python
+# one and writes the same bytes wherever both pick the same style and fold at the same column:
+# with the same representer and resolver, that is every document whose keys are printable ASCII,
+# non-empty and shorter than 123 characters (PyYAML's `check_simple_key` counts the implicit
+# `!!str` tag, 5 characters, towards its limit of 128 and writes a longer key as `? key`; LibYAML's
+# `yaml_emitter_check_simple_key` counts the key alone, and takes an empty one too) and whose
+# strings are printable ASCII with no space beside a line break, so that they are written plain
+# or single-quoted (`yaml_emitter_write_plain_scalar`/`write_single_quoted_scalar` fold exactly
+# as `write_plain`/`write_single_quoted` do). A string that needs double quotes (escapes, an
+# indented embedded document) is folded differently by the two, so a document holding one is
+# written by the pure-Python emitter. tests/test_render_yaml.py holds the two to the same bytes.
+FAST_DUMPER: type[yaml.SafeDumper] | None = (
+    getattr(yaml, "CSafeDumper", None) if yaml.__with_libyaml__ else None
+)
+MAX_SIMPLE_KEY = 128 - len("!!str")
+_DUMP_OPTIONS: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100}
+
+
+def _same_in_both_emitters(value: Any) -> bool:
+    """True if LibYAML writes `value` byte for byte as PyYAML's pure-Python emitter does."""
+    if isinstance(value, str):
+        return value.isascii() and (
+            value.isprintable()
+            or (value.replace("\n", "").isprintable() and " \n" not in value and "\n " not in value)
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not (
+                isinstance(key, str)
+                and 0 < len(key) < MAX_SIMPLE_KEY
+                and key.isascii()
+                and key.isprintable()
+                and _same_in_both_emitters(item)
+            ):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(_same_in_both_emitters(item) for item in value)
+    return isinstance(value, (bool, int, float)) or value is None
+
+
 def dump(obj: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(obj), sort_keys=False, default_flow_style=False, width=100)
+    """One object as a YAML document: block style, keys in the order given, lines folded at 100."""
+    data = dict(obj)
+    fast = FAST_DUMPER is not None and _same_in_both_emitters(data)
+    text: str = yaml.dump(data, Dumper=FAST_DUMPER if fast else yaml.SafeDumper, **_DUMP_OPTIONS)
+    return text
 
 
 def write(result: RenderResult, out_dir: Path) -> None:
@@ -246,9 +290,12 @@ def write(result: RenderResult, out_dir: Path) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        folders: set[Path] = set()
         for obj in result.objects:
             path = staging / file_name(obj)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(path.parent)
             path.write_text(dump(obj))
         if out_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))

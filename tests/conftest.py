@@ -2,11 +2,13 @@
 
 The mock runtime is entered and left by `stackctl.engine.mocked_runtime` (it sets the mocks and
 restores the runtime settings afterwards); the `render` fixture is the only way tests run the
-program, so no test depends on another's runtime state.
+program, so no test depends on another's runtime state. Renders are computed once per test run
+(`renders`, tests/renders.py) and handed out as deep copies.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -15,7 +17,9 @@ import pytest
 
 from components import config as config_model
 from stackctl import engine
-from stackctl.render import RenderResult, render_config
+from stackctl.render import RenderResult
+from tests import validators
+from tests.renders import Renders
 
 PROD_IMAGE = "registry.example.com/appstack/web:1.4.2"
 DIGEST_IMAGE = "registry.example.com/appstack/web@sha256:" + "a" * 64
@@ -42,15 +46,47 @@ def with_app(raw: Mapping[str, Any], name: str, **settings: Any) -> dict[str, An
 Render = Callable[[Mapping[str, Any]], RenderResult]
 
 
+@pytest.fixture(scope="session")
+def renders() -> Renders:
+    """Every render of this test run, each computed once (callers get deep copies)."""
+    return Renders()
+
+
 @pytest.fixture
-def render() -> Render:
-    """Validate a raw config and render it under mocks (stack name = its environment)."""
+def render(renders: Renders) -> Render:
+    """Validate a raw config and render it under mocks (stack name = its environment).
 
-    def _render(raw: Mapping[str, Any], stack: str | None = None) -> RenderResult:
-        cfg = config_model.load(raw)
-        return render_config(cfg, stack or cfg.environment)
+    The result may be a copy of an earlier render of the same config: a test that watches the
+    program run itself (a spy on the mock monitor) calls `stackctl.render.render_config`."""
+    return renders.config
 
-    return _render
+
+@pytest.fixture(scope="session", autouse=True)
+def validator_batch(
+    tmp_path_factory: pytest.TempPathFactory, renders: Renders
+) -> Iterator[validators.ValidatorBatch | None]:
+    """The outside validators over every registered set, started with the session so that they
+    run beside the other tests; None when no collected module registered a set."""
+    if not validators.RENDER_SETS:
+        yield None
+        return
+    tree = validators.write_sets(tmp_path_factory.mktemp("rendered"), renders)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        yield validators.ValidatorBatch(tree, pool)
+
+
+@pytest.fixture(scope="session")
+def rendered_tree(validator_batch: validators.ValidatorBatch | None) -> validators.RenderedTree:
+    """Every manifest set the collected test modules registered (`validators.render_set`),
+    written once into one tree: `<root>/<set name>/...`."""
+    assert validator_batch is not None, "no test module registered a render set"
+    return validator_batch.tree
+
+
+@pytest.fixture(scope="session")
+def batch(validator_batch: validators.ValidatorBatch | None) -> validators.ValidatorBatch:
+    assert validator_batch is not None, "no test module registered a render set"
+    return validator_batch
 
 
 @pytest.fixture

@@ -154,7 +154,7 @@ def test_secret_values_are_mounted_as_files_and_never_rendered_in_clear(render: 
     raw = {**DEV, "secrets": {"web": {"API_TOKEN": "s3cr3t-value"}}}
     result = render(raw)
     secret = one(result.objects, "Secret", "web-secrets")
-    assert secret["stringData"] == {"API_TOKEN": "<redacted>"}
+    assert secret["data"] == {"API_TOKEN": "<redacted>"}
     assert "s3cr3t-value" not in repr(result.objects)
     container = app_container(one(result.objects, "Deployment", "web"))
     assert all("valueFrom" not in e for e in container.get("env", []))

@@ -217,7 +217,7 @@ from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app
         pytest.param(
             base_raw(build={"platform": "windows/amd64"}),
             "appstack:apps.web.build.platform:",
-            "use linux/amd64 or linux/arm64",
+            "'linux/amd64' or 'linux/arm64'",
             id="build-platform",
         ),
         pytest.param(

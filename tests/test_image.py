@@ -3,12 +3,15 @@ a build block it runs the configured image; the registry password never appears 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
+import pytest
 from pulumi.runtime import rpc
 
 from components.image import git_commit, registry_server
+from stackctl import engine
 from stackctl.render import RenderResult
 from tests.conftest import Render, base_raw, one, pod_spec
 from tests.tooling import REPO
@@ -77,9 +80,112 @@ def test_the_registry_password_is_a_secret_and_never_rendered(render: Render) ->
     assert "annotations" not in deployment["metadata"]  # digest-pinned: no scanner skip
 
 
-def test_registry_server_is_the_image_host() -> None:
-    assert registry_server("registry.example.com:5000/team/web:1") == "registry.example.com:5000"
-    assert registry_server("library/web:1") == "docker.io"
+# --- the docker provider's registry auth, judged by the provider's own lookup ---------------
+# Ported from kreuzwerker/terraform-provider-docker v4.5.0 (5074970), the `upstream` submodule of
+# pulumi-docker 237b789: parseImageOptions (resource_docker_image_funcs.go), convertToHostname
+# and canonicalizeRegistryAddress (provider.go, config.go), getAuthConfigForRegistry
+# (resource_docker_registry_image_funcs.go). A push whose registry this lookup does not find
+# fails with "no auth config found for registry <host>".
+
+DOCKER_HUB_HOSTS = (
+    "registry-1.docker.io",
+    "index.docker.io",
+    "docker.io",
+    "registry.hub.docker.com",
+)
+
+
+def upstream_push_registry(image: str) -> str:
+    first_slash = image.find("/")
+    if image.count("/") > 1 or (
+        first_slash != -1
+        and (any(c in image[:first_slash] for c in ".:") or image[:first_slash] == "localhost")
+    ):
+        return image[:first_slash]
+    return "registry-1.docker.io"
+
+
+def upstream_auth_key(address: str) -> str:
+    stripped = address.removeprefix("http://").removeprefix("https://")
+    return stripped.split("/", 1)[0]
+
+
+def upstream_auth_found(registry: str, registry_auth: list[dict[str, Any]]) -> bool:
+    keys = {upstream_auth_key(entry["address"]) for entry in registry_auth}
+    return registry in keys or (registry in DOCKER_HUB_HOSTS and bool(keys & set(DOCKER_HUB_HOSTS)))
+
+
+def _pushes_and_their_providers(
+    render: Render, monkeypatch: Any, raw: dict[str, Any]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(pushed image name, registry_auth of the provider that pushes it) for every push."""
+    used: dict[tuple[str, str], str | None] = {}
+    record = engine.RecordingMocks.new_resource
+
+    def spy(self: engine.RecordingMocks, args: Any) -> Any:
+        used[(args.typ, args.name)] = args.provider
+        return record(self, args)
+
+    monkeypatch.setattr(engine.RecordingMocks, "new_resource", spy)
+    result = render(raw)
+    auth = {
+        r.name: json.loads(str(rpc.unwrap_rpc_secret(r.inputs.get("registryAuth") or "[]")))
+        for r in result.resources
+        if r.type == "pulumi:providers:docker"
+    }
+    pushes = []
+    for push in docker(result, "registryImage:RegistryImage") + docker(result, "tag:Tag"):
+        ref = used[(push.type, push.name)]
+        assert ref, f"{push.name} runs on the default provider, which has no registry_auth"
+        provider_name = ref.split("::")[-2]
+        pushes.append((push.inputs.get("name") or push.inputs["targetImage"], auth[provider_name]))
+    return pushes
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        IMAGE,
+        "registry.example.com:5000/web:1.4.2",
+        "localhost:5000/team/web:1.4.2",
+        "acme/web:1.4.2",  # Docker Hub: pushed to registry-1.docker.io
+        "acme/team/web:1.4.2",  # three parts: the provider takes "acme" as the registry
+    ],
+)
+@pytest.mark.parametrize("credentials", [True, False], ids=["login", "docker-config"])
+def test_every_push_finds_its_registry_in_the_provider_auth(
+    render: Render, monkeypatch: Any, image: str, credentials: bool
+) -> None:
+    raw = base_raw("prod", image=image, build={"target": "runtime", "extraTags": ["rc1"]})
+    if credentials:
+        raw["registry"] = {"username": "ci-bot", "password": PASSWORD}
+    pushes = _pushes_and_their_providers(render, monkeypatch, raw)
+    assert len(pushes) == 4  # version tag and rc1: a Tag and a RegistryImage each
+    for pushed, registry_auth in pushes:
+        registry = upstream_push_registry(pushed)
+        assert upstream_auth_found(registry, registry_auth), (pushed, registry_auth)
+        for entry in registry_auth:
+            # a login when one is configured; otherwise address only, so the provider reads
+            # the Docker config file (its config_file default)
+            assert ("username" in entry) is credentials
+            assert "configFile" not in entry and "configFileContent" not in entry
+
+
+def test_the_provider_auth_holding_the_password_is_a_secret(render: Render) -> None:
+    result = render(with_build())
+    (provider,) = [r for r in result.resources if r.type == "pulumi:providers:docker"]
+    assert rpc.is_rpc_secret(provider.inputs["registryAuth"])
+
+
+def test_registry_server_reads_the_image_as_the_provider_does() -> None:
+    for image in (
+        "registry.example.com:5000/team/web:1",
+        "library/web:1",
+        "acme/team/web:1",
+        "localhost/web:1",
+        "web:1",
+    ):
+        assert registry_server(image) == upstream_push_registry(image), image
 
 
 def test_git_commit_is_the_checkout_head() -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from components import config as config_model
 from stackctl import render as render_mod
-from tests.validators import CRD_GROUPS, KUBERNETES_VERSIONS, checkov
+from tests.validators import CRD_GROUPS, KUBERNETES_VERSIONS, checkov, schemas_parsed_once
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,8 @@ def test_generated_valid_configs_render_schema_valid_and_checkov_clean(tmp_path:
         (out / "config.json").write_text(json.dumps(raw, indent=1))  # to reproduce a failure
         rendered.append(out)
 
-    render_one()
+    with schemas_parsed_once():
+        render_one()
     assert len(rendered) >= 10
     report = checkov(tmp_path)
     assert report.parsing_errors == []

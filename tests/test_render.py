@@ -112,7 +112,7 @@ def test_encrypted_stack_values_are_rendered_redacted(project: Path) -> None:
     stack_file.write_text(yaml.safe_dump(data))
     result = render_mod.render_stack("dev", project)
     secret = next(o for o in result.objects if o["kind"] == "Secret")
-    assert secret["stringData"] == {"API_TOKEN": render_mod.REDACTED}
+    assert secret["data"] == {"API_TOKEN": render_mod.REDACTED}
     assert "v1:Zm9vYmFy" not in repr(result.objects)
 
 

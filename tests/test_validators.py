@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import config as config_model
 from stackctl import render as render_mod
 from tests.conftest import PROD_IMAGE, base_raw
+from tests.renders import Renders
 from tests.tooling import run_tool
-from tests.validators import KUBERNETES_VERSIONS, builtin_manifests, checkov, kubernetes_validate
+from tests.validators import (
+    KUBERNETES_VERSIONS,
+    RenderedTree,
+    ValidatorBatch,
+    builtin_manifests,
+    render_set,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -51,26 +57,35 @@ def everything_raw() -> dict[str, object]:
     return raw
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rendered")
+SET = "stacks"
+
+
+@render_set(SET)
+def write_stacks(root: Path, renders: Renders) -> None:
+    """dev, prod and the config with every optional feature, as `stackctl render` writes them."""
     for stack in ("dev", "prod"):
-        render_mod.write(render_mod.render_stack(stack), root / stack)
-    cfg = config_model.load(everything_raw())
-    render_mod.write(render_mod.render_config(cfg, "everything"), root / "everything")
-    return root
+        render_mod.write(renders.stack(stack), root / stack)
+    render_mod.write(renders.config(everything_raw(), "everything"), root / "everything")
+
+
+@pytest.fixture(scope="module")
+def rendered(rendered_tree: RenderedTree) -> Path:
+    return rendered_tree / SET
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_rendered_stacks_are_schema_valid(rendered: Path, version: str) -> None:
+def test_rendered_stacks_are_schema_valid(
+    rendered: Path, batch: ValidatorBatch, version: str
+) -> None:
     files = builtin_manifests(rendered)
     assert len(files) > 30
-    code, output = kubernetes_validate(files, version)
-    assert code == 0, output
+    run = batch.schema(version)
+    assert set(files) <= set(run.files)
+    assert run.problems(files) == ""
 
 
-def test_rendered_stacks_have_zero_failed_checkov_checks(rendered: Path) -> None:
-    report = checkov(rendered)
+def test_rendered_stacks_have_zero_failed_checkov_checks(batch: ValidatorBatch) -> None:
+    report = batch.checkov(SET)
     assert report.parsing_errors == []
     assert report.failed == [], "\n".join(
         f"{f.check_id} {f.resource} {f.file}" for f in report.failed
@@ -78,8 +93,10 @@ def test_rendered_stacks_have_zero_failed_checkov_checks(rendered: Path) -> None
     assert report.passed > 100
 
 
-def test_checkov_skips_are_only_the_listed_ones_each_with_a_reason(rendered: Path) -> None:
-    report = checkov(rendered)
+def test_checkov_skips_are_only_the_listed_ones_each_with_a_reason(
+    batch: ValidatorBatch,
+) -> None:
+    report = batch.checkov(SET)
     for finding in report.skipped:
         kind = finding.resource.split(".")[0]
         assert (finding.check_id, kind) in ALLOWED_CHECKOV_SKIPS, finding

@@ -1,28 +1,43 @@
 """Outside validators run on rendered manifests: kubernetes-validate (upstream OpenAPI schemas,
-strict), checkov, promtool. Each returns what it found so a test can assert on it."""
+strict), checkov, promtool. Each returns what it found so a test can assert on it.
+
+Batched: a test module registers the manifests it wants judged (`@render_set(name)`, a function
+writing them under a folder); the session fixtures of tests/conftest.py write every registered
+set of the run into one tree and run each tool over it (one
+kubernetes-validate process per Kubernetes version, one checkov process per folder a test
+scans), side by side in the background (`ValidatorBatch`), and each test reads the verdict on
+its own files: `ValidatorBatch.checkov(folder)`, `ToolRun.problems(files)`."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate.utils as schema_utils
 import yaml
 
+from tests.renders import Renders
 from tests.tooling import run_tool
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
-# CRD-backed kinds have no upstream schema; they are checked by their own tests (promtool...).
+# CRD-backed kinds are not in kubernetes-validate: tests/crd_schemas.py validates them against
+# the upstream CRD schemas (tests/test_crd_schemas.py), promtool their rules.
 CRD_GROUPS = ("monitoring.coreos.com/", "argoproj.io/")
+# LibYAML's parser when PyYAML has it (the same documents, parsed faster)
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def builtin_manifests(root: Path) -> list[Path]:
     """Rendered files whose object is a built-in Kubernetes kind."""
     files = []
     for path in sorted(root.rglob("*.yaml")):
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=SAFE_LOADER)
         if not str(doc.get("apiVersion", "")).startswith(CRD_GROUPS):
             files.append(path)
     return files
@@ -32,6 +47,85 @@ def kubernetes_validate(files: Iterable[Path], version: str) -> tuple[int, str]:
     """(exit code, output) of `kubernetes-validate --strict` for one Kubernetes version."""
     proc = run_tool("kubernetes-validate", "--strict", "--quiet", "-k", version, *map(str, files))
     return proc.returncode, proc.stdout + proc.stderr
+
+
+@contextlib.contextmanager
+def schemas_parsed_once() -> Iterator[None]:
+    """In-process `kubernetes_validate.validate` with each schema file parsed once.
+
+    `validate` reads and parses its schema files, the multi-megabyte `_definitions.json`
+    included, on every call (kubernetes_validate/utils.py `schema_contents`); within this block
+    each file is parsed once and the parsed document shared. Same files, same validator, same
+    verdicts: only the re-parsing is saved (the validator never modifies a schema)."""
+    original = schema_utils.schema_contents
+    schema_utils.schema_contents = functools.cache(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        schema_utils.schema_contents = original  # type: ignore[assignment]
+
+
+#: A function writing a set of manifests into a folder; it returns the folders (inside it) that
+#: checkov scans, each on its own, or None for the whole folder as one scan.
+WriteSet = Callable[[Path, Renders], "list[Path] | None"]
+#: Manifests test modules hand to the batched validators: folder name -> its writer.
+RENDER_SETS: dict[str, WriteSet] = {}
+
+
+def render_set(name: str) -> Callable[[WriteSet], WriteSet]:
+    """Register a function that writes manifests into `<batch root>/<name>` for the batch."""
+
+    def register(write: WriteSet) -> WriteSet:
+        RENDER_SETS[name] = write
+        return write
+
+    return register
+
+
+@dataclass(frozen=True)
+class RenderedTree:
+    """Every registered set, written: the root, and the folders checkov scans one by one."""
+
+    root: Path
+    scans: tuple[Path, ...]
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+
+def write_sets(root: Path, renders: Renders) -> RenderedTree:
+    scans: list[Path] = []
+    for name, write_set in sorted(RENDER_SETS.items()):
+        folder = root / name
+        scans += write_set(folder, renders) or [folder]
+    return RenderedTree(root, tuple(scans))
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """One run of a validator over many files: exit code, output, and the files it judged."""
+
+    code: int
+    output: str
+    files: tuple[Path, ...]
+
+    def problems(self, files: Iterable[Path]) -> str:
+        """What the run reported about `files` ('' when it passed them). A failed run that
+        names none of its files failed as a whole: then its whole output."""
+        if self.code == 0:
+            return ""
+        lines = self.output.splitlines()
+        mine = [line for line in lines if any(str(f) in line for f in files)]
+        if mine:
+            return "\n".join(mine)
+        names_a_file = any(str(f) in line for line in lines for f in self.files)
+        return "" if names_a_file else self.output
+
+
+def kubernetes_validate_run(files: Iterable[Path], version: str) -> ToolRun:
+    judged = tuple(files)
+    code, output = kubernetes_validate(judged, version)
+    return ToolRun(code, output, judged)
 
 
 @dataclass(frozen=True)
@@ -48,6 +142,8 @@ class CheckovReport:
     skipped: list[CheckovFinding]
     passed: int
     parsing_errors: list[str]
+    passed_files: tuple[str, ...] = ()
+    """The file of every passed check (one entry per check)."""
 
 
 def checkov(root: Path) -> CheckovReport:
@@ -60,11 +156,11 @@ def checkov(root: Path) -> CheckovReport:
     reports = data if isinstance(data, list) else [data]
     failed: list[CheckovFinding] = []
     skipped: list[CheckovFinding] = []
-    passed = 0
+    passed_files: list[str] = []
     errors: list[str] = []
     for report in reports:
         results = report.get("results", {})
-        passed += len(results.get("passed_checks", []))
+        passed_files += [item["file_path"] for item in results.get("passed_checks", [])]
         errors += results.get("parsing_errors", [])
         for item in results.get("failed_checks", []):
             failed.append(CheckovFinding(item["check_id"], item["resource"], item["file_path"]))
@@ -73,4 +169,35 @@ def checkov(root: Path) -> CheckovReport:
             skipped.append(
                 CheckovFinding(item["check_id"], item["resource"], item["file_path"], reason)
             )
-    return CheckovReport(failed, skipped, passed, errors)
+    return CheckovReport(failed, skipped, len(passed_files), errors, tuple(passed_files))
+
+
+class ValidatorBatch:
+    """The outside validators over every registered set, started at once and run side by side
+    (each its own process, on a small pool), so they overlap with each other and with the rest
+    of the test run; a test waits only for the run it reads.
+
+    - checkov: one process per scan folder, exactly the folders the tests always scanned
+      (checkov relates objects within one scan: a RoleBinding to its Role, a pod to its
+      NetworkPolicy; folders are never merged, so no object can affect another folder's checks);
+    - kubernetes-validate --strict: one process per Kubernetes version over every built-in
+      object of every set (it judges each file alone)."""
+
+    def __init__(self, tree: RenderedTree, pool: concurrent.futures.Executor) -> None:
+        self.tree = tree
+        self.files = tuple(builtin_manifests(tree.root))
+        self._schema = {
+            version: pool.submit(kubernetes_validate_run, self.files, version)
+            for version in KUBERNETES_VERSIONS
+        }
+        self._checkov = {
+            str(folder.relative_to(tree.root)): pool.submit(checkov, folder)
+            for folder in tree.scans
+        }
+
+    def checkov(self, folder: str) -> CheckovReport:
+        """The report of the scan of `folder` (relative to the tree, e.g. `release`)."""
+        return self._checkov[folder].result()
+
+    def schema(self, version: str) -> ToolRun:
+        return self._schema[version].result()

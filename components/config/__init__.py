@@ -12,7 +12,8 @@ Cross-field rules of one object run only once that object's own fields are valid
 Secret values live under `appstack:secrets` only (a map app -> key -> value) so that the rest of
 the config stays plain and never has to be treated as secret.
 
-One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service),
+One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service;
+its parts in `workload`, `traffic` and `release`),
 `settings` (stack-wide facts, monitoring), `jenkins`, `stack` (`StackConfig`, environment
 defaults) and `loading` (`load`, error formatting). Import from `components.config`.
 """
@@ -47,7 +48,6 @@ from components.config.app import (
 from components.config.base import (
     DNS1123,
     ENVIRONMENTS,
-    IMAGE_PATTERN,
     MAX_APP_NAME,
     MOVING_TAGS,
     PROJECT,
@@ -57,6 +57,7 @@ from components.config.base import (
     ImageRef,
     IntOrPercent,
     Model,
+    ObjectName,
     Port,
     ProbePath,
     Problems,
@@ -73,9 +74,15 @@ from components.config.jenkins import (
     JenkinsPodSecurity,
     JenkinsServiceSettings,
     JenkinsSettings,
-    ObjectName,
 )
-from components.config.loading import ConfigError, format_errors, load, with_defaults
+from components.config.loading import (
+    SECRET_KEYS,
+    ConfigError,
+    check_secret_keys,
+    format_errors,
+    load,
+    with_defaults,
+)
 from components.config.settings import (
     AlertSettings,
     LimitRangeSettings,
@@ -89,13 +96,13 @@ __all__ = [
     "DNS1123",
     "ENVIRONMENTS",
     "ENVIRONMENT_DEFAULTS",
-    "IMAGE_PATTERN",
     "JENKINS_DEFAULT_CIDR",
     "JENKINS_RESOURCE_DEFAULTS",
     "MAX_APP_NAME",
     "MOVING_TAGS",
     "PROJECT",
     "RESERVED_ENV",
+    "SECRET_KEYS",
     "AlertSettings",
     "AppConfig",
     "AppName",
@@ -142,6 +149,7 @@ __all__ = [
     "StackConfig",
     "Topology",
     "canary_pods",
+    "check_secret_keys",
     "deep_merge",
     "format_errors",
     "image_parts",

@@ -1,9 +1,9 @@
-"""Settings of one service: `AppConfig` and its parts (resources, probes, scaling, PDB,
-service, ingress, rollout, topology, egress, image build, release)."""
+"""Settings of one service: `AppConfig`, its image build and registry login. Its other parts
+live by concern: `workload` (resources, probes, scaling, PDB, rollout, topology, pod security),
+`traffic` (Service, Ingress, egress) and `release` (strategy); they are re-exported here."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -12,443 +12,105 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from components.config.base import (
-    _ENV_NAME,
-    DNS1123,
-    MOVING_TAGS,
-    Cidr,
+    EnvName,
+    FreeText,
     ImageRef,
-    IntOrPercent,
+    ImageTag,
+    LabelValue,
     Model,
     Port,
-    ProbePath,
+    PositiveQuantity,
     Problems,
-    Quantity,
     _environment,
     image_parts,
 )
-from components.quantity import parse_quantity
-
-
-class ResourceList(Model):
-    """CPU, memory and ephemeral storage amounts."""
-
-    cpu: Quantity = "100m"
-    """CPU in cores or millicores."""
-    memory: Quantity = "128Mi"
-    """Memory in bytes (Mi, Gi)."""
-    ephemeral_storage: Quantity = "64Mi"
-    """Node-local scratch storage (the /tmp emptyDir counts against it)."""
-
-
-class Resources(Model):
-    """Container requests and limits."""
-
-    requests: ResourceList = Field(default_factory=ResourceList)
-    """What the scheduler reserves."""
-    limits: ResourceList = Field(
-        default_factory=lambda: ResourceList(cpu="500m", memory="256Mi", ephemeral_storage="256Mi")
-    )
-    """The most the container may use."""
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> Resources:
-        problems = Problems()
-        for field in ("cpu", "memory", "ephemeral_storage"):
-            req, lim = getattr(self.requests, field), getattr(self.limits, field)
-            if parse_quantity(req) > parse_quantity(lim):
-                key = to_camel(field)
-                problems.add(
-                    f"requests.{key}", f"request ({req}) must be <= limit limits.{key} ({lim})"
-                )
-        problems.raise_if_any()
-        return self
-
-
-class Probe(Model):
-    """An HTTP probe against the app port."""
-
-    path: ProbePath = "/health"
-    """Absolute HTTP path."""
-    initial_delay_seconds: int = Field(default=0, ge=0)
-    """Seconds before the first probe."""
-    period_seconds: int = Field(default=10, ge=1)
-    """Seconds between probes."""
-    timeout_seconds: int = Field(default=2, ge=1)
-    """Seconds before a probe times out."""
-    failure_threshold: int = Field(default=3, ge=1)
-    """Consecutive failures before the probe fails."""
-
-
-class Probes(Model):
-    """Liveness, readiness and startup probes; always on."""
-
-    liveness: Probe = Field(default_factory=Probe)
-    """Restarts the container when it fails; default GET /health."""
-    readiness: Probe = Field(
-        default_factory=lambda: Probe(path="/health/ready", period_seconds=5, failure_threshold=2)
-    )
-    """Gates traffic; default GET /health/ready."""
-    startup: Probe = Field(
-        default_factory=lambda: Probe(path="/health", period_seconds=2, failure_threshold=30)
-    )
-    """Holds liveness off until the app has started (period x threshold = startup budget)."""
-
-    @model_validator(mode="after")
-    def _liveness_differs_from_readiness(self) -> Probes:
-        if self.liveness == self.readiness:
-            raise PydanticCustomError(
-                "probes_identical",
-                "liveness and readiness probes are identical; a readiness failure would then "
-                "also restart the pod. Use a different path or thresholds",
-            )
-        return self
-
-
-class Autoscaling(Model):
-    """HorizontalPodAutoscaler (autoscaling/v2)."""
-
-    enabled: bool = False
-    """Create an HPA; the Deployment then leaves `replicas` to it."""
-    min_replicas: int = Field(default=2, ge=1)
-    """Lower bound of replicas."""
-    max_replicas: int = Field(default=5, ge=1)
-    """Upper bound of replicas."""
-    cpu_utilization: int = Field(default=70, ge=1, le=100)
-    """Target average CPU utilisation, percent of requests."""
-    memory_utilization: int = Field(default=80, ge=1, le=100)
-    """Target average memory utilisation, percent of requests."""
-    requests_per_second: float | None = Field(default=None, gt=0)
-    """Optional target of `http_requests_per_second` per pod (needs a custom-metrics adapter)."""
-
-    @model_validator(mode="after")
-    def _min_le_max(self) -> Autoscaling:
-        if self.min_replicas > self.max_replicas:
-            raise PydanticCustomError(
-                "hpa_range",
-                "minReplicas ({min}) must be <= maxReplicas ({max})",
-                {"min": self.min_replicas, "max": self.max_replicas},
-            )
-        return self
-
-
-class Pdb(Model):
-    """PodDisruptionBudget (policy/v1). Neither bound set means maxUnavailable 1."""
-
-    enabled: bool = True
-    """Create a PDB."""
-    max_unavailable: IntOrPercent | None = None
-    """Pods that may be down during a voluntary disruption (>= 1 or > 0%)."""
-    min_available: IntOrPercent | None = None
-    """Pods that must stay up; mutually exclusive with maxUnavailable."""
-
-    @property
-    def effective_max_unavailable(self) -> int | str | None:
-        if self.max_unavailable is None and self.min_available is None:
-            return 1
-        return self.max_unavailable
-
-
-class SessionAffinity(Model):
-    """Client-IP session affinity on the Service."""
-
-    enabled: bool = False
-    """Route a client to the same pod."""
-    timeout_seconds: int = Field(default=10800, ge=1, le=86400)
-    """How long the affinity lasts."""
-
-
-class ServiceSettings(Model):
-    """The Service in front of the pods."""
-
-    type: Literal["ClusterIP", "LoadBalancer", "NodePort"] = "ClusterIP"
-    """Service type; prod defaults to LoadBalancer."""
-    port: Port = 80
-    """Port the Service listens on (targets the container's http port)."""
-    session_affinity: SessionAffinity = Field(default_factory=SessionAffinity)
-    """Optional ClientIP affinity."""
-    load_balancer_source_ranges: list[Cidr] = Field(default_factory=list)
-    """Client CIDRs allowed through a LoadBalancer."""
-    open_to_internet: bool = False
-    """Explicitly allow a LoadBalancer from anywhere (renders 0.0.0.0/0)."""
-    annotations: dict[str, str] = Field(default_factory=dict)
-    """Extra Service annotations (e.g. cloud load-balancer settings)."""
-
-    @property
-    def effective_source_ranges(self) -> list[str]:
-        if self.load_balancer_source_ranges:
-            return list(self.load_balancer_source_ranges)
-        return ["0.0.0.0/0"] if self.open_to_internet else []
-
-
-class Ingress(Model):
-    """Optional Ingress (networking.k8s.io/v1)."""
-
-    enabled: bool = False
-    """Create an Ingress."""
-    host: str = ""
-    """Host name served; required when enabled."""
-    class_name: str = "nginx"
-    """IngressClass name."""
-    path: ProbePath = "/"
-    """Path prefix routed to the service."""
-    tls_secret_name: str = ""
-    """Name of an existing kubernetes.io/tls Secret; empty means no TLS."""
-
-
-class Rollout(Model):
-    """Rolling-update and shutdown timing."""
-
-    max_surge: IntOrPercent = "25%"
-    """Extra pods during a rollout; must be > 0 because maxUnavailable is always 0."""
-    min_ready_seconds: int = Field(default=5, ge=0)
-    """A new pod must stay ready this long before it counts as available."""
-    progress_deadline_seconds: int = Field(default=600, ge=1)
-    """A rollout without progress for this long is marked failed."""
-    revision_history_limit: int = Field(default=5, ge=1, le=50)
-    """Old ReplicaSets kept for `kubectl rollout undo`."""
-    termination_grace_period_seconds: int = Field(default=30, ge=1)
-    """Time from the start of preStop to SIGKILL."""
-    pre_stop_sleep_seconds: int = Field(default=5, ge=0)
-    """Delay before SIGTERM so endpoints stop routing to the pod."""
-
-    @model_validator(mode="after")
-    def _timing(self) -> Rollout:
-        problems = Problems()
-        surge = self.max_surge
-        if surge == 0 or surge == "0%":
-            problems.add(
-                "maxSurge", f"maxSurge ({surge}) must be > 0 because maxUnavailable is always 0"
-            )
-        if self.pre_stop_sleep_seconds >= self.termination_grace_period_seconds:
-            problems.add(
-                "preStopSleepSeconds",
-                f"preStopSleepSeconds ({self.pre_stop_sleep_seconds}) must be < "
-                f"terminationGracePeriodSeconds ({self.termination_grace_period_seconds}), "
-                "leaving the app time to drain",
-            )
-        if self.progress_deadline_seconds <= self.min_ready_seconds:
-            problems.add(
-                "progressDeadlineSeconds",
-                f"progressDeadlineSeconds ({self.progress_deadline_seconds}) must be > "
-                f"minReadySeconds ({self.min_ready_seconds})",
-            )
-        problems.raise_if_any()
-        return self
-
-
-class Topology(Model):
-    """Spread of replicas across nodes and zones."""
-
-    zones: bool = False
-    """Also spread across topology.kubernetes.io/zone."""
-    max_skew: int = Field(default=1, ge=1)
-    """Maximum difference in pod count between domains."""
-    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "ScheduleAnyway"
-    """What the scheduler does when the spread cannot be met."""
-
-
-class PodSecurity(Model):
-    """Pod identity; the restricted profile itself is not configurable."""
-
-    run_as_user: int = Field(default=10001, ge=10000)
-    """UID (>= 10000, checkov CKV_K8S_40)."""
-    run_as_group: int = Field(default=10001, ge=10000)
-    """GID (>= 10000)."""
-    fs_group: int = Field(default=10001, ge=10000)
-    """Group owning mounted volumes."""
-
-
-class EgressPort(Model):
-    """A destination port."""
-
-    port: Port
-    """Port number."""
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
-    """Protocol."""
-
-
-class EgressRule(Model):
-    """Traffic a service may send: to another app of this stack, a namespace, or CIDRs."""
-
-    app: str | None = None
-    """Another service of this stack (it gets the matching ingress allowance)."""
-    namespace: DNS1123 | None = None
-    """Every pod in this namespace."""
-    cidrs: list[Cidr] = Field(default_factory=list)
-    """IP blocks outside the cluster."""
-    ports: list[EgressPort] = Field(min_length=1)
-    """Destination ports (at least one)."""
-
-    @model_validator(mode="after")
-    def _one_target(self) -> EgressRule:
-        targets = [t for t in (self.app, self.namespace, self.cidrs or None) if t]
-        if len(targets) != 1:
-            raise PydanticCustomError(
-                "egress_target", "set exactly one of 'app', 'namespace' or 'cidrs'"
-            )
-        return self
-
+from components.config.release import CanaryWeight as CanaryWeight
+from components.config.release import Colour as Colour
+from components.config.release import ReleaseSettings as ReleaseSettings
+from components.config.release import ReleaseStrategy as ReleaseStrategy
+from components.config.release import canary_pods as canary_pods
+from components.config.traffic import EgressPort as EgressPort
+from components.config.traffic import EgressRule as EgressRule
+from components.config.traffic import Ingress as Ingress
+from components.config.traffic import ServiceSettings as ServiceSettings
+from components.config.traffic import SessionAffinity as SessionAffinity
+from components.config.workload import Autoscaling as Autoscaling
+from components.config.workload import Pdb as Pdb
+from components.config.workload import PodSecurity as PodSecurity
+from components.config.workload import Probe as Probe
+from components.config.workload import Probes as Probes
+from components.config.workload import ResourceList as ResourceList
+from components.config.workload import Resources as Resources
+from components.config.workload import Rollout as Rollout
+from components.config.workload import Topology as Topology
 
 # --- Image build -----------------------------------------------------------------------------
+
+
+_BUILD_PATH = "a path on the build machine, read by docker build; never a Kubernetes field"
+_BUILD_TARGET = "a Dockerfile stage name, checked by docker build; never a Kubernetes field"
 
 
 class ImageBuild(Model):
     """Build and push the image with pulumi-docker; the Deployment runs the pushed digest."""
 
-    context: str = "app"
+    context: Annotated[str, FreeText(_BUILD_PATH)] = "app"
     """Build context, relative to the project directory."""
-    dockerfile: str = "app/Dockerfile"
+    dockerfile: Annotated[str, FreeText(_BUILD_PATH)] = "app/Dockerfile"
     """Dockerfile, relative to the project directory."""
-    target: str | None = None
+    target: (
+        Annotated[str, FreeText("a Dockerfile stage name; docker build rejects unknown")] | None
+    ) = None
     """Multi-stage target to build; None builds the last stage."""
-    platform: str = "linux/amd64"
-    """Target platform, e.g. linux/amd64 or linux/arm64."""
-    extra_tags: list[str] = Field(default_factory=list)
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    """Target platform: linux/amd64 or linux/arm64."""
+    extra_tags: list[ImageTag] = Field(default_factory=list)
     """Tags pushed besides the git commit and the version tag of `image`."""
-
-    @model_validator(mode="after")
-    def _tags(self) -> ImageBuild:
-        problems = Problems()
-        for i, tag in enumerate(self.extra_tags):
-            if not re.fullmatch(r"[\w][\w.-]{0,127}", tag) or tag in MOVING_TAGS:
-                problems.add(
-                    f"extraTags[{i}]",
-                    f"{tag!r} is not an allowed tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}, "
-                    f"not {'/'.join(sorted(MOVING_TAGS))})",
-                )
-        if self.platform not in ("linux/amd64", "linux/arm64"):
-            problems.add(
-                "platform", f"{self.platform!r} is not allowed; use linux/amd64 or linux/arm64"
-            )
-        problems.raise_if_any()
-        return self
 
 
 class RegistryCredentials(Model):
-    """Login for pushing built images."""
+    """Login for pushing built images and, with `pullSecret`, for pulling private images."""
 
-    username: str
+    username: Annotated[str, FreeText("a registry login, sent to the registry only")]
     """Registry user."""
-    password: SecretStr
+    password: Annotated[SecretStr, FreeText("a registry token, sent to the registry only")]
     """Registry password or token (`pulumi config set --secret --path registry.password`)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Release (components/release.py): rolling, blue-green, canary, optional Argo Rollouts
-# --------------------------------------------------------------------------------------------
-
-ReleaseStrategy = Literal["rolling", "blueGreen", "canary"]
-Colour = Literal["blue", "green"]
-CanaryWeight = Annotated[int, Field(ge=1, le=100)]
-
-
-def _round_half_up(value: float) -> int:
-    return int(value + 0.5)
-
-
-def canary_pods(total: int, weight: int) -> int:
-    """Pods of the canary track for `weight` percent of `total` pods: rounded half up, at least
-    one when weight > 0, at most `total`."""
-    if weight <= 0:
-        return 0
-    return min(total, max(1, _round_half_up(total * weight / 100)))
-
-
-class ReleaseSettings(Model):
-    """How a new version reaches the users (components/release.py).
-
-    - rolling: one Deployment, zero-downtime rolling update (maxUnavailable 0).
-    - blueGreen: Deployments `<app>-blue` and `<app>-green`; the Service `<app>` selects the
-      `active` colour, the ClusterIP Service `<app>-preview` the idle one. A release sets the
-      idle colour's image (`blueImage`/`greenImage`), tests it through `<app>-preview`, then
-      flips `active`: only Service selectors change (no pod restarts), and flipping back is the
-      rollback.
-    - canary: the stable Deployment `<app>` runs `image`, `<app>-canary` runs `canaryImage` and
-      gets `weight` percent of the traffic (by replica ratio, or by ingress-nginx canary weight
-      when the app has an Ingress). Promotion: set `image` to the canary image and `weight` to 0
-      (weight 0 removes every canary object).
-    """
-
-    strategy: ReleaseStrategy = "rolling"
-    """rolling (default), blueGreen or canary."""
-    active: Colour = "blue"
-    """blueGreen: the colour the Service `<app>` sends traffic to; flip it to switch versions
-    (and back to roll back) without restarting a pod."""
-    blue_image: ImageRef | None = None
-    """blueGreen: image of the blue Deployment; default: the app's `image`."""
-    green_image: ImageRef | None = None
-    """blueGreen: image of the green Deployment; default: the app's `image`. A release deploys
-    the new image to the idle colour, tests it through `<app>-preview`, then flips `active`."""
-    scale_down_idle: bool = False
-    """blueGreen: false keeps the idle colour running (instant switch back); true scales it to 0
-    after promotion (set it false again before the next release so the idle colour runs and can
-    be previewed). Not with autoscaling (see the validation message)."""
-    canary_image: ImageRef | None = None
-    """canary: image of the canary Deployment `<app>-canary` (required for strategy canary
-    unless argoRollouts)."""
-    weight: int = Field(default=0, ge=0, le=100)
-    """canary: percent of the traffic the canary gets now; 0 or one of `steps`. 0 renders no
-    canary object. Promotion: set `image` to the canary image and weight back to 0."""
-    steps: list[CanaryWeight] = Field(default_factory=lambda: [10, 25, 50, 100])
-    """canary: the planned weights, strictly increasing, each 1..100 (with argoRollouts: the
-    Rollout's setWeight steps, each followed by a pause and the error-ratio analysis)."""
-    argo_rollouts: bool = False
-    """Emit an Argo Rollouts `Rollout` (argoproj.io/v1alpha1) instead of Deployments, plus an
-    `AnalysisTemplate` on the error-ratio recording rule. Needs the Argo Rollouts controller and
-    CRDs in the cluster and `appstack:monitoring.enabled` (the recording rule). The controller
-    then drives the release from `image`: colour and canary fields stay unset."""
-    step_pause_seconds: int = Field(default=300, ge=0, le=86400)
-    """argoRollouts canary: pause after each setWeight step before its analysis runs."""
-    prometheus_address: str = Field(
-        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[^\s]+$"
-    )
-    """argoRollouts: Prometheus the AnalysisTemplate queries (http(s) URL)."""
-
-    @property
-    def idle(self) -> Colour:
-        """blueGreen: the colour that gets no production traffic."""
-        return "green" if self.active == "blue" else "blue"
+    server: str = Field(default="", pattern=r"^$|^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+    """Registry host of the credentials, e.g. `registry.example.com` (required by pullSecret)."""
+    pull_secret: bool = False
+    """Create the `kubernetes.io/dockerconfigjson` Secret `registry-credentials` from these
+    credentials in the apps' namespace and pull every app's image with it
+    (components/registry.py)."""
 
     @model_validator(mode="after")
-    def _rules(self) -> ReleaseSettings:
-        problems = Problems()
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
-            problems.add(
-                "steps", f"steps {self.steps} must be strictly increasing, e.g. [10, 25, 50, 100]"
+    def _pull_secret_needs_server(self) -> RegistryCredentials:
+        if self.pull_secret and not self.server:
+            raise PydanticCustomError(
+                "registry_server", "pullSecret: true needs 'server' (the registry host)"
             )
-        if self.weight != 0 and self.weight not in self.steps:
-            problems.add("weight", f"weight ({self.weight}) must be 0 or one of steps {self.steps}")
-        if self.argo_rollouts:
-            if self.strategy == "rolling":
-                problems.add(
-                    "argoRollouts",
-                    "argoRollouts needs strategy blueGreen or canary (strategy is rolling)",
-                )
-            for key, value in (
-                ("blueImage", self.blue_image),
-                ("greenImage", self.green_image),
-                ("canaryImage", self.canary_image),
-            ):
-                if value is not None:
-                    problems.add(
-                        key,
-                        f"{key} is not used with argoRollouts: the Argo Rollouts controller "
-                        "rolls out a change of the app's `image` itself; remove it",
-                    )
-            if self.weight != 0:
-                problems.add(
-                    "weight",
-                    f"weight ({self.weight}) is not used with argoRollouts: the controller walks "
-                    "through `steps`; set it to 0",
-                )
-        elif self.strategy == "canary" and self.canary_image is None:
-            problems.add("canaryImage", "strategy canary needs canaryImage (the new version)")
-        problems.raise_if_any()
         return self
+
+
+# A Secret name (DNS-1123 subdomain), for imagePullSecrets.
+SecretName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253
+    ),
+]
+
+
+class Slo(Model):
+    """Availability objective (components/slo_rules.py, docs/slo.md); rules need monitoring."""
+
+    enabled: bool = True
+    """Render the SLO recording rules and burn-rate alerts (when monitoring is enabled)."""
+    availability: float = Field(default=99.9, gt=93.06, lt=100)
+    """Percent of user requests (probes excluded) answered without a 5xx over 30 days; > 93.06
+    so that a 14.4x burn (the fast page) stays below 100 % errors."""
 
 
 class AppConfig(Model):
@@ -456,8 +118,8 @@ class AppConfig(Model):
 
     image: ImageRef
     """Container image, pinned: 'repo:tag' or 'repo@sha256:...' (never latest)."""
-    version: str = ""
-    """Version label; defaults to the image tag."""
+    version: LabelValue = ""
+    """Version label (a label value); defaults to the image tag."""
     port: Port = 8080
     """Container port serving the app and its health endpoints."""
     metrics_port: Port = 9090
@@ -476,7 +138,9 @@ class AppConfig(Model):
     """Service settings."""
     ingress: Ingress = Field(default_factory=Ingress)
     """Ingress settings."""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[
+        EnvName, Annotated[str, FreeText("an environment variable value may hold any text")]
+    ] = Field(default_factory=dict)
     """Plain (non-secret) environment variables, delivered through a ConfigMap."""
     rollout: Rollout = Field(default_factory=Rollout)
     """Rolling update and shutdown timing."""
@@ -484,7 +148,7 @@ class AppConfig(Model):
     """Topology spread."""
     security: PodSecurity = Field(default_factory=PodSecurity)
     """UID/GID the pod runs as."""
-    tmp_size_limit: Quantity = "64Mi"
+    tmp_size_limit: PositiveQuantity = "64Mi"
     """Size limit of the writable /tmp emptyDir."""
     egress: list[EgressRule] = Field(default_factory=list)
     """Outbound traffic allowed besides DNS; nothing else leaves the pod."""
@@ -492,6 +156,11 @@ class AppConfig(Model):
     """Build and push `image` from source; None deploys `image` as it is."""
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     """Release strategy: rolling (default), blueGreen or canary, optionally with Argo Rollouts."""
+    slo: Slo = Field(default_factory=Slo)
+    """Availability SLO: objective and burn-rate alerts (default 99.9 %; dev 99 %)."""
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
+    """Existing `kubernetes.io/dockerconfigjson` Secrets in the apps' namespace to pull `image`
+    with (private registry); `appstack:registry.pullSecret` adds the one it creates."""
 
     @property
     def min_pods(self) -> int:
@@ -574,9 +243,7 @@ class AppConfig(Model):
         if self.port == self.metrics_port:
             problems.add("metricsPort", f"metricsPort ({self.metrics_port}) must differ from port")
         for name in self.env:
-            if not _ENV_NAME.match(name):
-                problems.add(f"env.{name}", f"{name!r} is not an environment variable name")
-            elif name in RESERVED_ENV:
+            if name in RESERVED_ENV:
                 problems.add(f"env.{name}", f"{name} is set from config; remove it from env")
         self._pdb_rules(problems)
         if self.ingress.enabled and not self.ingress.host:
@@ -624,11 +291,9 @@ class AppConfig(Model):
         ):
             problems.add(
                 "release.scaleDownIdle",
-                "scaleDownIdle cannot be combined with autoscaling.enabled: the HPA-owned active "
-                "colour keeps the replica count Pulumi last applied (ignore_changes on "
-                "spec.replicas), so after a flip the newly active colour would stay at 0 pods and "
-                "an HPA never scales up from 0; keep the idle colour at the HPA minimum "
-                "(scaleDownIdle: false)",
+                "scaleDownIdle cannot be combined with autoscaling.enabled: each colour has its "
+                "own HPA, which owns its replicas and never scales below minReplicas (>= 1); "
+                "the idle colour idles at the HPA minimum (scaleDownIdle: false)",
             )
         pdb = self.pdb
         stable = self.stable_replicas

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -18,82 +19,211 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from components import labels
-from components.quantity import parse_quantity
+import appstack_grammar as grammar
 
 PROJECT = "appstack"
 Environment = Literal["dev", "prod"]
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
 # --------------------------------------------------------------------------------------------
-# Field types with Kubernetes' own validation rules
+# Field types with Kubernetes' own validation rules (the rules: appstack_grammar)
 # --------------------------------------------------------------------------------------------
 
 MAX_APP_NAME = 40  # derived names add suffixes such as "-metrics" and "-config-<hash>"
 
+CUSTOM_ERRORS: set[str] = {"appstack_rules"}
+"""Error types whose message already quotes the value (format_errors adds nothing)."""
 
-def _dns1123(value: str) -> str:
-    if len(value) > labels.MAX_NAME or not labels.DNS1123_LABEL.match(value):
+
+@dataclass(frozen=True)
+class FreeText:
+    """Marks a string that may hold any text, with the reason (the config inventory test reads
+    it): e.g. an environment variable value or an annotation value."""
+
+    reason: str
+
+
+def _rule(code: str, check: Callable[[Any], bool], allowed: str) -> AfterValidator:
+    """A field validator: `check(value)` or the error "'<value>' <allowed>"."""
+    CUSTOM_ERRORS.add(code)
+
+    def validate(value: Any) -> Any:
+        if not check(value):
+            raise PydanticCustomError(code, "'{value}' " + allowed, {"value": value})
+        return value
+
+    return AfterValidator(validate)
+
+
+def _quantity(*, positive: bool) -> BeforeValidator:
+    """A quantity string (numbers are taken as their text), >= 0, or > 0 when `positive`."""
+    CUSTOM_ERRORS.update({"quantity", "quantity_sign"})
+    example = "(e.g. 100m, 0.5, 1Gi)"
+
+    def validate(value: Any) -> str:
+        text = str(value)
+        try:
+            amount = grammar.parse_quantity(text)
+        except ValueError:
+            raise PydanticCustomError(
+                "quantity",
+                "'{value}' is not a Kubernetes quantity; use e.g. '250m', '0.5', '128Mi', '1Gi'",
+                {"value": text},
+            ) from None
+        if amount < 0 or (positive and amount == 0):
+            wording = "positive" if positive else "non-negative"
+            raise PydanticCustomError(
+                "quantity_sign",
+                "'{value}' must be a " + wording + " Kubernetes quantity " + example,
+                {"value": text},
+            )
+        return text
+
+    return BeforeValidator(validate)
+
+
+def _optional(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: value == "" or check(value)
+
+
+def _is_pinned(value: str) -> bool:
+    ref = grammar.parse_image(value)
+    return ref.digest is not None or not grammar.is_moving_tag(ref.tag)
+
+
+def _image(value: str) -> str:
+    try:
+        pinned = _is_pinned(value)
+    except ValueError:
         raise PydanticCustomError(
-            "dns1123",
-            "'{value}' is not a DNS-1123 label: lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters",
+            "image",
+            "'{value}' is not an image reference '[registry/]name[:tag][@sha256:digest]' "
+            "(lowercase path, tag [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})",
             {"value": value},
-        )
-    return value
-
-
-def _app_name(value: str) -> str:
-    if len(value) > MAX_APP_NAME or not labels.DNS1035_LABEL.match(value):
-        raise PydanticCustomError(
-            "app_name",
-            "'{value}' is not a valid service name: a DNS-1035 label (lowercase letters, "
-            "digits and '-', starting with a letter) of at most {max} characters",
-            {"value": value, "max": MAX_APP_NAME},
-        )
-    return value
-
-
-def _quantity(value: Any) -> str:
-    text = str(value)
-    try:
-        parse_quantity(text)
-    except ValueError:
-        raise PydanticCustomError(
-            "quantity",
-            "'{value}' is not a Kubernetes quantity; use e.g. '250m', '0.5', '128Mi', '1Gi'",
-            {"value": text},
         ) from None
-    return text
-
-
-def _abs_path(value: str) -> str:
-    if not value.startswith("/"):
+    if not pinned:
         raise PydanticCustomError(
-            "abs_path", "probe path '{value}' must be absolute (start with '/')", {"value": value}
+            "image_unpinned",
+            "'{value}' is not pinned: give an immutable tag (not {moving}) or a digest "
+            "'@sha256:...'",
+            {"value": value, "moving": "/".join(sorted(MOVING_TAGS))},
         )
     return value
 
 
-_CIDR = re.compile(r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")
+CUSTOM_ERRORS.update({"image", "image_unpinned"})
+MOVING_TAGS = grammar.MOVING_TAGS
+IMAGE_PATTERN = grammar.image.REFERENCE_PATTERN
+"""The image reference grammar (groups repo, tag, digest), from appstack_grammar."""
+_SUBDOMAIN = (
+    "is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting "
+    "and ending with a letter or digit, at most 253 characters"
+)
 
-
-def _cidr(value: str) -> str:
-    import ipaddress
-
-    try:
-        if not _CIDR.match(value):
-            raise ValueError
-        ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        raise PydanticCustomError(
-            "cidr", "'{value}' is not a CIDR block like '203.0.113.0/24'", {"value": value}
-        ) from None
-    return value
-
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+DNS1123 = Annotated[
+    str,
+    _rule(
+        "dns1123",
+        grammar.is_dns1123_label,
+        "is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a "
+        "letter or digit, at most 63 characters",
+    ),
+]
+AppName = Annotated[
+    str,
+    _rule(
+        "app_name",
+        lambda v: len(v) <= MAX_APP_NAME and grammar.is_dns1035_label(v),
+        "is not a valid service name: a DNS-1035 label (lowercase letters, digits and '-', "
+        f"starting with a letter) of at most {MAX_APP_NAME} characters",
+    ),
+]
+SubdomainName = Annotated[str, _rule("dns1123_subdomain", grammar.is_dns1123_subdomain, _SUBDOMAIN)]
+"""An object name that must be set (e.g. an IngressClass)."""
+ObjectName = Annotated[
+    str, _rule("dns1123_subdomain", _optional(grammar.is_dns1123_subdomain), _SUBDOMAIN)
+]
+"""The name of an existing object (Secret, StorageClass, IngressClass); empty means none."""
+IngressHost = Annotated[
+    str,
+    _rule(
+        "ingress_host",
+        _optional(grammar.is_ingress_host),
+        "is not a host name: a DNS-1123 subdomain such as shop.example.com or a wildcard "
+        "*.example.com, lowercase, without scheme, port, path or IP address",
+    ),
+]
+LabelKey = Annotated[
+    str,
+    _rule(
+        "label_key",
+        grammar.is_qualified_name,
+        "is not a label/annotation key: [prefix/]name, prefix a DNS-1123 subdomain, name at most "
+        "63 characters of letters, digits, '-', '_' and '.' starting and ending alphanumeric",
+    ),
+]
+LabelValue = Annotated[
+    str,
+    _rule(
+        "label_value",
+        grammar.is_label_value,
+        "is not a label value: at most 63 characters of letters, digits, '-', '_' and '.', "
+        "starting and ending with a letter or digit (or empty)",
+    ),
+]
+EnvName = Annotated[
+    str,
+    _rule(
+        "env_name",
+        grammar.is_env_var_name,
+        "is not an environment variable name ([-._a-zA-Z][-._a-zA-Z0-9]*)",
+    ),
+]
+SecretKey = Annotated[
+    str,
+    _rule(
+        "secret_key",
+        grammar.is_config_key,
+        "is not a valid Secret key ([-._a-zA-Z0-9]+, at most 253 characters, not '.' or '..')",
+    ),
+]
+Quantity = Annotated[str, _quantity(positive=False)]
+"""A resource amount (requests, limits, LimitRange defaults): quantity grammar, >= 0."""
+PositiveQuantity = Annotated[str, _quantity(positive=True)]
+"""A size (volume, emptyDir limit): quantity grammar, > 0."""
+ProbePath = Annotated[
+    str, _rule("abs_path", lambda v: v.startswith("/"), "must be absolute (start with '/')")
+]
+Cidr = Annotated[
+    str, _rule("cidr", grammar.is_cidr, "is not a CIDR block like '203.0.113.0/24' (no host bits)")
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PrometheusDuration = Annotated[
+    str,
+    _rule(
+        "duration",
+        grammar.is_prometheus_duration,
+        "is not a Prometheus duration: e.g. 30s, 1m, 1m30s, 2h (units y w d h m s ms)",
+    ),
+]
+HttpUrl = Annotated[
+    str,
+    _rule(
+        "http_url",
+        lambda v: re.fullmatch(r"https?://[^\s]+", v) is not None,
+        "is not an http(s) URL",
+    ),
+]
+ImageTag = Annotated[
+    str,
+    _rule(
+        "image_tag",
+        lambda v: grammar.is_tag(v) and not grammar.is_moving_tag(v),
+        "is not an allowed tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}, not "
+        + "/".join(sorted(grammar.MOVING_TAGS))
+        + ")",
+    ),
+]
 
 
 def _percent_or_int(value: int | str) -> int | str:
@@ -106,53 +236,15 @@ def _percent_or_int(value: int | str) -> int | str:
     return value
 
 
-DNS1123 = Annotated[str, AfterValidator(_dns1123)]
-AppName = Annotated[str, AfterValidator(_app_name)]
-Quantity = Annotated[str, BeforeValidator(_quantity)]
-ProbePath = Annotated[str, AfterValidator(_abs_path)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+CUSTOM_ERRORS.add("int_or_percent")
 IntOrPercent = Annotated[int | str, AfterValidator(_percent_or_int)]
-
-# image reference: [registry[:port]/]path[:tag][@sha256:digest], lowercase path
-IMAGE_PATTERN = re.compile(
-    r"^(?P<repo>(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-MOVING_TAGS = frozenset({"latest", "stable", "main", "master", "edge", "nightly"})
-
-
-def _image(value: str) -> str:
-    match = IMAGE_PATTERN.match(value)
-    if match is None:
-        raise PydanticCustomError(
-            "image",
-            "'{value}' is not an image reference 'name[:tag][@sha256:digest]' "
-            "(lowercase path, tag [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})",
-            {"value": value},
-        )
-    tag, digest = match.group("tag"), match.group("digest")
-    if digest is None and (tag is None or tag in MOVING_TAGS):
-        raise PydanticCustomError(
-            "image_unpinned",
-            "'{value}' is not pinned: give an immutable tag (not {moving}) or a digest "
-            "'@sha256:...'",
-            {"value": value, "moving": "/".join(sorted(MOVING_TAGS))},
-        )
-    return value
-
-
 ImageRef = Annotated[str, AfterValidator(_image)]
 
 
 def image_parts(image: str) -> tuple[str, str | None, str | None]:
     """(repository, tag, digest) of a validated image reference."""
-    match = IMAGE_PATTERN.match(image)
-    if match is None:  # pragma: no cover - validated before use
-        raise ValueError(image)
-    return match.group("repo"), match.group("tag"), match.group("digest")
+    ref = grammar.parse_image(image)
+    return ref.repository, ref.tag, ref.digest
 
 
 # --------------------------------------------------------------------------------------------

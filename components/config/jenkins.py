@@ -1,64 +1,51 @@
-"""Jenkins settings (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents."""
+"""Jenkins settings (components/jenkins/): controller StatefulSet + Kubernetes-cloud agents."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
     Field,
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from components import labels
+from appstack_grammar import parse_quantity
 from components.config.app import (
     Ingress,
     Resources,
+    SecretName,
 )
 from components.config.base import (
     DNS1123,
     Cidr,
+    FreeText,
     ImageRef,
     Model,
+    ObjectName,
     Port,
+    PositiveQuantity,
     Problems,
-    Quantity,
     _environment,
     deep_merge,
+    image_parts,
 )
-from components.quantity import parse_quantity
 
 # --------------------------------------------------------------------------------------------
-# Jenkins (components/jenkins.py): controller StatefulSet + Kubernetes-cloud agents
+# Jenkins (components/jenkins/): controller StatefulSet + Kubernetes-cloud agents
 # --------------------------------------------------------------------------------------------
 
 JENKINS_DEFAULT_CIDR = "0.0.0.0/0"
 """What an empty egress CIDR list of the Jenkins settings stands for (see each field)."""
 
 
-def _dns1123_subdomain_or_empty(value: str) -> str:
-    if value and (
-        len(value) > 253 or not all(labels.DNS1123_LABEL.match(p) for p in value.split("."))
-    ):
-        raise PydanticCustomError(
-            "dns1123",
-            "'{value}' is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
-            "at most 253 characters",
-            {"value": value},
-        )
-    return value
-
-
-ObjectName = Annotated[str, AfterValidator(_dns1123_subdomain_or_empty)]
-
-
 class JenkinsHome(Model):
     """The PersistentVolumeClaim holding JENKINS_HOME (jobs, build history, credentials)."""
 
-    size: Quantity = "8Gi"
+    size: PositiveQuantity = "8Gi"
     """Requested volume size; dev defaults to 8Gi, prod to 50Gi."""
     storage_class_name: ObjectName | None = None
     """StorageClass of the claim; unset means the cluster's default StorageClass."""
@@ -98,6 +85,64 @@ class JenkinsAdmin(Model):
     (pulumi_random.RandomPassword, stored encrypted in the stack state)."""
 
 
+class JenkinsJob(Model):
+    """The multibranch pipeline job of this repository, created by JCasC (job-dsl `jobs:`)."""
+
+    name: DNS1123 = "appstack"
+    """Job name (a folder of branch and pull-request jobs)."""
+    scm: Literal["github", "git"] = "github"
+    """Branch source: `github` (github-branch-source: branches and pull requests, so
+    `changeRequest()` previews run; GitHub webhooks) or `git` (any git server, e.g. GitLab:
+    branches only, polled or notified through the git plugin's /git/notifyCommit)."""
+    repository: Annotated[
+        str,
+        FreeText("an https clone URL, checked by JenkinsSettings' rules; lands in JCasC only"),
+    ] = ""
+    """HTTPS clone URL, e.g. https://github.com/acme/appstack.git; empty: no job (required in
+    prod)."""
+    credentials_id: str = Field(default="scm-credentials", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    """ID of the username/token credential used to scan and clone (JCasC defines it from the
+    `scm-username` and `scm-token` keys of credentials.secretName)."""
+    scan_interval: str = Field(default="5m", pattern=r"^[1-9][0-9]*[mhd]$")
+    """Periodic branch indexing (`periodicFolderTrigger`): the fallback when no webhook reaches
+    Jenkins."""
+
+    @property
+    def github_owner_repo(self) -> tuple[str, str]:
+        """(owner, repository) of a GitHub URL."""
+        parts = urlsplit(self.repository).path.strip("/").removesuffix(".git").split("/")
+        return parts[-2], parts[-1]
+
+
+_HTTPS_REPO = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+$")
+
+
+class JenkinsCredentials(Model):
+    """The Secret (created by the operator, never by Pulumi or the repo) holding the pipeline's
+    credentials; JCasC reads each key from the mounted file."""
+
+    secret_name: ObjectName = "jenkins-ci-credentials"
+    """Secret with keys pulumi-passphrase, pulumi-backend-url, kubeconfig-dev,
+    kubeconfig-prod-preview, kubeconfig-prod, scm-username and scm-token (docs/ci.md)."""
+
+
+class JenkinsAuthorization(Model):
+    """Who may do what (role-strategy): admins, prod deployers, developers."""
+
+    deployers_group: str = Field(
+        default="appstack-prod-deployers", pattern=r"^[A-Za-z0-9_.@-]{1,128}$"
+    )
+    """Group allowed to approve prod (the Jenkinsfile's `input submitter`); it exists only
+    under an external security realm (LDAP, OIDC) that supplies groups."""
+    deployers: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]] = Field(
+        default_factory=list
+    )
+    """Local users allowed to approve prod (the local realm has no groups); each password is
+    the key of that name in usersSecretName."""
+    users_secret_name: ObjectName = "jenkins-users"
+    """Secret holding one key per deployer (its password); mounted only when deployers is set."""
+
+
 class JenkinsPodSecurity(Model):
     """UID/GID of the controller and the agent pods (the images' uid 1000 is not used)."""
 
@@ -120,17 +165,49 @@ def _resources_data(
 
 #: Default requests/limits of the Jenkins containers, by field alias. A partial override in the
 #: stack file (e.g. only `resources.limits.memory`) is merged over these, not over the generic
-#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults).
+#: `Resources` defaults (see JenkinsSettings._merge_resource_defaults). Each number is sized for
+#: what lands on the container:
 JENKINS_RESOURCE_DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
+    # Controller: JVM heap 75% of the 4Gi limit holds ~80 plugins, the queue and a few hundred
+    # runs in memory; 2Gi request is its steady state. Ephemeral storage: the pod's emptyDirs
+    # (plugins 1Gi: ~300 MiB of .jpi exploded ~2x; the extracted WAR 1Gi; /tmp 1Gi) plus logs.
     "resources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("1Gi", "4Gi")),
+    # jenkins-plugin-cli: one JVM resolving the update-center metadata (~3 MiB JSON) and
+    # downloading ~80 plugins (~300 MiB, cached under /tmp): 512Mi-1Gi memory; its own writes
+    # outside the emptyDirs are logs only.
     "pluginInstallerResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("256Mi", "1Gi")),
+    # `jnlp` (remoting): a small JVM streaming logs and workspace operations; its jar cache is
+    # on the home emptyDir.
     "agentResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("512Mi", "2Gi")),
-    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "2Gi"), ("1Gi", "4Gi")),
+    # Tools container: `make test` (pytest over Pulumi mocks, checkov and kubernetes-validate on
+    # every render: ~1.5 GiB peak) and `pulumi preview/up` (CLI + language host + the
+    # kubernetes provider, ~600 MiB): 4Gi limit. Ephemeral storage: venvs and node_modules of
+    # `make test` (~1.7 GiB) and Pulumi's downloaded provider plugins (~400 MiB) on the
+    # workspace/home emptyDirs.
+    "pulumiAgentResources": _resources_data(("500m", "2"), ("1Gi", "4Gi"), ("1Gi", "4Gi")),
 }
 
 
 def _jenkins_resources(alias: str) -> Resources:
     return Resources.model_validate(JENKINS_RESOURCE_DEFAULTS[alias])
+
+
+_LTS_TAG = re.compile(r"^(\d+\.\d+(?:\.\d+)?)(?:-|$)")
+
+
+def _plugin_problems(image: str) -> list[str]:
+    """Why the pinned plugin set (jenkins/plugins.txt) would not start on the image's core: the
+    core is read from the tag (`2.541.3-lts-jdk21`); a digest-only image is not checked."""
+    # Imported here: components.jenkins imports this module (a top-level import would cycle).
+    from components.jenkins.plugins import compatibility_problems, load_metadata, plugin_pins
+
+    _, tag, _ = image_parts(image)
+    match = _LTS_TAG.match(tag or "")
+    if match is None:
+        return []
+    _, metadata = load_metadata()
+    found = compatibility_problems(plugin_pins(), metadata, match.group(1))
+    return [f"'{image}': {p} (jenkins/plugins.txt)" for p in found[:5]]
 
 
 class JenkinsSettings(Model):
@@ -140,8 +217,9 @@ class JenkinsSettings(Model):
     """Deploy Jenkins."""
     namespace: DNS1123 = "jenkins"
     """Namespace of the controller and its agent pods (must differ from the apps' namespace)."""
-    image: ImageRef = "jenkins/jenkins:2.528.2-lts-jdk21"
-    """Controller image, a pinned LTS tag (or a digest)."""
+    image: ImageRef = "jenkins/jenkins:2.541.3-lts-jdk21"
+    """Controller image, a pinned LTS tag (or a digest); its core must be >= every plugin's
+    required core (jenkins/plugins-metadata.yaml)."""
     agent_image: ImageRef = "jenkins/inbound-agent:3355.v388858a_47b_33-3-jdk21"
     """Inbound agent image (`jnlp` container of every agent pod), pinned."""
     pulumi_agent_image: ImageRef = "python:3.11.14-slim-bookworm"
@@ -174,8 +252,19 @@ class JenkinsSettings(Model):
     """Kubernetes cloud settings."""
     admin: JenkinsAdmin = Field(default_factory=JenkinsAdmin)
     """Admin user credentials."""
+    job: JenkinsJob = Field(default_factory=JenkinsJob)
+    """The multibranch pipeline job of this repository."""
+    credentials: JenkinsCredentials = Field(default_factory=JenkinsCredentials)
+    """Where the pipeline's credentials come from."""
+    authorization: JenkinsAuthorization = Field(default_factory=JenkinsAuthorization)
+    """Roles: admin, prod deployers, developers."""
     security: JenkinsPodSecurity = Field(default_factory=JenkinsPodSecurity)
     """UID/GID/fsGroup of the Jenkins pods."""
+    kube_api_ports: list[Port] = Field(default_factory=lambda: [443, 6443], min_length=1)
+    """Ports of the Kubernetes API server the controller may reach (443: managed clusters and
+    the in-cluster Service; 6443: kubeadm, k3s and most on-prem endpoints)."""
+    agent_api_ports: list[Port] = Field(default_factory=lambda: [443, 6443], min_length=1)
+    """Ports agents may reach on agentEgressCidrs besides 443: the API servers they deploy to."""
     kube_api_cidrs: list[Cidr] = Field(default_factory=list)
     """Kubernetes API server endpoint CIDRs the controller may reach on 443/6443 (required in
     prod; empty in dev means 0.0.0.0/0 on those two ports only)."""
@@ -183,6 +272,13 @@ class JenkinsSettings(Model):
     """CIDRs the controller pod may reach on 443: the plugin update site (init container) and the
     SCM it reads Jenkinsfiles from; empty means 0.0.0.0/0 on 443 (updates.jenkins.io is a CDN
     without stable addresses)."""
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
+    """Existing `kubernetes.io/dockerconfigjson` Secrets the controller and every agent pod pull
+    their images with (private registry); each must exist in the Jenkins namespace (and in
+    `<namespace>-builder` for the builder agent)."""
+    image_builder: bool = False
+    """Pod template `builder` (rootless BuildKit) for the Jenkinsfile's image build, in its own
+    namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins_builder.py)."""
     agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
 
@@ -227,6 +323,19 @@ class JenkinsSettings(Model):
                 "service.loadBalancerSourceRanges",
                 f"loadBalancerSourceRanges only apply to type LoadBalancer (type is {svc.type})",
             )
+        if self.job.repository and not _HTTPS_REPO.match(self.job.repository):
+            problems.add(
+                "job.repository",
+                f"'{self.job.repository}' is not an https clone URL (https://host/owner/repo.git)",
+            )
+        elif (
+            self.job.repository and self.job.scm == "github" and self.job.repository.count("/") < 4
+        ):
+            problems.add(
+                "job.repository", "a GitHub repository URL needs an owner and a repository"
+            )
+        for problem in _plugin_problems(self.image):
+            problems.add("image", problem)
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         if parse_quantity(self.resources.limits.memory) < parse_quantity("1Gi"):
@@ -241,6 +350,11 @@ class JenkinsSettings(Model):
                     "kubeApiCidrs",
                     "prod requires the Kubernetes API server CIDRs (controller egress on "
                     "443/6443); `kubectl get endpoints kubernetes -n default` lists them",
+                )
+            if not self.job.repository:
+                problems.add(
+                    "job.repository",
+                    "prod requires the repository of the pipeline job (https clone URL)",
                 )
             if not self.home.protect:
                 problems.add(

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from components.config.base import (
+    CUSTOM_ERRORS,
     ENVIRONMENTS,
     PROJECT,
     deep_merge,
@@ -37,6 +38,26 @@ class ConfigError(Exception):
         super().__init__(
             f"invalid stack config ({len(problems)} {noun}):\n  " + "\n  ".join(problems)
         )
+
+
+SECRET_KEYS = ("secrets", "registry")
+"""The only `appstack:*` keys whose values the program treats as secrets."""
+
+
+def check_secret_keys(keys: Iterable[str]) -> None:
+    """Refuse `appstack:*` keys set with `pulumi config set --secret` outside SECRET_KEYS: the
+    program would put their values into ConfigMaps, labels and the state in clear."""
+    prefix = f"{PROJECT}:"
+    problems = [
+        f"{key}: is set as a secret (pulumi config set --secret), but only "
+        f"{' and '.join(prefix + k for k in SECRET_KEYS)} hold secrets; its values would reach "
+        "ConfigMaps and the stack state in clear. Move the secret value to "
+        f"{prefix}secrets.<app>.<KEY> (mounted as a file), or set {key} without --secret"
+        for key in sorted(keys)
+        if key.startswith(prefix) and key.removeprefix(prefix) not in SECRET_KEYS
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _top_key_names() -> list[str]:
@@ -121,15 +142,7 @@ def format_errors(exc: ValidationError) -> list[str]:
             message = f"{err['input']!r} is not allowed; {message[0].lower()}{message[1:]}"
         elif err["type"] == "missing":
             message = "required key is missing"
-        elif "input" in err and err["type"] not in {
-            "dns1123",
-            "app_name",
-            "quantity",
-            "image",
-            "image_unpinned",
-            "cidr",
-            "abs_path",
-            "int_or_percent",
+        elif "input" in err and err["type"] not in CUSTOM_ERRORS | {
             "hpa_range",
             "probes_identical",
             "egress_target",

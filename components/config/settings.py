@@ -11,7 +11,11 @@ from components.config.app import (
 )
 from components.config.base import (
     DNS1123,
+    HttpUrl,
+    LabelKey,
+    LabelValue,
     Model,
+    PrometheusDuration,
 )
 
 
@@ -24,7 +28,9 @@ class NetworkSettings(Model):
     """Namespace of Prometheus, allowed to scrape the metrics port."""
     dns_namespace: DNS1123 = "kube-system"
     """Namespace of the cluster DNS."""
-    dns_pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    dns_pod_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}
+    )
     """Labels of the cluster DNS pods."""
 
 
@@ -70,13 +76,13 @@ class Monitoring(Model):
 
     enabled: bool = False
     """Create ServiceMonitor and PrometheusRule objects (needs the prometheus-operator CRDs)."""
-    prometheus_selector_labels: dict[str, str] = Field(
+    prometheus_selector_labels: dict[LabelKey, LabelValue] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"}
     )
     """Labels the cluster's Prometheus selects ServiceMonitors and rules by."""
-    scrape_interval: str = "30s"
+    scrape_interval: PrometheusDuration = "30s"
     """Scrape interval."""
-    runbook_base_url: str = "https://runbooks.example.com/appstack"
+    runbook_base_url: HttpUrl = "https://runbooks.example.com/appstack"
     """Base of every alert's runbook_url."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     """Alert thresholds."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     Field,
@@ -10,17 +10,19 @@ from pydantic import (
     model_validator,
 )
 
+from components import labels
 from components.config.app import (
     AppConfig,
     RegistryCredentials,
 )
 from components.config.base import (
-    _SECRET_KEY,
     DNS1123,
     AppName,
     Environment,
+    FreeText,
     Model,
     Problems,
+    SecretKey,
 )
 from components.config.jenkins import (
     JenkinsSettings,
@@ -50,7 +52,10 @@ class StackConfig(Model):
     """LimitRange of the namespace."""
     monitoring: Monitoring = Field(default_factory=Monitoring)
     """ServiceMonitor / PrometheusRule."""
-    secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
+    secrets: dict[
+        AppName,
+        dict[SecretKey, Annotated[SecretStr, FreeText("a secret value may hold any bytes")]],
+    ] = Field(default_factory=dict)
     """Secret values per app (`pulumi config set --secret --path 'secrets.web.API_TOKEN'`)."""
     registry: RegistryCredentials | None = None
     """Login used to push images built from a `build` block; None uses Docker's own config."""
@@ -61,17 +66,11 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_app_rules(self) -> StackConfig:
         problems = Problems()
-        for owner, values in self.secrets.items():
+        for owner in self.secrets:
             if owner not in self.apps:
                 problems.add(
                     f"secrets.{owner}", f"no app named {owner!r}; apps: {sorted(self.apps)}"
                 )
-            for key in values:
-                if not _SECRET_KEY.match(key):
-                    problems.add(
-                        f"secrets.{owner}.{key}",
-                        f"{key!r} is not a valid Secret key ([-._a-zA-Z0-9]+)",
-                    )
         for name, app in self.apps.items():
             for i, rule in enumerate(app.egress):
                 if rule.app is not None and rule.app not in self.apps:
@@ -83,16 +82,36 @@ class StackConfig(Model):
         return self
 
     @model_validator(mode="after")
+    def _derived_names_unique(self) -> StackConfig:
+        # Two apps must not derive the same object or resource name (components/labels.py):
+        # the API server would see one object twice, the engine a duplicate URN.
+        problems = Problems()
+        names = sorted(self.apps)
+        for i, app in enumerate(names):
+            for other in names[i + 1 :]:
+                shared = labels.shared_derived_name(app, other)
+                if shared is not None:
+                    problems.add(
+                        f"apps.{other}",
+                        f"app names {app!r} and {other!r} collide: both derive the name "
+                        f"{shared!r} (names derived from an app add suffixes such as -metrics, "
+                        "-preview, -canary, -blue, -green); rename one of them",
+                    )
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
     def _release_needs_monitoring(self) -> StackConfig:
-        # Release (components/release.py): the Argo Rollouts analysis queries the error-ratio
-        # recording rule, which only exists with monitoring on.
+        # Release (components/release.py): the Argo Rollouts analysis queries the app's request
+        # series, labelled per ReplicaSet by the ServiceMonitor, which only exists with
+        # monitoring on.
         problems = Problems()
         for name, app in self.apps.items():
             if app.release.argo_rollouts and not self.monitoring.enabled:
                 problems.add(
                     f"apps.{name}.release.argoRollouts",
                     "argoRollouts needs appstack:monitoring.enabled: true (its AnalysisTemplate "
-                    "queries the recording rule job:http_request_errors:ratio_rate5m)",
+                    "queries the app's metrics, scraped by the ServiceMonitor per ReplicaSet)",
                 )
         problems.raise_if_any()
         return self
@@ -129,6 +148,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
             "pdb": {"enabled": True},
             "rollout": {"minReadySeconds": 5},
             "topology": {"zones": False, "whenUnsatisfiable": "ScheduleAnyway"},
+            "slo": {"availability": 99.0},
             "resources": {
                 "requests": {"cpu": "50m", "memory": "64Mi", "ephemeralStorage": "32Mi"},
                 "limits": {"cpu": "250m", "memory": "128Mi", "ephemeralStorage": "128Mi"},
@@ -155,6 +175,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
                 "preStopSleepSeconds": 10,
             },
             "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
+            "slo": {"availability": 99.9},
             "resources": {
                 "requests": {"cpu": "250m", "memory": "256Mi", "ephemeralStorage": "64Mi"},
                 "limits": {"cpu": "1", "memory": "512Mi", "ephemeralStorage": "256Mi"},

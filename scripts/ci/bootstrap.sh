@@ -25,7 +25,8 @@ if [[ ! -x policy/venv/bin/python ]]; then
   log "policy pack venv (policy/venv)"
   "$host_python" -m venv policy/venv
   policy/venv/bin/pip install --quiet --upgrade pip
-  policy/venv/bin/pip install --quiet -r policy/requirements.txt
+  # from the pack's directory, as the Pulumi CLI does: its requirements hold a relative path
+  (cd policy && venv/bin/pip install --quiet -r requirements.txt)
 fi
 
 command -v pulumi >/dev/null 2>&1 || die "the Pulumi CLI is not on PATH"

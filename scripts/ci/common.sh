@@ -84,3 +84,19 @@ use_kubeconfig() {
     KUBECONFIG_CREATED="$path"
   fi
 }
+
+# The images this pipeline built, one `service=<repo>@sha256:<digest>` per line: DEPLOY_IMAGES
+# (comma- or space-separated; GitHub job output, GitLab dotenv report) or else the file that
+# build-image.sh wrote ($STATE_DIR/images, Jenkins stash). Nothing when neither exists: the stack
+# then runs the images of its config.
+deploy_images() {
+  local images="${DEPLOY_IMAGES:-}"
+  if [[ -z "$images" && -f "$STATE_DIR/images" ]]; then
+    images="$(<"$STATE_DIR/images")"
+  fi
+  local item
+  for item in ${images//,/ }; do
+    [[ "$item" =~ ^[a-z0-9][a-z0-9-]*=[^[:space:]=]+$ ]] || die "bad image in DEPLOY_IMAGES: $item (service=image)"
+    printf '%s\n' "$item"
+  done
+}

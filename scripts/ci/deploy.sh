@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Deploy one stack from CI:  deploy.sh <stack>
 #
-#   python -m stackctl deploy <stack> --yes [--refresh]
-#     (refresh if DEPLOY_REFRESH=true, preview with the policy pack, up with a message carrying
-#      the git commit; non-zero on any failure). It runs under `timeout` (DEPLOY_TIMEOUT,
-#      default 45m) with SIGINT, which Pulumi handles by stopping cleanly, so the rollback below
-#      still runs before the CI job's own time limit kills everything.
+#   python -m stackctl deploy <stack> --yes [--refresh] [--image web=<repo>@sha256:... ...]
+#     (refresh if DEPLOY_REFRESH=true; the images this pipeline built (DEPLOY_IMAGES or the file
+#      build-image.sh wrote) set in the stack config; preview with the policy pack, up with a
+#      message carrying the git commit and the images; non-zero on any failure). It runs under
+#      `timeout` (DEPLOY_TIMEOUT, default 45m) with SIGINT, which Pulumi handles by stopping
+#      cleanly, so the rollback below still runs before the CI job's own time limit kills it.
+#   verify.sh <stack>   every app checked from outside (python -m stackctl verify): a stack that
+#     updated but does not answer ready is a failed deploy too.
 #
 # On failure of a prod stack it rolls back (rollback.sh: only if an update actually ran) and then
 # exits non-zero EVEN IF THE ROLLBACK SUCCEEDED, so the pipeline stays red and someone looks.
 # Other stacks (dev) are left as they are, for debugging. ROLLBACK_ON_FAILURE=true|false
-# overrides the default.
+# overrides the default. After a rollback the stack is verified again (reported, not fatal).
+#
+# GitOps (GITOPS=true): the same step in the same place of the pipeline (so behind the same
+# approval for prod) publishes the stack's manifests with the built images instead
+# (publish-manifests.sh <stack>; Argo CD applies them) and verifies the apps (verify.sh).
 #
 # Needs: the Pulumi CLI on PATH, the project venv (bootstrap.sh), PULUMI_BACKEND_URL or
 # PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE (passphrase secrets provider) and KUBECONFIG_DATA
@@ -21,6 +28,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 stack="${1:-}"
 require_stack "$stack"
+built="$(deploy_images)"
+
+if [[ "${GITOPS:-false}" == true ]]; then
+  [[ -n "${VERIFY_URLS:-}" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...) so the deploy can be verified"
+  log "GitOps: publishing the $stack manifests; Argo CD applies them"
+  "$CI_DIR/publish-manifests.sh" "$stack"
+  "$CI_DIR/verify.sh" "$stack"
+  exit 0
+fi
+
 require_credentials
 use_kubeconfig
 
@@ -44,20 +61,32 @@ args=(deploy "$stack" --yes)
 if [[ "${DEPLOY_REFRESH:-false}" == true ]]; then
   args+=(--refresh)
 fi
+for image in $built; do
+  args+=(--image "$image")
+done
 
 log "deploy $stack (history before: v$since)"
 status=0
 (cd "$REPO_ROOT" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
   "$PYTHON" -m stackctl "${args[@]}") || status=$?
 if [[ "$status" -eq 0 ]]; then
-  log "deploy $stack: succeeded"
-  exit 0
+  log "deploy $stack: succeeded; checking it from outside"
+  if "$CI_DIR/verify.sh" "$stack"; then
+    log "deploy $stack: verified"
+    exit 0
+  fi
+  status=1
+  # The update succeeded, so rollback_plan.py must undo it although its result is `succeeded`.
+  export ROLLBACK_UNHEALTHY=true
+  log "deploy $stack: FAILED verification after a successful update"
+else
+  log "deploy $stack: FAILED (exit $status)"
 fi
 
-log "deploy $stack: FAILED (exit $status)"
 if [[ "$rollback" == true ]]; then
   if "$CI_DIR/rollback.sh" "$stack"; then
     log "automatic rollback of $stack finished; the failed deploy still fails this pipeline"
+    "$CI_DIR/verify.sh" "$stack" || log "$stack does not pass verification after the rollback either"
   else
     log "automatic rollback of $stack FAILED: the stack needs an operator (docs/operations.md)"
   fi

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Post (or update) a preview summary as a pull request comment:
+# Post (or update) a preview or diff summary as a pull request comment:
 #   post-github-comment.sh <pr-number> <summary.md>
 # Uses the GitHub CLI (preinstalled on hosted runners) with GH_TOKEN (the job's GITHUB_TOKEN with
 # `pull-requests: write`) and GITHUB_REPOSITORY. The summary's first line is a marker
-# (`<!-- appstack-preview:<stack> -->`): the comment carrying it is edited in place, so each stack
+# (`<!-- appstack-preview:<stack> -->` or `<!-- appstack-diff:<stack> -->`): the comment carrying it is edited in place, so each stack
 # keeps one comment per pull request however often it is pushed.
 set -euo pipefail
 { set +x; } 2>/dev/null
@@ -21,8 +21,8 @@ file="${2:-}"
 }
 
 marker="$(head -n 1 "$file")"
-[[ "$marker" =~ ^\<!--\ appstack-preview:[A-Za-z0-9._/-]+\ --\>$ ]] || {
-  echo "error: $file does not start with an appstack-preview marker" >&2
+[[ "$marker" =~ ^\<!--\ appstack-(preview|diff):[A-Za-z0-9._/-]+\ --\>$ ]] || {
+  echo "error: $file does not start with an appstack-preview/appstack-diff marker" >&2
   exit 2
 }
 

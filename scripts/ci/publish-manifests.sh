@@ -4,7 +4,9 @@
 #
 #   python -m stackctl render <stack> --out <worktree>/manifests/<stack>
 #
-# then one commit on <branch> ("render <stack> from <commit>") pushed, only when the manifests
+# with the images this pipeline built (DEPLOY_IMAGES / build-image.sh) written into
+# Pulumi.<stack>.yaml of the checkout first (python -m stackctl.images; restored on exit), so the
+# manifests run the pushed digests. Then one commit on <branch> ("render <stack> from <commit>") pushed, only when the manifests
 # changed. The branch is fetched from $MANIFESTS_REMOTE (default origin) and pushed there too,
 # unless MANIFESTS_PUSH_URL is set: then it is pushed to that URL with the token in
 # MANIFESTS_PUSH_TOKEN, which a credential helper reads from the environment (the token is never
@@ -28,8 +30,12 @@ source_commit="$(git rev-parse --short HEAD)"
 
 worktree="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/appstack-manifests.XXXXXX")"
 rmdir "$worktree"
+stack_file="Pulumi.${stack##*/}.yaml"
 # shellcheck disable=SC2329 # called by the EXIT trap of common.sh
-on_exit() { git worktree remove --force "$worktree" >/dev/null 2>&1 || true; }
+on_exit() {
+  git worktree remove --force "$worktree" >/dev/null 2>&1 || true
+  git checkout --quiet -- "$stack_file" 2>/dev/null || true
+}
 if git fetch --quiet "$remote" "refs/heads/$branch" 2>/dev/null; then
   git worktree add --quiet --detach "$worktree" FETCH_HEAD
 else
@@ -41,6 +47,11 @@ else
 fi
 
 target="manifests/${stack//\//_}"
+built="$(deploy_images)"
+if [[ -n "$built" ]]; then
+  # shellcheck disable=SC2086 # one service=image per word
+  "$PYTHON" -m stackctl.images "$stack" $built
+fi
 stackctl render "$stack" --out "$worktree/$target"
 git -C "$worktree" add --all -- "$target"
 if git -C "$worktree" diff --cached --quiet; then

@@ -8,8 +8,11 @@
 #             changed, so nothing is rolled back (exit 0)
 #   config    the last good update ran this commit: python -m stackctl rollback <stack> --to V --yes
 #   redeploy  the last good update ran another commit C: deploy C again from a git worktree
-#             (stackctl rollback is config-only and refuses across commits)
+#             with the images that update ran (`--image`, from its history row), not the stack
+#             file's default (stackctl rollback is config-only and refuses across commits)
 #   fail      no earlier successful update (first deploy) or no recorded commit (exit 1)
+# ROLLBACK_UNHEALTHY=true (deploy.sh, after a failed `stackctl verify`): the update succeeded but
+# the stack is unhealthy, so it is undone too.
 # Exit 0 when the stack is back on its last good update (or nothing needed undoing), non-zero
 # otherwise. Safe to call twice for one deploy (deploy.sh, then a pipeline's failure handler):
 # the second call reports the first one's result. Callers keep the pipeline red either way.
@@ -53,8 +56,12 @@ on_exit() {
 
 head="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || true)"
 history_json="$(stackctl history "$stack" --json)" || die "cannot read the history of $stack"
-read -r action version commit < <(
-  printf '%s' "$history_json" | "$PYTHON" "$CI_DIR/rollback_plan.py" --since "$since" --head "$head"
+plan_args=(--since "$since" --head "$head")
+if [[ "${ROLLBACK_UNHEALTHY:-false}" == true ]]; then
+  plan_args+=(--unhealthy)
+fi
+read -r action version commit images < <(
+  printf '%s' "$history_json" | "$PYTHON" "$CI_DIR/rollback_plan.py" "${plan_args[@]}"
 ) || true
 
 case "${action:-}" in
@@ -82,8 +89,19 @@ case "${action:-}" in
     if [[ -d "$REPO_ROOT/policy/venv" && -d "$worktree/policy" ]]; then
       ln -s "$REPO_ROOT/policy/venv" "$worktree/policy/venv"
     fi
+    redeploy=(deploy "$stack" --yes)
+    if [[ -n "${images:-}" && "$images" != "-" ]]; then
+      if [[ -f "$worktree/stackctl/images.py" ]]; then
+        for image in ${images//,/ }; do
+          redeploy+=(--image "$image")
+        done
+      else
+        # A commit from before `deploy --image` existed: its stack file names its image.
+        warn "commit $commit predates deploy --image: redeploying the images of its stack file"
+      fi
+    fi
     (cd "$worktree" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
-      "$PYTHON" -m stackctl deploy "$stack" --yes)
+      "$PYTHON" -m stackctl "${redeploy[@]}")
     ;;
   *)
     log "rollback of $stack: not possible automatically; an operator decides (docs/operations.md)"

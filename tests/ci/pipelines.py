@@ -277,3 +277,102 @@ STAGE = re.compile(r"\bstage\(\s*'([^']+)'\s*\)")
 def jenkins_stages(source: str) -> dict[str, str]:
     code = strip_comments(source)
     return {m.group(1): block_after(code, m.end()) for m in STAGE.finditer(code)}
+
+
+# --------------------------------------------------------------------------------------------
+# One gate for both paths (issue 11): image -> dev (deploy or GitOps publish, then verify) ->
+# approval -> prod. GitOps publishing happens only inside deploy.sh, i.e. in the deploy jobs.
+
+PUBLISH_CALL = re.compile(r"scripts/ci/publish-manifests\.sh")
+
+
+def _needs(job: Mapping[str, Any]) -> list[str]:
+    needs = job.get("needs") or []
+    return (
+        [needs]
+        if isinstance(needs, str)
+        else [n if isinstance(n, str) else n["job"] for n in needs]
+    )
+
+
+def upstream(all_jobs: Mapping[str, Mapping[str, Any]], name: str) -> set[str]:
+    """Every job `name` waits for, directly or through other jobs."""
+    seen: set[str] = set()
+    todo = list(_needs(all_jobs[name]))
+    while todo:
+        current = todo.pop()
+        if current not in seen and current in all_jobs:
+            seen.add(current)
+            todo.extend(_needs(all_jobs[current]))
+    return seen
+
+
+def github_gate_problems(workflow: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    all_jobs = jobs(workflow)
+    deployers = {deployed_stack(j): n for n, j in all_jobs.items() if deployed_stack(j)}
+    if set(deployers) != {"dev", "prod"}:
+        return [f"expected one deploy job per stack, found {sorted(map(str, deployers))}"]
+    dev, prod = deployers["dev"], deployers["prod"]
+    builders = [
+        n
+        for n, j in all_jobs.items()
+        if any(str(s.get("uses", "")).startswith("docker/build-push-action@") for s in steps(j))
+    ]
+    if len(builders) != 1:
+        return [f"expected one image build job, found {builders}"]
+    build = builders[0]
+    for name in (dev, prod):
+        if build not in upstream(all_jobs, name):
+            problems.append(f"{name}: does not wait for the image build {build}")
+        env = {k: v for s in steps(all_jobs[name]) for k, v in (s.get("env") or {}).items()}
+        if f"needs.{build}.outputs" not in str(env.get("DEPLOY_IMAGES", "")):
+            problems.append(f"{name}: DEPLOY_IMAGES is not the digest output of {build}")
+        if "vars.GITOPS" not in str(env.get("GITOPS", "")):
+            problems.append(f"{name}: GITOPS is not passed, so the GitOps path skips this gate")
+    if dev not in upstream(all_jobs, prod):
+        problems.append(f"{prod}: prod does not wait for the dev deploy {dev}")
+    if environment_name(all_jobs[prod].get("environment")) != "production":
+        problems.append(f"{prod}: prod without `environment: production` (approval)")
+    for where, text in run_texts(workflow):
+        if PUBLISH_CALL.search(text):
+            problems.append(f"{where}: publishes manifests outside deploy.sh (bypasses the gate)")
+    with_push = next(
+        s.get("with") or {}
+        for s in steps(all_jobs[build])
+        if str(s.get("uses", "")).startswith("docker/build-push-action@")
+    )
+    if with_push.get("push") is not True or "github.sha" not in str(with_push.get("tags")):
+        problems.append(f"{build}: must push a tag named by the commit (github.sha)")
+    if "type=registry" not in str(with_push.get("cache-to")):
+        problems.append(f"{build}: no registry cache (cache-to type=registry)")
+    return problems
+
+
+def gitlab_gate_problems(doc: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    all_jobs = gitlab_jobs(doc)
+    deployers: dict[str, str] = {}
+    for name, job in all_jobs.items():
+        match = DEPLOY_CALL.search("\n".join(str(s) for s in job.get("script") or []))
+        if match:
+            deployers[match.group(1)] = name
+        if PUBLISH_CALL.search("\n".join(script_lines(job))):
+            problems.append(f"{name}: publishes manifests outside deploy.sh (bypasses the gate)")
+    if set(deployers) != {"dev", "prod"}:
+        return [*problems, f"expected one deploy job per stack, found {sorted(deployers)}"]
+    builders = [
+        n for n, j in all_jobs.items() if any("build-image.sh" in ln for ln in script_lines(j))
+    ]
+    if len(builders) != 1:
+        return [*problems, f"expected one image build job, found {builders}"]
+    build = builders[0]
+    dotenv = ((all_jobs[build].get("artifacts") or {}).get("reports") or {}).get("dotenv")
+    if dotenv != "out/ci/image.env":
+        problems.append(f"{build}: the digest is not handed on as a dotenv report")
+    for stack, name in deployers.items():
+        if build not in upstream(all_jobs, name):
+            problems.append(f"{name}: does not wait for the image build {build}")
+        if stack == "prod" and deployers["dev"] not in upstream(all_jobs, name):
+            problems.append(f"{name}: prod does not wait for the dev deploy")
+    return problems

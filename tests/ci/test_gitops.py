@@ -38,3 +38,13 @@ def test_sync_policy() -> None:
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "CreateNamespace=false" in spec["syncPolicy"]["syncOptions"]
     assert "finalizers" not in load_yaml(APPLICATION)["metadata"]
+
+
+def test_dev_application_is_the_prod_one_on_the_dev_path() -> None:
+    """GitOps follows the same gate: dev manifests first (its own Application), then prod."""
+    dev = load_yaml(REPO / "docs" / "argocd-application-dev.yaml")
+    prod = load_yaml(APPLICATION)
+    assert dev["spec"]["source"]["path"] == "manifests/dev"
+    assert dev["metadata"]["name"] != prod["metadata"]["name"]
+    dev["spec"]["source"]["path"] = prod["spec"]["source"]["path"]
+    assert dev["spec"] == prod["spec"]

@@ -51,7 +51,9 @@ def test_stages_in_order() -> None:
     assert list(STAGES) == [
         "Checkout",
         "Test",
+        "Diff",
         "Preview",
+        "Build image",
         "Deploy dev",
         "Approve prod",
         "Deploy prod",
@@ -76,8 +78,9 @@ def test_options() -> None:
 
 def test_when_conditions() -> None:
     assert "changeRequest()" in STAGES["Preview"]
-    for stage in ("Deploy dev", "Approve prod", "Deploy prod"):
+    for stage in ("Build image", "Deploy dev", "Approve prod", "Deploy prod"):
         assert "branch 'main'" in STAGES[stage], stage
+    assert "changeRequest()" in STAGES["Diff"]
 
 
 def test_credentials_are_bound_with_withcredentials() -> None:
@@ -116,7 +119,12 @@ def test_every_shell_command_is_a_single_quoted_literal() -> None:
 
 def test_prod_needs_approval_by_a_group_and_goes_one_at_a_time() -> None:
     approve = STAGES["Approve prod"]
-    assert re.search(r"input\(\s*message:.*submitter: 'appstack-prod-deployers'", approve, re.S)
+    assert re.search(
+        r"input\(\s*message:.*submitter: "
+        r"(env\.APPSTACK_PROD_APPROVERS \?: )?'appstack-prod-deployers'",
+        approve,
+        re.S,
+    )
     assert "timeout(time:" in approve  # an unanswered approval does not hold the agent forever
     ordinals = [int(n) for n in re.findall(r"milestone\(ordinal: (\d+)", CODE)]
     assert len(ordinals) == 2 and ordinals == sorted(ordinals)
@@ -141,3 +149,30 @@ def test_preview_stage_previews_both_stacks_and_archives_the_summaries() -> None
     assert "'scripts/ci/preview.sh dev out/ci/preview-dev.md'" in preview
     assert "'scripts/ci/preview.sh prod out/ci/preview-prod.md'" in preview
     assert "archiveArtifacts(artifacts: 'out/ci/preview-*.md'" in preview
+
+
+def test_the_built_digest_is_what_both_deploys_run() -> None:
+    """Build image (builder pod) stashes the digest file; each Deploy stage unstashes it before
+    deploy.sh, which deploys it and verifies the apps."""
+    build = STAGES["Build image"]
+    assert re.search(r"agent\s*\{\s*kubernetes\s*\{[^}]*inheritFrom 'builder'", build)
+    assert "checkout scm" in build
+    assert "sh 'scripts/ci/build-image.sh web app app/Dockerfile'" in build
+    assert "credentialsId: 'registry-push'" in build
+    assert "stash(name: 'images', includes: 'out/ci/images')" in build
+    names = list(STAGES)
+    for stage in ("Deploy dev", "Deploy prod"):
+        body = STAGES[stage]
+        assert body.index("unstash 'images'") < body.index("scripts/ci/deploy.sh")
+    assert names.index("Build image") < names.index("Deploy dev") < names.index("Approve prod")
+    assert names.index("Approve prod") < names.index("Deploy prod")
+    assert "publish-manifests.sh" not in CODE  # GitOps only through deploy.sh: same gate
+
+
+def test_pull_requests_get_the_render_diff_of_both_stacks() -> None:
+    diff = STAGES["Diff"]
+    for stack in ("dev", "prod"):
+        assert f"sh 'scripts/ci/diff.sh {stack} \"$CHANGE_TARGET\" out/ci/diff-{stack}.md'" in diff
+    assert "archiveArtifacts(artifacts: 'out/ci/diff-*.md'" in diff
+    names = list(STAGES)
+    assert names.index("Diff") < names.index("Preview")

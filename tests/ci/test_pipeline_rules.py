@@ -15,7 +15,9 @@ from tests.ci.pipelines import (
     WORKFLOWS,
     deployed_stack,
     environment_name,
+    github_gate_problems,
     github_problems,
+    gitlab_gate_problems,
     gitlab_job,
     gitlab_jobs,
     gitlab_problems,
@@ -112,8 +114,8 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
 def test_deploys_run_on_push_to_main_after_tests(deploy_workflow: dict[str, Any]) -> None:
     dev_name, dev = job_deploying(deploy_workflow, "dev")
     _, prod = job_deploying(deploy_workflow, "prod")
-    assert dev["needs"] == "test"
-    assert prod["needs"] == dev_name
+    assert dev["needs"] == ["test", "image"]
+    assert prod["needs"] == [dev_name, "image"]
     for job in (dev, prod):
         assert job["if"] == "github.event_name == 'push'"
         assert job["permissions"] == {"contents": "read"}
@@ -192,7 +194,7 @@ def test_gitlab_jobs_and_their_triggers(gitlab: dict[str, Any]) -> None:
         assert any("post-gitlab-note.sh" in line for line in script_lines(preview))
     dev, prod = all_jobs["deploy-dev"], all_jobs["deploy-prod"]
     assert (dev["stage"], prod["stage"]) == ("deploy-dev", "deploy-prod")
-    assert prod["needs"] == ["deploy-dev"]
+    assert prod["needs"] == ["deploy-dev", "build-image"]
     assert prod["script"] == ["scripts/ci/deploy.sh prod"]
     assert prod["rules"] == [
         {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual", "allow_failure": False}
@@ -240,3 +242,107 @@ def test_prod_failure_path_calls_the_rollback_script(
     assert '"$CI_DIR/rollback.sh" "$stack"' in deploy_sh
     assert 'if [[ "$environment" == prod ]]; then rollback=true' in deploy_sh
     # (tests/ci/test_scripts.py runs the failure path itself)
+
+
+# --------------------------------------------------------------------------------------------
+# One gate for both paths: image -> dev + verify -> approval -> prod, GitOps included
+
+
+def test_github_gate(deploy_workflow: dict[str, Any]) -> None:
+    assert github_gate_problems(deploy_workflow) == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda w: w["jobs"]["deploy-prod"].update(needs=["image"]), "wait for the dev deploy"),
+        (lambda w: w["jobs"]["deploy-dev"].update(needs=["test"]), "wait for the image build"),
+        (lambda w: w["jobs"]["deploy-prod"].pop("environment"), "approval"),
+        (
+            lambda w: w["jobs"]["deploy-prod"]["steps"][-1]["env"].pop("GITOPS"),
+            "GitOps path skips this gate",
+        ),
+        (
+            lambda w: w["jobs"]["deploy-dev"]["steps"][-1]["env"].update(DEPLOY_IMAGES="web=x:1"),
+            "DEPLOY_IMAGES is not the digest output",
+        ),
+        (
+            lambda w: w["jobs"].update(
+                gitops={
+                    "runs-on": "ubuntu-24.04",
+                    "needs": "test",
+                    "steps": [{"run": "scripts/ci/publish-manifests.sh prod"}],
+                }
+            ),
+            "outside deploy.sh",
+        ),
+        (
+            lambda w: w["jobs"]["image"]["steps"][3]["with"].pop("cache-to"),
+            "no registry cache",
+        ),
+    ],
+)
+def test_github_gate_catches_breakage(
+    deploy_workflow: dict[str, Any], breakage: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(deploy_workflow)
+    breakage(broken)
+    problems = github_gate_problems(broken)
+    assert any(expected in p for p in problems), problems
+
+
+def test_gitlab_gate(gitlab: dict[str, Any]) -> None:
+    assert gitlab_gate_problems(gitlab) == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda d: d["deploy-prod"].update(needs=["build-image"]), "wait for the dev deploy"),
+        (lambda d: d["deploy-dev"].update(needs=["test"]), "wait for the image build"),
+        (lambda d: d["build-image"].pop("artifacts"), "dotenv"),
+        (
+            lambda d: d.update(
+                gitops={"stage": "deploy-prod", "script": ["scripts/ci/publish-manifests.sh prod"]}
+            ),
+            "outside deploy.sh",
+        ),
+    ],
+)
+def test_gitlab_gate_catches_breakage(gitlab: dict[str, Any], breakage: Any, expected: str) -> None:
+    broken = copy.deepcopy(gitlab)
+    breakage(broken)
+    problems = gitlab_gate_problems(broken)
+    assert any(expected in p for p in problems), problems
+
+
+def test_deploy_sh_publishes_gitops_manifests_only_in_its_own_step() -> None:
+    """GitOps goes through the deploy step of its stack: dev's job publishes dev, prod's (behind
+    the approval) publishes prod, each followed by verify."""
+    text = (CI_SCRIPTS / "deploy.sh").read_text()
+    gitops = text[text.index('if [[ "${GITOPS:-false}" == true ]]') :]
+    gitops = gitops[: gitops.index("\nfi\n")]
+    assert '"$CI_DIR/publish-manifests.sh" "$stack"' in gitops
+    assert gitops.index("publish-manifests.sh") < gitops.index('"$CI_DIR/verify.sh" "$stack"')
+    code = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    assert code.index("GITOPS") < code.index("-m stackctl")  # before any pulumi up
+
+
+def test_pull_requests_post_the_render_diff_in_every_system(gitlab: dict[str, Any]) -> None:
+    diff = load_yaml(WORKFLOWS / "diff.yml")
+    job = jobs(diff)["diff"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    run = next(s for s in steps(job) if "diff.sh" in str(s.get("run")))
+    assert run["run"] == 'scripts/ci/diff.sh "$STACK" "$TARGET_BRANCH" "out/ci/diff-$STACK.md"'
+    allow = str(run["env"]["APPSTACK_ALLOW_RISKY_DIFF"])
+    assert "'allow-risky-diff'" in allow and "vars.APPSTACK_ALLOW_RISKY_DIFF" in allow
+    assert {"labeled", "unlabeled"} <= set(triggers(diff)["pull_request"]["types"])
+    assert github_problems(diff) == []
+    all_jobs = gitlab_jobs(gitlab)
+    for stack in ("dev", "prod"):
+        mr = all_jobs[f"diff-{stack}"]
+        assert mr["variables"]["STACK"] == stack
+        assert any("scripts/ci/diff.sh" in line for line in script_lines(mr))
+        label_rule = mr["rules"][0]
+        assert "allow-risky-diff" in label_rule["if"]
+        assert label_rule["variables"] == {"APPSTACK_ALLOW_RISKY_DIFF": "true"}

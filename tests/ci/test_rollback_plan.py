@@ -85,8 +85,22 @@ def test_cli_prints_one_line_for_the_shell() -> None:
     history = json.dumps([row(5, "failed"), row(4, commit="1111111")])
     proc = run_cli("--since", "4", "--head", HEAD, stdin=history)
     assert proc.returncode == 0
-    assert proc.stdout == "redeploy 4 1111111\n"
+    assert proc.stdout == "redeploy 4 1111111 -\n"
     assert "deploy it again" in proc.stderr
+
+
+def test_unhealthy_update_is_rolled_back_with_the_images_it_replaced() -> None:
+    """deploy succeeded but `stackctl verify` failed: return to the update before it, and name
+    that update's images so the redeploy runs them again (not the stack file's default)."""
+    before = {**row(4, commit="1111111"), "images": "web=repo/web@sha256:" + "1" * 64}
+    rows = [row(5), before]
+    assert plan(rows, since=4).action == "none"  # healthy: nothing to undo
+    result = rollback_plan.plan(rows, since=4, head=HEAD, unhealthy=True)
+    assert (result.action, result.version, result.images) == ("redeploy", 4, before["images"])
+    proc = run_cli("--since", "4", "--head", HEAD, "--unhealthy", stdin=json.dumps(rows))
+    assert proc.stdout == f"redeploy 4 1111111 {before['images']}\n"
+    # no update ran after v4: still nothing to roll back, healthy or not
+    assert rollback_plan.plan([before], since=4, head=HEAD, unhealthy=True).action == "none"
 
 
 @pytest.mark.parametrize(
@@ -98,4 +112,4 @@ def test_cli_latest(stdin: str, expected: str) -> None:
 
 def test_cli_unreadable_history_fails_safe() -> None:
     proc = run_cli("--since", "3", "--head", HEAD, stdin="<html>")
-    assert proc.stdout == "fail - -\n"
+    assert proc.stdout == "fail - - -\n"

@@ -35,9 +35,14 @@ import json, os, subprocess, sys
 from pathlib import Path
 
 argv = sys.argv[1:]
+state = Path(os.environ["FAKE_STATE"])
+if argv[:2] == ["-m", "stackctl.images"]:  # GitOps: digests written into the stack file
+    with (state / "calls.jsonl").open("a") as fh:
+        fh.write(json.dumps({{"args": ["images", *argv[2:]], "cwd": os.getcwd(),
+                             "kubeconfig_ok": False}}) + "\\n")
+    sys.exit(0)
 if argv[:2] != ["-m", "stackctl"]:
     os.execv({python!r}, [{python!r}, *argv])
-state = Path(os.environ["FAKE_STATE"])
 args = argv[2:]
 kube = os.environ.get("KUBECONFIG", "")
 with (state / "calls.jsonl").open("a") as fh:
@@ -77,6 +82,19 @@ elif cmd == "deploy":
 elif cmd == "rollback":
     record("succeeded")
     sys.exit(int(os.environ.get("FAKE_ROLLBACK_RC", "0")))
+elif cmd == "verify":
+    # FAKE_VERIFY: exit codes of successive verify calls, e.g. "1,0" (unhealthy, then healthy)
+    counter = state / "verify-count"
+    n = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(n + 1))
+    codes = os.environ.get("FAKE_VERIFY", "0").split(",")
+    code = int(codes[min(n, len(codes) - 1)])
+    print("web  " + ("ok" if code == 0 else "FAILED") + "  http://web.example/health/ready")
+    sys.exit(code)
+elif cmd == "diff":
+    print("| action | kind | name |")
+    print("diff warning on stderr", file=sys.stderr)
+    sys.exit(int(os.environ.get("FAKE_DIFF_RC", "0")))
 elif cmd == "render":
     out = Path(args[args.index("--out") + 1])
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +174,9 @@ def sandbox(tmp_path: Path) -> Sandbox:
         CI_SCRIPTS, repo / "scripts" / "ci", ignore=shutil.ignore_patterns("__pycache__")
     )
     (repo / "Pulumi.yaml").write_text("name: appstack\n")
+    # stackctl itself is the stub; its images module marks a commit that knows `--image`
+    (repo / "stackctl").mkdir()
+    (repo / "stackctl" / "images.py").write_text("")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "good")
@@ -210,7 +231,11 @@ def test_dev_deploy_succeeds(sandbox: Sandbox) -> None:
     sandbox.history([good_row(1, sandbox.good)])
     result = sandbox.run("deploy.sh", "dev", trace=True)
     assert result.code == 0, result.out
-    assert sandbox.commands() == ["history dev --json", "deploy dev --yes"]
+    assert sandbox.commands() == [
+        "history dev --json",
+        "deploy dev --yes",
+        "verify dev --timeout 300",
+    ]
     assert all(c["kubeconfig_ok"] for c in sandbox.calls())
     assert_no_secrets(result)
     no_leftovers(sandbox)
@@ -219,7 +244,7 @@ def test_dev_deploy_succeeds(sandbox: Sandbox) -> None:
 def test_refresh_is_opt_in(sandbox: Sandbox) -> None:
     sandbox.history([good_row(1, sandbox.good)])
     assert sandbox.run("deploy.sh", "dev", DEPLOY_REFRESH="true").code == 0
-    assert sandbox.commands()[-1] == "deploy dev --yes --refresh"
+    assert sandbox.commands()[-2] == "deploy dev --yes --refresh"
 
 
 def test_failed_dev_deploy_is_not_rolled_back(sandbox: Sandbox) -> None:
@@ -239,8 +264,9 @@ def test_failed_prod_deploy_redeploys_the_last_good_commit_and_stays_red(sandbox
         "deploy prod --yes",
         "history prod --json",
         "deploy prod --yes",
+        "verify prod --timeout 300",  # after the rollback: reported, the job stays red
     ]
-    redeploy = sandbox.calls()[-1]
+    redeploy = sandbox.calls()[-2]
     assert Path(redeploy["cwd"]).resolve() != sandbox.repo.resolve()  # a worktree at `good`
     assert redeploy["kubeconfig_ok"]
     assert [(r["version"], r["result"], r["commit"]) for r in sandbox.rows()[:2]] == [
@@ -256,14 +282,18 @@ def test_failed_prod_deploy_at_the_same_commit_restores_config(sandbox: Sandbox)
     sandbox.history([good_row(7, sandbox.new)])
     result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed")
     assert result.code == 1, result.out
-    assert sandbox.commands()[-1] == "rollback prod --to 7 --yes"
+    assert sandbox.commands()[-2] == "rollback prod --to 7 --yes"
 
 
 def test_prod_failure_before_any_change_is_not_rolled_back(sandbox: Sandbox) -> None:
     sandbox.history([good_row(2, sandbox.good)])
     result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="early")
     assert result.code == 1, result.out
-    assert sandbox.commands() == ["history prod --json", "deploy prod --yes", "history prod --json"]
+    assert sandbox.commands()[:3] == [
+        "history prod --json",
+        "deploy prod --yes",
+        "history prod --json",
+    ]
     assert "nothing changed" in result.out
 
 
@@ -429,3 +459,175 @@ def test_publish_manifests_pushes_only_changes(sandbox: Sandbox, tmp_path: Path)
     assert changed.code == 0, changed.out
     assert len(git(remote, "log", "--format=%s", "manifests").splitlines()) == 2
     assert git(sandbox.repo, "worktree", "list").count("\n") == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Built images, verification after the deploy, rollback of an unhealthy update (issue 11)
+
+DIGEST = "sha256:" + "ab" * 32
+BUILT = f"web=registry.example.com/appstack/web@{DIGEST}"
+OLD_IMAGES = "web=registry.example.com/appstack/web@sha256:" + "01" * 32
+
+
+def test_deploy_runs_the_built_digest(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "dev", DEPLOY_IMAGES=BUILT)
+    assert result.code == 0, result.out
+    assert sandbox.commands()[1] == f"deploy dev --yes --image {BUILT}"
+
+
+def test_images_file_from_the_build_step_is_used(sandbox: Sandbox) -> None:
+    """Jenkins: build-image.sh wrote $CI_STATE_DIR/images, the stash brought it here."""
+    sandbox.history([good_row(1, sandbox.good)])
+    state_dir = Path(sandbox.env["CI_STATE_DIR"])
+    state_dir.mkdir(parents=True)
+    (state_dir / "images").write_text(BUILT + "\n")
+    assert sandbox.run("deploy.sh", "dev").code == 0
+    assert sandbox.commands()[1] == f"deploy dev --yes --image {BUILT}"
+
+
+def test_malformed_images_are_refused_before_anything_runs(sandbox: Sandbox) -> None:
+    result = sandbox.run("deploy.sh", "prod", DEPLOY_IMAGES="web")
+    assert result.code == 2
+    assert "bad image in DEPLOY_IMAGES" in result.out
+    assert sandbox.calls() == []
+
+
+def test_unhealthy_prod_update_is_rolled_back_to_the_previous_images(sandbox: Sandbox) -> None:
+    """The update succeeds, `stackctl verify` fails: the failure path rolls back to the last
+    good update, with the images it ran, and the job stays red."""
+    sandbox.history([{**good_row(2, sandbox.good), "images": OLD_IMAGES}])
+    result = sandbox.run("deploy.sh", "prod", DEPLOY_IMAGES=BUILT, FAKE_VERIFY="1,0")
+    assert result.code == 1, result.out
+    assert sandbox.commands() == [
+        "history prod --json",
+        f"deploy prod --yes --image {BUILT}",
+        "verify prod --timeout 300",
+        "history prod --json",
+        f"deploy prod --yes --image {OLD_IMAGES}",
+        "verify prod --timeout 300",
+    ]
+    assert Path(sandbox.calls()[4]["cwd"]).resolve() != sandbox.repo.resolve()  # at `good`
+    assert "FAILED verification after a successful update" in result.out
+    assert "automatic rollback of prod finished" in result.out
+    no_leftovers(sandbox)
+
+
+def test_redeploy_of_a_commit_without_deploy_image_uses_its_stack_file(
+    sandbox: Sandbox,
+) -> None:
+    """The last good commit predates `deploy --image`: its stackctl would reject the flag."""
+    git(sandbox.repo, "rm", "-q", "-r", "stackctl")
+    git(sandbox.repo, "commit", "-q", "-m", "before deploy --image existed")
+    old = git(sandbox.repo, "rev-parse", "--short=7", "HEAD")
+    (sandbox.repo / "Pulumi.yaml").write_text("name: appstack\n# newer\n")
+    git(sandbox.repo, "commit", "-q", "-am", "newer")
+    sandbox.history([{**good_row(2, old), "images": OLD_IMAGES}])
+    result = sandbox.run("deploy.sh", "prod", FAKE_VERIFY="1,0")
+    assert result.code == 1, result.out
+    assert sandbox.commands()[4] == "deploy prod --yes"
+    assert "predates deploy --image" in result.out
+
+
+def test_unhealthy_dev_update_fails_the_pipeline_without_rollback(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "dev", FAKE_VERIFY="1")
+    assert result.code == 1, result.out
+    assert sandbox.commands()[-1] == "verify dev --timeout 300"
+    assert "no automatic rollback for dev" in result.out
+
+
+def test_verify_urls_and_timeout_reach_stackctl(sandbox: Sandbox) -> None:
+    env = {"VERIFY_URLS": "web=http://127.0.0.1:8080/health/ready", "VERIFY_TIMEOUT": "60"}
+    result = sandbox.run("verify.sh", "dev", **env)
+    assert result.code == 0, result.out
+    assert sandbox.commands() == [
+        "verify dev --timeout 60 --url web=http://127.0.0.1:8080/health/ready"
+    ]
+
+
+def gitops_remote(sandbox: Sandbox, tmp_path: Path) -> Path:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(sandbox.repo, "remote", "add", "origin", str(remote))
+    return remote
+
+
+def test_gitops_deploy_publishes_this_stack_with_the_digest_then_verifies(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    remote = gitops_remote(sandbox, tmp_path)
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG_DATA"):
+        del sandbox.env[name]  # GitOps needs no Pulumi backend and no cluster credentials
+    env = {"GITOPS": "true", "DEPLOY_IMAGES": BUILT, "VERIFY_URLS": "web=https://web.dev/ready"}
+    result = sandbox.run("deploy.sh", "dev", **env)
+    assert result.code == 0, result.out
+    commands = sandbox.commands()
+    assert commands[0] == f"images dev {BUILT}"
+    assert commands[1].startswith("render dev --out ")
+    assert commands[2] == (
+        "verify dev --timeout 300 --url web=https://web.dev/ready --no-outputs "
+        f"--expect-version web={DIGEST[7:19]}"
+    )
+    assert git(remote, "ls-tree", "-r", "--name-only", "manifests") == (
+        "manifests/dev/deployment-web.yaml"
+    )
+
+
+def test_gitops_verification_failure_fails_the_deploy(sandbox: Sandbox, tmp_path: Path) -> None:
+    gitops_remote(sandbox, tmp_path)
+    env = {"GITOPS": "true", "VERIFY_URLS": "web=https://web/ready", "FAKE_VERIFY": "1"}
+    assert sandbox.run("deploy.sh", "prod", **env).code == 1
+
+
+def test_gitops_without_verify_urls_publishes_nothing(sandbox: Sandbox) -> None:
+    result = sandbox.run("deploy.sh", "prod", GITOPS="true")
+    assert result.code == 2
+    assert "set VERIFY_URLS" in result.out
+    assert sandbox.calls() == []
+
+
+# --------------------------------------------------------------------------------------------
+# diff.sh (issue 10: the pull request diff)
+
+
+@pytest.fixture
+def pr_sandbox(sandbox: Sandbox, tmp_path: Path) -> Sandbox:
+    """The target branch `main` on the remote is at `good`; the pull request's HEAD is `new`."""
+    remote = gitops_remote(sandbox, tmp_path)
+    git(sandbox.repo, "push", "-q", "origin", "HEAD~1:refs/heads/main")
+    assert git(remote, "rev-parse", "--short=7", "main") == sandbox.good
+    return sandbox
+
+
+@pytest.mark.parametrize(
+    ("rc", "allowed", "expected", "verdict"),
+    [
+        ("0", "false", 0, "no risky change"),
+        ("3", "false", 3, "RISKY: needs review"),
+        ("3", "true", 0, "RISKY, allowed"),
+        ("2", "true", 2, "FAILED: bad input"),
+        ("1", "true", 1, "FAILED (exit 1)"),
+    ],
+)
+def test_diff_exit_status_and_summary(
+    pr_sandbox: Sandbox, tmp_path: Path, rc: str, allowed: str, expected: int, verdict: str
+) -> None:
+    summary = tmp_path / "diff-prod.md"
+    env = {"FAKE_DIFF_RC": rc, "APPSTACK_ALLOW_RISKY_DIFF": allowed}
+    result = pr_sandbox.run("diff.sh", "prod", "main", str(summary), **env)
+    assert result.code == expected, result.out
+    base = git(pr_sandbox.repo, "rev-parse", pr_sandbox.good)
+    assert pr_sandbox.commands() == [f"diff prod --base {base} --markdown"]
+    text = summary.read_text()
+    assert text.startswith(
+        f"<!-- appstack-diff:prod -->\n### Render diff of `prod` against `main`: {verdict}"
+    )
+    assert "| action | kind | name |" in text
+    assert "diff warning on stderr" in text
+
+
+def test_diff_needs_a_target_branch(pr_sandbox: Sandbox) -> None:
+    assert pr_sandbox.run("diff.sh", "dev").code == 2
+    assert pr_sandbox.run("diff.sh", "dev", "no-such-branch").code == 2
+    assert pr_sandbox.calls() == []

@@ -16,8 +16,14 @@ pytestmark = pytest.mark.slow
 SHELL_SCRIPTS = sorted({*REPO.glob("scripts/**/*.sh"), REPO / ".ci" / "run"})
 # Libraries that scripts `source` (first line `# shellcheck shell=bash`), never run by themselves.
 LIBRARIES = [p for p in SHELL_SCRIPTS if p.read_text().startswith("# shellcheck shell=bash")]
+# Scripts that run in images without bash (build-image.sh: moby/buildkit:rootless, busybox sh).
+POSIX_PROGRAMS = [CI_SCRIPTS / "build-image.sh"]
 # The shared CI scripts follow one convention (bash, strict mode, executable).
-CI_PROGRAMS = [p for p in SHELL_SCRIPTS if p.parent == CI_SCRIPTS and p not in LIBRARIES]
+CI_PROGRAMS = [
+    p
+    for p in SHELL_SCRIPTS
+    if p.parent == CI_SCRIPTS and p not in LIBRARIES and p not in POSIX_PROGRAMS
+]
 
 
 def check_jsonschema(schema: str, path: Path, *extra: str) -> tuple[int, str]:
@@ -69,6 +75,14 @@ def test_ci_scripts_are_strict_bash(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#!/usr/bin/env bash\n"), f"{path}: not a bash script"
     assert "set -euo pipefail" in text, f"{path}: missing set -euo pipefail"
+    assert path.stat().st_mode & 0o111, f"{path}: not executable"
+
+
+@pytest.mark.parametrize("path", POSIX_PROGRAMS, ids=lambda p: str(p.relative_to(REPO)))
+def test_posix_scripts_are_strict_sh(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("#!/bin/sh\n") and "set -eu" in text
+    assert "{ set +x; } 2>/dev/null" in text, f"{path}: must switch xtrace off (registry login)"
     assert path.stat().st_mode & 0o111, f"{path}: not executable"
 
 

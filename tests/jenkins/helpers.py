@@ -15,6 +15,7 @@ from tests.conftest import base_raw, find, one
 
 NAMESPACE = "jenkins"
 KUBE_API = "192.0.2.10/32"
+REPOSITORY = "https://github.com/example/appstack.git"
 # The mock runtime's RandomPassword result (stackctl.engine._mock_outputs).
 MOCK_PASSWORD = "mock-random-password"
 
@@ -25,6 +26,7 @@ def jenkins_raw(environment: str = "dev", **jenkins: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {"enabled": True}
     if environment == "prod":
         settings["kubeApiCidrs"] = [KUBE_API]
+        settings["job"] = {"repository": REPOSITORY}
     raw["jenkins"] = config_model.deep_merge(settings, jenkins)
     return raw
 

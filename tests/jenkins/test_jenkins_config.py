@@ -192,6 +192,43 @@ def test_prod_rules_do_not_apply_while_disabled() -> None:
             id="existing-secret-name",
         ),
         pytest.param(
+            # configuration-as-code's pom.xml baseline is 2.541 (plugins-metadata.yaml)
+            jenkins_raw("dev", image="jenkins/jenkins:2.528.2-lts-jdk21"),
+            "appstack:jenkins.image:",
+            "requires Jenkins >= 2.541",
+            id="image-core-older-than-the-plugins-need",
+        ),
+        pytest.param(
+            jenkins_raw("prod", job={"repository": ""}),
+            "appstack:jenkins.job.repository:",
+            "prod requires the repository",
+            id="prod-needs-the-job-repository",
+        ),
+        pytest.param(
+            jenkins_raw("dev", job={"repository": "git@github.com:acme/appstack.git"}),
+            "appstack:jenkins.job.repository:",
+            "is not an https clone URL",
+            id="job-repository-https",
+        ),
+        pytest.param(
+            jenkins_raw("dev", job={"repository": "https://github.com/appstack.git"}),
+            "appstack:jenkins.job.repository:",
+            "needs an owner and a repository",
+            id="github-owner-and-repository",
+        ),
+        pytest.param(
+            jenkins_raw("dev", kubeApiPorts=[0]),
+            "appstack:jenkins.kubeApiPorts[0]:",
+            "greater than or equal to 1",
+            id="kube-api-port",
+        ),
+        pytest.param(
+            jenkins_raw("dev", authorization={"deployers": ["bad user"]}),
+            "appstack:jenkins.authorization.deployers[0]:",
+            "should match pattern",
+            id="deployer-user-id",
+        ),
+        pytest.param(
             jenkins_raw("dev", service={"type": "NodePort"}),
             "appstack:jenkins.service.type:",
             "'NodePort' is not allowed",

@@ -210,19 +210,24 @@ def test_plugins_are_installed_from_the_pinned_file(prod: RenderResult) -> None:
     assert init["image"] == spec["containers"][0]["image"]
     assert [*init["command"], *init["args"]] == [
         "jenkins-plugin-cli",
+        "--war",
+        "/usr/share/jenkins/jenkins.war",
         "--plugin-file",
         "/plugins/plugins.txt",
         "--plugin-download-directory",
         "/var/jenkins_home/plugins",
+        "--latest",
+        "false",
+        "--verbose",
     ]
     volumes = {v["name"]: v for v in spec["volumes"]}
-    plugins_map = one(prod.objects, "ConfigMap", volumes["plugins"]["configMap"]["name"])
+    plugins_map = one(prod.objects, "ConfigMap", volumes["plugin-list"]["configMap"]["name"])
     assert plugins_map["immutable"] is True
     lines = plugins_map["data"]["plugins.txt"].split()
     assert lines == jenkins_mod.plugin_lines()
     names = {line.split(":")[0] for line in lines}
-    assert {"kubernetes", "workflow-aggregator", "git", "configuration-as-code"} <= names
-    assert {"credentials-binding", "prometheus"} <= names
+    assert {"kubernetes", "job-dsl", "git", "configuration-as-code", "timestamper"} <= names
+    assert {"credentials-binding", "prometheus", "role-strategy", "github-branch-source"} <= names
 
 
 @pytest.mark.parametrize(
@@ -237,13 +242,13 @@ def test_plugin_file_rejects_unpinned_lines(text: str) -> None:
 def test_config_maps_are_content_named(render: Render) -> None:
     def names(result: RenderResult) -> dict[str, str]:
         volumes = {v["name"]: v for v in pod_spec(statefulset(result))["volumes"]}
-        return {k: volumes[k]["configMap"]["name"] for k in ("casc", "plugins")}
+        return {k: volumes[k]["configMap"]["name"] for k in ("casc", "plugin-list")}
 
     base = names(render(jenkins_raw("dev")))
     changed = names(render(jenkins_raw("dev", cloud={"containerCap": 3})))
     assert base["casc"].startswith("jenkins-casc-")
     assert changed["casc"] != base["casc"]  # a JCasC change rolls the controller
-    assert changed["plugins"] == base["plugins"]
+    assert changed["plugin-list"] == base["plugin-list"]
 
 
 # --- JENKINS_HOME ----------------------------------------------------------------------------
@@ -291,9 +296,7 @@ def test_casc_security(prod: RenderResult) -> None:
     jenkins = doc["jenkins"]
     assert jenkins["numExecutors"] == 0
     assert jenkins["securityRealm"]["local"]["allowsSignup"] is False
-    assert jenkins["authorizationStrategy"] == {
-        "loggedInUsersCanDoAnything": {"allowAnonymousRead": False}
-    }
+    assert set(jenkins["authorizationStrategy"]) == {"roleBased"}
     assert jenkins["crumbIssuer"] == {"standard": {"excludeClientIPFromCrumb": False}}
     assert jenkins["slaveAgentPort"] == -1  # no TCP agent listener: JNLP is unreachable
     # Both are deprecated in Jenkins 2.528 (JCasC rejects them and the controller would not
@@ -302,7 +305,7 @@ def test_casc_security(prod: RenderResult) -> None:
     assert "remotingSecurity" not in jenkins
     assert doc["security"]["apiToken"]["creationOfLegacyTokenEnabled"] is False
     assert doc["security"]["apiToken"]["tokenGenerationOnCreationEnabled"] is False
-    (user,) = jenkins["securityRealm"]["local"]["users"]
+    user = jenkins["securityRealm"]["local"]["users"][0]
     assert user["password"] == "${readFile:/run/secrets/jenkins/admin-password}"
     assert user["id"] == "${readFile:/run/secrets/jenkins/admin-username}"
 
@@ -448,7 +451,8 @@ def test_network_policies(prod: RenderResult) -> None:
     assert "ingress" not in agents
     to_controller, out = agents["egress"]
     assert to_controller["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    assert out["ports"] == [{"port": 443, "protocol": "TCP"}]
+    # 443 (git, registries) and the API ports of the clusters agents deploy to.
+    assert out["ports"] == [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
     assert not any(
         p.get("port") == 50000
         for pol in policies.values()

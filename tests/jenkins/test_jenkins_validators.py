@@ -5,22 +5,23 @@ with a reason."""
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from components import config as config_model
 from stackctl import render as render_mod
 from tests.jenkins.helpers import NAMESPACE, agent_pods, jenkins_raw, with_monitoring
+from tests.renders import Renders
 from tests.validators import (
     KUBERNETES_VERSIONS,
     CheckovReport,
+    RenderedTree,
+    ValidatorBatch,
     builtin_manifests,
-    checkov,
-    kubernetes_validate,
+    render_set,
 )
 
 pytestmark = pytest.mark.slow
@@ -65,27 +66,36 @@ def _agent_pod_files(result: render_mod.RenderResult, root: Path) -> list[Path]:
     return files
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("jenkins-rendered")
-    dirs = {}
+SET = "jenkins"
+
+
+@render_set(SET)
+def write_jenkins_renders(root: Path, renders: Renders) -> list[Path]:
+    """Each config and stack in its own folder, each scanned by checkov on its own."""
+    scans = []
     for label, raw in CONFIGS.items():
-        result = render_mod.render_config(config_model.load(raw), label)
+        result = renders.config(raw, label)
         render_mod.write(result, root / label)
+        scans.append(root / label)
         agents = root / f"{label}-agents"
         agents.mkdir()
-        _agent_pod_files(result, agents)
-        dirs[label] = root / label
-        dirs[f"{label}-agents"] = agents
+        _agent_pod_files(result, agents)  # schema-validated only
     for stack in ("dev", "prod"):
-        render_mod.write(render_mod.render_stack(stack), root / f"stack-{stack}")
-        dirs[f"stack-{stack}"] = root / f"stack-{stack}"
-    return dirs
+        render_mod.write(renders.stack(stack), root / f"stack-{stack}")
+        scans.append(root / f"stack-{stack}")
+    return scans
 
 
-@cache
-def _checkov(directory: Path) -> CheckovReport:
-    return checkov(directory)
+@pytest.fixture(scope="module")
+def rendered(rendered_tree: RenderedTree) -> dict[str, Path]:
+    root = rendered_tree / SET
+    return {path.name: path for path in sorted(root.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def checkov_report(batch: ValidatorBatch) -> Callable[[str], CheckovReport]:
+    """The checkov report on one labelled folder (each scanned on its own)."""
+    return lambda label: batch.checkov(f"{SET}/{label}")
 
 
 def _jenkins_files(directory: Path) -> list[Path]:
@@ -94,7 +104,7 @@ def _jenkins_files(directory: Path) -> list[Path]:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_jenkins_objects_and_agent_pods_are_schema_valid(
-    rendered: dict[str, Path], version: str
+    rendered: dict[str, Path], batch: ValidatorBatch, version: str
 ) -> None:
     files: list[Path] = []
     for label, directory in rendered.items():
@@ -105,8 +115,9 @@ def test_jenkins_objects_and_agent_pods_are_schema_valid(
         )
     kinds = {yaml.safe_load(f.read_text())["kind"] for f in files}
     assert {"StatefulSet", "PersistentVolumeClaim", "Role", "RoleBinding", "Pod"} <= kinds
-    code, output = kubernetes_validate(files, version)
-    assert code == 0, output
+    run = batch.schema(version)
+    assert set(files) <= set(run.files)
+    assert run.problems(files) == ""
 
 
 def test_the_prod_stack_renders_jenkins(rendered: dict[str, Path]) -> None:
@@ -115,8 +126,10 @@ def test_the_prod_stack_renders_jenkins(rendered: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("label", [*CONFIGS, "stack-dev", "stack-prod"])
-def test_zero_failed_checkov_checks(rendered: dict[str, Path], label: str) -> None:
-    report = _checkov(rendered[label])
+def test_zero_failed_checkov_checks(
+    checkov_report: Callable[[str], CheckovReport], label: str
+) -> None:
+    report = checkov_report(label)
     assert report.parsing_errors == []
     assert report.failed == [], "\n".join(
         f"{f.check_id} {f.resource} {f.file}" for f in report.failed
@@ -125,9 +138,9 @@ def test_zero_failed_checkov_checks(rendered: dict[str, Path], label: str) -> No
 
 @pytest.mark.parametrize("label", [*CONFIGS, "stack-prod"])
 def test_jenkins_checkov_skips_are_exactly_the_listed_ones(
-    rendered: dict[str, Path], label: str
+    checkov_report: Callable[[str], CheckovReport], label: str
 ) -> None:
-    report = _checkov(rendered[label])
+    report = checkov_report(label)
     skipped = {
         (f.check_id, f.resource): f.reason for f in report.skipped if f"/{NAMESPACE}/" in f.file
     }

@@ -1,38 +1,35 @@
-"""promtool unit-test cases for every alert of `components.alert_rules`, and the harness that
-turns them into a `promtool test rules` file.
+"""promtool unit-test cases for every alert of a rendered stack, generated from the RENDER.
 
-Each alert kind has firing cases (exact alert labels and the alert value, from which the expected
-annotations are rendered with the rule's own annotation templates) and silent cases
-(`exp_alerts: []`). promtool compares labels *and* annotations exactly, so a firing case also
-pins the value the expression computes (it is interpolated into the description).
+For each alert kind there is a firing case and a silent case. The input series are those the
+cluster would export for the rendered pods (tests/monitoring/series.py: pod names as the
+controllers give them, container names and memory limits from the pod spec, the workloads' real
+kind and name, the app's metrics through the rendered ServiceMonitor). The expected alerts
+name those pods, containers and workloads: one per workload of the release strategy (every
+colour, the canary track, both ReplicaSets of a Rollout mid-release), so an alert that cannot
+see some strategy's pods fails. Thresholds come from the stack config
+(`appstack:monitoring.alerts`), never from the rules. The silent case also drives a sibling app
+`web-api` into the bad state: `web`'s alerts must ignore it.
+
+promtool compares labels *and* annotations exactly, so a firing case also pins the value the
+expression computes (it is interpolated into the description).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.alert_rules import AlertThresholds, RuleTarget, alert_name, app_rule_groups
+from app.server import DURATION_BUCKETS
+from components import config as config_model
+from tests.monitoring import series as gen
 
-SAMPLE_TARGET = RuleTarget(
-    app="web",
-    namespace="shop",
-    metrics_job="web",
-    hpa="web",
-    pdb="web",
-    runbook_base_url="https://runbooks.example.com/appstack",
-)
-THRESHOLDS = AlertThresholds()
 EVALUATION_INTERVAL = "1m"
-
-POD = "web-6d4cf56db6-x7k2p"
-# A sibling Deployment `web-api` in the same namespace: its pods must never match `web`'s alerts.
-OTHER_POD = "web-api-7f9b8c5d4-q2w3e"
-KSM = 'job="kube-state-metrics", instance="10.0.9.9:8080"'
-KUBELET = 'job="kubelet", metrics_path="/metrics/cadvisor", instance="10.0.1.1:10250"'
+APP = "web"
+SIBLING = "web-api"
+NAME_LABEL = "app.kubernetes.io/name"
 
 
 @dataclass(frozen=True)
@@ -51,318 +48,410 @@ class Case:
     firing: Sequence[Firing] = field(default_factory=tuple)
 
 
-def _ctr(metric: str, pod: str = POD, container: str = "web", extra: str = KUBELET) -> str:
-    return f'{metric}{{namespace="shop", pod="{pod}", container="{container}", {extra}}}'
+# ---------------------------------------------------------------------------------------------
+# What the render says about an app
 
 
-def http_series(code: str) -> str:
-    return (
-        f'http_requests_total{{job="web", namespace="shop", instance="10.0.0.1:8080", pod="{POD}",'
-        f' method="GET", path="/", code="{code}"}}'
-    )
+@dataclass(frozen=True)
+class AppView:
+    """The rendered objects of one app and the pods the controllers would run for them."""
+
+    app: str
+    cluster: gen.Cluster
+
+    def _mine(self, kind: str) -> list[Mapping[str, Any]]:
+        return [
+            o for o in self.cluster.of(kind) if o["metadata"]["labels"].get(NAME_LABEL) == self.app
+        ]
+
+    @property
+    def workloads(self) -> list[Mapping[str, Any]]:
+        return self._mine("Deployment") + self._mine("Rollout")
+
+    @property
+    def pods(self) -> list[gen.Pod]:
+        return [p for p in self.cluster.pods if p.labels.get(NAME_LABEL) == self.app]
+
+    def first_pod_of_each_revision(self) -> list[gen.Pod]:
+        seen: dict[tuple[str, str], gen.Pod] = {}
+        for pod in self.pods:
+            seen.setdefault((pod.owner, pod.revision), pod)
+        return list(seen.values())
+
+    @property
+    def hpas(self) -> list[Mapping[str, Any]]:
+        return self._mine("HorizontalPodAutoscaler")
+
+    @property
+    def pdbs(self) -> list[Mapping[str, Any]]:
+        return self._mine("PodDisruptionBudget")
+
+    @property
+    def targets(self) -> list[gen.ScrapeTarget]:
+        return gen.app_targets(self.cluster, self.app)
 
 
-def latency_buckets(per_minute: Mapping[str, int]) -> list[tuple[str, str]]:
+def _ctr_labels(pod: gen.Pod, container: str) -> dict[str, str]:
+    return {"namespace": pod.namespace, "pod": pod.name, "container": container}
+
+
+def _job_labels(view: AppView) -> dict[str, str]:
+    target = view.targets[0]
+    return {"job": target.labels["job"], "namespace": target.labels["namespace"]}
+
+
+def _ns(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"]["namespace"])
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"]["name"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-container alerts: a bad container in the first pod of every ReplicaSet of the app
+
+
+ContainerSeries = Callable[[gen.Pod, str, bool], list[tuple[str, str]]]
+"""(pod, container, bad) -> series; the expected alert value comes from `value(pod, bad)`."""
+
+
+def _container_cases(
+    web: AppView,
+    sibling: AppView,
+    make: ContainerSeries,
+    value: Callable[[gen.Pod], float],
+    eval_time: str,
+    what: str,
+) -> list[Case]:
+    bad = web.first_pod_of_each_revision()
+    firing_series = []
+    expected = []
+    for pod in bad:
+        for container in pod.containers:
+            firing_series += make(pod, container.name, True)
+            expected.append(Firing(_ctr_labels(pod, container.name), value(pod)))
+    healthy = [p for p in web.pods if p not in bad]
+    for pod in healthy[:1]:
+        firing_series += make(pod, pod.containers[0].name, False)
+    silent_series = []
+    for pod in web.pods:
+        for container in pod.containers:
+            silent_series += make(pod, container.name, False)
+    for pod in sibling.pods:
+        for container in pod.containers:
+            silent_series += make(pod, container.name, True)
     return [
-        (
-            'http_request_duration_seconds_bucket{job="web", namespace="shop", '
-            f'instance="10.0.0.1:8080", method="GET", path="/", le="{le}"}}',
-            f"0+{count}x40",
-        )
-        for le, count in per_minute.items()
+        Case(f"{what} in the first pod of every ReplicaSet", firing_series, eval_time, expected),
+        Case(f"no {what} in any pod; the sibling app's pods are ignored", silent_series, eval_time),
     ]
 
 
-def _up(pod: str, job: str = "web") -> str:
-    return f'up{{job="{job}", namespace="shop", instance="10.0.0.1:8080", pod="{pod}"}}'
+def _memory(web: AppView, sibling: AppView, ratio: float) -> list[Case]:
+    high, low = (1 + ratio) / 2, ratio / 2
+
+    def used(pod: gen.Pod, bad: bool) -> int:
+        limit = pod.containers[0].memory_limit
+        assert limit is not None, f"{pod.name}: no memory limit in the pod spec"
+        return int(limit * (high if bad else low))
+
+    def make(pod: gen.Pod, container: str, bad: bool) -> list[tuple[str, str]]:
+        ctr = next(c for c in pod.containers if c.name == container)
+        assert ctr.memory_limit is not None
+        return [
+            *gen.cadvisor(
+                pod, container, "container_memory_working_set_bytes", f"{used(pod, bad)}+0x30"
+            ),
+            gen.ksm_container(
+                pod,
+                container,
+                "kube_pod_container_resource_limits",
+                f"{ctr.memory_limit}+0x30",
+                resource="memory",
+                unit="byte",
+                node=pod.node,
+            ),
+        ]
+
+    def value(pod: gen.Pod) -> float:
+        limit = pod.containers[0].memory_limit
+        assert limit is not None
+        return used(pod, True) / limit
+
+    return _container_cases(web, sibling, make, value, "20m", "memory near the limit")
 
 
-def _hpa(metric: str) -> str:
-    return f'{metric}{{namespace="shop", horizontalpodautoscaler="web", {KSM}}}'
+def _throttling(web: AppView, sibling: AppView, ratio: float) -> list[Case]:
+    high, low = min(100, math.ceil(ratio * 100) + 20), math.floor(ratio * 50)
+
+    def make(pod: gen.Pod, container: str, bad: bool) -> list[tuple[str, str]]:
+        return [
+            *gen.cadvisor(
+                pod,
+                container,
+                "container_cpu_cfs_throttled_periods_total",
+                f"0+{high if bad else low}x40",
+            ),
+            *gen.cadvisor(pod, container, "container_cpu_cfs_periods_total", "0+100x40"),
+        ]
+
+    return _container_cases(web, sibling, make, lambda _: high / 100, "25m", "CPU throttling")
 
 
-def _dep(metric: str, extra: str = "") -> str:
-    return f'{metric}{{namespace="shop", deployment="web", {extra}{KSM}}}'
+def _restarts(web: AppView, sibling: AppView, per_hour: int) -> list[Case]:
+    bad, good = per_hour + 2, per_hour - 1
+
+    def make(pod: gen.Pod, container: str, is_bad: bool) -> list[tuple[str, str]]:
+        # the restarts happen at 61m; at 70m they all lie within the last hour
+        n = bad if is_bad else good
+        return [
+            gen.ksm_container(
+                pod, container, "kube_pod_container_status_restarts_total", f"0+0x60 {n}+0x30"
+            )
+        ]
+
+    return _container_cases(web, sibling, make, lambda _: bad, "70m", "restarts")
 
 
-def _pdb() -> str:
-    return f'namespace="shop", poddisruptionbudget="web", {KSM}'
+def _crashloop(web: AppView, sibling: AppView) -> list[Case]:
+    def make(pod: gen.Pod, container: str, bad: bool) -> list[tuple[str, str]]:
+        reason = "CrashLoopBackOff" if bad else "ContainerCreating"
+        return [
+            gen.ksm_container(
+                pod, container, "kube_pod_container_status_waiting_reason", "1+0x30", reason=reason
+            )
+        ]
+
+    return _container_cases(web, sibling, make, lambda _: 1, "20m", "CrashLoopBackOff")
 
 
-def _progressing(true: int, false: int) -> list[tuple[str, str]]:
+# ---------------------------------------------------------------------------------------------
+# Per-job alerts (the app's own metrics through the ServiceMonitor)
+
+
+def _target_down(web: AppView, sibling: AppView) -> list[Case]:
+    targets = web.targets
+    assert targets, "the ServiceMonitor scrapes no pod of the app"
     return [
-        (
-            _dep("kube_deployment_status_condition", f'condition="Progressing", status="{s}", '),
-            f"{v}+0x30",
-        )
-        for s, v in (("true", true), ("false", false), ("unknown", 0))
+        Case(
+            "every target of the app down",
+            [gen.up(t, "0+0x15") for t in targets] + [gen.up(t, "1+0x15") for t in sibling.targets],
+            "10m",
+            [Firing(_job_labels(web), 0)],
+        ),
+        Case(
+            "one target up; the sibling app down",
+            [gen.up(t, "1+0x15" if i == 0 else "0+0x15") for i, t in enumerate(targets)]
+            + [gen.up(t, "0+0x15") for t in sibling.targets],
+            "10m",
+        ),
     ]
 
 
-def _generations(observed: int, metadata: int) -> list[tuple[str, str]]:
+def _error_ratio(web: AppView, sibling: AppView, ratio: float) -> list[Case]:
+    high, low = min(100, math.ceil(ratio * 200)), math.floor(ratio * 50)
+
+    def traffic(view: AppView, errors: int) -> list[tuple[str, str]]:
+        out = []
+        for t in view.targets:
+            out.append(gen.http_requests(t, "200", f"0+{100 - errors}x30"))
+            out.append(gen.http_requests(t, "500", f"0+{errors}x30"))
+            out.append(gen.http_requests(t, "404", "0+7x30"))  # 4xx are not errors
+        return out
+
     return [
-        (_dep("kube_deployment_status_observed_generation"), f"{observed}+0x30"),
-        (_dep("kube_deployment_metadata_generation"), f"{metadata}+0x30"),
+        Case(
+            f"{high}% 5xx on every pod",
+            traffic(web, high),
+            "20m",
+            [Firing(_job_labels(web), high / 107)],
+        ),
+        Case(
+            f"{low}% 5xx; the sibling app failing", traffic(web, low) + traffic(sibling, 100), "20m"
+        ),
     ]
 
 
-JOB = {"job": "web", "namespace": "shop"}
-CONTAINER = {"namespace": "shop", "pod": POD, "container": "web"}
-DEPLOYMENT = {"namespace": "shop", "deployment": "web"}
-HPA = {"namespace": "shop", "horizontalpodautoscaler": "web"}
-PDB = {"namespace": "shop", "poddisruptionbudget": "web"}
+def _latency(web: AppView, sibling: AppView, threshold: float) -> list[Case]:
+    bounds = list(DURATION_BUCKETS)
+    lower = next(b for b in bounds if b >= threshold)
+    upper = bounds[bounds.index(lower) + 1]
+    calm_upper = max(b for b in bounds if b <= threshold)
 
-FIRING_LATENCY = {"0.1": 10, "0.25": 50, "0.5": 80, "1": 100, "2.5": 100, "+Inf": 100}
-SILENT_LATENCY = {"0.1": 50, "0.25": 90, "0.5": 98, "1": 100, "2.5": 100, "+Inf": 100}
+    def observed(view: AppView, duration: float) -> list[tuple[str, str]]:
+        return [s for t in view.targets for s in gen.duration_buckets(t, {duration: 100}, bounds)]
 
-# alert kind -> cases. Values are computed by hand from the series (interval 1m):
-CASES: dict[str, list[Case]] = {
-    "TargetDown": [
+    # histogram_quantile interpolates linearly inside the bucket holding rank 0.95
+    p95 = lower + 0.95 * (upper - lower)
+    return [
+        Case(f"p95 {p95:.3f}s", observed(web, upper), "25m", [Firing(_job_labels(web), p95)]),
         Case(
-            "every target down for longer than `for`",
-            [(_up(POD), "0+0x15"), (_up("web-6d4cf56db6-a1b2c"), "0+0x15")],
-            "10m",
-            [Firing(JOB, 0)],
-        ),
-        Case(
-            "no up series for the job at all (target gone from discovery)",
-            [(_up("other-5c6d7e8f9-zzzzz", job="other"), "1+0x15")],
-            "10m",
-            [Firing(JOB, 1)],
-        ),
-        Case(
-            "one of two targets still up",
-            [(_up(POD), "1+0x15"), (_up("web-6d4cf56db6-a1b2c"), "0+0x15")],
-            "10m",
-        ),
-        Case("down for less than `for` (pending only)", [(_up(POD), "1+0x5 0+0x10")], "8m"),
-    ],
-    "HighErrorRatio": [
-        # 6 of 100 requests per minute fail: ratio 0.06 > 0.05
-        Case(
-            "error ratio 6% above 5%",
-            [(http_series("200"), "0+94x30"), (http_series("500"), "0+6x30")],
-            "20m",
-            [Firing(JOB, 0.06)],
-        ),
-        Case(
-            "error ratio 4% below 5%",
-            [(http_series("200"), "0+96x30"), (http_series("503"), "0+4x30")],
-            "20m",
-        ),
-        Case(
-            "4xx are not errors",
-            [(http_series("200"), "0+50x30"), (http_series("404"), "0+50x30")],
-            "20m",
-        ),
-    ],
-    "HighLatencyP95": [
-        # p95 rank 95 of 100 falls in (0.5, 1]: 0.5 + (95-80)/(100-80) * 0.5 = 0.875
-        Case("p95 0.875s above 0.5s", latency_buckets(FIRING_LATENCY), "25m", [Firing(JOB, 0.875)]),
-        # p95 rank 95 falls in (0.25, 0.5]: 0.25 + (95-90)/(98-90) * 0.25 = 0.40625
-        Case("p95 0.406s below 0.5s", latency_buckets(SILENT_LATENCY), "25m"),
-    ],
-    "MemoryNearLimit": [
-        Case(
-            "working set 95% of the limit",
-            [
-                (_ctr("container_memory_working_set_bytes"), "950000000+0x30"),
-                (
-                    _ctr(
-                        "kube_pod_container_resource_limits",
-                        extra=f'resource="memory", unit="byte", node="n1", {KSM}',
-                    ),
-                    "1000000000+0x30",
-                ),
-            ],
-            "20m",
-            [Firing(CONTAINER, 0.95)],
-        ),
-        Case(
-            "working set 80% of the limit; a sibling app at 99% is ignored",
-            [
-                (_ctr("container_memory_working_set_bytes"), "800000000+0x30"),
-                (
-                    _ctr(
-                        "kube_pod_container_resource_limits",
-                        extra=f'resource="memory", unit="byte", node="n1", {KSM}',
-                    ),
-                    "1000000000+0x30",
-                ),
-                (
-                    _ctr("container_memory_working_set_bytes", OTHER_POD, "web-api"),
-                    "990000000+0x30",
-                ),
-                (
-                    _ctr(
-                        "kube_pod_container_resource_limits",
-                        OTHER_POD,
-                        "web-api",
-                        extra=f'resource="memory", unit="byte", node="n1", {KSM}',
-                    ),
-                    "1000000000+0x30",
-                ),
-            ],
-            "20m",
-        ),
-    ],
-    "CPUThrottling": [
-        Case(
-            "30% of CFS periods throttled",
-            [
-                (_ctr("container_cpu_cfs_throttled_periods_total"), "0+30x40"),
-                (_ctr("container_cpu_cfs_periods_total"), "0+100x40"),
-            ],
+            f"p95 below {threshold}s; the sibling app slow",
+            observed(web, calm_upper) + observed(sibling, bounds[-1]),
             "25m",
-            [Firing(CONTAINER, 0.3)],
         ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-object alerts (kube-state-metrics, Argo Rollouts controller)
+
+
+def _hpa(web: AppView, sibling: AppView) -> list[Case]:
+    def hpa_series(hpa: Mapping[str, Any], current: int) -> list[tuple[str, str]]:
+        spec = hpa["spec"]
+        return [
+            gen.ksm_object(metric, "horizontalpodautoscaler", _ns(hpa), _name(hpa), f"{v}+0x30")
+            for metric, v in (
+                ("kube_horizontalpodautoscaler_status_current_replicas", current),
+                ("kube_horizontalpodautoscaler_spec_max_replicas", spec["maxReplicas"]),
+                ("kube_horizontalpodautoscaler_spec_min_replicas", spec.get("minReplicas", 1)),
+            )
+        ]
+
+    at_max = [s for h in web.hpas for s in hpa_series(h, h["spec"]["maxReplicas"])]
+    below = [s for h in web.hpas for s in hpa_series(h, h["spec"]["maxReplicas"] - 1)]
+    return [
         Case(
-            "10% of CFS periods throttled",
+            "every HPA of the app at its max",
+            at_max,
+            "20m",
             [
-                (_ctr("container_cpu_cfs_throttled_periods_total"), "0+10x40"),
-                (_ctr("container_cpu_cfs_periods_total"), "0+100x40"),
-            ],
-            "25m",
-        ),
-    ],
-    "PodRestarting": [
-        # 5 restarts at 61m; at 70m increase over [10m, 70m] is exactly 5, active for 9m > 5m
-        Case(
-            "5 restarts within the hour",
-            [(_ctr("kube_pod_container_status_restarts_total", extra=KSM), "0+0x60 5+0x30")],
-            "70m",
-            [Firing(CONTAINER, 5)],
-        ),
-        Case(
-            "2 restarts within the hour",
-            [(_ctr("kube_pod_container_status_restarts_total", extra=KSM), "0+0x60 2+0x30")],
-            "70m",
-        ),
-    ],
-    "CrashLooping": [
-        Case(
-            "waiting in CrashLoopBackOff for 20m",
-            [
-                (
-                    _ctr(
-                        "kube_pod_container_status_waiting_reason",
-                        extra=f'reason="CrashLoopBackOff", {KSM}',
-                    ),
-                    "1+0x30",
+                Firing(
+                    {"namespace": _ns(h), "horizontalpodautoscaler": _name(h)},
+                    h["spec"]["maxReplicas"],
                 )
+                for h in web.hpas
             ],
-            "20m",
-            [Firing(CONTAINER, 1)],
         ),
         Case(
-            "waiting for another reason; a sibling app crash-looping is ignored",
-            [
-                (
-                    _ctr(
-                        "kube_pod_container_status_waiting_reason",
-                        extra=f'reason="ContainerCreating", {KSM}',
-                    ),
-                    "1+0x30",
-                ),
-                (
-                    _ctr(
-                        "kube_pod_container_status_waiting_reason",
-                        OTHER_POD,
-                        "web-api",
-                        extra=f'reason="CrashLoopBackOff", {KSM}',
-                    ),
-                    "1+0x30",
-                ),
-            ],
+            "below max; the sibling's HPA at max",
+            below + [s for h in sibling.hpas for s in hpa_series(h, h["spec"]["maxReplicas"])],
             "20m",
         ),
-    ],
-    "HPAAtMaxReplicas": [
+    ]
+
+
+def _pdb(web: AppView, sibling: AppView) -> list[Case]:
+    def allowed(pdb: Mapping[str, Any], n: int) -> tuple[str, str]:
+        return gen.ksm_object(
+            "kube_poddisruptionbudget_status_pod_disruptions_allowed",
+            "poddisruptionbudget",
+            _ns(pdb),
+            _name(pdb),
+            f"{n}+0x90",
+        )
+
+    return [
         Case(
-            "5 of max 5 replicas for 20m",
-            [
-                (_hpa("kube_horizontalpodautoscaler_status_current_replicas"), "5+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_max_replicas"), "5+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_min_replicas"), "2+0x30"),
-            ],
-            "20m",
-            [Firing(HPA, 5)],
-        ),
-        Case(
-            "4 of max 5 replicas",
-            [
-                (_hpa("kube_horizontalpodautoscaler_status_current_replicas"), "4+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_max_replicas"), "5+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_min_replicas"), "2+0x30"),
-            ],
-            "20m",
-        ),
-        Case(
-            "min == max: always at max, not alerted",
-            [
-                (_hpa("kube_horizontalpodautoscaler_status_current_replicas"), "5+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_max_replicas"), "5+0x30"),
-                (_hpa("kube_horizontalpodautoscaler_spec_min_replicas"), "5+0x30"),
-            ],
-            "20m",
-        ),
-    ],
-    "RolloutStuck": [
-        Case(
-            "Progressing=false (progress deadline exceeded)",
-            [*_progressing(true=0, false=1), *_generations(3, 3)],
-            "20m",
-            [Firing(DEPLOYMENT, 1)],
-        ),
-        Case(
-            "observed generation lags the spec generation",
-            [*_progressing(true=1, false=0), *_generations(2, 3)],
-            "20m",
-            [Firing(DEPLOYMENT, 2)],
-        ),
-        Case(
-            "progressing and generation observed",
-            [*_progressing(true=1, false=0), *_generations(3, 3)],
-            "20m",
-        ),
-    ],
-    "ReplicasUnavailable": [
-        Case(
-            "1 replica unavailable for 20m",
-            [(_dep("kube_deployment_status_replicas_unavailable"), "1+0x30")],
-            "20m",
-            [Firing(DEPLOYMENT, 1)],
-        ),
-        Case(
-            "all replicas available",
-            [(_dep("kube_deployment_status_replicas_unavailable"), "0+0x30")],
-            "20m",
-        ),
-        Case(
-            "unavailable for less than `for` (rolling update)",
-            [(_dep("kube_deployment_status_replicas_unavailable"), "0+0x10 1+0x10")],
-            "20m",
-        ),
-    ],
-    "PDBNoDisruptionsAllowed": [
-        Case(
-            "no disruption allowed for 70m",
-            [(f"kube_poddisruptionbudget_status_pod_disruptions_allowed{{{_pdb()}}}", "0+0x90")],
+            "no disruption allowed by any PDB of the app for 70m",
+            [allowed(p, 0) for p in web.pdbs],
             "70m",
-            [Firing(PDB, 0)],
+            [Firing({"namespace": _ns(p), "poddisruptionbudget": _name(p)}, 0) for p in web.pdbs],
         ),
         Case(
-            "one disruption allowed",
-            [(f"kube_poddisruptionbudget_status_pod_disruptions_allowed{{{_pdb()}}}", "1+0x90")],
+            "one disruption allowed; the sibling's PDB blocked",
+            [allowed(p, 1) for p in web.pdbs] + [allowed(p, 0) for p in sibling.pdbs],
             "70m",
         ),
-        Case(
-            "no disruption allowed for only 40m",
-            [(f"kube_poddisruptionbudget_status_pod_disruptions_allowed{{{_pdb()}}}", "0+0x40")],
-            "40m",
+    ]
+
+
+def _deployment_state(
+    deployment: Mapping[str, Any], progressing: bool, unavailable: int
+) -> list[tuple[str, str]]:
+    ns, name = _ns(deployment), _name(deployment)
+    out = [
+        gen.ksm_object(
+            "kube_deployment_status_condition",
+            "deployment",
+            ns,
+            name,
+            f"{int(status == ('true' if progressing else 'false'))}+0x30",
+            condition="Progressing",
+            status=status,
+        )
+        for status in ("true", "false", "unknown")
+    ]
+    out += [
+        gen.ksm_object("kube_deployment_metadata_generation", "deployment", ns, name, "3+0x30"),
+        gen.ksm_object(
+            "kube_deployment_status_observed_generation", "deployment", ns, name, "3+0x30"
         ),
-    ],
-}
+        gen.ksm_object(
+            "kube_deployment_status_replicas_unavailable",
+            "deployment",
+            ns,
+            name,
+            f"{unavailable}+0x30",
+        ),
+    ]
+    return out
+
+
+def _rollout_state(
+    cl: gen.Cluster, rollout: Mapping[str, Any], phase: str, unavailable: int
+) -> list[tuple[str, str]]:
+    return [
+        gen.rollout_info(cl, rollout, phase),
+        gen.argo_rollout("rollout_info_replicas_unavailable", cl, rollout, f"{unavailable}+0x30"),
+    ]
+
+
+def _workload_cases(web: AppView, sibling: AppView, kind: str) -> list[Case]:
+    cl = web.cluster
+    stuck = kind == "RolloutStuck"
+    firing_series: list[tuple[str, str]] = []
+    silent_series: list[tuple[str, str]] = []
+    expected = []
+    for w in web.workloads:
+        if w["kind"] == "Rollout":
+            firing_series += _rollout_state(
+                cl, w, "Timeout" if stuck else "Progressing", 0 if stuck else 1
+            )
+            # a blue-green Rollout waits for its manual promotion: Paused is no alarm
+            silent_series += _rollout_state(cl, w, "Paused", 0)
+            labels = {"namespace": _ns(w), "rollout": _name(w)}
+            if stuck:
+                labels["phase"] = "Timeout"
+        else:
+            firing_series += _deployment_state(
+                w, progressing=not stuck, unavailable=0 if stuck else 1
+            )
+            silent_series += _deployment_state(w, progressing=True, unavailable=0)
+            labels = {"namespace": _ns(w), "deployment": _name(w)}
+        expected.append(Firing(labels, 1))
+    for w in sibling.workloads:
+        silent_series += _deployment_state(w, progressing=False, unavailable=2)
+    what = "not progressing" if stuck else "a replica unavailable"
+    return [
+        Case(f"every workload of the app {what}", firing_series, "20m", expected),
+        Case(f"the app's workloads healthy; the sibling {what}", silent_series, "20m"),
+    ]
+
+
+def cases(
+    cl: gen.Cluster, cfg: config_model.StackConfig, app: str = APP, sibling_app: str = SIBLING
+) -> dict[str, list[Case]]:
+    """Alert kind -> its cases, for the alerts the render defines for `app`."""
+    web, sibling = AppView(app, cl), AppView(sibling_app, cl)
+    alerts = cfg.monitoring.alerts
+    found = {
+        "TargetDown": _target_down(web, sibling),
+        "HighErrorRatio": _error_ratio(web, sibling, alerts.error_ratio),
+        "HighLatencyP95": _latency(web, sibling, alerts.p95_latency_seconds),
+        "MemoryNearLimit": _memory(web, sibling, alerts.memory_limit_ratio),
+        "CPUThrottling": _throttling(web, sibling, alerts.cpu_throttle_ratio),
+        "PodRestarting": _restarts(web, sibling, alerts.restarts_per_hour),
+        "CrashLooping": _crashloop(web, sibling),
+        "RolloutStuck": _workload_cases(web, sibling, "RolloutStuck"),
+        "ReplicasUnavailable": _workload_cases(web, sibling, "ReplicasUnavailable"),
+    }
+    if web.hpas:
+        found["HPAAtMaxReplicas"] = _hpa(web, sibling)
+    if web.pdbs:
+        found["PDBNoDisruptionsAllowed"] = _pdb(web, sibling)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,40 +490,52 @@ def alert_rules(groups: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, A
     return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
 
 
-def promtool_test_file(
-    rules_path: str, kind: str, groups: Sequence[Mapping[str, Any]], app: str = "web"
-) -> dict[str, Any]:
-    """A `promtool test rules` document with one test group per case of `kind`."""
-    name = alert_name(app, kind)
-    rule = alert_rules(groups)[name]
+def app_alert(groups: Sequence[Mapping[str, Any]], kind: str, app: str = APP) -> Mapping[str, Any]:
+    """The rule of alert `kind` among the rules of the PrometheusRule of `app`."""
+    found = [
+        rule
+        for group in groups
+        if group["name"] == f"{app}.alerts"
+        for rule in group["rules"]
+        if rule["alert"].lower() == f"{app.replace('-', '')}{kind}".lower()
+    ]
+    assert len(found) == 1, f"{app}: {len(found)} rules for alert kind {kind}"
+    return found[0]
+
+
+def promtool_tests(
+    groups: Sequence[Mapping[str, Any]],
+    all_cases: Mapping[str, Sequence[Case]],
+    label: str,
+    app: str = APP,
+) -> list[dict[str, Any]]:
+    """`promtool test rules` test groups: one per case."""
     tests = []
-    for case in CASES[kind]:
-        exp_alerts = [
-            {
-                "exp_labels": {**firing.labels, **rule["labels"]},
-                "exp_annotations": {
-                    key: render(text, firing.labels, firing.value)
-                    for key, text in rule["annotations"].items()
-                },
-            }
-            for firing in case.firing
-        ]
-        tests.append(
-            {
-                "name": f"{name}: {case.name}",
-                "interval": EVALUATION_INTERVAL,
-                "input_series": [{"series": s, "values": v} for s, v in case.series],
-                "alert_rule_test": [
-                    {"eval_time": case.eval_time, "alertname": name, "exp_alerts": exp_alerts}
-                ],
-            }
-        )
-    return {
-        "rule_files": [rules_path],
-        "evaluation_interval": EVALUATION_INTERVAL,
-        "tests": tests,
-    }
-
-
-def sample_groups() -> list[dict[str, Any]]:
-    return app_rule_groups(SAMPLE_TARGET, THRESHOLDS)
+    for kind, kind_cases in all_cases.items():
+        rule = app_alert(groups, kind, app)
+        for case in kind_cases:
+            exp_alerts = [
+                {
+                    "exp_labels": {**firing.labels, **rule["labels"]},
+                    "exp_annotations": {
+                        key: render(text, firing.labels, firing.value)
+                        for key, text in rule["annotations"].items()
+                    },
+                }
+                for firing in case.firing
+            ]
+            tests.append(
+                {
+                    "name": f"{label}: {rule['alert']}: {case.name}",
+                    "interval": EVALUATION_INTERVAL,
+                    "input_series": [{"series": s, "values": v} for s, v in case.series],
+                    "alert_rule_test": [
+                        {
+                            "eval_time": case.eval_time,
+                            "alertname": rule["alert"],
+                            "exp_alerts": exp_alerts,
+                        }
+                    ],
+                }
+            )
+    return tests

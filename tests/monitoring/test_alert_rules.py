@@ -24,9 +24,26 @@ from components.alert_rules import (
     referenced_metric_names,
     rules_file,
 )
-from tests.monitoring.alert_cases import SAMPLE_TARGET, alert_rules, sample_groups
+from tests.monitoring.alert_cases import alert_rules
 
 RUNBOOKS = "https://runbooks.example.com/appstack"
+SAMPLE_TARGET = RuleTarget(
+    app="web",
+    namespace="shop",
+    metrics_job="web",
+    container="app",
+    workloads=("web",),
+    workload_kind="Deployment",
+    hpas=("web",),
+    pdbs=("web",),
+    runbook_base_url=RUNBOOKS,
+)
+
+
+def sample_groups() -> list[dict[str, Any]]:
+    return app_rule_groups(SAMPLE_TARGET, AlertThresholds())
+
+
 DURATION = re.compile(r"^(\d+(ms|[smhdwy]))+$")
 
 
@@ -98,15 +115,16 @@ def test_metrics_job_other_than_app_is_used_for_app_metrics_only() -> None:
     target = dataclasses.replace(SAMPLE_TARGET, metrics_job="web-metrics")
     groups = app_rule_groups(target, AlertThresholds())
     assert 'up{job="web-metrics", namespace="shop"}' in _rule(groups, "TargetDown")["expr"]
-    assert 'deployment="web"' in _rule(groups, "RolloutStuck")["expr"]
+    assert 'deployment=~"web"' in _rule(groups, "RolloutStuck")["expr"]
     assert all('job="web"' not in r["expr"] for r in groups[0]["rules"])
 
 
 def test_hpa_and_pdb_names_are_used_in_their_alerts() -> None:
-    target = dataclasses.replace(SAMPLE_TARGET, hpa="web-hpa", pdb="web-pdb")
+    target = dataclasses.replace(SAMPLE_TARGET, hpas=("web-blue", "web-green"), pdbs=("web-pdb",))
     groups = app_rule_groups(target, AlertThresholds())
-    assert 'horizontalpodautoscaler="web-hpa"' in _rule(groups, "HPAAtMaxReplicas")["expr"]
-    assert 'poddisruptionbudget="web-pdb"' in _rule(groups, "PDBNoDisruptionsAllowed")["expr"]
+    hpa_expr = _rule(groups, "HPAAtMaxReplicas")["expr"]
+    assert 'horizontalpodautoscaler=~"web-blue|web-green"' in hpa_expr
+    assert 'poddisruptionbudget=~"web-pdb"' in _rule(groups, "PDBNoDisruptionsAllowed")["expr"]
 
 
 # --- optional alerts -------------------------------------------------------------------------
@@ -115,23 +133,30 @@ def test_hpa_and_pdb_names_are_used_in_their_alerts() -> None:
 @pytest.mark.parametrize(
     ("hpa", "pdb", "absent"),
     [
-        (None, "web", {"HPAAtMaxReplicas"}),
-        ("web", None, {"PDBNoDisruptionsAllowed"}),
-        (None, None, {"HPAAtMaxReplicas", "PDBNoDisruptionsAllowed"}),
-        ("web", "web", set()),
+        ((), ("web",), {"HPAAtMaxReplicas"}),
+        (("web",), (), {"PDBNoDisruptionsAllowed"}),
+        ((), (), {"HPAAtMaxReplicas", "PDBNoDisruptionsAllowed"}),
+        (("web",), ("web",), set()),
     ],
 )
 def test_hpa_and_pdb_alerts_only_when_the_objects_exist(
-    hpa: str | None, pdb: str | None, absent: set[str]
+    hpa: tuple[str, ...], pdb: tuple[str, ...], absent: set[str]
 ) -> None:
     groups = app_rule_groups(
-        dataclasses.replace(SAMPLE_TARGET, hpa=hpa, pdb=pdb), AlertThresholds()
+        dataclasses.replace(SAMPLE_TARGET, hpas=hpa, pdbs=pdb), AlertThresholds()
     )
     names = set(alert_rules(groups))
     assert names == {alert_name("web", k) for k in ALERT_KINDS if k not in absent}
     metrics = referenced_metric_names(groups)
-    assert any(m.startswith("kube_horizontalpodautoscaler_") for m in metrics) == (hpa is not None)
-    assert any(m.startswith("kube_poddisruptionbudget_") for m in metrics) == (pdb is not None)
+    assert any(m.startswith("kube_horizontalpodautoscaler_") for m in metrics) == bool(hpa)
+    assert any(m.startswith("kube_poddisruptionbudget_") for m in metrics) == bool(pdb)
+
+
+def test_a_rollout_is_watched_through_the_argo_rollouts_controller_metrics() -> None:
+    target = dataclasses.replace(SAMPLE_TARGET, workload_kind="Rollout")
+    metrics = referenced_metric_names(app_rule_groups(target, AlertThresholds()))
+    assert not any(m.startswith("kube_deployment_") for m in metrics)
+    assert {"rollout_info", "rollout_info_replicas_unavailable"} <= metrics
 
 
 # --- thresholds drive the expressions --------------------------------------------------------
@@ -255,14 +280,18 @@ def test_ratio_of_exactly_one_is_valid() -> None:
         ("namespace", "shop.prod"),
         ("metrics_job", ""),
         ("metrics_job", 'we"b'),
-        ("hpa", ""),
-        ("hpa", "Web HPA"),
-        ("pdb", "web_pdb"),
+        ("container", "App"),
+        ("workload_kind", "StatefulSet"),
+        ("workloads", ()),
+        ("workloads", ("web.x",)),
+        ("hpas", ("",)),
+        ("hpas", ("Web HPA",)),
+        ("pdbs", ("web_pdb",)),
         ("runbook_base_url", "runbooks.example.com"),
         ("runbook_base_url", "https://runbooks.example.com/a b"),
     ],
 )
-def test_invalid_target_raises_naming_the_field(field: str, bad: str) -> None:
+def test_invalid_target_raises_naming_the_field(field: str, bad: Any) -> None:
     with pytest.raises(ValueError, match=re.escape(f"RuleTarget.{field}")) as excinfo:
         dataclasses.replace(SAMPLE_TARGET, **{field: bad})
     assert repr(bad) in str(excinfo.value)
@@ -373,7 +402,7 @@ def test_metric_names_used_on_hand_written_groups() -> None:
 def test_any_valid_input_gives_complete_parseable_rules(
     app: str, ratio: float, latency: float, restarts: int
 ) -> None:
-    target = RuleTarget(app, "ns", app, app, app, RUNBOOKS)
+    target = RuleTarget(app, "ns", app, "app", (app,), "Deployment", (app,), (app,), RUNBOOKS)
     thresholds = AlertThresholds(
         error_ratio=ratio, p95_latency_seconds=latency, restarts_per_hour=restarts
     )

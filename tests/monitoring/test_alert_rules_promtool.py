@@ -1,154 +1,177 @@
-"""Run the generated rules through promtool: `check rules`, then `test rules` with a firing and a
-silent case for every alert (one promtool run per alert, so a failure names the alert) and
-`promql_expr_test`s for the recording rules."""
+"""Every alert of the rendered PrometheusRules, in every release strategy, through
+`promtool test rules` on the series the cluster would export for the rendered pods
+(tests/monitoring/series.py): a firing case naming the pods, containers and workloads of every
+colour / track / ReplicaSet, and a silent case (tests/monitoring/alert_cases.py)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from components.alert_rules import (
-    ALERT_KINDS,
-    AlertThresholds,
-    RuleTarget,
-    alert_name,
-    app_rule_groups,
-    rules_file,
-)
-from tests.monitoring.alert_cases import (
-    CASES,
-    EVALUATION_INTERVAL,
-    FIRING_LATENCY,
-    SILENT_LATENCY,
-    alert_rules,
-    http_series,
-    latency_buckets,
-    promtool_test_file,
-    sample_groups,
-)
+from app.server import DURATION_BUCKETS
+from components import config as config_model
+from components.alert_rules import ALERT_KINDS
+from stackctl.render import render_config
+from tests.conftest import PROD_IMAGE
+from tests.monitoring import series as gen
+from tests.monitoring.alert_cases import APP, NAME_LABEL, Case, cases, promtool_tests
+from tests.monitoring.strategies import STRATEGIES, loaded, rendered
+from tests.release.helpers import blue_green, canary
 from tests.tooling import run_tool
 
 pytestmark = pytest.mark.slow
 
+# Argo Rollouts controller scraped as the argo-rollouts Helm chart does (no honorLabels: the
+# Rollout's namespace in `exported_namespace`) and with honorLabels (kept in `namespace`).
+VARIANTS = [(name, False) for name in STRATEGIES] + [
+    (name, True) for name in STRATEGIES if name.startswith("argo")
+]
 
-def _write_rules(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yml"
-    path.write_text(rules_file(sample_groups()), encoding="utf-8")
-    return path
+
+def app_groups(objects: list[dict[str, Any]], app: str = APP) -> list[dict[str, Any]]:
+    """The rendered rule groups of the app under test (`<app>.recording`, `<app>.alerts`); the
+    sibling's and Jenkins' groups are left out, they only slow promtool down."""
+    return [
+        group
+        for obj in objects
+        if obj["kind"] == "PrometheusRule"
+        for group in obj["spec"]["groups"]
+        if group["name"].startswith(f"{app}.")
+    ]
 
 
-def _promtool_test(tmp_path: Path, doc: dict[str, Any]) -> None:
+def rule_groups(name: str) -> list[dict[str, Any]]:
+    return app_groups(rendered(name).objects)
+
+
+def strategy_cases(name: str, honor_labels: bool = False) -> dict[str, list[Case]]:
+    cluster = gen.cluster(rendered(name).objects, argo_honor_labels=honor_labels)
+    return cases(cluster, loaded(name))
+
+
+def run_promtool(tmp_path: Path, groups: list[dict[str, Any]], tests: list[dict[str, Any]]) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
     test_path = tmp_path / "rules_test.yml"
     test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
     result = run_tool("promtool", "test", "rules", str(test_path), cwd=tmp_path)
     assert result.returncode == 0, (
         f"promtool test rules failed (exit {result.returncode})\n"
-        f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n"
-        f"--- rules.yml\n{(tmp_path / 'rules.yml').read_text()}\n"
-        f"--- rules_test.yml\n{test_path.read_text()}"
+        f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-5000:]}"
     )
 
 
-OTHER_TARGET = RuleTarget(
-    app="web-api",
-    namespace="shop-prod",
-    metrics_job="web-api-metrics",
-    hpa=None,
-    pdb=None,
-    runbook_base_url="https://runbooks.example.com/appstack/",
-)
-EXTREME = AlertThresholds(
-    error_ratio=1e-06, p95_latency_seconds=120.0, memory_limit_ratio=1, restarts_per_hour=1000
-)
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_alert_of_the_render_has_a_firing_and_a_silent_case(name: str) -> None:
+    emitted = {
+        rule["alert"]
+        for group in rule_groups(name)
+        if group["name"] == f"{APP}.alerts"
+        for rule in group["rules"]
+    }
+    found = strategy_cases(name)
+    assert len(emitted) == len(found), (sorted(emitted), sorted(found))
+    assert set(found) <= set(ALERT_KINDS)
+    for kind, kind_cases in found.items():
+        assert any(case.firing for case in kind_cases), f"{kind}: no case where it fires"
+        assert any(not case.firing for case in kind_cases), f"{kind}: no silent case"
 
 
 @pytest.mark.parametrize(
-    "groups",
-    [
-        pytest.param(sample_groups(), id="web-with-hpa-and-pdb"),
-        pytest.param(app_rule_groups(OTHER_TARGET, EXTREME), id="web-api-no-hpa-no-pdb"),
-    ],
+    ("name", "honor_labels"),
+    VARIANTS,
+    ids=[f"{n}{'-honorLabels' if h else ''}" for n, h in VARIANTS],
 )
-def test_promtool_check_rules(tmp_path: Path, groups: list[dict[str, Any]]) -> None:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(rules_file(groups), encoding="utf-8")
-    result = run_tool("promtool", "check", "rules", str(rules))
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{rules.read_text()}"
-    n_rules = sum(len(group["rules"]) for group in groups)
-    assert f"SUCCESS: {n_rules} rules found" in result.stdout + result.stderr
+def test_every_alert_fires_for_every_workload_and_stays_silent_otherwise(
+    tmp_path: Path, name: str, honor_labels: bool
+) -> None:
+    groups = rule_groups(name)
+    run_promtool(tmp_path, groups, promtool_tests(groups, strategy_cases(name, honor_labels), name))
 
 
-def test_every_alert_has_a_firing_and_a_silent_case() -> None:
-    emitted = set(alert_rules(sample_groups()))
-    assert emitted == {alert_name("web", kind) for kind in ALERT_KINDS}
-    assert set(CASES) == set(ALERT_KINDS)
-    for kind, cases in CASES.items():
-        assert any(case.firing for case in cases), f"{kind}: no case where it fires"
-        assert any(not case.firing for case in cases), f"{kind}: no case where it stays silent"
+# The longest app name the config allows (40): `<app>-canary-<hash>-` exceeds the 58 characters
+# of a generateName base, so the ReplicaSet controller's pod names lose their second dash.
+LONG = "checkout-service-for-the-web-storefront1"
 
 
-@pytest.mark.parametrize("kind", ALERT_KINDS)
-def test_alert_fires_and_stays_silent(tmp_path: Path, kind: str) -> None:
-    rules = _write_rules(tmp_path)
-    _promtool_test(tmp_path, promtool_test_file(rules.name, kind, sample_groups()))
+@pytest.mark.parametrize(
+    "raw",
+    [
+        canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
+        blue_green("prod", active="green"),
+    ],
+    ids=["canary", "blueGreen"],
+)
+def test_the_alerts_find_the_pods_of_the_longest_app_name(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    raw = copy.deepcopy(raw)
+    raw["apps"] = {LONG: raw["apps"]["web"], "web": {"image": PROD_IMAGE, "service": {}}}
+    raw["apps"]["web"]["service"] = {"type": "ClusterIP"}
+    raw["monitoring"] = {"enabled": True}
+    cfg = config_model.load(raw)
+    objects = render_config(cfg, "long").objects
+    cluster = gen.cluster(objects)
+    assert any(len(p.name) == 63 for p in cluster.pods if p.labels[NAME_LABEL] == LONG)
+    groups = app_groups(objects, LONG)
+    found = cases(cluster, cfg, LONG, "web")
+    run_promtool(tmp_path, groups, promtool_tests(groups, found, "long", LONG))
 
 
-def test_recording_rules_values(tmp_path: Path) -> None:
-    rules = _write_rules(tmp_path)
-    series = '{job="web", namespace="shop"}'
+@pytest.mark.parametrize("name", ["rolling-hpa", "blueGreen-hpa", "argo-canary-ingress"])
+def test_recording_rules_aggregate_every_pod_of_the_job(tmp_path: Path, name: str) -> None:
+    """The recorded request rate, error rate and ratio and p95 sum every scraped pod of the app
+    (all colours, tracks and ReplicaSets) into one series per job and namespace, whatever target
+    labels the ServiceMonitor adds (e.g. `rollouts_pod_template_hash`)."""
+    cluster = gen.cluster(rendered(name).objects)
+    targets = gen.app_targets(cluster, APP)
+    assert len({t.pod.owner for t in targets} | {t.pod.revision for t in targets}) >= 2
+    job = {"job": targets[0].labels["job"], "namespace": targets[0].labels["namespace"]}
+    series: list[tuple[str, str]] = []
+    for t in targets:
+        series += [
+            gen.http_requests(t, "200", "0+90x30"),
+            gen.http_requests(t, "500", "0+6x30"),
+            gen.http_requests(t, "502", "0+4x30"),
+        ]
+        # every request in the app's (0.1 s, 0.25 s] bucket: p95 = 0.1 + 0.95 x 0.15
+        series += gen.duration_buckets(t, {0.25: 100}, DURATION_BUCKETS)
+    selector = "{" + ", ".join(f'{k}="{v}"' for k, v in job.items()) + "}"
 
-    def expr_test(expr: str, value: float) -> dict[str, Any]:
-        # promtool 2.42 compares sample values exactly: round away the float noise of rate() and
-        # histogram_quantile() (round() also drops __name__, leaving exactly job and namespace).
+    def check(record: str, value: float) -> dict[str, Any]:
+        # promtool compares sample values exactly: round away the float noise of rate()
         return {
-            "expr": f"round({expr}, 0.0001)",
+            "expr": f"round({record}{selector}, 0.0001)",
             "eval_time": "20m",
-            "exp_samples": [{"labels": series, "value": round(value, 4)}],
+            "exp_samples": [{"labels": selector, "value": round(value, 4)}],
         }
 
-    def group(name: str, input_series: list[tuple[str, str]], checks: list[Any]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "interval": EVALUATION_INTERVAL,
-            "input_series": [{"series": s, "values": v} for s, v in input_series],
-            "promql_expr_test": checks,
-        }
-
+    n = len(targets)
+    groups = rule_groups(name)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
     doc = {
         "rule_files": [rules.name],
-        "evaluation_interval": EVALUATION_INTERVAL,
+        "evaluation_interval": "1m",
         "tests": [
-            group(
-                "request and error rates and their ratio",
-                [
-                    (http_series("200"), "0+90x30"),
-                    (http_series("500"), "0+6x30"),
-                    (http_series("502"), "0+4x30"),
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    check("job:http_requests:rate5m", n * 100 / 60),
+                    check("job:http_request_errors:rate5m", n * 10 / 60),
+                    check("job:http_request_errors:ratio_rate5m", 0.1),
+                    check("job:http_request_duration_seconds:p95_5m", 0.1 + 0.95 * 0.15),
                 ],
-                [
-                    expr_test(f"job:http_requests:rate5m{series}", 100 / 60),
-                    expr_test(f"job:http_request_errors:rate5m{series}", 10 / 60),
-                    expr_test(f"job:http_request_errors:ratio_rate5m{series}", 0.1),
-                ],
-            ),
-            group(
-                "no 5xx at all: the error ratio is 0, not absent",
-                [(http_series("200"), "0+90x30")],
-                [expr_test(f"job:http_request_errors:ratio_rate5m{series}", 0)],
-            ),
-            group(
-                "p95 from the histogram buckets",
-                latency_buckets(FIRING_LATENCY),
-                [expr_test(f"job:http_request_duration_seconds:p95_5m{series}", 0.875)],
-            ),
-            group(
-                "p95 below the threshold",
-                latency_buckets(SILENT_LATENCY),
-                [expr_test(f"job:http_request_duration_seconds:p95_5m{series}", 0.40625)],
-            ),
+            }
         ],
     }
-    _promtool_test(tmp_path, doc)
+    path = tmp_path / "recording_test.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    result = run_tool("promtool", "test", "rules", str(path), cwd=tmp_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

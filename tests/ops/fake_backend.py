@@ -174,6 +174,7 @@ class FakeBackend:
         preview_changes: dict[str, int] | None = None,
         up_result: str = "succeeded",
         up_error: Exception | None = None,
+        preview_error: Exception | None = None,
         backup_dir: Path | None = None,
     ) -> None:
         self._stack_name = stack_name
@@ -182,6 +183,7 @@ class FakeBackend:
         self.preview_changes = preview_changes or {"update": 1, "same": 11}
         self.up_result = up_result
         self.up_error = up_error
+        self.preview_error = preview_error
         self.backup_dir = backup_dir
         self.calls: list[str] = []
         self.up_messages: list[str] = []
@@ -230,6 +232,8 @@ class FakeBackend:
             {"policy_packs": policy_packs, "policy_pack_configs": policy_pack_configs}
         )
         on_output("Previewing update (dev):")
+        if self.preview_error is not None:
+            raise self.preview_error
         return PreviewOutcome(change_summary=dict(self.preview_changes))
 
     def up(

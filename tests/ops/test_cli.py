@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from stackctl import cli, ops
-from tests.ops.fake_backend import FakeBackend
+from stackctl import cli, ops, rollback
+from tests.ops.fake_backend import HEAD, FakeBackend
 
 
 @pytest.fixture
@@ -92,3 +92,48 @@ def test_missing_pulumi_yaml_exits_2(monkeypatch: Any, tmp_path: Path, capsys: A
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("stackctl.ops",))
     assert cli.main(["history", "dev", "--project-dir", str(tmp_path)]) == 2
     assert "no Pulumi.yaml" in capsys.readouterr().err
+
+
+# The SDK's own failure types: `Stack.preview` raises the built-in RuntimeError when the CLI ends
+# without a summary event (pulumi/automation/_stack.py, pulumi 3.272.0); other engine-layer code
+# raises what it likes. Each must reach the operator as one line, never as a traceback.
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("summary event never found"),
+        RuntimeError("engine\nexploded\n  with a multi-line message"),
+        TypeError("unexpected keyword"),
+    ],
+    ids=["sdk-runtime-error", "multi-line", "type-error"],
+)
+def test_a_failing_preview_is_one_line_exit_1(run: Any, capsys: Any, error: Exception) -> None:
+    code, backend = run("deploy", "dev", "--yes", preview_error=error)
+    assert code == 1
+    assert backend is not None and backend.calls == ["preview"]  # never reached `up`
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("failed: pulumi preview of dev failed: ")
+    assert type(error).__name__ in err and str(error).splitlines()[0] in err
+
+
+def test_a_failing_rollback_preview_is_one_line_exit_1(
+    run: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(rollback, "git_commit", lambda _dir, short=True: HEAD)
+    error = RuntimeError("summary event never found")
+    code, _ = run("rollback", "dev", "--steps", "1", "--yes", preview_error=error)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "summary event never found" in err
+
+
+def test_the_real_backend_turns_the_sdk_runtime_error_into_one_line() -> None:
+    """PulumiAutomationBackend._cli: the built-in RuntimeError of the SDK is not a CommandError."""
+    from stackctl.automation import PulumiAutomationBackend
+    from stackctl.errors import OperationFailed
+
+    backend = PulumiAutomationBackend("dev", Path("."))
+    expected = "pulumi preview failed: summary event never found"
+    with pytest.raises(OperationFailed, match=expected), backend._cli("pulumi preview"):
+        raise RuntimeError("summary event never found")

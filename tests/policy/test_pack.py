@@ -4,6 +4,7 @@ and the pack itself answering the analyzer gRPC protocol (no Pulumi engine invol
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,12 +194,41 @@ def test_validate_reports_violations_with_the_resource_urn(
 # --- the pack as the Pulumi CLI runs it --------------------------------------------------------
 
 
+def _local_requirements() -> list[Path]:
+    """The local path dependencies of policy/requirements.txt, resolved from the pack's directory
+    (where the Pulumi CLI runs pip)."""
+    lines = (POLICY_DIR / "requirements.txt").read_text().splitlines()
+    return [(POLICY_DIR / line.strip()).resolve() for line in lines if line.startswith(".")]
+
+
+@pytest.fixture(scope="module")
+def pack_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site directory holding what policy/requirements.txt installs from this repo (the
+    PyPI packages come from the test venv), built with pip as the pack's venv would be."""
+    site = tmp_path_factory.mktemp("pack-site")
+    local = _local_requirements()
+    assert local, "policy/requirements.txt installs the value grammar from this repo"
+    # built from copies: setuptools builds in place and the work tree stays untouched
+    copies = [shutil.copytree(path, tmp_path_factory.mktemp("src") / path.name) for path in local]
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"),
+            *("--no-build-isolation", "--no-index", "--target", str(site), *map(str, copies)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return site
+
+
 @pytest.fixture
-def analyzer(tmp_path: Path) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+def analyzer(tmp_path: Path, pack_site: Path) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     """Start the pack like pulumi/policy/__main__.py does (runpy.run_path on the directory),
-    from a directory where `policy` is not importable, and connect to its gRPC server."""
+    from a directory where neither `policy` nor the repo is importable (only what the pack's
+    requirements install), and connect to its gRPC server."""
     env = dict(os.environ, PULUMI_PROJECT="appstack", PULUMI_STACK="prod", PULUMI_DRY_RUN="true")
-    env.pop("PYTHONPATH", None)
+    env["PYTHONPATH"] = str(pack_site)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from policy.rules import RuleContext, evaluate, pod_template
+from policy.rules import RuleContext, evaluate, template_of
 from tests.policy.factory import (
     Obj,
     compliant_stack,
@@ -328,7 +328,7 @@ def test_pod_templates_are_found_in_every_workload_kind(kind: str) -> None:
         "metadata": {"name": "w", "namespace": "apps"},
         "spec": spec,
     }
-    assert pod_template(obj) is not None
+    assert template_of(obj) is not None
     found = evaluate([obj], RuleContext("prod"))
     uid = [v for v in found if v.rule == RULE and "runAsUser" in v.message]
     assert uid[0].obj == f"{kind}/apps/w"
@@ -346,4 +346,4 @@ def test_a_bare_pod_uses_top_level_paths() -> None:
 def test_a_rollout_with_another_api_group_is_not_a_pod_template() -> None:
     obj = {"apiVersion": "example.com/v1", "kind": "Rollout", "metadata": {"name": "x"}}
     obj["spec"] = {"template": deployment()["spec"]["template"]}
-    assert pod_template(obj) is None
+    assert template_of(obj) is None

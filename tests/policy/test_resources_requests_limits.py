@@ -67,3 +67,14 @@ def test_init_containers_need_resources() -> None:
         "spec.template.spec.initContainers[migrate].resources.limits.memory is unset; "
         "set a memory limit",
     ]
+
+
+@pytest.mark.parametrize("kind", ["requests", "limits"])
+def test_a_negative_quantity_violates(kind: str) -> None:
+    # the quantity grammar allows a sign; the API server's resource validation does not
+    # (requests and limits must be >= 0)
+    objects = mutated(compliant_stack())
+    web(objects)["resources"][kind]["cpu"] = "-100m"
+    assert f'{WEB}.resources.{kind}.cpu is "-100m"; a {kind[:-1]} must not be negative' in (
+        messages(objects, RULE)
+    )

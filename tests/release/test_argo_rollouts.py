@@ -1,5 +1,5 @@
 """argoRollouts: a Rollout replaces the Deployments, an AnalysisTemplate gates the release on
-the error-ratio recording rule; nothing argoproj.io is rendered unless asked for."""
+the error ratio of the new pods; nothing argoproj.io is rendered unless asked for."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from components.release import ERROR_RATIO_RECORD
 from tests.conftest import Render, base_raw, find, one
 from tests.release.helpers import argo, blue_green, canary
 
@@ -40,26 +39,21 @@ def test_a_rollout_and_an_analysis_template_replace_the_deployments(
     assert {o["apiVersion"] for o in argo_objects(objects)} == {ARGO}
 
 
-def test_the_analysis_queries_the_error_ratio_recording_rule(render: Render) -> None:
-    template = one(render(argo("canary")).objects, "AnalysisTemplate", "web-error-ratio")
-    (metric,) = template["spec"]["metrics"]
-    query = metric["provider"]["prometheus"]["query"]
-    assert f'{ERROR_RATIO_RECORD}{{job="web",namespace="shop"}}' in query
-    assert metric["provider"]["prometheus"]["address"].startswith("http://")
-    assert metric["count"] >= 1 and metric["interval"]
-
-
-def test_the_queried_series_is_recorded_by_the_rendered_prometheus_rule(render: Render) -> None:
-    objects = render(argo("canary")).objects
-    rules = [
-        rule
-        for group in one(objects, "PrometheusRule", "web")["spec"]["groups"]
-        for rule in group["rules"]
-    ]
-    recorded = [r for r in rules if r.get("record") == ERROR_RATIO_RECORD]
-    assert len(recorded) == 1
-    # the recorded series carry the job and namespace the analysis filters on
-    assert 'job="web"' in recorded[0]["expr"] and 'namespace="shop"' in recorded[0]["expr"]
+def test_every_analysis_arg_the_template_declares_is_passed_by_every_rollout_step(
+    render: Render,
+) -> None:
+    for strategy in ("canary", "blueGreen"):
+        objects = render(argo(strategy)).objects
+        declared = {a["name"] for a in one(objects, "AnalysisTemplate")["spec"]["args"]}
+        st = one(objects, "Rollout", "web")["spec"]["strategy"]
+        runs = [
+            step["analysis"] for step in st.get("canary", {}).get("steps", []) if "analysis" in step
+        ] + [v for k, v in st.get("blueGreen", {}).items() if k.endswith("PromotionAnalysis")]
+        assert runs
+        for run in runs:
+            assert {a["name"] for a in run["args"]} == declared
+            # every arg value is resolved by the controller from the newest ReplicaSet
+            assert all(a["valueFrom"] == {"podTemplateHashValue": "Latest"} for a in run["args"])
 
 
 @pytest.mark.parametrize(("environment", "threshold"), [("prod", "0.02"), ("dev", "0.2")])
@@ -75,7 +69,15 @@ def test_the_success_condition_uses_the_configured_error_ratio(
     assert metric["successCondition"] == "result[0] <= 0.07"
 
 
-def test_blue_green_rollout_waits_for_promotion_then_analyses(render: Render) -> None:
+LATEST_PODS = {
+    "templates": [{"templateName": "web-error-ratio"}],
+    "args": [{"name": "pod-template-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}],
+}
+
+
+def test_blue_green_rollout_analyses_the_preview_pods_waits_for_promotion_then_analyses(
+    render: Render,
+) -> None:
     strategy = one(render(argo("blueGreen")).objects, "Rollout", "web")["spec"]["strategy"]
     assert strategy == {
         "blueGreen": {
@@ -83,7 +85,8 @@ def test_blue_green_rollout_waits_for_promotion_then_analyses(render: Render) ->
             "previewService": "web-preview",
             "autoPromotionEnabled": False,
             "scaleDownDelaySeconds": 3600,
-            "postPromotionAnalysis": {"templates": [{"templateName": "web-error-ratio"}]},
+            "prePromotionAnalysis": LATEST_PODS,
+            "postPromotionAnalysis": LATEST_PODS,
         }
     }
 
@@ -98,7 +101,7 @@ def test_canary_rollout_walks_the_configured_steps_with_pause_and_analysis(
 ) -> None:
     raw = argo("canary", release={"steps": [20, 100], "stepPauseSeconds": 60})
     canary_ = one(render(raw).objects, "Rollout", "web")["spec"]["strategy"]["canary"]
-    analysis = {"analysis": {"templates": [{"templateName": "web-error-ratio"}]}}
+    analysis = {"analysis": LATEST_PODS}
     assert canary_["steps"] == [
         {"setWeight": 20},
         {"pause": {"duration": "60s"}},

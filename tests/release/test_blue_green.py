@@ -88,17 +88,12 @@ def test_flipping_the_colour_changes_only_service_and_pdb_selectors(render: Rend
     }
 
 
-def test_with_an_hpa_the_flip_also_moves_the_hpa_and_the_replica_fields(render: Render) -> None:
+def test_with_an_hpa_the_flip_changes_only_selectors_no_replicas_no_hpa(render: Render) -> None:
     assert flip_diff(render, autoscaling={"enabled": True, "minReplicas": 2}) == {
         "Service/web": [SELECTOR],
         "Service/web-preview": [SELECTOR],
         "PodDisruptionBudget/web": [PDB_SELECTOR],
         "PodDisruptionBudget/web-preview": [PDB_SELECTOR],
-        "HorizontalPodAutoscaler/web": [".spec.scaleTargetRef.name"],
-        # The colour the HPA leaves gets replicas back, taken from the HPA's field manager by
-        # force (components/release.py PATCH_FORCE); the colour it takes drops both.
-        "Deployment/web-blue": [".metadata.annotations.pulumi.com/patchForce", ".spec.replicas"],
-        "Deployment/web-green": [".metadata.annotations.pulumi.com/patchForce", ".spec.replicas"],
     }
 
 
@@ -127,15 +122,7 @@ def test_no_pod_template_changes_when_the_colour_flips(
         after = one(green, "Deployment", name)
         assert before["spec"]["template"] == after["spec"]["template"]
         assert before["spec"]["selector"] == after["spec"]["selector"]
-        # Only the replica owner's force annotation may follow the HPA (release.PATCH_FORCE).
-        assert _without_force(before["metadata"]) == _without_force(after["metadata"])
-
-
-def _without_force(meta: dict[str, Any]) -> dict[str, Any]:
-    annotations = {
-        k: v for k, v in (meta.get("annotations") or {}).items() if k != "pulumi.com/patchForce"
-    }
-    return {**meta, "annotations": annotations}
+        assert before["metadata"] == after["metadata"]
 
 
 def test_idle_colour_keeps_the_replicas_by_default(render: Render) -> None:
@@ -152,22 +139,17 @@ def test_scale_down_idle_scales_the_idle_colour_to_zero(render: Render) -> None:
     assert [p["metadata"]["name"] for p in find(objects, "PodDisruptionBudget")] == ["web"]
 
 
-def test_the_hpa_owns_only_the_active_colour_and_the_idle_one_keeps_its_minimum(
-    render: Render,
-) -> None:
+def test_each_colour_has_its_own_hpa_owning_its_replicas(render: Render) -> None:
     result = render(blue_green("prod", active="green"))  # prod: HPA min 3
-    hpa = one(result.objects, "HorizontalPodAutoscaler", "web")["spec"]
-    assert hpa["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": "web-green",
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"]: h
+        for h in find(result.objects, "HorizontalPodAutoscaler")
     }
-    active = one(result.objects, "Deployment", "web-green")
-    idle = one(result.objects, "Deployment", "web-blue")
-    assert "replicas" not in active["spec"]
-    assert result.options["Deployment/shop/web-green"]["ignore_changes"] == ["spec.replicas"]
-    assert idle["spec"]["replicas"] == hpa["minReplicas"] == 3
-    assert "ignore_changes" not in result.options["Deployment/shop/web-blue"]
+    assert sorted(targets) == ["web-blue", "web-green"]
+    for name, hpa in targets.items():
+        assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        assert "replicas" not in one(result.objects, "Deployment", name)["spec"]
+        assert result.options[f"Deployment/shop/{name}"]["ignore_changes"] == ["spec.replicas"]
 
 
 def test_the_pdb_selects_the_active_colour_and_a_preview_pdb_the_idle_one(render: Render) -> None:
@@ -186,12 +168,3 @@ def test_the_active_colour_is_updated_before_the_services_and_the_idle_one_after
     assert options["Service/shop/web"]["depends_on"] == 1  # the active Deployment
     assert options["Service/shop/web-preview"]["depends_on"] == 1
     assert options["Deployment/shop/web-blue"]["depends_on"] == 2  # both Services
-
-
-def test_the_quota_makes_room_for_the_idle_colour(render: Render) -> None:
-    rolling = one(
-        render(blue_green(replicas=2, release={"strategy": "rolling"})).objects, "ResourceQuota"
-    )
-    bg = one(render(blue_green(replicas=2)).objects, "ResourceQuota")
-    # rolling: 2 + 1 surge; blueGreen: 2 active + 2 idle + 1 surge; both + 25 % headroom
-    assert (rolling["spec"]["hard"]["pods"], bg["spec"]["hard"]["pods"]) == ("4", "7")

@@ -1,6 +1,6 @@
 """Rules every release strategy keeps: the default is one rolling Deployment, every Deployment
 of every strategy has the zero-downtime strategy and the restricted pod of
-`components.app.pod_template`, and the app's NetworkPolicy covers every colour and track."""
+`components.pod.pod_template`, and the app's NetworkPolicy covers every colour and track."""
 
 from __future__ import annotations
 
@@ -92,9 +92,17 @@ def test_the_network_policy_and_metrics_service_cover_every_colour_and_track(
         assert selects(metrics, pod_labels(deployment)), deployment["metadata"]["name"]
 
 
+def _spread_keys(workload: dict[str, Any]) -> list[list[str]]:
+    constraints = pod_spec(workload)["topologySpreadConstraints"]
+    return [c.pop("matchLabelKeys") for c in constraints]
+
+
 def test_the_argo_rollout_runs_the_same_pod_as_a_deployment(render: Render) -> None:
     rollout = one(render(argo("blueGreen")).objects, "Rollout", "web")
     deployment = one(render(base_raw("prod")).objects, "Deployment", "web")
+    # only the revision key of the spread differs: each controller's own hash label
+    assert _spread_keys(rollout) == [["rollouts-pod-template-hash"]] * 2
+    assert _spread_keys(deployment) == [["pod-template-hash"]] * 2
     assert rollout["spec"]["template"] == deployment["spec"]["template"]
     assert rollout["spec"]["selector"] == deployment["spec"]["selector"]
 

@@ -140,7 +140,7 @@ def test_release_keys_are_camel_case_and_documented() -> None:
         pytest.param(
             blue_green(release={"scaleDownIdle": True}, autoscaling={"enabled": True}),
             f"{KEY}.scaleDownIdle:",
-            "an HPA never scales up from 0",
+            "never scales below minReplicas",
             id="scale-down-idle-with-hpa",
         ),
         pytest.param(

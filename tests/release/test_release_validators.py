@@ -8,12 +8,18 @@ from typing import Any
 
 import pytest
 
-from components import config as config_model
 from policy.rules import RuleContext, evaluate
 from stackctl import render as render_mod
 from tests.release.helpers import NEW_DIGEST_IMAGE, argo, blue_green, canary
+from tests.renders import Renders
 from tests.test_validators import ALLOWED_CHECKOV_SKIPS
-from tests.validators import KUBERNETES_VERSIONS, builtin_manifests, checkov, kubernetes_validate
+from tests.validators import (
+    KUBERNETES_VERSIONS,
+    RenderedTree,
+    ValidatorBatch,
+    builtin_manifests,
+    render_set,
+)
 
 INGRESS = {"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}
 
@@ -33,22 +39,23 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, render_mod.RenderResult]:
-    return {
-        name: render_mod.render_config(config_model.load(raw), name)
-        for name, raw in CONFIGS.items()
-    }
+SET = "release"
+
+
+@render_set(SET)
+def write_release_renders(root: Path, renders: Renders) -> None:
+    for name, raw in CONFIGS.items():
+        render_mod.write(renders.config(raw, name), root / name)
 
 
 @pytest.fixture(scope="module")
-def rendered_dir(
-    rendered: dict[str, render_mod.RenderResult], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    root = tmp_path_factory.mktemp("release")
-    for name, result in rendered.items():
-        render_mod.write(result, root / name)
-    return root
+def rendered(renders: Renders) -> dict[str, render_mod.RenderResult]:
+    return {name: renders.config(raw, name) for name, raw in CONFIGS.items()}
+
+
+@pytest.fixture(scope="module")
+def rendered_dir(rendered_tree: RenderedTree) -> Path:
+    return rendered_tree / SET
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -61,20 +68,23 @@ def test_release_renders_break_no_policy_rule_in_prod(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_release_renders_are_schema_valid(rendered_dir: Path, version: str) -> None:
+def test_release_renders_are_schema_valid(
+    rendered_dir: Path, batch: ValidatorBatch, version: str
+) -> None:
     files = builtin_manifests(rendered_dir)
     assert len(files) > 60
     kinds = {p.name.split("-")[0] for p in files}
     assert {"deployment", "service", "ingress", "poddisruptionbudget"} <= kinds
-    code, output = kubernetes_validate(files, version)
-    assert code == 0, output
+    run = batch.schema(version)
+    assert set(files) <= set(run.files)
+    assert run.problems(files) == ""
 
 
 @pytest.mark.slow
 def test_release_renders_have_zero_failed_checkov_checks_and_only_allowed_skips(
-    rendered_dir: Path,
+    batch: ValidatorBatch,
 ) -> None:
-    report = checkov(rendered_dir)
+    report = batch.checkov(SET)
     assert report.parsing_errors == []
     assert report.failed == [], "\n".join(
         f"{f.check_id} {f.resource} {f.file}" for f in report.failed
@@ -91,7 +101,9 @@ def test_a_digest_pinned_colour_needs_no_scanner_skip_and_a_tag_names_its_key(
 ) -> None:
     objects = rendered["blue-green-fixed"].objects
     by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
-    blue_annotations = by_name["web-blue"]["metadata"].get("annotations") or {}
-    assert not [k for k in blue_annotations if k.startswith("checkov.io/skip")], blue_annotations
+    assert not any(
+        key.startswith("checkov.io/")
+        for key in by_name["web-blue"]["metadata"].get("annotations", {})
+    )
     skip = by_name["web-green"]["metadata"]["annotations"]["checkov.io/skip1"]
     assert skip.startswith("CKV_K8S_43=") and "appstack:apps.web.release.greenImage" in skip

@@ -1,0 +1,204 @@
+"""Settings of an app's pods and their count: resources, probes, autoscaling, PDB, rollout,
+topology spread, pod security (parts of `AppConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from appstack_grammar import parse_quantity
+from components.config.base import (
+    IntOrPercent,
+    Model,
+    ProbePath,
+    Problems,
+    Quantity,
+)
+
+
+class ResourceList(Model):
+    """CPU, memory and ephemeral storage amounts."""
+
+    cpu: Quantity = "100m"
+    """CPU in cores or millicores."""
+    memory: Quantity = "128Mi"
+    """Memory in bytes (Mi, Gi)."""
+    ephemeral_storage: Quantity = "64Mi"
+    """Node-local scratch storage (the /tmp emptyDir counts against it)."""
+
+
+class Resources(Model):
+    """Container requests and limits."""
+
+    requests: ResourceList = Field(default_factory=ResourceList)
+    """What the scheduler reserves."""
+    limits: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="500m", memory="256Mi", ephemeral_storage="256Mi")
+    )
+    """The most the container may use."""
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        problems = Problems()
+        for field in ("cpu", "memory", "ephemeral_storage"):
+            req, lim = getattr(self.requests, field), getattr(self.limits, field)
+            if parse_quantity(req) > parse_quantity(lim):
+                key = to_camel(field)
+                problems.add(
+                    f"requests.{key}", f"request ({req}) must be <= limit limits.{key} ({lim})"
+                )
+        problems.raise_if_any()
+        return self
+
+
+class Probe(Model):
+    """An HTTP probe against the app port."""
+
+    path: ProbePath = "/health"
+    """Absolute HTTP path."""
+    initial_delay_seconds: int = Field(default=0, ge=0)
+    """Seconds before the first probe."""
+    period_seconds: int = Field(default=10, ge=1)
+    """Seconds between probes."""
+    timeout_seconds: int = Field(default=2, ge=1)
+    """Seconds before a probe times out."""
+    failure_threshold: int = Field(default=3, ge=1)
+    """Consecutive failures before the probe fails."""
+
+
+class Probes(Model):
+    """Liveness, readiness and startup probes; always on."""
+
+    liveness: Probe = Field(default_factory=Probe)
+    """Restarts the container when it fails; default GET /health."""
+    readiness: Probe = Field(
+        default_factory=lambda: Probe(path="/health/ready", period_seconds=5, failure_threshold=2)
+    )
+    """Gates traffic; default GET /health/ready."""
+    startup: Probe = Field(
+        default_factory=lambda: Probe(path="/health", period_seconds=2, failure_threshold=30)
+    )
+    """Holds liveness off until the app has started (period x threshold = startup budget)."""
+
+    @model_validator(mode="after")
+    def _liveness_differs_from_readiness(self) -> Probes:
+        if self.liveness == self.readiness:
+            raise PydanticCustomError(
+                "probes_identical",
+                "liveness and readiness probes are identical; a readiness failure would then "
+                "also restart the pod. Use a different path or thresholds",
+            )
+        return self
+
+
+class Autoscaling(Model):
+    """HorizontalPodAutoscaler (autoscaling/v2)."""
+
+    enabled: bool = False
+    """Create an HPA; the Deployment then leaves `replicas` to it."""
+    min_replicas: int = Field(default=2, ge=1)
+    """Lower bound of replicas."""
+    max_replicas: int = Field(default=5, ge=1)
+    """Upper bound of replicas."""
+    cpu_utilization: int = Field(default=70, ge=1, le=100)
+    """Target average CPU utilisation, percent of requests."""
+    memory_utilization: int = Field(default=80, ge=1, le=100)
+    """Target average memory utilisation, percent of requests."""
+    requests_per_second: float | None = Field(default=None, gt=0)
+    """Optional target of `http_requests_per_second` per pod (needs a custom-metrics adapter)."""
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise PydanticCustomError(
+                "hpa_range",
+                "minReplicas ({min}) must be <= maxReplicas ({max})",
+                {"min": self.min_replicas, "max": self.max_replicas},
+            )
+        return self
+
+
+class Pdb(Model):
+    """PodDisruptionBudget (policy/v1). Neither bound set means maxUnavailable 1."""
+
+    enabled: bool = True
+    """Create a PDB."""
+    max_unavailable: IntOrPercent | None = None
+    """Pods that may be down during a voluntary disruption (>= 1 or > 0%)."""
+    min_available: IntOrPercent | None = None
+    """Pods that must stay up; mutually exclusive with maxUnavailable."""
+
+    @property
+    def effective_max_unavailable(self) -> int | str | None:
+        if self.max_unavailable is None and self.min_available is None:
+            return 1
+        return self.max_unavailable
+
+
+class Rollout(Model):
+    """Rolling-update and shutdown timing."""
+
+    max_surge: IntOrPercent = "25%"
+    """Extra pods during a rollout; must be > 0 because maxUnavailable is always 0."""
+    min_ready_seconds: int = Field(default=5, ge=0)
+    """A new pod must stay ready this long before it counts as available."""
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    """A rollout without progress for this long is marked failed."""
+    revision_history_limit: int = Field(default=5, ge=1, le=50)
+    """Old ReplicaSets kept for `kubectl rollout undo`."""
+    termination_grace_period_seconds: int = Field(default=30, ge=1)
+    """Time from the start of preStop to SIGKILL."""
+    pre_stop_sleep_seconds: int = Field(default=5, ge=0)
+    """Delay before SIGTERM so endpoints stop routing to the pod."""
+
+    @model_validator(mode="after")
+    def _timing(self) -> Rollout:
+        problems = Problems()
+        surge = self.max_surge
+        if surge == 0 or surge == "0%":
+            problems.add(
+                "maxSurge", f"maxSurge ({surge}) must be > 0 because maxUnavailable is always 0"
+            )
+        if self.pre_stop_sleep_seconds >= self.termination_grace_period_seconds:
+            problems.add(
+                "preStopSleepSeconds",
+                f"preStopSleepSeconds ({self.pre_stop_sleep_seconds}) must be < "
+                f"terminationGracePeriodSeconds ({self.termination_grace_period_seconds}), "
+                "leaving the app time to drain",
+            )
+        if self.progress_deadline_seconds <= self.min_ready_seconds:
+            problems.add(
+                "progressDeadlineSeconds",
+                f"progressDeadlineSeconds ({self.progress_deadline_seconds}) must be > "
+                f"minReadySeconds ({self.min_ready_seconds})",
+            )
+        problems.raise_if_any()
+        return self
+
+
+class Topology(Model):
+    """Spread of replicas across nodes and zones."""
+
+    zones: bool = False
+    """Also spread across topology.kubernetes.io/zone."""
+    max_skew: int = Field(default=1, ge=1)
+    """Maximum difference in pod count between domains."""
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "ScheduleAnyway"
+    """What the scheduler does when the spread cannot be met."""
+
+
+class PodSecurity(Model):
+    """Pod identity; the restricted profile itself is not configurable."""
+
+    run_as_user: int = Field(default=10001, ge=10000)
+    """UID (>= 10000, checkov CKV_K8S_40)."""
+    run_as_group: int = Field(default=10001, ge=10000)
+    """GID (>= 10000)."""
+    fs_group: int = Field(default=10001, ge=10000)
+    """Group owning mounted volumes."""

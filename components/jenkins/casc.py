@@ -1,0 +1,281 @@
+"""The JCasC document (jenkins.yaml), plain data; tests parse it back out of the rendered
+ConfigMap. Attribute names are those of the pinned plugins (sources in the comments)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from components.config import JenkinsSettings
+from components.jenkins.agents import pod_template
+from components.jenkins.names import (
+    ADMIN_PASSWORD_FILE,
+    ADMIN_USER_FILE,
+    AGENT_APP,
+    APPROVERS_ENV,
+    CI_SECRETS_DIR,
+    PIPELINE_CREDENTIALS,
+    SCM_TOKEN_KEY,
+    SCM_USERNAME_KEY,
+    USERS_SECRETS_DIR,
+)
+from components.jenkins_builder import builder_pod_template, registry_push_credential
+
+#: Global roles (role-strategy `roleBased.roles.global`; permission names as JCasC writes them,
+#: `<group>/<name>` of hudson.security.Permission). Overall/Administer is held by the admin role
+#: only: pipeline-input-step's InputStepExecution.canSettle lets an administrator answer any
+#: `input`, so admins are exactly the break-glass account of the admin Secret.
+DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel", "Run/Replay")
+DEPLOYER_PERMISSIONS = DEVELOPER_PERMISSIONS
+ADMIN_PERMISSIONS = ("Overall/Administer",)
+
+
+def service_url(namespace: str, service: str, port: int) -> str:
+    """The in-cluster URL of the UI Service (cluster-domain independent: `<svc>.<ns>.svc`)."""
+    return f"http://{service}.{namespace}.svc:{port}/"
+
+
+def public_url(settings: JenkinsSettings, namespace: str, service: str) -> str:
+    """The URL users reach Jenkins at: the Ingress host when there is one, else in-cluster."""
+    ing = settings.ingress
+    if ing.enabled:
+        scheme = "https" if ing.tls_secret_name else "http"
+        path = ing.path if ing.path.endswith("/") else ing.path + "/"
+        return f"{scheme}://{ing.host}{path}"
+    return service_url(namespace, service, settings.service.port)
+
+
+def approvers(settings: JenkinsSettings) -> list[str]:
+    """Who may answer the prod `input`: the local deployer users and the deployers group."""
+    auth = settings.authorization
+    return [*auth.deployers, auth.deployers_group]
+
+
+def _security_realm(settings: JenkinsSettings) -> dict[str, Any]:
+    users = [
+        {
+            "id": f"${{readFile:{ADMIN_USER_FILE}}}",
+            "name": "Jenkins Admin",
+            "password": f"${{readFile:{ADMIN_PASSWORD_FILE}}}",
+        }
+    ]
+    users += [
+        {"id": user, "name": user, "password": f"${{readFile:{USERS_SECRETS_DIR}/{user}}}"}
+        for user in settings.authorization.deployers
+    ]
+    return {"local": {"allowsSignup": False, "users": users}}
+
+
+def _authorization(settings: JenkinsSettings) -> dict[str, Any]:
+    auth = settings.authorization
+    deployer_entries = [{"user": u} for u in auth.deployers] + [{"group": auth.deployers_group}]
+
+    def role(name: str, description: str, perms: tuple[str, ...], entries: list[Any]) -> Any:
+        return {
+            "name": name,
+            "description": description,
+            "permissions": list(perms),
+            "entries": entries,
+        }
+
+    return {
+        "roleBased": {
+            "roles": {
+                "global": [
+                    role(
+                        "admin",
+                        "Break-glass administrator (admin Secret) only",
+                        ADMIN_PERMISSIONS,
+                        [{"user": f"${{readFile:{ADMIN_USER_FILE}}}"}],
+                    ),
+                    role(
+                        "prod-deployer",
+                        f"May approve prod (Jenkinsfile input submitter: ${APPROVERS_ENV})",
+                        DEPLOYER_PERMISSIONS,
+                        deployer_entries,
+                    ),
+                    role(
+                        "developer",
+                        "Every logged-in user: read, build, replay; cannot approve prod",
+                        DEVELOPER_PERMISSIONS,
+                        [{"group": "authenticated"}],
+                    ),
+                ]
+            }
+        }
+    }
+
+
+def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
+    """The credentials the Jenkinsfile binds, each read from the operator's Secret mounted at
+    CI_SECRETS_DIR (`${readFile:}` / `${readFileBase64:}`: configuration-as-code
+    SecretSourceResolver), plus the SCM credential of the job."""
+
+    def entry(cred_id: str, kind: str) -> dict[str, Any]:
+        path = f"{CI_SECRETS_DIR}/{cred_id}"
+        if kind == "string":
+            body = {"secret": f"${{readFile:{path}}}"}
+        else:
+            body = {"fileName": "kubeconfig", "secretBytes": f"${{readFileBase64:{path}}}"}
+        return {kind: {"scope": "GLOBAL", "id": cred_id, "description": cred_id, **body}}
+
+    items = [entry(cred_id, kind) for cred_id, kind in PIPELINE_CREDENTIALS.items()]
+    items.append(
+        {
+            "usernamePassword": {
+                "scope": "GLOBAL",
+                "id": settings.job.credentials_id,
+                "description": "SCM: scan and clone the pipeline's repository",
+                "username": f"${{readFile:{CI_SECRETS_DIR}/{SCM_USERNAME_KEY}}}",
+                "password": f"${{readFile:{CI_SECRETS_DIR}/{SCM_TOKEN_KEY}}}",
+            }
+        }
+    )
+    if settings.image_builder:  # the Build image stage's push login (jenkins_builder.py)
+        items.append(registry_push_credential(CI_SECRETS_DIR))
+    return {"system": {"domainCredentials": [{"credentials": items}]}}
+
+
+def groovy_string(value: str) -> str:
+    """A single-quoted Groovy string literal (no `$` interpolation), escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def job_dsl(settings: JenkinsSettings) -> str:
+    """job-dsl script of the multibranch job (symbols: GitHubSCMSource @Symbol("github"),
+    BranchDiscoveryTrait "gitHubBranchDiscovery", OriginPullRequestDiscoveryTrait
+    "gitHubPullRequestDiscovery" in github-branch-source; GitSCMSource "git" in git;
+    PeriodicFolderTrigger "periodicFolderTrigger" in cloudbees-folder)."""
+    job = settings.job
+    q = groovy_string
+    if job.scm == "github":
+        owner, repo = job.github_owner_repo
+        source = (
+            f"github {{ id({q(job.name)}); repoOwner({q(owner)}); repository({q(repo)}); "
+            f"repositoryUrl({q(job.repository)}); configuredByUrl(true); "
+            f"credentialsId({q(job.credentials_id)}); traits {{ "
+            "gitHubBranchDiscovery { strategyId(1) }; "
+            "gitHubPullRequestDiscovery { strategyId(1) } } }"
+        )
+    else:
+        source = (
+            f"git {{ id({q(job.name)}); remote({q(job.repository)}); "
+            f"credentialsId({q(job.credentials_id)}) }}"
+        )
+    return (
+        f"multibranchPipelineJob({q(job.name)}) {{\n"
+        f"  branchSources {{ branchSource {{ source {{ {source} }} }} }}\n"
+        "  factory { workflowBranchProjectFactory { scriptPath('Jenkinsfile') } }\n"
+        "  orphanedItemStrategy { discardOldItems { numToKeep(20) } }\n"
+        f"  triggers {{ periodicFolderTrigger {{ interval({q(job.scan_interval)}) }} }}\n"
+        "}\n"
+    )
+
+
+def _cloud(
+    settings: JenkinsSettings,
+    instance: str,
+    namespace: str,
+    service: str,
+    agent_service_account: str,
+) -> dict[str, Any]:
+    """The Kubernetes cloud: agents in the Jenkins namespace, connecting over WebSocket to the
+    in-cluster URL, from two pod templates."""
+    templates = [
+        pod_template(
+            settings,
+            instance,
+            namespace,
+            agent_service_account,
+            name=name,
+            label=label,
+            tools=tools,
+        )
+        for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))
+    ]
+    if settings.image_builder:  # image builds, own namespace (components/jenkins_builder.py)
+        templates.append(builder_pod_template(settings, instance))
+    return {
+        "kubernetes": {
+            "name": "kubernetes",
+            "namespace": namespace,
+            "jenkinsUrl": service_url(namespace, service, settings.service.port),
+            "webSocket": True,
+            "containerCapStr": str(settings.cloud.container_cap),
+            "podRetention": settings.cloud.pod_retention,
+            "skipTlsVerify": False,
+            "templates": templates,
+        }
+    }
+
+
+def casc_document(
+    settings: JenkinsSettings,
+    *,
+    instance: str,
+    namespace: str,
+    service: str,
+    agent_service_account: str,
+) -> dict[str, Any]:
+    """The JCasC document: hardened security, roles, credentials, the Kubernetes cloud and its
+    two pod templates, and the multibranch job of this repository."""
+    doc: dict[str, Any] = {
+        "jenkins": {
+            "systemMessage": (
+                "Managed by appstack (Pulumi, JCasC): changes made in the UI are lost on restart."
+            ),
+            "numExecutors": 0,
+            "mode": "EXCLUSIVE",
+            # No TCP agent listener: agents use WebSocket. Deliberately absent: `agentProtocols`
+            # (no longer configurable since Jenkins 2.483; JCasC rejects it as deprecated and the
+            # controller would not start) and `remotingSecurity` (agent-to-controller security is
+            # always on since 2.326; the setter is deprecated too).
+            "slaveAgentPort": -1,
+            "disableRememberMe": True,
+            "crumbIssuer": {"standard": {"excludeClientIPFromCrumb": False}},
+            "securityRealm": _security_realm(settings),
+            "authorizationStrategy": _authorization(settings),
+            "globalNodeProperties": [
+                {
+                    "envVars": {
+                        "env": [{"key": APPROVERS_ENV, "value": ",".join(approvers(settings))}]
+                    }
+                }
+            ],
+            "clouds": [_cloud(settings, instance, namespace, service, agent_service_account)],
+        },
+        "credentials": _credentials(settings),
+        "security": {
+            "apiToken": {
+                "creationOfLegacyTokenEnabled": False,
+                "tokenGenerationOnCreationEnabled": False,
+                "usageStatisticsEnabled": False,
+            }
+        },
+        "unclassified": {
+            "location": {"url": public_url(settings, namespace, service)},
+            "prometheusConfiguration": {"path": "prometheus", "useAuthenticatedEndpoint": False},
+        },
+    }
+    if settings.job.repository:
+        doc["jobs"] = [{"script": job_dsl(settings)}]
+    return doc
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """SafeDumper writing multi-line strings (agent pod YAML, job scripts) as literal blocks."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+
+def casc_yaml(document: Mapping[str, Any]) -> str:
+    """The JCasC file's text; agent pod templates appear as readable literal blocks."""
+    return yaml.dump(dict(document), Dumper=_BlockDumper, sort_keys=False, width=1000)

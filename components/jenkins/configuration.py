@@ -1,0 +1,75 @@
+"""Configuration: the JCasC ConfigMap and the plugin list ConfigMap (both content-named and
+immutable: a change rolls the controller), and the controller's JVM options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.config import JenkinsSettings
+from components.jenkins.casc import casc_document, casc_yaml
+from components.jenkins.context import Ctx
+from components.jenkins.names import APP, CASC_FILE, JENKINS_HOME
+from components.jenkins.plugins import plugin_lines
+
+
+@dataclass(frozen=True)
+class ConfigMaps:
+    casc: pulumi.Output[str]
+    plugins: pulumi.Output[str]
+
+
+def config_maps(ctx: Ctx, *, ui_service: str, agent_service_account: str) -> ConfigMaps:
+    casc = casc_yaml(
+        casc_document(
+            ctx.settings,
+            instance=ctx.instance,
+            namespace=ctx.settings.namespace,
+            service=ui_service,
+            agent_service_account=agent_service_account,
+        )
+    )
+    casc_map = k8s.core.v1.ConfigMap(
+        f"{ctx.name}-casc",
+        metadata=ctx.meta("config", labels.resource_name(APP, "casc", labels.content_hash(casc))),
+        data={CASC_FILE: casc},
+        immutable=True,
+        opts=ctx.opts(),
+    )
+    plugins = "\n".join(plugin_lines()) + "\n"
+    plugins_map = k8s.core.v1.ConfigMap(
+        f"{ctx.name}-plugins",
+        metadata=ctx.meta(
+            "config", labels.resource_name(APP, "plugins", labels.content_hash(plugins))
+        ),
+        data={"plugins.txt": plugins},
+        immutable=True,
+        opts=ctx.opts(),
+    )
+    return ConfigMaps(casc=casc_map.metadata.name, plugins=plugins_map.metadata.name)
+
+
+#: With a plain git branch source (GitLab), webhooks call the git plugin's /git/notifyCommit,
+#: which refuses unauthenticated requests unless this property is `disabled` or
+#: `disabled-for-polling` (git plugin 5.10.1 GitStatus.java NOTIFY_COMMIT_ACCESS_CONTROL).
+#: `disabled-for-polling` lets an anonymous hook only trigger a scan of the repository it names;
+#: it cannot pass a revision to build.
+NOTIFY_COMMIT_POLLING_ONLY = (
+    "-Dhudson.plugins.git.GitStatus.NOTIFY_COMMIT_ACCESS_CONTROL=disabled-for-polling"
+)
+
+
+def java_opts(settings: JenkinsSettings) -> str:
+    """JAVA_OPTS of the controller: heap from the memory limit, no setup wizard."""
+    opts = [
+        f"-XX:MaxRAMPercentage={settings.java_max_ram_percentage}",
+        "-Djenkins.install.runSetupWizard=false",
+        f"-Duser.home={JENKINS_HOME}",
+        "-Djava.io.tmpdir=/tmp",
+    ]
+    if settings.job.scm == "git":
+        opts.append(NOTIFY_COMMIT_POLLING_ONLY)
+    return " ".join(opts)

@@ -1,0 +1,55 @@
+"""What every part of the Jenkins component shares: its parent, settings, namespace and the
+metadata/labels helpers. Parts register their resources with `parent=ctx.parent` (the
+JenkinsController), never under an intermediate component, so URNs stay as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.config import JenkinsSettings, Monitoring, NetworkSettings
+from components.jenkins.names import AGENT_APP, APP
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Shared inputs of the builder functions."""
+
+    parent: pulumi.ComponentResource
+    name: str
+    settings: JenkinsSettings
+    instance: str
+    namespace: pulumi.Output[str]
+    network: NetworkSettings
+    monitoring: Monitoring
+    version: str
+
+    def opts(self, **kwargs: object) -> pulumi.ResourceOptions:
+        """Resource options with the component as parent (plus any given option)."""
+        return pulumi.ResourceOptions(parent=self.parent, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return labels.selector_labels(APP, self.instance)
+
+    @property
+    def agent_selector(self) -> dict[str, str]:
+        return labels.selector_labels(AGENT_APP, self.instance)
+
+    def meta(
+        self,
+        component: str,
+        obj_name: str,
+        annotations: Mapping[str, str] | None = None,
+        app: str = APP,
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=obj_name,
+            namespace=self.namespace,
+            labels=labels.standard_labels(app, self.instance, component, self.version),
+            annotations=dict(annotations) if annotations else None,
+        )

@@ -1,0 +1,28 @@
+"""Home storage: the JENKINS_HOME PersistentVolumeClaim (build history, credentials store)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.jenkins.context import Ctx
+from components.jenkins.names import APP
+
+
+def home_claim(ctx: Ctx) -> pulumi.Output[str]:
+    """A standalone claim (not a volumeClaimTemplate, which Pulumi could not protect). With
+    `home.protect` (required in prod) it is protected and retained on delete; the Namespace
+    carries the same options (identity.namespace), since deleting it would delete the claim."""
+    home = ctx.settings.home
+    claim = k8s.core.v1.PersistentVolumeClaim(
+        f"{ctx.name}-home",
+        metadata=ctx.meta("storage", labels.resource_name(APP, "home")),
+        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteOnce"],
+            storage_class_name=home.storage_class_name,
+            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": home.size}),
+        ),
+        opts=ctx.opts(protect=home.protect, retain_on_delete=home.protect),
+    )
+    return claim.metadata.name

@@ -1,0 +1,356 @@
+"""The Jenkins `builder` agent: builds and pushes container images without a Docker daemon
+(rootless BuildKit, `buildctl-daemonless.sh`), in its own namespace.
+
+Why its own namespace, at Pod Security level `privileged`:
+
+* Rootless BuildKit runs as a normal user (uid 1000, no `privileged: true`, no added
+  capability), but it creates user and mount namespaces and mounts filesystems for every RUN
+  step. BuildKit's documentation (moby/buildkit docs/rootless.md, examples/kubernetes/
+  job.rootless.yaml) requires `seccompProfile: Unconfined` ("for allowing several syscalls such
+  as unshare and mount") and `appArmorProfile: Unconfined` ("for allowing mounting filesystems")
+  on that container, and `newuidmap`/`newgidmap` (file capabilities) must work, so
+  `allowPrivilegeEscalation` stays true and capabilities are not dropped.
+* Pod Security `baseline` forbids both unconfined profiles (kubernetes/pod-security-admission
+  policy/check_seccompProfile_baseline.go: allowed RuntimeDefault, Localhost, unset;
+  check_appArmorProfile.go: allowed RuntimeDefault, Localhost, unset). So the least level this pod
+  passes is `privileged`. (A Localhost seccomp profile and AppArmor profile installed on every
+  node would make `baseline` possible; they are node setup this program cannot do.) Kaniko would
+  pass `baseline`, but only by running as root in the container.
+* Hence a dedicated namespace `<jenkins namespace>-builder`, enforce `privileged`, with `warn`
+  and `audit` at `baseline` so the exception stays visible; nothing else runs there. The
+  `--oci-worker-no-process-sandbox` flag follows BuildKit's Kubernetes example (Kubernetes has
+  no `systempaths=unconfined`); its cost: a RUN step could signal the build daemon of its own
+  short-lived pod.
+
+The namespace gets default-deny NetworkPolicies plus DNS, egress to the Jenkins controller on its
+HTTP port (WebSocket agent) and to `agentEgressCidrs` on 443 (git, registry); a policy in the
+Jenkins namespace lets these agents reach the controller. The controller's ServiceAccount gets
+the kubernetes plugin's Role there (the same verbs as in its own namespace). The agent pod has
+no ServiceAccount token.
+
+Both containers run as uid/gid 1000 (the image's user; its /etc/subuid is set up for it) so they
+share the workspace; the `jnlp` container keeps every restricted setting otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import labels
+from components.config import JenkinsSettings, NetworkSettings
+from components.network import (
+    BaselineNetworkPolicies,
+    BaselineNetworkPoliciesArgs,
+    cidr_peers,
+)
+from components.security import restricted_container_security_dict
+
+TEMPLATE = "builder"
+BUILDER_APP = "jenkins-builder"
+CONTAINER = "buildkit"
+IMAGE = "moby/buildkit:v0.29.0-rootless"
+#: The moby/buildkit:rootless image's user; another UID needs a rebuilt image (rootless.md).
+BUILDKIT_UID = 1000
+HTTP_PORT = 8080
+PSA_ENFORCE = "privileged"
+PSA_REASON = (
+    "rootless BuildKit needs seccompProfile Unconfined and appArmorProfile Unconfined "
+    "(moby/buildkit docs/rootless.md); Pod Security baseline forbids both, so this namespace, "
+    "which holds only the Jenkins image-builder agents, enforces privileged "
+    "(components/jenkins_builder.py)"
+)
+AGENT_HOME = "/home/jenkins"
+AGENT_WORKDIR = "/home/jenkins/agent"
+BUILDKIT_STATE = "/home/user/.local/share/buildkit"
+
+
+def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
+    """`imagePullSecrets` of a raw pod dict (JCasC agent templates); {} when there are none."""
+    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
+
+
+def pull_secret_refs(names: list[str]) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
+    """`image_pull_secrets` of a typed pod spec (the controller); None when there are none."""
+    return [k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in names] or None
+
+
+#: Jenkins credential the Jenkinsfile's Build image stage binds, and its keys in the operator's
+#: CI Secret (appstack:jenkins.credentials.secretName), mounted as files.
+REGISTRY_CREDENTIAL = "registry-push"
+REGISTRY_USERNAME_KEY = "registry-username"
+REGISTRY_PASSWORD_KEY = "registry-password"
+
+
+def registry_push_credential(secrets_dir: str) -> dict[str, Any]:
+    """JCasC `usernamePassword` credential `registry-push`, read from the mounted Secret."""
+    return {
+        "usernamePassword": {
+            "scope": "GLOBAL",
+            "id": REGISTRY_CREDENTIAL,
+            "description": "Image registry: push from the Build image stage",
+            "username": f"${{readFile:{secrets_dir}/{REGISTRY_USERNAME_KEY}}}",
+            "password": f"${{readFile:{secrets_dir}/{REGISTRY_PASSWORD_KEY}}}",
+        }
+    }
+
+
+def builder_namespace(settings: JenkinsSettings) -> str:
+    return labels.resource_name(settings.namespace, TEMPLATE)
+
+
+def builder_pod_labels(instance: str) -> dict[str, str]:
+    return labels.standard_labels(BUILDER_APP, instance, "agent")
+
+
+def _resources(settings: JenkinsSettings, side: str) -> dict[str, str]:
+    res = getattr(settings.pulumi_agent_resources, side)
+    return {"cpu": res.cpu, "memory": res.memory, "ephemeral-storage": res.ephemeral_storage}
+
+
+def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
+    """The raw pod of the `builder` template (kubernetes plugin `yaml`, merge `override`)."""
+    jnlp_resources = settings.agent_resources
+    jnlp = {
+        "name": "jnlp",
+        "image": settings.agent_image,
+        "imagePullPolicy": "Always",
+        "workingDir": AGENT_WORKDIR,
+        "env": [
+            {"name": "HOME", "value": AGENT_HOME},
+            {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
+        ],
+        "resources": {
+            side: {
+                "cpu": getattr(jnlp_resources, side).cpu,
+                "memory": getattr(jnlp_resources, side).memory,
+                "ephemeral-storage": getattr(jnlp_resources, side).ephemeral_storage,
+            }
+            for side in ("requests", "limits")
+        },
+        "securityContext": restricted_container_security_dict(BUILDKIT_UID, BUILDKIT_UID),
+        "volumeMounts": [
+            {"name": "home", "mountPath": AGENT_HOME},
+            {"name": "workspace-volume", "mountPath": AGENT_WORKDIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    buildkit = {
+        "name": CONTAINER,
+        "image": IMAGE,
+        "imagePullPolicy": "Always",
+        # Kept alive for `sh` steps (pods/exec); each build starts its own rootless buildkitd
+        # through buildctl-daemonless.sh (scripts/ci/build-image.sh).
+        "command": ["tail", "-f", "/dev/null"],
+        "workingDir": AGENT_WORKDIR,
+        "env": [{"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"}],
+        "resources": {side: _resources(settings, side) for side in ("requests", "limits")},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": BUILDKIT_UID,
+            "runAsGroup": BUILDKIT_UID,
+            "privileged": False,
+            # newuidmap/newgidmap gain their capabilities from file caps: no_new_privs off.
+            "allowPrivilegeEscalation": True,
+            "seccompProfile": {"type": "Unconfined"},
+            "appArmorProfile": {"type": "Unconfined"},
+        },
+        "volumeMounts": [
+            {"name": "workspace-volume", "mountPath": AGENT_WORKDIR},
+            {"name": "buildkit-state", "mountPath": BUILDKIT_STATE},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": builder_pod_labels(instance)},
+        "spec": {
+            "serviceAccountName": labels.resource_name(BUILDER_APP),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            **pull_secrets_dict(settings.image_pull_secrets),
+            "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": BUILDKIT_UID,
+                "runAsGroup": BUILDKIT_UID,
+                "fsGroup": BUILDKIT_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [jnlp, buildkit],
+            "volumes": [
+                {"name": "home", "emptyDir": {"sizeLimit": "256Mi"}},
+                {"name": "workspace-volume", "emptyDir": {"sizeLimit": "4Gi"}},
+                # BuildKit's layer store; an emptyDir (the image's VOLUME is nosuid/nodev on
+                # some nodes, see examples/kubernetes/job.rootless.yaml)
+                {"name": "buildkit-state", "emptyDir": {"sizeLimit": "20Gi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            ],
+        },
+    }
+
+
+def builder_pod_template(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
+    """The JCasC entry of the `builder` pod template (the Jenkinsfile's Build image stage)."""
+    return {
+        "name": TEMPLATE,
+        "label": TEMPLATE,
+        "namespace": builder_namespace(settings),
+        "serviceAccount": labels.resource_name(BUILDER_APP),
+        "nodeUsageMode": "EXCLUSIVE",
+        "idleMinutes": 0,  # a builder pod holds registry credentials in its workspace: no reuse
+        "podRetention": settings.cloud.pod_retention,
+        "showRawYaml": False,
+        "yamlMergeStrategy": "override",
+        "yaml": yaml.safe_dump(builder_pod(settings, instance), sort_keys=False, width=1000),
+    }
+
+
+@dataclass(frozen=True)
+class JenkinsBuilderArgs:
+    """Inputs of the builder namespace."""
+
+    settings: JenkinsSettings
+    """Jenkins settings (namespace, images, agent egress CIDRs)."""
+    instance: str
+    """app.kubernetes.io/instance label value."""
+    network: NetworkSettings
+    """Cluster DNS."""
+    controller_service_account: pulumi.Input[str]
+    """The controller's ServiceAccount (in the Jenkins namespace): it creates the agent pods."""
+    controller_selector: dict[str, str]
+    """Labels of the controller pod."""
+    rbac_rules: tuple[tuple[str, tuple[str, ...]], ...]
+    """The kubernetes plugin's Role rules (the same as in the Jenkins namespace)."""
+    depends_on: list[pulumi.Resource] | None = None
+    """The Jenkins namespace (the policy allowing builder agents to the controller lives there)."""
+
+
+class JenkinsBuilder(pulumi.ComponentResource):
+    """Namespace (Pod Security privileged, documented), network policy and RBAC of the builder."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: JenkinsBuilderArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("appstack:jenkins:JenkinsBuilder", name, None, opts)
+        s, instance = args.settings, args.instance
+        child = pulumi.ResourceOptions(parent=self)
+        ns_name = builder_namespace(s)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ns_name,
+                labels={
+                    **labels.namespace_labels(ns_name, instance),
+                    "pod-security.kubernetes.io/enforce": PSA_ENFORCE,
+                    "pod-security.kubernetes.io/audit": "baseline",
+                    "pod-security.kubernetes.io/warn": "baseline",
+                },
+                annotations={f"{labels.ANNOTATION_PREFIX}/pod-security-exception": PSA_REASON},
+            ),
+            opts=child,
+        )
+        namespace = ns.metadata.name
+
+        def meta(component: str, obj_name: str, in_ns: pulumi.Input[str]) -> Any:
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=obj_name,
+                namespace=in_ns,
+                labels=labels.standard_labels(BUILDER_APP, instance, component),
+            )
+
+        BaselineNetworkPolicies(
+            f"{name}-baseline",
+            BaselineNetworkPoliciesArgs(
+                namespace=namespace, instance=instance, network=args.network
+            ),
+            opts=child,
+        )
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=meta("agent", labels.resource_name(BUILDER_APP), namespace),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=meta("rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=[resource], verbs=list(verbs))
+                for resource, verbs in args.rbac_rules
+            ],
+            opts=child,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-rolebinding",
+            metadata=meta("rbac", labels.resource_name(BUILDER_APP, "agents"), namespace),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount",
+                    name=args.controller_service_account,
+                    namespace=s.namespace,
+                )
+            ],
+            opts=child,
+        )
+        builder_pods = k8s.meta.v1.LabelSelectorArgs(
+            match_labels=labels.selector_labels(BUILDER_APP, instance)
+        )
+        controller = k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": s.namespace}
+            ),
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
+        )
+        http = [k8s.networking.v1.NetworkPolicyPortArgs(port=HTTP_PORT, protocol="TCP")]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-agents-netpol",
+            metadata=meta("network-policy", labels.resource_name(BUILDER_APP), namespace),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=builder_pods,
+                policy_types=["Ingress", "Egress"],  # nothing connects to a builder
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[controller], ports=http),
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=cidr_peers(s.effective_agent_egress_cidrs),
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
+                    ),
+                ],
+            ),
+            opts=child,
+        )
+        # In the Jenkins namespace: the controller accepts the builder agents' WebSocket.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-controller-netpol",
+            metadata=meta("network-policy", labels.resource_name(BUILDER_APP), s.namespace),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.controller_selector),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": ns_name}
+                                ),
+                                pod_selector=builder_pods,
+                            )
+                        ],
+                        ports=http,
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        self.namespace = namespace
+        self.register_outputs({"namespace": self.namespace})

@@ -1,0 +1,201 @@
+"""Registering a release plan's workloads (components/release.py): the Deployments, or the
+Argo Rollout with its AnalysisTemplate, each with `parent` the AppService."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.argo_rollouts import analysis_spec, argo_strategy
+from components.config import AppConfig, Monitoring
+from components.release import (
+    ARGO_API_VERSION,
+    Order,
+    ReleasePlan,
+    Workload,
+    rolling_strategy,
+    scanner_skips,
+)
+
+
+class MetaFactory(Protocol):
+    """`AppService`'s metadata builder (namespace, standard labels, annotations)."""
+
+    def __call__(
+        self,
+        component: str,
+        obj_name: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> k8s.meta.v1.ObjectMetaArgs: ...
+
+
+TemplateFactory = Callable[
+    [pulumi.Input[str], Mapping[str, str], str], k8s.core.v1.PodTemplateSpecArgs
+]
+"""(image, extra pod labels, revision label) -> the app's pod template
+(components.pod.pod_template)."""
+
+
+@dataclass(frozen=True)
+class WorkloadContext:
+    """What `create_workloads` needs from the AppService."""
+
+    resource_name: str
+    """Pulumi name of the AppService (prefix of the children's names)."""
+    app_name: str
+    app: AppConfig
+    namespace: pulumi.Input[str]
+    selector: Mapping[str, str]
+    """The app's stable selector labels."""
+    image: pulumi.Input[str]
+    """The app's image: config `image`, or a built image's digest."""
+    built: bool
+    """`image` is a built image pinned by digest (no scanner skip needed)."""
+    template: TemplateFactory
+    meta: MetaFactory
+    parent: pulumi.Resource
+    monitoring: Monitoring | None = None
+    """Needed by argoRollouts (AnalysisTemplate threshold)."""
+
+
+@dataclass(frozen=True)
+class CreatedWorkload:
+    workload: Workload
+    resource: pulumi.CustomResource
+    name: pulumi.Output[str]
+
+
+def _workload_labels(app: AppConfig, workload: Workload) -> dict[str, str]:
+    extra = dict(workload.pod_labels)
+    if workload.image is not None and workload.image != app.image:
+        extra[labels.VERSION] = labels.label_value(app.image_version(workload.image))
+    return extra
+
+
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+"""pulumi-kubernetes: force this object's Server-Side Apply (provider/pkg/await/await.go
+`patchForce`), taking over the fields it sends from whichever manager wrote them last."""
+
+
+def _annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
+    if workload.image is None:
+        found = {} if ctx.built else scanner_skips(ctx.app_name, ctx.app.image)
+    else:
+        found = scanner_skips(ctx.app_name, workload.image, workload.image_key)
+    if workload.replicas is not None:
+        # The program sets spec.replicas: take it back from a scale-subresource owner that an
+        # earlier HPA (autoscaling turned off since) or a `kubectl scale` left in managedFields;
+        # without force, SSA reports a conflict with "kube-controller-manager" on .spec.replicas
+        # (pulumi-kubernetes issues #2491, #2569). See the module docstring.
+        found = {**found, PATCH_FORCE_ANNOTATION: "true"}
+    return found
+
+
+def _replica_options(workload: Workload) -> list[str] | None:
+    """ignore_changes of a workload: spec.replicas when an HPA owns it. Under SSA the provider
+    then drops the field from its request while another manager owns it, and sends the live
+    value while it still owns it (the moment autoscaling is turned on), so the count is never
+    reset (pulumi-kubernetes provider/pkg/await/await.go handleSSAIgnoreFields)."""
+    return ["spec.replicas"] if workload.hpa_owned else None
+
+
+def _deployment(
+    ctx: WorkloadContext, workload: Workload, depends_on: Sequence[pulumi.Resource]
+) -> CreatedWorkload:
+    app = ctx.app
+    suffix = f"-{workload.key}" if workload.key else ""
+    deployment = k8s.apps.v1.Deployment(
+        f"{ctx.resource_name}-deployment{suffix}",
+        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=workload.replicas,
+            selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={**ctx.selector, **workload.pod_labels}
+            ),
+            strategy=rolling_strategy(app),
+            min_ready_seconds=app.rollout.min_ready_seconds,
+            progress_deadline_seconds=app.rollout.progress_deadline_seconds,
+            revision_history_limit=app.rollout.revision_history_limit,
+            template=ctx.template(
+                ctx.image if workload.image is None else workload.image,
+                _workload_labels(app, workload),
+                workload.revision_label,
+            ),
+        ),
+        # When the HPA owns replicas, drift on them is the HPA working, not a change.
+        opts=pulumi.ResourceOptions(
+            parent=ctx.parent,
+            ignore_changes=_replica_options(workload),
+            depends_on=list(depends_on) or None,
+        ),
+    )
+    return CreatedWorkload(workload, deployment, deployment.metadata.name)
+
+
+def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> CreatedWorkload:
+    app = ctx.app
+    if ctx.monitoring is None:  # pragma: no cover - config validation requires monitoring
+        raise ValueError("argoRollouts needs the monitoring settings")
+    analysis_name = labels.resource_name(ctx.app_name, "error-ratio")
+    monitoring, address = ctx.monitoring, app.release.prometheus_address
+    analysis = k8s.apiextensions.CustomResource(
+        f"{ctx.resource_name}-analysis",
+        api_version=ARGO_API_VERSION,
+        kind="AnalysisTemplate",
+        metadata=ctx.meta("analysis", analysis_name),
+        spec=pulumi.Output.from_input(ctx.namespace).apply(
+            lambda ns: analysis_spec(ctx.app_name, ns, monitoring, address)
+        ),
+        opts=pulumi.ResourceOptions(parent=ctx.parent),
+    )
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": dict(ctx.selector)},
+        # Typed pod template: serialized with the same camelCase names as a Deployment's.
+        "template": ctx.template(
+            ctx.image, _workload_labels(app, workload), workload.revision_label
+        ),
+        "minReadySeconds": app.rollout.min_ready_seconds,
+        "progressDeadlineSeconds": app.rollout.progress_deadline_seconds,
+        "revisionHistoryLimit": app.rollout.revision_history_limit,
+        "strategy": argo_strategy(plan_, app, analysis_name),
+    }
+    if workload.replicas is not None:
+        spec["replicas"] = workload.replicas
+    rollout = k8s.apiextensions.CustomResource(
+        f"{ctx.resource_name}-rollout",
+        api_version=ARGO_API_VERSION,
+        kind="Rollout",
+        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        spec=spec,
+        opts=pulumi.ResourceOptions(
+            parent=ctx.parent,
+            depends_on=[analysis],
+            ignore_changes=_replica_options(workload),
+        ),
+    )
+    name = workload.name
+    return CreatedWorkload(workload, rollout, rollout.urn.apply(lambda _: name))
+
+
+def create_workloads(
+    ctx: WorkloadContext,
+    plan_: ReleasePlan,
+    orders: Sequence[Order],
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> list[CreatedWorkload]:
+    """Register the plan's workloads whose `order` is in `orders` (Deployments, or the Argo
+    Rollout with its AnalysisTemplate)."""
+    created = []
+    for workload in plan_.workloads:
+        if workload.order not in orders:
+            continue
+        if plan_.argo:
+            created.append(_rollout(ctx, plan_, workload))
+        else:
+            created.append(_deployment(ctx, workload, depends_on))
+    return created

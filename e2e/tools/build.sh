@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Build the e2e tools from their pinned Go modules into $E2E_CACHE/bin (default
+# ~/.cache/appstack-e2e/bin), one tools module per family so each keeps its own k8s.io/* and
+# Pulumi versions:
+#   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd
+#   kwok/         kwok
+#   pulumi/       pulumi (+ pulumi-language-python-exec copied from the sdk/v3 module)
+#   python-host/  pulumi-language-python
+#   kubernetes/   pulumi-resource-kubernetes (wrapper main, embeds generated from the module)
+#   pulumi-policy/ policy-cli/pulumi + policy-cli/pulumi-analyzer-policy-python: the newest served
+#                 CLI that still runs Python policy packs through that shim (see versions.env)
+# A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum and Go sources,
+# versions.env, this script and the Go version. Usage: build.sh [family...] (default: all).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=e2e/tools/versions.env
+. "$here/versions.env"
+
+E2E_CACHE=${E2E_CACHE:-$HOME/.cache/appstack-e2e}
+bin=$E2E_CACHE/bin
+stamps=$E2E_CACHE/stamps
+mkdir -p "$bin" "$stamps"
+
+export CGO_ENABLED=0
+# -mod=readonly: build exactly the committed go.sum; -buildvcs=false: the tools modules sit in
+# this repo, whose commit would otherwise be stamped into (and change) every binary.
+export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
+GO=${GO:-go}
+
+all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
+families=("$@")
+[ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
+
+binaries_of() {
+  case $1 in
+    k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd ;;
+    kwok) echo kwok ;;
+    pulumi) echo pulumi pulumi-language-python-exec ;;
+    python-host) echo pulumi-language-python ;;
+    kubernetes) echo pulumi-resource-kubernetes ;;
+    pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
+    *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]})" >&2; return 1 ;;
+  esac
+}
+
+for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
+
+stamp_of() {
+  local fam=$1
+  {
+    "$GO" version
+    echo "${GOOS:-} ${GOARCH:-}"
+    cat "$here/build.sh" "$here/versions.env"
+    (cd "$here/$fam" && find . -name '*.go' -o -name go.mod -o -name go.sum | LC_ALL=C sort |
+      xargs sha256sum)
+  } | sha256sum | cut -d' ' -f1
+}
+
+# module_version <family> <module path>: the version the family's go.mod selects.
+module_version() {
+  (cd "$here/$1" && "$GO" list -m -f '{{.Version}}' "$2")
+}
+
+expect_version() {
+  local fam=$1 mod=$2 want=$3 got
+  got=$(module_version "$fam" "$mod")
+  if [ "$got" != "$want" ]; then
+    echo "build.sh: $fam/go.mod selects $mod $got, versions.env says $want" >&2
+    exit 1
+  fi
+}
+
+# gobuild <family> <output name> <package> [ldflags]: build into a temporary file, then move it
+# into place, so a reader of $bin never sees half a binary. Prints the wall time.
+gobuild() {
+  local fam=$1 out=$2 pkg=$3 ldflags="-s -w ${4:-}" start tmp
+  tmp=$(dirname "$bin/$out")/.$(basename "$out").tmp
+  start=$(date +%s)
+  (cd "$here/$fam" &&
+    nice -n 10 "$GO" build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$bin/$out"
+  echo "built $out in $(($(date +%s) - start)) s"
+}
+
+build_k8s() {
+  expect_version k8s k8s.io/kubernetes "v$KUBERNETES_VERSION"
+  expect_version k8s go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"
+  local minor ld="" p
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  # The keys hack/lib/version.sh sets; without them /version reports v0.0.0-master.
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
+  done
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    gobuild k8s "$b" "k8s.io/kubernetes/cmd/$b" "$ld"
+  done
+  # The module root of go.etcd.io/etcd/server/v3 is etcd's main package.
+  gobuild k8s etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
+}
+
+build_kwok() {
+  expect_version kwok sigs.k8s.io/kwok "v$KWOK_VERSION"
+  gobuild kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
+}
+
+build_pulumi() {
+  expect_version pulumi github.com/pulumi/pulumi/pkg/v3 "v$PULUMI_VERSION"
+  expect_version pulumi github.com/pulumi/pulumi/sdk/v3 "v$PULUMI_VERSION"
+  gobuild pulumi pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION"
+  # The language host runs this Python script (committed in sdk/python/cmd/, so it ships in the
+  # sdk/v3 module zip) and exits with "missing executor" when it is not beside the host binary.
+  local sdk
+  sdk=$(cd "$here/pulumi" && "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+  echo "copied pulumi-language-python-exec from sdk/v3 v$PULUMI_VERSION"
+}
+
+build_python_host() {
+  expect_version python-host github.com/pulumi/pulumi/sdk/v3 "v$PULUMI_PYTHON_HOST_VERSION"
+  gobuild python-host pulumi-language-python github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_PYTHON_HOST_VERSION"
+}
+
+build_pulumi_policy() {
+  expect_version pulumi-policy github.com/pulumi/pulumi/pkg/v3 "v$PULUMI_POLICY_CLI_VERSION"
+  expect_version pulumi-policy github.com/pulumi/pulumi/sdk/v3 "v$PULUMI_POLICY_CLI_VERSION"
+  mkdir -p "$bin/policy-cli"
+  gobuild pulumi-policy policy-cli/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_POLICY_CLI_VERSION"
+  # This CLI runs a Python policy pack as `pulumi-analyzer-policy-python <engine> <pack dir>`,
+  # found next to the CLI or on PATH; the shell script ships in the sdk/v3 module zip.
+  local sdk
+  sdk=$(cd "$here/pulumi-policy" && "$GO" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+  install -m 0755 "$sdk/python/dist/pulumi-analyzer-policy-python" "$bin/policy-cli/pulumi-analyzer-policy-python"
+  # Bundled plugins are looked up next to the running CLI: the same language host and shim.
+  ln -sfn ../pulumi-language-python "$bin/policy-cli/pulumi-language-python"
+  ln -sfn ../pulumi-language-python-exec "$bin/policy-cli/pulumi-language-python-exec"
+}
+
+build_kubernetes() {
+  local mod=github.com/pulumi/pulumi-kubernetes/provider/v4 dir wrapper=$here/kubernetes/cmd/pulumi-resource-kubernetes
+  expect_version kubernetes "$mod" "$KUBERNETES_PROVIDER_MODULE_VERSION"
+  dir=$(cd "$here/kubernetes" && "$GO" mod download -json "$mod" >/dev/null &&
+    "$GO" list -m -f '{{.Dir}}' "$mod")/cmd/pulumi-resource-kubernetes
+  # What upstream's generate.go (run by `go generate` before a release build) writes: the
+  # committed schema.json with its `version` set to the provider version, and the terraform
+  # mapping minified. Both are gitignored here as upstream.
+  python3 - "$dir" "$wrapper" "$KUBERNETES_PROVIDER_VERSION" <<'PY'
+import json, sys
+src, dst, version = sys.argv[1:]
+with open(f"{src}/schema.json", encoding="utf-8") as f:
+    schema = json.load(f)
+schema["version"] = version
+with open(f"{dst}/schema-embed.json", "w", encoding="utf-8") as f:
+    json.dump(schema, f, separators=(",", ":"))
+with open(f"{src}/terraform-mapping.json", encoding="utf-8") as f:
+    mapping = json.load(f)
+with open(f"{dst}/terraform-mapping-embed.json", "w", encoding="utf-8") as f:
+    json.dump(mapping, f, separators=(",", ":"))
+PY
+  gobuild kubernetes pulumi-resource-kubernetes ./cmd/pulumi-resource-kubernetes \
+    "-X $mod/pkg/version.Version=v$KUBERNETES_PROVIDER_VERSION"
+}
+
+for fam in "${families[@]}"; do
+  read -r -a outs <<<"$(binaries_of "$fam")"
+  stamp=$(stamp_of "$fam")
+  fresh=1
+  [ "$(cat "$stamps/$fam" 2>/dev/null)" = "$stamp" ] || fresh=0
+  for b in "${outs[@]}"; do [ -x "$bin/$b" ] || fresh=0; done
+  if [ $fresh = 1 ]; then
+    echo "e2e tools: $fam up to date (${outs[*]})"
+    continue
+  fi
+  echo "e2e tools: building $fam (${outs[*]})"
+  start=$(date +%s)
+  "build_${fam//-/_}"
+  echo "$stamp" >"$stamps/$fam"
+  echo "e2e tools: $fam built in $(($(date +%s) - start)) s"
+done
+echo "e2e tools in $bin"

@@ -1,0 +1,73 @@
+#!/bin/sh
+# Build and push the service image without a Docker daemon (GitLab CI, the Jenkins `builder`
+# agent):  build-image.sh [service] [context] [dockerfile]   (default: web app app/Dockerfile)
+#
+# POSIX sh, not bash: it runs in the moby/buildkit:rootless image (Alpine, busybox sh, user
+# 1000), where `buildctl-daemonless.sh` starts a rootless buildkitd for the one build. That image
+# has no bash, and its user cannot install one.
+#
+#   tag    $IMAGE_REPOSITORY:<full commit sha>   (every main commit gets its own tag)
+#   cache  $IMAGE_REPOSITORY:buildcache           (registry cache, mode=max: all stages)
+#   out    $CI_STATE_DIR (default out/ci)/images      `<service>=<repo>@sha256:<digest>`
+#          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=...` (GitLab dotenv)
+#
+# The digest comes from buildctl's --metadata-file (`containerimage.digest`): the deploy runs
+# exactly the manifest that was pushed, whatever the tag points to later.
+#
+# Registry login: REGISTRY_USERNAME / REGISTRY_PASSWORD (GitLab: CI_REGISTRY_USER /
+# CI_REGISTRY_PASSWORD by default) written to a private $DOCKER_CONFIG/config.json, never to the
+# log or a command line (printf is a shell builtin). Without them an existing DOCKER_CONFIG is used.
+set -eu
+{ set +x; } 2>/dev/null
+
+service="${1:-web}"
+context="${2:-app}"
+dockerfile="${3:-app/Dockerfile}"
+repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
+state_dir="${CI_STATE_DIR:-$repo_root/out/ci}"
+repository="${IMAGE_REPOSITORY:-${CI_REGISTRY_IMAGE:-}}"
+commit="${CI_COMMIT_SHA:-${GIT_COMMIT:-}}"
+[ -n "$commit" ] || commit="$(git -C "$repo_root" rev-parse HEAD)"
+
+fail() {
+  printf 'error: %s\n' "$*" >&2
+  exit 2
+}
+printf '%s' "$service" | grep -Eq '^[a-z0-9][a-z0-9-]*$' || fail "bad service name: $service"
+printf '%s' "$repository" | grep -Eq '^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$' ||
+  fail "IMAGE_REPOSITORY must be <registry>/<path> in lowercase (got '${repository}')"
+command -v buildctl-daemonless.sh >/dev/null 2>&1 ||
+  fail "buildctl-daemonless.sh not found: run this in the moby/buildkit:rootless image"
+
+user="${REGISTRY_USERNAME:-${CI_REGISTRY_USER:-}}"
+password="${REGISTRY_PASSWORD:-${CI_REGISTRY_PASSWORD:-}}"
+if [ -n "$user" ] && [ -n "$password" ]; then
+  umask 077
+  DOCKER_CONFIG="$(mktemp -d)"
+  export DOCKER_CONFIG
+  trap 'rm -rf -- "$DOCKER_CONFIG"' EXIT
+  auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
+  printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${repository%%/*}" "$auth" >"$DOCKER_CONFIG/config.json"
+  unset auth password
+fi
+
+mkdir -p "$state_dir"
+metadata="$state_dir/build-metadata.json"
+cd "$repo_root"
+printf '==> build %s from %s (%s), push %s:%s\n' "$service" "$context" "$dockerfile" "$repository" "$commit" >&2
+buildctl-daemonless.sh build \
+  --frontend dockerfile.v0 \
+  --local "context=$context" \
+  --local "dockerfile=$(dirname "$dockerfile")" \
+  --opt "filename=$(basename "$dockerfile")" \
+  --opt "label:org.opencontainers.image.revision=$commit" \
+  --import-cache "type=registry,ref=$repository:buildcache" \
+  --export-cache "type=registry,ref=$repository:buildcache,mode=max" \
+  --output "type=image,name=$repository:$commit,push=true" \
+  --metadata-file "$metadata"
+
+digest="$(sed -n 's/.*"containerimage\.digest": *"\(sha256:[0-9a-f]\{64\}\)".*/\1/p' "$metadata" | head -n 1)"
+[ -n "$digest" ] || fail "no containerimage.digest in $metadata: was the image pushed?"
+printf '%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/images"
+printf 'DEPLOY_IMAGES=%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/image.env"
+printf '==> pushed %s@%s\n' "$repository" "$digest" >&2

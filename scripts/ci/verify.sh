@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Check a deployed stack from outside:  verify.sh <stack>
+#
+#   python -m stackctl verify <stack> --timeout $VERIFY_TIMEOUT [--url app=URL ...]
+#
+# Every app's readiness URL (stack output `health_urls`: Ingress host or LoadBalancer address)
+# must answer 200 within VERIFY_TIMEOUT seconds (default 300). deploy.sh runs this after every
+# deploy; a failure there is a failed deploy (automatic rollback for prod).
+#
+# VERIFY_URLS ("app=URL,app=URL"): URLs to use instead of the stack output, for apps the runner
+# cannot reach at their own address (a dev ClusterIP Service: a port-forward, a VPN address).
+# GitOps (GITOPS=true): there is no Pulumi stack whose outputs could be read, so VERIFY_URLS must
+# name every app, and the check also waits until each app built by this pipeline reports the
+# deployed version on `GET /` (Argo CD syncs asynchronously; until then the old pods answer).
+# That version is the first 12 hex digits of the image digest: the version label appstack gives
+# an image pinned by digest only (components/config/app.py, `label_version`). An app whose
+# config sets `version` explicitly: VERIFY_EXPECT_VERSION=false.
+set -euo pipefail
+# shellcheck source=scripts/ci/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+stack="${1:-}"
+require_stack "$stack"
+args=(verify "$stack" --timeout "${VERIFY_TIMEOUT:-300}")
+urls="${VERIFY_URLS:-}"
+for pair in ${urls//,/ }; do
+  args+=(--url "$pair")
+done
+
+if [[ "${GITOPS:-false}" == true ]]; then
+  [[ -n "$urls" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...); there are no stack outputs to read"
+  args+=(--no-outputs)
+  if [[ "${VERIFY_EXPECT_VERSION:-true}" == true ]]; then
+    built="$(deploy_images)"
+    for image in $built; do
+      ref="${image#*=}"
+      if [[ "$ref" == *@sha256:* ]]; then
+        digest="${ref##*@sha256:}"
+        args+=(--expect-version "${image%%=*}=${digest:0:12}")
+      fi
+    done
+  fi
+else
+  require_credentials # the stack outputs come from the backend
+fi
+
+log "verify $stack"
+stackctl "${args[@]}"

@@ -1,0 +1,322 @@
+"""`rollback`: redeploy the config of an earlier update of the same commit; the current state
+is backed up first and the config restored if the update fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackctl.automation import (
+    ConfigValue,
+    StackBackend,
+)
+from stackctl.errors import OperationFailed, UserError
+from stackctl.history import (
+    describe_changes,
+    sorted_history,
+)
+from stackctl.operator import Console, confirm, engine_step, require_confirmation_possible
+from stackctl.stacks import (
+    APPS_KEY,
+    git_commit,
+    images_from_apps,
+    policy_arguments,
+    rollback_message,
+    stack_environment,
+    stack_short_name,
+)
+
+BACKUP_DIR_NAME = ".pulumi-backups"
+ROLLBACK_KINDS = ("update",)
+
+
+# --------------------------------------------------------------------------------------------
+# rollback
+
+
+def select_target(
+    records: list[dict[str, Any]], *, to_version: int | None, steps: int | None
+) -> dict[str, Any]:
+    """The update to roll back to, validated (exists, kind update, succeeded)."""
+    history = sorted_history(records)
+    if not history:
+        raise UserError("the stack has no update history; nothing to roll back to")
+    successful = [
+        r for r in history if r.get("kind") in ROLLBACK_KINDS and r.get("result") == "succeeded"
+    ]
+    if steps is not None:
+        if steps < 1:
+            raise UserError("--steps must be >= 1")
+        if steps >= len(successful):
+            raise UserError(
+                f"--steps {steps} goes beyond history: only {len(successful)} successful "
+                f"update(s) ({_versions(successful)}); the newest is the current one"
+            )
+        return successful[steps]
+    by_version = {int(r.get("version") or 0): r for r in history}
+    if to_version not in by_version:
+        raise UserError(
+            f"version {to_version} is not in the stack history; available versions: "
+            f"{_versions(history)}; successful updates: {_versions(successful) or 'none'}"
+        )
+    target = by_version[to_version]
+    if target.get("kind") not in ROLLBACK_KINDS:
+        raise UserError(
+            f"v{to_version} is a {target.get('kind')!r} operation, not an update; roll back to "
+            f"a successful update: {_versions(successful) or 'none'}"
+        )
+    if target.get("result") != "succeeded":
+        raise UserError(
+            f"v{to_version} did not succeed (result {target.get('result')!r}); roll back to a "
+            f"successful update: {_versions(successful) or 'none'}"
+        )
+    return target
+
+
+def _versions(records: list[dict[str, Any]]) -> str:
+    return ", ".join(f"v{r.get('version')}" for r in records)
+
+
+def check_same_commit(target: Mapping[str, Any], current_head: str) -> None:
+    """Config-only rollback is only sound when the program is the one the target ran."""
+    version = target.get("version")
+    target_head = str((target.get("environment") or {}).get("git.head") or "").strip()
+    if not target_head or current_head in ("", "unknown"):
+        raise UserError(
+            f"cannot verify that v{version} ran the current program (recorded commit: "
+            f"{target_head or 'none'}, current HEAD: {current_head or 'unknown'}); "
+            "rollback restores config only and needs both commits"
+        )
+    if not (target_head.startswith(current_head) or current_head.startswith(target_head)):
+        raise UserError(
+            f"v{version} was deployed from commit {target_head[:12]} but HEAD is "
+            f"{current_head[:12]}: code changes roll back through `git revert <commits>` and a "
+            "deploy (`python -m stackctl deploy <stack>`); config-only rollback applies only at "
+            "the same commit"
+        )
+
+
+@dataclass(frozen=True)
+class ConfigPlan:
+    """What restoring a history record's config means for the current stack config."""
+
+    desired: dict[str, ConfigValue]  # the full config after the rollback
+    to_set: dict[str, ConfigValue]  # keys whose value or secretness changes
+    to_remove: list[str]  # keys present now, absent in the target
+    kept_secrets: list[str]  # secret keys kept at their current value
+
+
+def _record_value(key: str, raw: Mapping[str, Any], current: ConfigValue | None) -> ConfigValue:
+    obj = raw.get("objectValue")
+    value = raw.get("value")
+    if value is None and obj is not None:
+        value = json.dumps(obj)
+    text = "" if value is None else str(value)
+    if obj is None and current is not None and current.object_value is not None:
+        # History read through the SDK loses objectValue; structured now -> structured then.
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict | list):
+            obj = parsed
+    return ConfigValue(value=text, secret=False, object_value=obj)
+
+
+def _same(a: ConfigValue, b: ConfigValue) -> bool:
+    if a.secret != b.secret:
+        return False
+    if a.object_value is not None or b.object_value is not None:
+        try:
+            left = a.object_value if a.object_value is not None else json.loads(a.value)
+            right = b.object_value if b.object_value is not None else json.loads(b.value)
+        except ValueError:
+            return False
+        return bool(left == right)
+    return a.value == b.value
+
+
+def plan_config_restore(
+    target: Mapping[str, Any], current: Mapping[str, ConfigValue]
+) -> ConfigPlan:
+    """The target's config, with secrets kept at their CURRENT value (history redacts them)."""
+    version = target.get("version")
+    target_config: Mapping[str, Mapping[str, Any]] = target.get("config") or {}
+    desired: dict[str, ConfigValue] = {}
+    kept: list[str] = []
+    missing: list[str] = []
+    for key, raw in sorted(target_config.items()):
+        now = current.get(key)
+        if raw.get("secret"):
+            if now is None or not now.secret:
+                missing.append(key)
+                continue
+            desired[key] = now  # never the redacted placeholder
+            kept.append(key)
+        else:
+            desired[key] = _record_value(key, raw, now)
+    if missing:
+        keys = ", ".join(missing)
+        raise UserError(
+            f"secret config {keys} existed in v{version} but is not a secret in the current "
+            "config; history keeps only redacted secrets, so set it first with "
+            "`pulumi config set --secret <key> -s <stack>` and rerun the rollback"
+        )
+    to_set = {k: v for k, v in desired.items() if k not in current or not _same(v, current[k])}
+    to_remove = sorted(k for k in current if k not in desired)
+    return ConfigPlan(desired=desired, to_set=to_set, to_remove=to_remove, kept_secrets=kept)
+
+
+def backup_path(project_dir: Path, stack: str, current_version: int, now: datetime) -> Path:
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = stack.replace("/", "_")
+    return project_dir / BACKUP_DIR_NAME / f"{safe}-v{current_version}-{stamp}.json"
+
+
+def write_backup(path: Path, state: Mapping[str, Any]) -> Path:
+    """Write atomically (temp file in the same dir + rename), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _restore_previous(
+    backend: StackBackend, plan: ConfigPlan, before: dict[str, ConfigValue]
+) -> None:
+    """Undo a config restore that will not be deployed (operator said no)."""
+    back = {k: before[k] for k in [*plan.to_set, *plan.to_remove] if k in before}
+    added = [k for k in plan.to_set if k not in before]
+    backend.set_config(back)
+    backend.remove_config(added)
+
+
+def _apply_config_plan(
+    backend: StackBackend, console: Console, plan: ConfigPlan, target_version: int
+) -> None:
+    """Set and remove the config keys that bring the stack back to the target's config."""
+    console.print(f"== restore config of v{target_version} on {backend.stack_name}")
+    for key in sorted(plan.to_set):
+        console.print(f"  set    {key}")
+    for key in plan.to_remove:
+        console.print(f"  remove {key}")
+    for key in plan.kept_secrets:
+        console.print(f"  keep   {key} (secret: current value kept)")
+    if not plan.to_set and not plan.to_remove:
+        console.print("  config already matches")
+    backend.set_config(dict(plan.to_set))
+    backend.remove_config(list(plan.to_remove))
+
+
+def _preview_rollback(
+    backend: StackBackend,
+    console: Console,
+    policy: tuple[list[str], list[str]],
+    target_version: int,
+    assume_yes: bool,
+) -> bool:
+    """Preview the rollback with the policy pack; True when the operator confirms it."""
+    stack = backend.stack_name
+    console.print(f"== preview rollback of {stack} to v{target_version}")
+    with engine_step(f"pulumi preview of {stack}"):
+        preview = backend.preview(
+            policy_packs=policy[0], policy_pack_configs=policy[1], on_output=console.print
+        )
+    console.print(f"preview {stack}: {describe_changes(preview.change_summary)}")
+    return confirm(console, assume_yes, f"Roll {stack} back to v{target_version}?")
+
+
+def run_rollback(
+    backend: StackBackend,
+    *,
+    project_dir: Path,
+    to_version: int | None = None,
+    steps: int | None = None,
+    assume_yes: bool = False,
+    console: Console,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    current_head: Callable[[Path], str] | None = None,
+) -> int:
+    stack = backend.stack_name
+    environment = stack_environment(stack)
+    if (to_version is None) == (steps is None):
+        raise UserError("pass exactly one of --to VERSION or --steps N")
+    require_confirmation_possible(console, assume_yes, f"rolling back {stack}")
+    packs, pack_configs = policy_arguments(project_dir, environment)
+
+    # (1) target
+    records = backend.history()
+    target = select_target(records, to_version=to_version, steps=steps)
+    target_version = int(target["version"])
+    current_version = max(int(r.get("version") or 0) for r in records)
+    # (4, checked before anything changes) same program commit
+    head = (current_head or (lambda d: git_commit(d, short=False)))(project_dir)
+    check_same_commit(target, head)
+    # (3, planned before anything changes) config to restore
+    before = backend.get_config()
+    plan = plan_config_restore(target, before)
+
+    # (2) backup of the current state, before any change
+    path = write_backup(
+        backup_path(project_dir, stack, current_version, now()), backend.export_state()
+    )
+    console.print(f"backup of {stack} v{current_version} state: {path}")
+
+    # (3) restore config
+    _apply_config_plan(backend, console, plan, target_version)
+
+    # (5) preview, confirm, up
+    if not _preview_rollback(backend, console, (packs, pack_configs), target_version, assume_yes):
+        _restore_previous(backend, plan, before)
+        raise OperationFailed(
+            f"rollback of {stack} cancelled by the operator; config restored, nothing deployed"
+        )
+
+    apps = plan.desired.get(APPS_KEY)
+    images = images_from_apps(
+        apps.object_value
+        if apps and apps.object_value is not None
+        else (apps.value if apps else "")
+    )
+    message = rollback_message(target_version, current_version, head[:7], images)
+    console.print(f"== up {stack}: {message}")
+    started = time.monotonic()
+    with engine_step(f"pulumi up of {stack}"):
+        outcome = backend.up(
+            message=message,
+            policy_packs=packs,
+            policy_pack_configs=pack_configs,
+            on_output=console.print,
+        )
+    duration = time.monotonic() - started
+    console.print(
+        f"result: {outcome.result}  version: v{outcome.summary.get('version')}  "
+        f"changes: {describe_changes(outcome.resource_changes)}  duration: {duration:.1f}s"
+    )
+    if outcome.result != "succeeded":
+        raise OperationFailed(
+            f"rollback of {stack} to v{target_version} ended with result {outcome.result!r}; "
+            f"the stack config now holds v{target_version}'s values, state backup: {path}"
+        )
+    console.print(
+        f"rolled {stack} back to v{target_version}. Pulumi.{stack_short_name(stack)}.yaml now "
+        "holds that config: commit it, or the next deploy re-applies the previous config"
+    )
+    return 0
