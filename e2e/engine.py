@@ -149,14 +149,24 @@ class Engine:
     def _policy_venv(self) -> None:
         """policy/venv (the pack's `runtime.options.virtualenv`), cached by its requirements."""
         reqs = self.project / "policy" / "requirements.txt"
-        digest = hashlib.sha256(reqs.read_bytes()).hexdigest()[:16]
+        # Local-path requirements (../appstack_grammar) resolve from the pack's directory, as
+        # the CLI installs them; their files are part of the cache key.
+        hasher = hashlib.sha256(reqs.read_bytes())
+        for line in reqs.read_text(encoding="utf-8").splitlines():
+            local = line.split("#", 1)[0].strip()
+            if local.startswith("."):
+                for path in sorted((reqs.parent / local).rglob("*.py")):
+                    hasher.update(path.read_bytes())
+        digest = hasher.hexdigest()[:16]
         venv = CACHE / f"policy-venv-{digest}"
         if not (venv / ".installed").exists():
             shutil.rmtree(venv, ignore_errors=True)
             venv.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run(
-                [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(reqs)], check=True
+                [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(reqs)],
+                check=True,
+                cwd=reqs.parent,
             )
             (venv / ".installed").touch()
         (self.project / "policy" / "venv").symlink_to(venv)
