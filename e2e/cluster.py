@@ -617,23 +617,30 @@ class Cluster:
         self._lb_thread.start()
 
     def _lb_loop(self) -> None:
-        """Assign every LoadBalancer Service an ingress IP, as a cloud controller would."""
+        """Assign every LoadBalancer Service an ingress IP, as a cloud controller would, and
+        every Ingress an address, as an ingress controller (ingress-nginx) would: the provider
+        awaits `status.loadBalancer.ingress` on both (provider/pkg/await/service.go and
+        ingress.go)."""
         while not self._stop_lb.wait(1.0):
             with suppress(ApiError, OSError):
                 for svc in self.kube.list("Service"):
-                    if svc.get("spec", {}).get("type") != "LoadBalancer":
-                        continue
-                    if svc.get("status", {}).get("loadBalancer", {}).get("ingress"):
-                        continue
-                    meta = svc["metadata"]
-                    self.kube.patch(
-                        "Service",
-                        meta["name"],
-                        {"status": {"loadBalancer": {"ingress": [{"ip": LB_IP, "ipMode": "VIP"}]}}},
-                        namespace=meta["namespace"],
-                        subresource="status",
-                        field_manager=LB_FIELD_MANAGER,
-                    )
+                    if (svc.get("spec") or {}).get("type") == "LoadBalancer":
+                        self._assign_address(svc, {"ip": LB_IP, "ipMode": "VIP"})
+                for ing in self.kube.list("Ingress"):
+                    self._assign_address(ing, {"ip": LB_IP})
+
+    def _assign_address(self, obj: dict[str, Any], address: dict[str, str]) -> None:
+        if ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            return
+        meta = obj["metadata"]
+        self.kube.patch(
+            obj["kind"],
+            meta["name"],
+            {"status": {"loadBalancer": {"ingress": [address]}}},
+            namespace=meta["namespace"],
+            subresource="status",
+            field_manager=LB_FIELD_MANAGER,
+        )
 
     # ---------------------------------------------------------------- health
 
