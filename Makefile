@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -70,6 +70,16 @@ e2e-tools: ## build the e2e tools from pinned Go modules into $(E2E_CACHE)/bin (
 
 bench: venv ## wall time of renders: dev, prod, synthetic stacks of 1, 10, 50 services
 	$(BIN)/python -m stackctl.bench
+
+# e2e: the binaries `make e2e-tools` builds from Go modules (e2e/tools/), then tests/e2e/ against
+# a control plane it starts on loopback (e2e/cluster.py). Figures are printed at the end.
+E2E_BIN ?= $(E2E_CACHE)/bin
+E2E_LOG ?= out/e2e.log
+
+e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
+	mkdir -p $(dir $(E2E_LOG))
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

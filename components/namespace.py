@@ -43,7 +43,13 @@ def quota_hard(apps: Mapping[str, AppConfig], quota: NamespaceQuota) -> dict[str
     hard["services.loadbalancers"] = str(
         sum(1 for a in apps.values() if a.service.type == "LoadBalancer")
     )
-    hard["services.nodeports"] = str(sum(1 for a in apps.values() if a.service.type == "NodePort"))
+    # The quota counts the node ports of LoadBalancer Services too: each of their ports gets one
+    # unless allocateLoadBalancerNodePorts is false (kubernetes pkg/quota/v1/evaluator/core/
+    # services.go). Counting NodePort only made prod's own quota refuse its LoadBalancer
+    # (`exceeded quota: appstack-quota, requested: services.nodeports=1`, found by make e2e).
+    hard["services.nodeports"] = str(
+        sum(1 for a in apps.values() if a.service.type in ("NodePort", "LoadBalancer"))
+    )
     return hard
 
 

@@ -296,6 +296,24 @@ def test_quota_covers_every_app_at_max_replicas_plus_surge(render: Render) -> No
     assert hard["services.loadbalancers"] == "1"
 
 
+def test_quota_admits_the_node_port_of_every_loadbalancer_service(render: Render) -> None:
+    # Kubernetes' quota evaluator (pkg/quota/v1/evaluator/core/services.go) charges a
+    # LoadBalancer Service's node ports to services.nodeports unless
+    # allocateLoadBalancerNodePorts is false: the quota must count them, or it refuses the
+    # stack's own Service (found by `make e2e` on prod).
+    objects = render(PROD).objects
+    services = [o for o in objects if o["kind"] == "Service"]
+    node_ports = sum(
+        len(svc["spec"]["ports"])
+        for svc in services
+        if svc["spec"].get("type") in ("NodePort", "LoadBalancer")
+        and svc["spec"].get("allocateLoadBalancerNodePorts", True)
+    )
+    hard = one(objects, "ResourceQuota")["spec"]["hard"]
+    assert node_ports >= 1
+    assert int(hard["services.nodeports"]) >= node_ports
+
+
 def test_limit_range_gives_defaults_to_containers_without_resources(render: Render) -> None:
     limits = one(render(DEV).objects, "LimitRange")["spec"]["limits"][0]
     assert limits["type"] == "Container"

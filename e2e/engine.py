@@ -1,0 +1,363 @@
+"""The real Pulumi engine for `make e2e`: CLI, Python language host and Kubernetes provider.
+
+`Engine` gives every e2e run its own world, nothing shared with the user's setup:
+- `PULUMI_HOME` in a temp dir; the CLI, language host and provider plugins `make e2e-tools`
+  built, found on PATH; automatic plugin download off
+  (`PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`, read by pulumi's `pkg/engine/plugins.go`);
+  no update check;
+- a local file backend (`PULUMI_BACKEND_URL=file://<tmp>/state`) and the passphrase secrets
+  provider with a random per-run passphrase (never written to a file);
+- a copy of the repo's tracked files as the project dir (a fresh git repo with one commit, so
+  the engine records `git.head` as stackctl's rollback requires), `.venv` linked to the repo's
+  venv, the policy pack's own venv (`policy/venv`, `PulumiPolicy.yaml`) from a cache;
+- `KUBECONFIG` pointing at the e2e cluster: the program uses the default Kubernetes provider,
+  which reads it. The stack files are the repo's; nothing cluster-specific is written into them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.cluster import REPO_ROOT, bin_dir
+
+CACHE = Path(os.environ.get("APPSTACK_E2E_CACHE") or Path.home() / ".cache" / "appstack-e2e")
+COMMAND_TIMEOUT = 1800
+
+
+class EngineError(AssertionError):
+    """A pulumi/stackctl command failed; the message carries its command line and output tail."""
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def tail(self, lines: int = 60) -> str:
+        text = (self.stdout + "\n" + self.stderr).strip().splitlines()
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class Engine:
+    root: Path
+    kubeconfig: Path
+    binaries: Path = field(default_factory=bin_dir)
+    passphrase: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "pulumi-home"
+        self.state = self.root / "state"
+        self.project = self.root / "project"
+        self.log = self.root / "engine.log"
+
+    # ---------------------------------------------------------------- environment
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PULUMI_") and k not in ("KUBECONFIG", "VIRTUAL_ENV")
+        }
+        env.update(
+            {
+                "PATH": f"{self.binaries}{os.pathsep}{env.get('PATH', '')}",
+                "PULUMI_HOME": str(self.home),
+                "PULUMI_BACKEND_URL": f"file://{self.state}",
+                "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                "PULUMI_SKIP_CONFIRMATIONS": "true",
+                "KUBECONFIG": str(self.kubeconfig),
+                # The language host built here reads the interpreter from PULUMI_PYTHON_CMD
+                # (it predates runtime options passed by the CLI): the project's venv.
+                "PULUMI_PYTHON_CMD": str(self.project / ".venv" / "bin" / "python"),
+                "CI": "true",  # stackctl: never prompt
+                "NO_COLOR": "1",
+            }
+        )
+        return env
+
+    # ---------------------------------------------------------------- setup
+
+    def setup(self) -> None:
+        missing = [
+            b
+            for b in ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
+            if not os.access(self.binaries / b, os.X_OK)
+        ]
+        if missing:
+            raise EngineError(
+                f"missing in {self.binaries}: {', '.join(missing)}; run `make e2e-tools`"
+            )
+        self.home.mkdir(parents=True)
+        self.state.mkdir(parents=True)
+        # Provider plugins are found on PATH (`pulumi-resource-<name>` beside the CLI: pulumi's
+        # sdk/go/common/workspace/plugins.go uses an ambient plugin whatever version the SDK
+        # asks for). Installing them as `plugin install ... <version> --file` would label the
+        # binary with the SDK's version, which it may not be (see e2e/tools/STATUS.md).
+        self._project()
+        self._policy_venv()
+
+    @property
+    def has_random(self) -> bool:
+        return (self.binaries / "pulumi-resource-random").exists()
+
+    def _project(self) -> None:
+        """The repo's tracked (and new, unignored) files, as they are in the work tree."""
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+        for raw in listed:
+            if not raw:
+                continue
+            rel = Path(raw.decode())
+            src = REPO_ROOT / rel
+            if rel.parts[0] in ("tests", "e2e", "docs", "node_modules") or not src.is_file():
+                continue
+            dst = self.project / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        (self.project / ".venv").symlink_to((REPO_ROOT / ".venv").resolve())
+        self.git("init", "-q", "-b", "main")
+        # The venv links are symlinks, which the repo's `.venv/`-style ignore lines do not match.
+        exclude = self.project / ".git" / "info" / "exclude"
+        exclude.write_text(".venv\npolicy/venv\n.pulumi-backups/\nout/\n")
+        self.commit("e2e: project as in the work tree")
+
+    def _policy_venv(self) -> None:
+        """policy/venv (the pack's `runtime.options.virtualenv`), cached by its requirements."""
+        reqs = self.project / "policy" / "requirements.txt"
+        # Local-path requirements (../appstack_grammar) resolve from the pack's directory, as
+        # the CLI installs them; their files are part of the cache key.
+        hasher = hashlib.sha256(reqs.read_bytes())
+        for line in reqs.read_text(encoding="utf-8").splitlines():
+            local = line.split("#", 1)[0].strip()
+            if local.startswith("."):
+                for path in sorted((reqs.parent / local).rglob("*.py")):
+                    hasher.update(path.read_bytes())
+        digest = hasher.hexdigest()[:16]
+        venv = CACHE / f"policy-venv-{digest}"
+        if not (venv / ".installed").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(reqs)],
+                check=True,
+                cwd=reqs.parent,
+            )
+            (venv / ".installed").touch()
+        (self.project / "policy" / "venv").symlink_to(venv)
+
+    # ---------------------------------------------------------------- commands
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        cwd: Path | None = None,
+        check: bool = True,
+        timing: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Result:
+        env = self.env
+        if extra_env:
+            env.update(extra_env)
+        started = time.monotonic()
+        proc = subprocess.run(
+            args,
+            cwd=cwd or self.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=COMMAND_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        seconds = time.monotonic() - started
+        result = Result(args, proc.returncode, proc.stdout, proc.stderr, seconds)
+        with self.log.open("a", encoding="utf-8") as log:
+            log.write(f"\n$ {' '.join(args)}  [{proc.returncode}, {seconds:.1f}s]\n")
+            log.write(proc.stdout)
+            log.write(proc.stderr)
+        if timing:
+            self.timings[timing] = seconds
+        if check and proc.returncode != 0:
+            raise EngineError(
+                f"`{' '.join(args[:6])}` exited {proc.returncode} after {seconds:.0f}s:\n"
+                f"{result.tail()}"
+            )
+        return result
+
+    def pulumi(self, *args: str, **kw: Any) -> Result:
+        return self.run([str(self.binaries / "pulumi"), *args, "--non-interactive"], **kw)
+
+    def stackctl(self, *args: str, **kw: Any) -> Result:
+        return self.run(
+            [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "stackctl", *args], **kw
+        )
+
+    def git(self, *args: str) -> str:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "appstack e2e",
+            "GIT_AUTHOR_EMAIL": "e2e@appstack.invalid",
+            "GIT_COMMITTER_NAME": "appstack e2e",
+            "GIT_COMMITTER_EMAIL": "e2e@appstack.invalid",
+        }
+        proc = subprocess.run(
+            ["git", *args], cwd=self.project, env=env, capture_output=True, text=True, check=True
+        )
+        return proc.stdout.strip()
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    # ---------------------------------------------------------------- stacks
+
+    def init_stack(self, stack: str) -> None:
+        self.pulumi("stack", "init", stack, "--secrets-provider", "passphrase")
+
+    def stack_file(self, stack: str) -> Path:
+        return self.project / f"Pulumi.{stack}.yaml"
+
+    def read_config(self, stack: str) -> dict[str, Any]:
+        doc: dict[str, Any] = yaml.safe_load(self.stack_file(stack).read_text(encoding="utf-8"))
+        return doc
+
+    def write_config(self, stack: str, doc: Mapping[str, Any]) -> None:
+        """Rewrite Pulumi.<stack>.yaml (keeps `encryptionsalt` and every other key)."""
+        self.stack_file(stack).write_text(yaml.safe_dump(dict(doc), sort_keys=False))
+
+    def edit_app(self, stack: str, app: str, **changes: Any) -> None:
+        """Set keys of `appstack:apps.<app>` (None removes a key) in the stack file."""
+        doc = self.read_config(stack)
+        settings = doc["config"]["appstack:apps"][app]
+        for key, value in changes.items():
+            if value is None:
+                settings.pop(key, None)
+            else:
+                settings[key] = value
+        self.write_config(stack, doc)
+
+    def up(self, stack: str, *, timing: str | None = None, **kw: Any) -> Result:
+        return self.pulumi("up", "--yes", "--skip-preview", "--stack", stack, timing=timing, **kw)
+
+    def preview_steps(self, stack: str, *extra: str) -> list[Step]:
+        res = self.pulumi("preview", "--json", "--stack", stack, *extra)
+        return parse_preview(res.stdout)
+
+    def export(self, stack: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self.pulumi("stack", "export", "--stack", stack).stdout)
+        return doc
+
+    def kubernetes_resources(self, stack: str) -> Iterator[dict[str, Any]]:
+        """Every Kubernetes object in the stack's state (custom resources, not providers)."""
+        for res in self.export(stack)["deployment"].get("resources") or []:
+            rtype = str(res.get("type", ""))
+            if rtype.startswith("kubernetes:") and not rtype.startswith("pulumi:providers"):
+                yield res
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource step of `pulumi preview --json`, reduced to what a reviewer reads."""
+
+    op: str  # create | update | replace | delete | same | ...
+    urn: str
+    type: str
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+
+# The engine shows a replacement as several steps (pulumi `display/json.go`: create-replacement,
+# replace, delete-replaced, or the discard variants); a reviewer reads one `replace`.
+REPLACE_OPS = {"replace", "create-replacement", "delete-replaced", "discard-replaced"}
+
+
+def _meta(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    props = state.get("outputs") or {}
+    inputs = state.get("inputs") or {}
+    meta: Mapping[str, Any] = props.get("metadata") or inputs.get("metadata") or {}
+    return meta
+
+
+def parse_preview(stdout: str) -> list[Step]:
+    """Kubernetes steps of `pulumi preview --json`, one per object.
+
+    A replacement that changes the object's name (a content-named ConfigMap) is, for the API
+    server, a new object and the deletion of the old one: it becomes a `create` of the new name
+    and a `delete` of the old, as `stackctl diff` reports a name change.
+    """
+    doc = json.loads(stdout)
+    steps: dict[tuple[str, str], Step] = {}
+    for raw in doc.get("steps") or []:
+        urn = str(raw.get("urn", ""))
+        new, old = raw.get("newState") or {}, raw.get("oldState") or {}
+        rtype = str(new.get("type") or old.get("type") or urn.split("::")[-2].split("$")[-1])
+        if not rtype.startswith("kubernetes:"):
+            continue
+        op = str(raw.get("op"))
+        op = "replace" if op in REPLACE_OPS else op
+        kind = rtype.rsplit(":", 1)[-1]
+
+        def step(
+            state: Mapping[str, Any], op: str, urn: str = urn, kind: str = kind, rtype: str = rtype
+        ) -> Step:
+            meta = _meta(state)
+            return Step(
+                op=op,
+                urn=urn,
+                type=rtype,
+                kind=kind,
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or urn.rsplit("::", 1)[-1]),
+            )
+
+        if op == "replace" and new and old:
+            before, after = step(old, "delete"), step(new, "create")
+            if before.key != after.key:
+                steps[(urn, "old")] = before
+                steps[(urn, "new")] = after
+                continue
+        if (urn, "new") in steps:  # the other steps of a renaming replacement
+            continue
+        prior = steps.get((urn, ""))
+        if prior is not None and prior.op == "replace":
+            continue
+        steps[(urn, "")] = step(new or old, op)
+    return list(steps.values())
+
+
+def changes(steps: list[Step]) -> dict[tuple[str, str, str], str]:
+    """(kind, namespace, name) -> op, for every step that is not `same`/`read`."""
+    return {s.key: s.op for s in steps if s.op not in ("same", "read", "refresh")}
