@@ -4,14 +4,16 @@ images), newest first."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from stackctl.automation import (
     StackBackend,
+    UpOutcome,
     parse_history_time,
 )
-from stackctl.operator import Console
+from stackctl.operator import Console, engine_step
 from stackctl.stacks import (
     images_from_message,
 )
@@ -30,6 +32,32 @@ def format_changes(changes: Mapping[str, int] | None) -> str:
 def describe_changes(changes: Mapping[str, int]) -> str:
     detail = ", ".join(f"{op} {n}" for op, n in sorted(changes.items()) if n)
     return f"{format_changes(changes)} ({detail or 'no resources'})"
+
+
+def record_update(
+    console: Console,
+    backend: StackBackend,
+    stack: str,
+    message: str,
+    policy: tuple[list[str], list[str]],
+) -> UpOutcome:
+    """`pulumi up` with `message` (the history row's message), timed and summarised in one line."""
+    packs, pack_configs = policy
+    console.print(f"== up {stack}: {message}")
+    started = time.monotonic()
+    with engine_step(f"pulumi up of {stack}"):
+        outcome = backend.up(
+            message=message,
+            policy_packs=packs,
+            policy_pack_configs=pack_configs,
+            on_output=console.print,
+        )
+    duration = time.monotonic() - started
+    console.print(
+        f"result: {outcome.result}  version: v{outcome.summary.get('version')}  "
+        f"changes: {describe_changes(outcome.resource_changes)}  duration: {duration:.1f}s"
+    )
+    return outcome
 
 
 def _utc_iso(value: str | None) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from stackctl.history import HISTORY_COLUMNS as HISTORY_COLUMNS
 from stackctl.history import describe_changes as describe_changes
 from stackctl.history import format_changes as format_changes
 from stackctl.history import normalize_record as normalize_record
+from stackctl.history import record_update
 from stackctl.history import render_table as render_table
 from stackctl.history import run_history as run_history
 from stackctl.history import sorted_history as sorted_history
@@ -116,21 +116,7 @@ def run_deploy(
 
     deployed = override.images if override else read_stack_images(project_dir, stack)
     message = deploy_message(git_commit(project_dir), deployed)
-    console.print(f"== up {stack}: {message}")
-    started = time.monotonic()
-    with engine_step(f"pulumi up of {stack}"):
-        outcome = backend.up(
-            message=message,
-            policy_packs=packs,
-            policy_pack_configs=pack_configs,
-            on_output=console.print,
-        )
-    duration = time.monotonic() - started
-    version = outcome.summary.get("version")
-    console.print(
-        f"result: {outcome.result}  version: v{version}  "
-        f"changes: {describe_changes(outcome.resource_changes)}  duration: {duration:.1f}s"
-    )
+    outcome = record_update(console, backend, stack, message, (packs, pack_configs))
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from stackctl.automation import (
 from stackctl.errors import OperationFailed, UserError
 from stackctl.history import (
     describe_changes,
+    record_update,
     sorted_history,
 )
 from stackctl.operator import Console, confirm, engine_step, require_confirmation_possible
@@ -296,20 +296,7 @@ def run_rollback(
         else (apps.value if apps else "")
     )
     message = rollback_message(target_version, current_version, head[:7], images)
-    console.print(f"== up {stack}: {message}")
-    started = time.monotonic()
-    with engine_step(f"pulumi up of {stack}"):
-        outcome = backend.up(
-            message=message,
-            policy_packs=packs,
-            policy_pack_configs=pack_configs,
-            on_output=console.print,
-        )
-    duration = time.monotonic() - started
-    console.print(
-        f"result: {outcome.result}  version: v{outcome.summary.get('version')}  "
-        f"changes: {describe_changes(outcome.resource_changes)}  duration: {duration:.1f}s"
-    )
+    outcome = record_update(console, backend, stack, message, (packs, pack_configs))
     if outcome.result != "succeeded":
         raise OperationFailed(
             f"rollback of {stack} to v{target_version} ended with result {outcome.result!r}; "
