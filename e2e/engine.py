@@ -35,6 +35,12 @@ from e2e.cluster import REPO_ROOT, bin_dir
 
 CACHE = Path(os.environ.get("APPSTACK_E2E_CACHE") or Path.home() / ".cache" / "appstack-e2e")
 COMMAND_TIMEOUT = 1800
+# The second CLI `make e2e-tools` builds for policy packs (e2e/tools/versions.env,
+# PULUMI_POLICY_CLI_VERSION): CLI >= 3.221 starts a Python pack through the language host's
+# RunPlugin RPC, which the v3.68 host (the newest the module proxy serves) cannot do; v3.219
+# still runs it through `pulumi-analyzer-policy-python` beside it. Same state backend, same
+# provider (found on PATH in the main bin dir), same PULUMI_HOME.
+POLICY_CLI_DIR = "policy-cli"
 
 
 class EngineError(AssertionError):
@@ -71,6 +77,10 @@ class Engine:
     # ---------------------------------------------------------------- environment
 
     @property
+    def policy_cli(self) -> Path:
+        return self.binaries / POLICY_CLI_DIR
+
+    @property
     def env(self) -> dict[str, str]:
         env = {
             k: v
@@ -101,7 +111,13 @@ class Engine:
     def setup(self) -> None:
         missing = [
             b
-            for b in ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
+            for b in (
+                "pulumi",
+                "pulumi-language-python",
+                "pulumi-resource-kubernetes",
+                f"{POLICY_CLI_DIR}/pulumi",
+                f"{POLICY_CLI_DIR}/pulumi-analyzer-policy-python",
+            )
             if not os.access(self.binaries / b, os.X_OK)
         ]
         if missing:
@@ -214,7 +230,25 @@ class Engine:
     def pulumi(self, *args: str, **kw: Any) -> Result:
         return self.run([str(self.binaries / "pulumi"), *args, "--non-interactive"], **kw)
 
-    def stackctl(self, *args: str, **kw: Any) -> Result:
+    @property
+    def policy_env(self) -> dict[str, str]:
+        """PATH with the policy CLI first: the Automation API runs `pulumi` from PATH
+        (`PulumiCommand(root=None)` -> command "pulumi", pulumi/automation/_cmd.py)."""
+        return {"PATH": f"{self.policy_cli}{os.pathsep}{self.env['PATH']}"}
+
+    def pulumi_policy(self, *args: str, **kw: Any) -> Result:
+        """`pulumi` for runs with `--policy-pack`: the policy CLI (see POLICY_CLI_DIR)."""
+        return self.run(
+            [str(self.policy_cli / "pulumi"), *args, "--non-interactive"],
+            extra_env=self.policy_env,
+            **kw,
+        )
+
+    def stackctl(self, *args: str, policy_cli: bool = False, **kw: Any) -> Result:
+        """stackctl; `policy_cli=True` for commands that run the policy pack (deploy, rollback)
+        or must read what they wrote (history), through the policy CLI."""
+        if policy_cli:
+            kw["extra_env"] = {**(kw.get("extra_env") or {}), **self.policy_env}
         return self.run(
             [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "stackctl", *args], **kw
         )

@@ -177,6 +177,28 @@ class ConvertedStack:
     """(URN, reason) of resources left out because of unknown values."""
 
 
+def _drop_ignored_fields(manifest: dict[str, Any], resource: ResourceLike) -> None:
+    """Remove the fields the resource's `ignoreChanges` names (plain dotted paths).
+
+    The program does not declare such a field: the engine fills it from the old state and the
+    Kubernetes provider from the live object (pulumi `pkg/resource/deploy/step_generator.go`,
+    processIgnoreChanges; pulumi-kubernetes `provider/pkg/provider/provider.go` Check, which
+    copies ignored fields from the live object under Server-Side Apply). So after the first `up`
+    the analyzer sees e.g. `spec.replicas` that the HPA wrote, on a workload that never sets
+    it; judged as the program's own value, a rule would flag the HPA's scale.
+    """
+    opts = getattr(resource, "opts", None)
+    for path in getattr(opts, "ignore_changes", None) or []:
+        keys = str(path).split(".")
+        if not all(k.isidentifier() for k in keys):
+            continue  # indexed or quoted paths: not needed by any rule here
+        node: Any = manifest
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(keys[-1], None)
+
+
 def manifests_from_resources(resources: Iterable[ResourceLike]) -> ConvertedStack:
     """Convert a stack's resources; non-Kubernetes resources are ignored, unknown ones skipped."""
     out = ConvertedStack()
@@ -188,6 +210,7 @@ def manifests_from_resources(resources: Iterable[ResourceLike]) -> ConvertedStac
             continue
         if manifest is None:
             continue
+        _drop_ignored_fields(manifest, resource)
         out.manifests.append(manifest)
         out.urns.setdefault(object_id(manifest), resource.urn)
     return out

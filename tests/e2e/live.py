@@ -69,9 +69,44 @@ def workload_available(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def hpa_settled(kube: Kube, hpa: dict[str, Any]) -> str | None:
+    """None if the HPA's target carries replicas within [minReplicas, maxReplicas], else why not.
+
+    A workload under an HPA is created without spec.replicas (the HPA owns them), so the API
+    server defaults it to 1; the HPA controller raises it to minReplicas at its next sync
+    (every 15 s, `--horizontal-pod-autoscaler-sync-period`), before and whatever the metrics
+    say: kubernetes pkg/controller/podautoscaler/horizontal.go, reconcileAutoscaler,
+    "Current number of replicas below Spec.MinReplicas". Until then the workload is
+    "available" at 1 replica: a check of spread or capacity made then sees one pod.
+    """
+    spec = hpa.get("spec") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    ns = hpa["metadata"]["namespace"]
+    name = f"HorizontalPodAutoscaler {ns}/{hpa['metadata']['name']}"
+    if ref.get("kind") not in ("Deployment", "StatefulSet"):
+        return None
+    target = kube.get_or_none(ref["kind"], ref["name"], ns)
+    if target is None:
+        return f"{name}: target {ref['kind']} {ref['name']} missing"
+    replicas = (target.get("spec") or {}).get("replicas", 1)
+    low, high = spec.get("minReplicas", 1), spec["maxReplicas"]
+    if replicas == 0:  # scaling disabled by the user (horizontal.go: "scaling is disabled")
+        return None
+    if not low <= replicas <= high:
+        return f"{name}: target has {replicas} replicas, not in [{low}, {high}]"
+    return None
+
+
 def wait_workloads_available(kube: Kube, namespaces: list[str], timeout: float = 180) -> None:
+    """Every HPA has brought its target within its bounds, then every Deployment/StatefulSet
+    is rolled out and available at its replicas."""
+
     def check() -> bool:
         problems = [
+            p for ns in namespaces for hpa in kube.list("HorizontalPodAutoscaler", ns)
+            if (p := hpa_settled(kube, hpa))
+        ]  # fmt: skip
+        problems += [
             p
             for ns in namespaces
             for kind in ("Deployment", "StatefulSet")

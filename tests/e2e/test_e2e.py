@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from e2e.cluster import Cluster
 from e2e.engine import Engine
 from e2e.kube import Kube
@@ -36,21 +34,22 @@ IMAGE = "registry.example.com/appstack/web"
 HPA_MANAGER = "kube-controller-manager"
 
 
-def require_policy_pack(engine: Engine, stack: str) -> None:
-    """Skip, with the engine's own error, when this build cannot start a Python policy pack.
+ZONE_KEY = "topology.kubernetes.io/zone"
 
-    CLI >= 3.221 starts a pack through the language host's RunPlugin RPC; the language host that
-    the Go module proxy serves (v3.68.0, see e2e/tools/STATUS.md) predates it. stackctl deploy and
-    rollback always run the pack, so they are blocked by the same limitation.
-    """
-    res = engine.pulumi(
-        "preview", "--stack", stack, "--policy-pack", "policy",
-        "--policy-pack-config", f"policy/config/{stack}.json", check=False,
-    )  # fmt: skip
-    text = res.stdout + res.stderr
-    if res.returncode != 0 and "failed to start" in text and "policy" in text:
-        line = next(ln for ln in text.splitlines() if "failed to start" in ln)
-        pytest.skip(f"policy pack cannot start under this engine build: {line.strip()}")
+
+def assert_spread(kube: Kube, pods: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    """The scheduler's rule for a DoNotSchedule topology spread constraint, checked on the
+    placed pods: per topology key, the pod counts of every domain (every node's value of the
+    key, empty domains included) differ by at most maxSkew = 1 (kubernetes
+    pkg/scheduler/framework/plugins/podtopologyspread/filtering.go: skew = count + 1 - min)."""
+    nodes = {n["metadata"]["name"]: n["metadata"]["labels"] for n in kube.list("Node")}
+    assert len(pods) >= 3, f"{len(pods)} pods: too few to show a spread over 3 zones"
+    for key in keys:
+        counts = dict.fromkeys({labels[key] for labels in nodes.values()}, 0)
+        for pod in pods:
+            counts[nodes[pod["spec"]["nodeName"]][key]] += 1
+        skew = max(counts.values()) - min(counts.values())
+        assert skew <= 1, f"{len(pods)} pods, skew {skew} over {key}: {counts}"
 
 
 def replica_owners(obj: dict[str, Any]) -> set[str]:
@@ -193,24 +192,25 @@ def test_dev_autoscaling_off_takes_replicas_back(engine: Engine, kube: Kube) -> 
 
 
 def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> None:
-    require_policy_pack(engine, "dev")
     # Back to a rolling release, deployed with stackctl (Automation API, policy pack on).
     engine.edit_app("dev", "web", image=f"{IMAGE}:1.0.0")
     engine.commit("e2e: rolling 1.0.0")
-    engine.stackctl("deploy", "dev", "--yes")
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert images(kube, DEV_NS) == {f"{IMAGE}:1.0.0"}
     # A config-only release at the same commit, as a pipeline does it.
     engine.edit_app("dev", "web", image=f"{IMAGE}:1.0.1")
-    engine.stackctl("deploy", "dev", "--yes")
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     assert images(kube, DEV_NS) == {f"{IMAGE}:1.0.1"}
-    rows = json.loads(engine.stackctl("history", "dev", "--json").stdout)
+    rows = json.loads(engine.stackctl("history", "dev", "--json", policy_cli=True).stdout)
     assert rows[0]["images"] == f"web={IMAGE}:1.0.1" and rows[0]["result"] == "succeeded"
     assert rows[1]["images"] == f"web={IMAGE}:1.0.0"
     current = int(rows[0]["version"])
 
     started = datetime.now(UTC)
-    res = engine.stackctl("rollback", "dev", "--steps", "1", "--yes", timing="rollback --steps 1")
+    res = engine.stackctl(
+        "rollback", "dev", "--steps", "1", "--yes", timing="rollback --steps 1", policy_cli=True
+    )
     backups = sorted((engine.project / ".pulumi-backups").glob(f"dev-v{current}-*.json"))
     assert backups, f"no state backup of v{current}:\n{res.tail()}"
     backup = json.loads(backups[-1].read_text())
@@ -230,21 +230,29 @@ def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> Non
 
 
 def test_dev_policy_pack_with_the_real_analyzer(engine: Engine, tmp_path: Path) -> None:
-    require_policy_pack(engine, "dev")
-    ok = engine.pulumi(
+    ok = engine.pulumi_policy(
         "preview", "--stack", "dev", "--policy-pack", "policy",
         "--policy-pack-config", "policy/config/dev.json",
     )  # fmt: skip
     assert "mandatory" not in ok.stdout.lower()
-    # The dev config judged by prod's rules, all mandatory: it must fail.
+    # A violating config: dev's web Service as a LoadBalancer open to the world (the dev config
+    # allows it), judged by prod's rule for LoadBalancers (the pack's per-policy `environment`
+    # property, policy/pack.py ENVIRONMENT_CONFIG_SCHEMA), every policy mandatory: it must fail.
+    engine.edit_app("dev", "web", service={"type": "LoadBalancer"})
     strict = tmp_path / "prod-rules.json"
-    strict.write_text(json.dumps({"all": "mandatory", "environment": "prod"}))
-    bad = engine.pulumi(
-        "preview", "--stack", "dev", "--policy-pack", "policy",
-        "--policy-pack-config", str(strict), check=False,
-    )  # fmt: skip
-    assert bad.returncode != 0, "a mandatory policy violation did not fail the preview"
-    assert "mandatory" in (bad.stdout + bad.stderr).lower(), bad.tail()
+    strict.write_text(
+        json.dumps({"all": "mandatory", "loadbalancer-source-ranges": {"environment": "prod"}})
+    )
+    try:
+        bad = engine.pulumi_policy(
+            "preview", "--stack", "dev", "--policy-pack", "policy",
+            "--policy-pack-config", str(strict), check=False,
+        )  # fmt: skip
+    finally:
+        engine.git("checkout", "--", ".")
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0, f"a mandatory policy violation did not fail the preview:\n{text}"
+    assert "loadbalancer-source-ranges" in text and "mandatory" in text.lower(), bad.tail()
 
 
 # Strategy switches come last: leaving blue-green shrinks the ResourceQuota below what the old
@@ -360,11 +368,7 @@ def test_prod_preview_then_up_creates_every_object(
     web = kube.get("Service", "web", PROD_NS)
     assert web["spec"]["type"] == "LoadBalancer"
     assert web["status"]["loadBalancer"]["ingress"], "LB emulator did not assign an address"
-    zones = {
-        kube.get("Node", p["spec"]["nodeName"])["metadata"]["labels"]["topology.kubernetes.io/zone"]
-        for p in web_pods(kube, PROD_NS)
-    }
-    assert len(zones) == 3, f"prod web pods are not spread over the 3 zones: {zones}"
+    assert_spread(kube, web_pods(kube, PROD_NS), ("kubernetes.io/hostname", ZONE_KEY))
     for pvc in kube.list("PersistentVolumeClaim", JENKINS_NS):
         assert pvc["status"]["phase"] == "Bound", pvc["status"]
     cluster.assert_running()
@@ -376,8 +380,7 @@ def test_prod_second_up_changes_nothing(engine: Engine) -> None:
 
 
 def test_prod_policy_pack_passes(engine: Engine) -> None:
-    require_policy_pack(engine, "prod")
-    engine.pulumi(
+    engine.pulumi_policy(
         "preview", "--stack", "prod", "--policy-pack", "policy",
         "--policy-pack-config", "policy/config/prod.json",
     )  # fmt: skip

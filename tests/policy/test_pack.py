@@ -32,6 +32,7 @@ from policy.pack import (
     resource_to_manifest,
 )
 from policy.rules import RULES
+from policy.rules.base import RuleContext
 from tests.policy.factory import compliant_stack, deployment
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
@@ -139,6 +140,49 @@ def test_unknown_output_only_fields_do_not_skip_a_resource() -> None:
     )
     assert converted.skipped == []
     assert converted.urns == {"Deployment/apps/web": URN}
+
+
+@dataclass
+class FakeOptions:
+    ignore_changes: list[str]
+
+
+@dataclass
+class FakeResourceWithOptions(FakeResource):
+    opts: FakeOptions
+
+
+def test_a_field_under_ignore_changes_is_not_judged_as_the_programs() -> None:
+    # The HPA owns the replicas: the program sets none and ignores them. After an `up`, the
+    # provider's Check puts the live (HPA-written) value into the props the analyzer gets.
+    # The zero-downtime rule must then see what the program declares: no replicas.
+    props = deployment_outputs()
+    props["spec"]["replicas"] = 3
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": props["metadata"]["namespace"]},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 3,
+            "maxReplicas": 6,
+        },
+    }
+    rule = next(r for r in RULES if r.name == "zero-downtime-rollout")
+    prod = RuleContext("prod")
+    kinds = ("kubernetes:apps/v1:Deployment", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    plain = manifests_from_resources(
+        [FakeResource(kinds[0], props, URN), FakeResource(kinds[1], hpa, "urn:hpa")]
+    )
+    assert any("spec.replicas" in v.message for v in rule.check(plain.manifests, prod))
+    ignored = manifests_from_resources(
+        [
+            FakeResourceWithOptions(kinds[0], props, URN, FakeOptions(["spec.replicas"])),
+            FakeResource(kinds[1], hpa, "urn:hpa"),
+        ]
+    )
+    assert "replicas" not in ignored.manifests[0]["spec"]
+    assert not [v for v in rule.check(ignored.manifests, prod) if "replicas" in v.message]
 
 
 @pytest.mark.parametrize(
