@@ -60,8 +60,10 @@ format: $(VENV)/.dev-installed ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-pytest: tools ## run the test suite only
-	$(BIN)/python -m pytest
+# The suite runs on every core (pytest-xdist): each test is handed to the next free worker.
+PYTEST_WORKERS ?= auto
+pytest: tools ## run the test suite only (PYTEST_WORKERS=0 runs it in one process)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load
 
 test: tools lint pytest ## everything: lint, type check, unit tests, render + outside validators
 

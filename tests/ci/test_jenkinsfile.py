@@ -4,47 +4,13 @@ rules read from its text: stages, agent, options, credentials, quoting, approval
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
-import pytest
-
-from tests.ci.pipelines import JENKINSFILE, REPO, jenkins_stages, strip_comments
+from tests.ci.pipelines import JENKINSFILE, jenkins_stages, strip_comments
 
 SOURCE = JENKINSFILE.read_text(encoding="utf-8")
 CODE = strip_comments(SOURCE)
 STAGES = jenkins_stages(SOURCE)
-GROOVY_LINT = REPO / "node_modules" / ".bin" / "npm-groovy-lint"
 SECRET_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL", "KUBECONFIG")
-
-
-@pytest.mark.slow
-def test_npm_groovy_lint() -> None:
-    if not GROOVY_LINT.is_file():
-        pytest.fail("npm-groovy-lint is not installed; run `npm ci` (package-lock.json pins it)")
-    java = shutil.which("java")
-    if java is None:
-        # npm-groovy-lint would download a JRE at run time; the tests never download.
-        pytest.fail("java is not installed; npm-groovy-lint needs a JRE (Debian default-jre)")
-    proc = subprocess.run(
-        [
-            str(GROOVY_LINT),
-            "--noserver",  # no background CodeNarc server left running
-            "--javaexecutable",
-            java,
-            "--failon",
-            "warning",
-            "--output",
-            "txt",
-            str(JENKINSFILE),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_stages_in_order() -> None:

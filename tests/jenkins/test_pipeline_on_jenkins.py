@@ -5,9 +5,6 @@ plugin (jenkins/pipeline-steps.yaml); the guards of issue 9 (Service wait, Names
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +12,12 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components import config as config_model
-from components.jenkins.casc import job_dsl
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
 from components.jenkins_builder import REGISTRY_CREDENTIAL
 from stackctl.render import RenderResult, render_config
 from tests.conftest import Render, one
-from tests.jenkins.helpers import REPOSITORY, casc, jenkins_raw
+from tests.jenkins.helpers import casc, jenkins_raw
 from tests.tooling import REPO
 
 JENKINSFILE = (REPO / "Jenkinsfile").read_text()
@@ -193,38 +189,3 @@ def test_api_server_ports_are_configurable(render: Render) -> None:
     assert [p["port"] for p in api["ports"]] == [16443]
     agents_out = policies["jenkins-agent"]["spec"]["egress"][1]
     assert [p["port"] for p in agents_out["ports"]] == [443, 6443, 8443]
-
-
-@pytest.mark.slow
-def test_job_dsl_scripts_compile(tmp_path: Path) -> None:
-    """The rendered job-dsl scripts (GitHub and git sources) are valid Groovy (CodeNarc parse)."""
-    lint = REPO / "node_modules" / ".bin" / "npm-groovy-lint"
-    java = shutil.which("java")
-    if not lint.is_file() or java is None:
-        pytest.fail("npm-groovy-lint and a JRE are needed (`make tools`)")
-    files = []
-    for scm, url in (("github", REPOSITORY), ("git", "https://gitlab.example.com/a/b.git")):
-        settings = config_model.load(jenkins_raw("prod", job={"scm": scm, "repository": url}))
-        assert settings.jenkins is not None
-        path = tmp_path / f"{scm}.groovy"
-        path.write_text(job_dsl(settings.jenkins))
-        files.append(str(path))
-    proc = subprocess.run(
-        [
-            str(lint),
-            "--noserver",
-            "--javaexecutable",
-            java,
-            "--failon",
-            "error",
-            "--output",
-            "txt",
-            *files,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
