@@ -90,7 +90,7 @@ def secret_data(values: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Out
     never `data.<key>`, and a key removed from the config stays in the Secret (and mounted).
     pulumi-kubernetes rewrites stringData into data only when no input is computed
     (provider/pkg/provider/provider.go `normalizeInputs`, clients/unstructured.go
-    `normalizeSecret`, pulumi-kubernetes v4.32.0-27 94977969); with `data` the applied fields
+    `normalizeSecret`, pulumi-kubernetes v4.25.0); with `data` the applied fields
     are the stored ones, so SSA deletes the fields of a removed key.
     """
     return {

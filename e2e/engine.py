@@ -1,10 +1,11 @@
 """The real Pulumi engine for `make e2e`: CLI, Python language host and Kubernetes provider.
 
 `Engine` gives every e2e run its own world, nothing shared with the user's setup:
-- `PULUMI_HOME` in a temp dir; the CLI, language host and provider plugins `make e2e-tools`
-  built, found on PATH; automatic plugin download off
-  (`PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`, read by pulumi's `pkg/engine/plugins.go`);
-  no update check;
+- `PULUMI_HOME` in a temp dir; the CLI and language host `make e2e-tools` built, found on PATH;
+  the provider it built installed into that home as a plugin at its release version (`pulumi
+  plugin install resource kubernetes <v> --file`), the version the Python SDK pin asks for;
+  automatic plugin download off (`PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`, read by pulumi's
+  `pkg/engine/plugins.go`); no update check;
 - a local file backend (`PULUMI_BACKEND_URL=file://<tmp>/state`) and the passphrase secrets
   provider with a random per-run passphrase (never written to a file);
 - a copy of the repo's tracked files as the project dir (a fresh git repo with one commit, so
@@ -39,8 +40,24 @@ COMMAND_TIMEOUT = 1800
 # PULUMI_POLICY_CLI_VERSION): CLI >= 3.221 starts a Python pack through the language host's
 # RunPlugin RPC, which the v3.68 host (the newest the module proxy serves) cannot do; v3.219
 # still runs it through `pulumi-analyzer-policy-python` beside it. Same state backend, same
-# provider (found on PATH in the main bin dir), same PULUMI_HOME.
+# provider plugin, same PULUMI_HOME.
 POLICY_CLI_DIR = "policy-cli"
+VERSIONS_ENV = REPO_ROOT / "e2e" / "tools" / "versions.env"
+#: the provider plugins `make e2e-tools` builds: plugin name -> the versions.env key of its version
+PROVIDER_PLUGINS = {"kubernetes": "KUBERNETES_PROVIDER_VERSION"}
+#: what the engine prints when a provider's version is below the one the SDK asks for
+#: (pulumi pkg/v3 host/host.go); an e2e run must never see it
+VERSION_SKEW = "is expected to have version"
+
+
+def tool_versions() -> dict[str, str]:
+    """The KEY=value lines of e2e/tools/versions.env."""
+    pairs = (
+        line.split("=", 1)
+        for line in VERSIONS_ENV.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 class EngineError(AssertionError):
@@ -72,6 +89,7 @@ class Engine:
         self.home = self.root / "pulumi-home"
         self.state = self.root / "state"
         self.project = self.root / "project"
+        self.path = self.root / "path"
         self.log = self.root / "engine.log"
 
     # ---------------------------------------------------------------- environment
@@ -89,7 +107,7 @@ class Engine:
         }
         env.update(
             {
-                "PATH": f"{self.binaries}{os.pathsep}{env.get('PATH', '')}",
+                "PATH": f"{self.path}{os.pathsep}{env.get('PATH', '')}",
                 "PULUMI_HOME": str(self.home),
                 "PULUMI_BACKEND_URL": f"file://{self.state}",
                 "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
@@ -126,16 +144,26 @@ class Engine:
             )
         self.home.mkdir(parents=True)
         self.state.mkdir(parents=True)
-        # Provider plugins are found on PATH (`pulumi-resource-<name>` beside the CLI: pulumi's
-        # sdk/go/common/workspace/plugins.go uses an ambient plugin whatever version the SDK
-        # asks for). Installing them as `plugin install ... <version> --file` would label the
-        # binary with the SDK's version, which it may not be (see e2e/tools/STATUS.md).
+        self._path()
         self._project()
+        self._install_providers()
         self._policy_venv()
 
-    @property
-    def has_random(self) -> bool:
-        return (self.binaries / "pulumi-resource-random").exists()
+    def _path(self) -> None:
+        """The PATH dir: the built binaries except the providers. Pulumi takes a
+        `pulumi-resource-<name>` found on PATH whatever version the SDK asks for
+        (sdk/go/common/workspace/plugins.go `GetPluginPath`); from the plugin cache it must be
+        the version asked for, so a skew between SDK pin and provider fails instead of warning."""
+        self.path.mkdir(parents=True)
+        for entry in sorted(self.binaries.iterdir()):
+            if entry.is_file() and not entry.name.startswith("pulumi-resource-"):
+                (self.path / entry.name).symlink_to(entry)
+
+    def _install_providers(self) -> None:
+        versions = tool_versions()
+        for name, key in PROVIDER_PLUGINS.items():
+            binary = self.binaries / f"pulumi-resource-{name}"
+            self.pulumi("plugin", "install", "resource", name, versions[key], "--file", str(binary))
 
     def _project(self) -> None:
         """The repo's tracked (and new, unignored) files, as they are in the work tree."""
@@ -220,6 +248,8 @@ class Engine:
             log.write(proc.stderr)
         if timing:
             self.timings[timing] = seconds
+        if VERSION_SKEW in proc.stdout + proc.stderr:
+            raise EngineError(f"`{' '.join(args[:6])}`: provider and SDK differ:\n{result.tail()}")
         if check and proc.returncode != 0:
             raise EngineError(
                 f"`{' '.join(args[:6])}` exited {proc.returncode} after {seconds:.0f}s:\n"

@@ -57,7 +57,7 @@ def _argo_services(snapshot: Snapshot) -> dict[Ref, Ref]:
 def _sets_unignored(snapshot: Snapshot, ref: Ref, path: Path) -> Any:
     """The value `ref` sets at `path` unless `ignore_changes` covers it (the provider then
     keeps the live value, or drops the field when another manager owns it:
-    provider/pkg/await/await.go `handleSSAIgnoreFields`, pulumi-kubernetes v4.32.0)."""
+    provider/pkg/await/await.go `handleSSAIgnoreFields`, pulumi-kubernetes v4.25.0)."""
     obj = snapshot.index().get(ref)
     value = rules._get(obj, path) if obj is not None else None
     if value is None:
@@ -98,7 +98,7 @@ def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot)
         else:
             # The HPA no longer targets it: taking the field back is right, and a forced apply
             # takes it without a conflict (pulumi.com/patchForce; provider/pkg/await/await.go
-            # `patchForce`, pulumi-kubernetes v4.32.0).
+            # `patchForce`, pulumi-kubernetes v4.25.0).
             if _patch_force(after, workload):
                 continue
             hpa = hpas_before[workload]

@@ -3,13 +3,14 @@
 Two tables, both keyed by (API group, version or "*", kind) and holding Pulumi property paths
 (`[*]` matches any list index):
 
-- `PROVIDER_FORCE_NEW`: copied from pulumi-kubernetes v4.32.0,
-  `provider/pkg/provider/diff.go` (`forceNew`, `metadataForceNewProperties`,
-  `containerForceNewProperties`, `labelSelectorForceNewProperties`); v4.32.0 is the newest
-  provider tag next to the SDK pin `pulumi-kubernetes==4.34.2` in requirements.txt, and the
-  table is unchanged up to the provider's master. A change under one of these paths makes the
-  provider's Diff answer "replace" (`provider/pkg/provider/provider.go`, `Diff`:
-  `forceNewFields` -> `convertPatchToDiff` -> `replaces`). For a named object whose name stays
+- `PROVIDER_FORCE_NEW`: copied from pulumi-kubernetes v4.25.0 (the release of the SDK pin in
+  requirements.txt and of the provider `make e2e` builds), `provider/pkg/provider/diff.go`
+  (`forceNew`, `metadataForceNewProperties`, `containerForceNewProperties`,
+  `labelSelectorForceNewProperties`); the table is unchanged up to the provider's master
+  (v4.25.0..v4.32.0 only reorders an import and rewrites one boolean expression). A change
+  under one of these paths makes the provider's Diff answer "replace"
+  (`provider/pkg/provider/provider.go`, `Diff`: `forceNewFields` -> `convertPatchToDiff` ->
+  `replaces`). For a named object whose name stays
   the same it also answers `DeleteBeforeReplace` (same file, "Delete before replacement if we
   are forced to replace the old object, and the new version of that object MUST have the same
   name"): the old object is deleted first, the new one created after.
@@ -144,7 +145,7 @@ _STATEFULSET = (
 _JOB = ("spec.completions", "spec.parallelism", "spec.template", *_SELECTOR)
 _BINDING = ("roleRef",)
 
-#: pulumi-kubernetes v4.32.0 provider/pkg/provider/diff.go `forceNew` (core listed under "").
+#: pulumi-kubernetes v4.25.0 provider/pkg/provider/diff.go `forceNew` (core listed under "").
 PROVIDER_FORCE_NEW: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("apps", "v1beta1", "StatefulSet"): _STATEFULSET,
     **{("apps", v, "DaemonSet"): _SELECTOR for v in ("v1beta2", "v1")},

@@ -1,6 +1,6 @@
 """`stackctl.diff.compare` rule by rule: a rendered prod stack, one field changed the way a
 program change would change it, and the classification the pulumi-kubernetes provider
-(v4.32.0 provider/pkg/provider/diff.go, provider.go `Diff`) and the Kubernetes API give it.
+(v4.25.0 provider/pkg/provider/diff.go, provider.go `Diff`) and the Kubernetes API give it.
 """
 
 from __future__ import annotations
