@@ -411,8 +411,9 @@ def _surge(surge: int | str, replicas: int) -> int:
     return math.ceil(replicas * int(surge.rstrip("%")) / 100)
 
 
-def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
-    """The most pods the app's workloads can run at once, for the namespace quota.
+def peak_pods_by_workload(plan_: ReleasePlan, app: AppConfig) -> dict[str, int]:
+    """The most pods each of the app's workloads can run at once, for the namespace quota, keyed
+    by `<kind>/<name>`.
 
     Every workload counts at its most replicas (the HPA maximum when an HPA owns them), plus:
     - a Deployment: its rolling-update surge (all of them may roll at once: a config change
@@ -426,13 +427,19 @@ def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
       replicas + maxSurge: CalculateReplicaCountsForBasicCanary).
     """
     most = app.autoscaling.max_replicas if app.autoscaling.enabled else app.replicas
-    total = 0
+    peaks: dict[str, int] = {}
     for workload in plan_.workloads:
         count = most if workload.hpa_owned else (workload.replicas or 0)
         if not plan_.argo:
-            total += count + _surge(app.rollout.max_surge, count)
+            peak = count + _surge(app.rollout.max_surge, count)
         elif plan_.strategy == "blueGreen" or any(r.key == CANARY for r in plan_.routes):
-            total += 2 * count  # a canary Service exists only with traffic routing
+            peak = 2 * count  # a canary Service exists only with traffic routing
         else:
-            total += count + _surge(app.rollout.max_surge, count)
-    return total
+            peak = count + _surge(app.rollout.max_surge, count)
+        peaks[f"{workload.kind}/{workload.name}"] = peak
+    return peaks
+
+
+def peak_pods(plan_: ReleasePlan, app: AppConfig) -> int:
+    """The most pods the app's workloads can run at once (`peak_pods_by_workload`, summed)."""
+    return sum(peak_pods_by_workload(plan_, app).values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +50,17 @@ class Capture:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mocks that echo inputs as state, give LoadBalancers an address, and record every call."""
+    """Mocks that echo inputs as state, give LoadBalancers an address, answer a StackReference
+    with the given earlier outputs (none: a stack's first update), and record every call."""
 
-    def __init__(self, options: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        options: dict[tuple[str, str], dict[str, Any]],
+        previous_outputs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.registered: list[CapturedResource] = []
         self._options = options
+        self._previous_outputs = dict(previous_outputs or {})
         self._lock = threading.Lock()
 
     def new_resource(
@@ -69,6 +75,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "loadBalancer": {"ingress": [{"hostname": name + MOCK_LB_HOSTNAME_SUFFIX}]}
                 }
         state.update(_mock_outputs(args.typ, args.name, state))
+        if args.typ == "pulumi:pulumi:StackReference":
+            state.update({"outputs": self._previous_outputs, "secretOutputNames": []})
         with self._lock:
             options = dict(self._options.get((args.typ, args.name), {}))
             parent_type = options.pop("parent_type", None)
@@ -124,11 +132,13 @@ def _record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.Reso
 
 
 @contextlib.contextmanager
-def mocked_runtime(project: str, stack: str) -> Iterator[RecordingMocks]:
+def mocked_runtime(
+    project: str, stack: str, previous_outputs: Mapping[str, Any] | None = None
+) -> Iterator[RecordingMocks]:
     """Pulumi's mock runtime for the duration of the block; settings restored afterwards."""
     with _LOCK:
         options: dict[tuple[str, str], dict[str, Any]] = {}
-        mocks = RecordingMocks(options)
+        mocks = RecordingMocks(options, previous_outputs)
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
         pulumi.runtime.register_stack_transformation(_record_options(options))
@@ -159,11 +169,18 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def capture(program: Callable[[], Any], *, project: str, stack: str) -> Capture:
+def capture(
+    program: Callable[[], Any],
+    *,
+    project: str,
+    stack: str,
+    previous_outputs: Mapping[str, Any] | None = None,
+) -> Capture:
     """Run `program` under mocks; return every registered resource and the resolved value
-    of whatever the program returned (Outputs resolved)."""
+    of whatever the program returned (Outputs resolved). `previous_outputs`: the stack outputs
+    of an earlier update, as a StackReference to the stack reads them (default: none)."""
     result = Capture()
-    with mocked_runtime(project, stack) as mocks, _cyclic_gc_paused():
+    with mocked_runtime(project, stack, previous_outputs) as mocks, _cyclic_gc_paused():
 
         def run() -> pulumi.Output[Any]:
             returned = program()
