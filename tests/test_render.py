@@ -149,3 +149,17 @@ def test_render_captures_resource_options() -> None:
     result = render_mod.render_stack("prod")
     assert result.options["Deployment/appstack/web"]["ignore_changes"] == ["spec.replicas"]
     assert all(opts.get("parent") for opts in result.options.values())
+
+
+def test_a_render_leaves_the_sdks_source_positions_as_it_found_them() -> None:
+    """The mock runtime skips the SDK's stack walk (stackctl/engine.py) only while it runs."""
+    from pulumi.runtime import resource as sdk_resource
+
+    from components import config as config_model
+    from stackctl.render import render_config
+    from tests.conftest import base_raw
+
+    before = sdk_resource._get_stack_trace
+    render_config(config_model.load(base_raw("dev")), "dev")
+    assert sdk_resource._get_stack_trace is before
+    assert before.__module__ == "pulumi.runtime.resource"  # the SDK's own, not the mock's
