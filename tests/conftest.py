@@ -8,8 +8,8 @@ program, so no test depends on another's runtime state. Renders are computed onc
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -66,13 +66,17 @@ def validator_batch(
     tmp_path_factory: pytest.TempPathFactory, renders: Renders
 ) -> Iterator[validators.ValidatorBatch | None]:
     """The outside validators over every registered set, started with the session so that they
-    run beside the other tests; None when no collected module registered a set."""
+    run beside the other tests; None when no collected module registered a set. Under
+    pytest-xdist one worker runs them and the others read its results (the workers of a run
+    share the parent of their temp dirs)."""
     if not validators.RENDER_SETS:
         yield None
         return
-    tree = validators.write_sets(tmp_path_factory.mktemp("rendered"), renders)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        yield validators.ValidatorBatch(tree, pool)
+    shared = None
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "validator-batch"
+    with validators.session_batch(tmp_path_factory.mktemp("rendered"), shared, renders) as batch:
+        yield batch
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import fcntl
 import functools
 import json
+import pickle
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,10 +184,16 @@ class ValidatorBatch:
       (checkov relates objects within one scan: a RoleBinding to its Role, a pod to its
       NetworkPolicy; folders are never merged, so no object can affect another folder's checks);
     - kubernetes-validate --strict: one process per Kubernetes version over every built-in
-      object of every set (it judges each file alone)."""
+      object of every set (it judges each file alone).
 
-    def __init__(self, tree: RenderedTree, pool: concurrent.futures.Executor) -> None:
-        self.tree = tree
+    With `store` (a directory shared by the pytest-xdist workers of one run), the tree and every
+    result are also written there as they land, for the other workers (`StoredBatch`): the
+    batch runs once per test run, not once per worker."""
+
+    def __init__(
+        self, tree: RenderedTree, pool: concurrent.futures.Executor, store: Path | None = None
+    ) -> None:
+        self._tree = tree
         self.files = tuple(builtin_manifests(tree.root))
         self._schema = {
             version: pool.submit(kubernetes_validate_run, self.files, version)
@@ -194,6 +203,18 @@ class ValidatorBatch:
             str(folder.relative_to(tree.root)): pool.submit(checkov, folder)
             for folder in tree.scans
         }
+        if store is not None:
+            _store(store, "tree", tree)
+            results = {
+                **{f"schema-{k}": f for k, f in self._schema.items()},
+                **{f"checkov-{k}": f for k, f in self._checkov.items()},
+            }
+            for key, future in results.items():
+                future.add_done_callback(functools.partial(_store_result, store, key))
+
+    @property
+    def tree(self) -> RenderedTree:
+        return self._tree
 
     def checkov(self, folder: str) -> CheckovReport:
         """The report of the scan of `folder` (relative to the tree, e.g. `release`)."""
@@ -201,3 +222,74 @@ class ValidatorBatch:
 
     def schema(self, version: str) -> ToolRun:
         return self._schema[version].result()
+
+
+class StoredBatch(ValidatorBatch):
+    """The batch another xdist worker of this run owns, read from its store as results land."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+
+    @property
+    def tree(self) -> RenderedTree:
+        tree: RenderedTree = _load(self.store, "tree")
+        return tree
+
+    def checkov(self, folder: str) -> CheckovReport:
+        report: CheckovReport = _load(self.store, f"checkov-{folder}")
+        return report
+
+    def schema(self, version: str) -> ToolRun:
+        run: ToolRun = _load(self.store, f"schema-{version}")
+        return run
+
+
+STORE_WAIT_SECONDS = 900
+
+
+def _path(store: Path, key: str) -> Path:
+    return store / (key.replace("/", "__") + ".pickle")
+
+
+def _store(store: Path, key: str, value: object) -> None:
+    """Write atomically: a reader sees the whole pickle or none."""
+    tmp = _path(store, key).with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(value))
+    tmp.replace(_path(store, key))
+
+
+def _store_result(store: Path, key: str, future: concurrent.futures.Future[Any]) -> None:
+    error = future.exception()
+    _store(store, key, future.result() if error is None else ("failed", repr(error)))
+
+
+def _load(store: Path, key: str) -> Any:
+    path = _path(store, key)
+    deadline = time.monotonic() + STORE_WAIT_SECONDS
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {key} in {store} after {STORE_WAIT_SECONDS} s")
+        time.sleep(0.05)
+    value = pickle.loads(path.read_bytes())
+    if isinstance(value, tuple) and value[:1] == ("failed",):
+        raise AssertionError(f"the validator run {key} failed in its worker: {value[1]}")
+    return value
+
+
+@contextlib.contextmanager
+def session_batch(root: Path, shared: Path | None, renders: Renders) -> Iterator[ValidatorBatch]:
+    """The batch of this test session: run here (alone, or as the first xdist worker of the run
+    to take the lock in `shared`), or read from the worker that runs it."""
+    if shared is None:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            yield ValidatorBatch(write_sets(root, renders), pool)
+        return
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield StoredBatch(shared)
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            yield ValidatorBatch(write_sets(shared / "tree", renders), pool, store=shared)
