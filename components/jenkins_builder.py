@@ -42,13 +42,18 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import labels
+from components.agent_containers import (
+    AGENT_WORKDIR,
+    agent_container,
+    pull_secrets_dict,
+    resource_map,
+)
 from components.config import JenkinsSettings, NetworkSettings
 from components.network import (
     BaselineNetworkPolicies,
     BaselineNetworkPoliciesArgs,
     cidr_peers,
 )
-from components.security import restricted_container_security_dict
 
 TEMPLATE = "builder"
 BUILDER_APP = "jenkins-builder"
@@ -64,14 +69,7 @@ PSA_REASON = (
     "which holds only the Jenkins image-builder agents, enforces privileged "
     "(components/jenkins_builder.py)"
 )
-AGENT_HOME = "/home/jenkins"
-AGENT_WORKDIR = "/home/jenkins/agent"
 BUILDKIT_STATE = "/home/user/.local/share/buildkit"
-
-
-def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
-    """`imagePullSecrets` of a raw pod dict (JCasC agent templates); {} when there are none."""
-    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
 
 
 def pull_secret_refs(names: list[str]) -> list[k8s.core.v1.LocalObjectReferenceArgs] | None:
@@ -107,38 +105,11 @@ def builder_pod_labels(instance: str) -> dict[str, str]:
     return labels.standard_labels(BUILDER_APP, instance, "agent")
 
 
-def _resources(settings: JenkinsSettings, side: str) -> dict[str, str]:
-    res = getattr(settings.pulumi_agent_resources, side)
-    return {"cpu": res.cpu, "memory": res.memory, "ephemeral-storage": res.ephemeral_storage}
-
-
 def _jnlp_container(settings: JenkinsSettings) -> dict[str, Any]:
-    """The agent (`jnlp`) container: the restricted settings, under the BuildKit user."""
-    jnlp_resources = settings.agent_resources
-    return {
-        "name": "jnlp",
-        "image": settings.agent_image,
-        "imagePullPolicy": "Always",
-        "workingDir": AGENT_WORKDIR,
-        "env": [
-            {"name": "HOME", "value": AGENT_HOME},
-            {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
-        ],
-        "resources": {
-            side: {
-                "cpu": getattr(jnlp_resources, side).cpu,
-                "memory": getattr(jnlp_resources, side).memory,
-                "ephemeral-storage": getattr(jnlp_resources, side).ephemeral_storage,
-            }
-            for side in ("requests", "limits")
-        },
-        "securityContext": restricted_container_security_dict(BUILDKIT_UID, BUILDKIT_UID),
-        "volumeMounts": [
-            {"name": "home", "mountPath": AGENT_HOME},
-            {"name": "workspace-volume", "mountPath": AGENT_WORKDIR},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
+    """The agent (`jnlp`) container of every agent pod, under the BuildKit user."""
+    return agent_container(
+        "jnlp", settings.agent_image, settings.agent_resources, BUILDKIT_UID, BUILDKIT_UID
+    )
 
 
 def _buildkit_container(settings: JenkinsSettings) -> dict[str, Any]:
@@ -152,7 +123,10 @@ def _buildkit_container(settings: JenkinsSettings) -> dict[str, Any]:
         "command": ["tail", "-f", "/dev/null"],
         "workingDir": AGENT_WORKDIR,
         "env": [{"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"}],
-        "resources": {side: _resources(settings, side) for side in ("requests", "limits")},
+        "resources": {
+            side: resource_map(settings.pulumi_agent_resources, side)
+            for side in ("requests", "limits")
+        },
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": BUILDKIT_UID,

@@ -7,10 +7,13 @@ from typing import Any
 import yaml
 
 from components import labels
-from components.config import JenkinsSettings, Resources
-from components.jenkins.names import AGENT_APP, AGENT_HOME, AGENT_WORKDIR, TOOLS_CONTAINER
-from components.jenkins_builder import pull_secrets_dict
-from components.security import restricted_container_security_dict, restricted_pod_security_dict
+from components.agent_containers import (
+    agent_container,
+    pull_secrets_dict,
+)
+from components.config import JenkinsSettings
+from components.jenkins.names import AGENT_APP, TOOLS_CONTAINER
+from components.security import restricted_pod_security_dict
 
 # emptyDir sizes, each sized for what lands on it:
 #: /home/jenkins: remoting's jar cache (~10 MiB) and the tools' dot-directories; the Pulumi CLI
@@ -26,45 +29,9 @@ TOOLS_WORKSPACE_SIZE = "4Gi"
 TMP_SIZE = "1Gi"
 
 
-def resource_map(resources: Resources, side: str) -> dict[str, str]:
-    """requests or limits of a container as a Kubernetes resource map."""
-    values = resources.requests if side == "requests" else resources.limits
-    return {
-        "cpu": values.cpu,
-        "memory": values.memory,
-        "ephemeral-storage": values.ephemeral_storage,
-    }
-
-
 def agent_pod_labels(instance: str) -> dict[str, str]:
     """Labels of every agent pod (the NetworkPolicies select agents by the stable ones)."""
     return labels.standard_labels(AGENT_APP, instance, "agent")
-
-
-def _agent_container(
-    name: str, image: str, resources: Resources, settings: JenkinsSettings
-) -> dict[str, Any]:
-    sec = settings.security
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "Always",
-        "workingDir": AGENT_WORKDIR,
-        "env": [
-            {"name": "HOME", "value": AGENT_HOME},
-            {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
-        ],
-        "resources": {
-            "requests": resource_map(resources, "requests"),
-            "limits": resource_map(resources, "limits"),
-        },
-        "securityContext": restricted_container_security_dict(sec.run_as_user, sec.run_as_group),
-        "volumeMounts": [
-            {"name": "home", "mountPath": AGENT_HOME},
-            {"name": "workspace-volume", "mountPath": AGENT_WORKDIR},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
 
 
 def agent_pod(
@@ -74,14 +41,21 @@ def agent_pod(
     restricted security on every container, no token, emptyDirs for every writable path."""
     sec = settings.security
     containers = [
-        _agent_container("jnlp", settings.agent_image, settings.agent_resources, settings)
+        agent_container(
+            "jnlp",
+            settings.agent_image,
+            settings.agent_resources,
+            sec.run_as_user,
+            sec.run_as_group,
+        )
     ]
     if tools:
-        tools_container = _agent_container(
+        tools_container = agent_container(
             TOOLS_CONTAINER,
             settings.pulumi_agent_image,
             settings.pulumi_agent_resources,
-            settings,
+            sec.run_as_user,
+            sec.run_as_group,
         )
         # Kept alive for `container('pulumi') { sh ... }` steps, which run through pods/exec.
         tools_container["command"] = ["sleep"]

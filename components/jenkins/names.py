@@ -25,8 +25,6 @@ ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin-password"
 CI_SECRETS_DIR = "/run/secrets/jenkins-ci"
 USERS_SECRETS_DIR = "/run/secrets/jenkins-users"
 CACHE_DIR = "/var/jenkins_cache"
-AGENT_HOME = "/home/jenkins"
-AGENT_WORKDIR = "/home/jenkins/agent"
 TOOLS_CONTAINER = "pulumi"
 
 #: Global environment variable (JCasC globalNodeProperties) naming who may approve prod; the

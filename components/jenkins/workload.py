@@ -8,8 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
+from components.agent_containers import resource_map
 from components.config import JenkinsSettings, Resources, image_parts
-from components.jenkins.agents import resource_map
 from components.jenkins.configuration import java_opts
 from components.jenkins.context import Ctx
 from components.jenkins.names import (

@@ -1,0 +1,56 @@
+"""The containers every Jenkins agent pod is made of (the kubernetes cloud's templates in
+components/jenkins/agents.py, the image builder's pod in components/jenkins_builder.py): one
+definition, so the two kinds of agent pod cannot drift apart. Plain data (raw pod dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config import Resources
+from components.security import restricted_container_security_dict
+
+#: The agent user's home (remoting's jar cache, tool caches) and the workspace beneath it.
+AGENT_HOME = "/home/jenkins"
+AGENT_WORKDIR = "/home/jenkins/agent"
+
+
+def resource_map(resources: Resources, side: str) -> dict[str, str]:
+    """requests or limits of a container as a Kubernetes resource map."""
+    values = resources.requests if side == "requests" else resources.limits
+    return {
+        "cpu": values.cpu,
+        "memory": values.memory,
+        "ephemeral-storage": values.ephemeral_storage,
+    }
+
+
+def agent_container(
+    name: str, image: str, resources: Resources, run_as_user: int, run_as_group: int
+) -> dict[str, Any]:
+    """A container of an agent pod (`jnlp`, the tools container, the image builder's `jnlp`):
+    restricted security as `run_as_user`/`run_as_group`, the agent's home and workspace."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Always",
+        "workingDir": AGENT_WORKDIR,
+        "env": [
+            {"name": "HOME", "value": AGENT_HOME},
+            {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
+        ],
+        "resources": {
+            "requests": resource_map(resources, "requests"),
+            "limits": resource_map(resources, "limits"),
+        },
+        "securityContext": restricted_container_security_dict(run_as_user, run_as_group),
+        "volumeMounts": [
+            {"name": "home", "mountPath": AGENT_HOME},
+            {"name": "workspace-volume", "mountPath": AGENT_WORKDIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
+    """`imagePullSecrets` of a raw pod dict (JCasC agent templates); {} when there are none."""
+    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
