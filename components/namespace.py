@@ -83,13 +83,12 @@ def carried_over(previous: object, current: Mapping[str, Usage]) -> list[Usage]:
 
 
 def quota_hard(
-    apps: Mapping[str, AppConfig], quota: NamespaceQuota, carried: Sequence[Usage] = ()
+    apps: Mapping[str, AppConfig], quota: NamespaceQuota, usages: Sequence[Usage]
 ) -> dict[str, str]:
-    """ResourceQuota `hard` for the apps' worst case: every workload at the peak pod count of
-    its release strategy (components.release.peak_pods_by_workload), plus the workloads this
-    update deletes (`carried_over`), times (1 + headroom)."""
+    """ResourceQuota `hard` for the apps' worst case: `usages` (every workload at the peak pod
+    count of its release strategy, `workload_usage`, plus the workloads this update deletes,
+    `carried_over`), times (1 + headroom)."""
     factor = Decimal(100 + quota.headroom_percent) / 100
-    usages = [*workload_usage(apps).values(), *carried]
     totals = {key: sum((u.compute[key] for u in usages), Decimal(0)) for key in _COMPUTE}
     hard = {
         key: format_cpu(value * factor) if key.endswith("cpu") else format_bytes(value * factor)
@@ -137,6 +136,8 @@ class AppNamespace(pulumi.ComponentResource):
     """Namespace with restricted Pod Security admission, quota, limits and default deny."""
 
     name: pulumi.Output[str]
+    usage: dict[str, Usage]
+    """Each workload's peak share of the quota (plain data; the stack exports it)."""
 
     def __init__(
         self, name: str, args: AppNamespaceArgs, opts: pulumi.ResourceOptions | None = None
@@ -156,10 +157,14 @@ class AppNamespace(pulumi.ComponentResource):
             labels.PART_OF_KEY: labels.PART_OF,
             labels.MANAGED_BY_KEY: labels.MANAGED_BY,
         }
+        self.usage = workload_usage(args.apps)
         if args.quota.enabled:
-            current = workload_usage(args.apps)
             hard = pulumi.Output.from_input(args.previous_usage).apply(
-                lambda previous: quota_hard(args.apps, args.quota, carried_over(previous, current))
+                lambda previous: quota_hard(
+                    args.apps,
+                    args.quota,
+                    [*self.usage.values(), *carried_over(previous, self.usage)],
+                )
             )
             k8s.core.v1.ResourceQuota(
                 f"{name}-quota",

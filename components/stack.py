@@ -13,12 +13,7 @@ from components.endpoints import health_url
 from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
-from components.namespace import (
-    QUOTA_USAGE_OUTPUT,
-    AppNamespace,
-    AppNamespaceArgs,
-    workload_usage,
-)
+from components.namespace import QUOTA_USAGE_OUTPUT, AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
@@ -178,7 +173,5 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         health_urls={
             name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
         },
-        quota_usage={
-            key: usage.as_output() for key, usage in sorted(workload_usage(cfg.apps).items())
-        },
+        quota_usage={key: usage.as_output() for key, usage in sorted(namespace.usage.items())},
     )

@@ -186,7 +186,7 @@ def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[S
 
 def deletes_a_workload(before: Snapshot, after: Snapshot) -> bool:
     """Whether `after` drops a workload that `before` exported in its `quota_usage` output."""
-    old, new = (s.outputs.get("quota_usage") for s in (before, after))
+    old, new = (s.outputs.get(diff_render.QUOTA_USAGE) for s in (before, after))
     return isinstance(old, Mapping) and bool(
         set(old) - set(new if isinstance(new, Mapping) else {})
     )

@@ -39,7 +39,8 @@ OPTION_KEYS = (
 )
 #: Stack outputs the program reads back from its last update (components/namespace.py
 #: QUOTA_USAGE_OUTPUT); plain names here, the worker of an older revision imports nothing else.
-READ_BACK_OUTPUTS = ("quota_usage",)
+QUOTA_USAGE = "quota_usage"
+READ_BACK_OUTPUTS = (QUOTA_USAGE,)
 #: Exit statuses of the worker: the diff maps them to its own.
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1

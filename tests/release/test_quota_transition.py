@@ -24,7 +24,7 @@ from components import config as config_model
 from stackctl.render import RenderResult, render_config
 from tests.conftest import base_raw, one
 from tests.release.helpers import argo, blue_green, canary
-from tests.release.test_quota import peak
+from tests.release.test_quota import HEADROOM_PERCENT, peak
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Rollout")
 COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
@@ -141,5 +141,5 @@ def test_the_carried_pods_are_counted_with_headroom_like_the_rest() -> None:
     quota = hard(render(after, old.outputs))
     running = demand(old, set(workloads(old)) - set(workloads(render(after))))
     steady = demand(render(after), set(workloads(render(after))))
-    headroom = Decimal(125) / 100  # appstack:namespaceQuota.headroomPercent default
+    headroom = Decimal(100 + HEADROOM_PERCENT) / 100
     assert quota["pods"] == math.ceil((running["pods"] + steady["pods"]) * headroom)
