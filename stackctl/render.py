@@ -31,6 +31,7 @@ from pulumi.runtime import rpc
 from components import config as config_model
 from stackctl.engine import Capture, CapturedResource, capture
 from stackctl.errors import UserError
+from stackctl.yaml_out import dump
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REDACTED = "<redacted>"
@@ -238,55 +239,6 @@ def render_stack(stack: str, project_dir: Path = REPO_ROOT) -> RenderResult:
     except config_model.ConfigError as exc:
         raise UserError(str(exc)) from None
     return render_config(cfg, stack)
-
-
-# LibYAML's emitter (PyYAML's `CSafeDumper`) is about ten times faster than PyYAML's pure-Python
-# one and writes the same bytes wherever both pick the same style and fold at the same column:
-# with the same representer and resolver, that is every document whose keys are printable ASCII,
-# non-empty and shorter than 123 characters (PyYAML's `check_simple_key` counts the implicit
-# `!!str` tag, 5 characters, towards its limit of 128 and writes a longer key as `? key`; LibYAML's
-# `yaml_emitter_check_simple_key` counts the key alone, and takes an empty one too) and whose
-# strings are printable ASCII with no space beside a line break, so that they are written plain
-# or single-quoted (`yaml_emitter_write_plain_scalar`/`write_single_quoted_scalar` fold exactly
-# as `write_plain`/`write_single_quoted` do). A string that needs double quotes (escapes, an
-# indented embedded document) is folded differently by the two, so a document holding one is
-# written by the pure-Python emitter. tests/test_render_yaml.py holds the two to the same bytes.
-FAST_DUMPER: type[yaml.SafeDumper] | None = (
-    getattr(yaml, "CSafeDumper", None) if yaml.__with_libyaml__ else None
-)
-MAX_SIMPLE_KEY = 128 - len("!!str")
-_DUMP_OPTIONS: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100}
-
-
-def _same_in_both_emitters(value: Any) -> bool:
-    """True if LibYAML writes `value` byte for byte as PyYAML's pure-Python emitter does."""
-    if isinstance(value, str):
-        return value.isascii() and (
-            value.isprintable()
-            or (value.replace("\n", "").isprintable() and " \n" not in value and "\n " not in value)
-        )
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not (
-                isinstance(key, str)
-                and 0 < len(key) < MAX_SIMPLE_KEY
-                and key.isascii()
-                and key.isprintable()
-                and _same_in_both_emitters(item)
-            ):
-                return False
-        return True
-    if isinstance(value, list):
-        return all(_same_in_both_emitters(item) for item in value)
-    return isinstance(value, (bool, int, float)) or value is None
-
-
-def dump(obj: Mapping[str, Any]) -> str:
-    """One object as a YAML document: block style, keys in the order given, lines folded at 100."""
-    data = dict(obj)
-    fast = FAST_DUMPER is not None and _same_in_both_emitters(data)
-    text: str = yaml.dump(data, Dumper=FAST_DUMPER if fast else yaml.SafeDumper, **_DUMP_OPTIONS)
-    return text
 
 
 def write(result: RenderResult, out_dir: Path) -> None:
