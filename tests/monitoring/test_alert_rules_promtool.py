@@ -6,6 +6,7 @@ colour / track / ReplicaSet, and a silent case (tests/monitoring/alert_cases.py)
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,57 @@ def strategy_cases(name: str, honor_labels: bool = False) -> dict[str, list[Case
     return cases(cluster, loaded(name))
 
 
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def rules_read_by(groups: list[dict[str, Any]], alertname: str) -> list[dict[str, Any]]:
+    """The rule groups cut to alert `alertname` and the recording rules its expression reads,
+    transitively, in their groups and order. The alert's value at any time depends on those
+    alone, so promtool judges it exactly as with every group loaded; the rest (the SLO windows
+    of up to 3 days above all) only costs evaluation time."""
+    recorded: dict[str, list[dict[str, Any]]] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            if "record" in rule:
+                recorded.setdefault(rule["record"], []).append(rule)
+    alert = [r for g in groups for r in g["rules"] if r.get("alert") == alertname]
+    assert alert, f"no alert {alertname} in the rendered groups"
+    read: set[str] = set()
+    pending = [rule["expr"] for rule in alert]
+    while pending:
+        for name in _METRIC_NAME.findall(pending.pop()):
+            if name in recorded and name not in read:
+                read.add(name)
+                pending += [rule["expr"] for rule in recorded[name]]
+    cut = []
+    for group in groups:
+        rules = [
+            r for r in group["rules"] if r.get("alert") == alertname or r.get("record") in read
+        ]
+        if rules:
+            cut.append({**group, "rules": rules})
+    return cut
+
+
 def run_promtool(tmp_path: Path, groups: list[dict[str, Any]], tests: list[dict[str, Any]]) -> None:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
-    doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
-    test_path = tmp_path / "rules_test.yml"
-    test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
-    result = run_tool("promtool", "test", "rules", str(test_path), cwd=tmp_path)
+    """Every test group through one `promtool test rules` run: one test file per alert, each
+    loading the rules that alert reads (rules_read_by)."""
+    by_alert: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        (alertname,) = {t["alertname"] for t in test["alert_rule_test"]}
+        by_alert.setdefault(alertname, []).append(test)
+    test_files = []
+    for alertname, alert_tests in by_alert.items():
+        rules = tmp_path / f"{alertname}.rules.yml"
+        rules.write_text(
+            yaml.safe_dump({"groups": rules_read_by(groups, alertname)}, sort_keys=False),
+            encoding="utf-8",
+        )
+        doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": alert_tests}
+        test_path = tmp_path / f"{alertname}.test.yml"
+        test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+        test_files.append(test_path.name)
+    result = run_tool("promtool", "test", "rules", *test_files, cwd=tmp_path)
     assert result.returncode == 0, (
         f"promtool test rules failed (exit {result.returncode})\n"
         f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-5000:]}"
