@@ -152,14 +152,17 @@ def test_render_captures_resource_options() -> None:
 
 
 def test_a_render_leaves_the_sdks_source_positions_as_it_found_them() -> None:
-    """The mock runtime skips the SDK's stack walk (stackctl/engine.py) only while it runs."""
+    """The mock runtime skips the SDK's stack walk and swaps in its own `contains_unknowns`
+    (stackctl/engine.py) only while it runs."""
     from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime import rpc
 
     from components import config as config_model
     from stackctl.render import render_config
     from tests.conftest import base_raw
 
-    before = sdk_resource._get_stack_trace
+    before = sdk_resource._get_stack_trace, rpc.contains_unknowns
     render_config(config_model.load(base_raw("dev")), "dev")
-    assert sdk_resource._get_stack_trace is before
-    assert before.__module__ == "pulumi.runtime.resource"  # the SDK's own, not the mock's
+    assert (sdk_resource._get_stack_trace, rpc.contains_unknowns) == before
+    # the SDK's own, not the mock's
+    assert [f.__module__ for f in before] == ["pulumi.runtime.resource", "pulumi.runtime.rpc"]
