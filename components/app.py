@@ -421,13 +421,6 @@ def _service_address(scope: _Scope, service: k8s.core.v1.Service) -> pulumi.Outp
 class AppService(pulumi.ComponentResource):
     """One service: identity, config, workload, exposure, scaling, disruption budget, policy."""
 
-    deployment_name: pulumi.Output[str]
-    service_name: pulumi.Output[str]
-    metrics_service_name: pulumi.Output[str]
-    config_map_name: pulumi.Output[str]
-    secret_name: pulumi.Output[str]
-    address: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -454,12 +447,12 @@ class AppService(pulumi.ComponentResource):
         _network_policy(scope)
 
         primary = next(c for c in created if c.workload == plan.primary)
-        self.deployment_name = primary.name
-        self.service_name = routes[""].metadata.name
-        self.metrics_service_name = metrics_service.metadata.name
-        self.config_map_name = config_map.metadata.name
-        self.secret_name = secret.metadata.name
-        self.address = _service_address(scope, routes[""])
+        self.deployment_name: pulumi.Output[str] = primary.name
+        self.service_name: pulumi.Output[str] = routes[""].metadata.name
+        self.metrics_service_name: pulumi.Output[str] = metrics_service.metadata.name
+        self.config_map_name: pulumi.Output[str] = config_map.metadata.name
+        self.secret_name: pulumi.Output[str] = secret.metadata.name
+        self.address: pulumi.Output[str] = _service_address(scope, routes[""])
         self.register_outputs(
             {
                 "deployment_name": self.deployment_name,

@@ -90,9 +90,6 @@ def _registry_auth(server: str, args: ServiceImageArgs) -> docker.ProviderRegist
 class ServiceImage(pulumi.ComponentResource):
     """Build, tag and push one image; expose the pushed digest."""
 
-    image_name: pulumi.Output[str]
-    repo_digest: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: ServiceImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -145,6 +142,6 @@ class ServiceImage(pulumi.ComponentResource):
                 triggers={"digest": built.repo_digest},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
-        self.image_name = built.image_name
-        self.repo_digest = built.repo_digest
+        self.image_name: pulumi.Output[str] = built.image_name
+        self.repo_digest: pulumi.Output[str] = built.repo_digest
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest})

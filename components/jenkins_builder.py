@@ -216,8 +216,6 @@ class JenkinsBuilderArgs:
 class JenkinsBuilder(pulumi.ComponentResource):
     """Namespace (Pod Security privileged, documented), network policy and RBAC of the builder."""
 
-    namespace: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: JenkinsBuilderArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -238,7 +236,7 @@ class JenkinsBuilder(pulumi.ComponentResource):
         # network policies: agents out to the controller and the egress CIDRs, controller in
         _agents_network_policy(self, name, args, namespace)
         _controller_network_policy(self, name, args)
-        self.namespace = namespace
+        self.namespace: pulumi.Output[str] = namespace
         self.register_outputs({"namespace": self.namespace})
 
 

@@ -113,9 +113,6 @@ class AppMonitoringArgs:
 class AppMonitoring(pulumi.ComponentResource):
     """ServiceMonitor + PrometheusRule of one app."""
 
-    service_monitor_name: pulumi.Output[str]
-    prometheus_rule_name: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: AppMonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -150,8 +147,8 @@ class AppMonitoring(pulumi.ComponentResource):
         )
         # CustomResource has no typed metadata output; the names are ours, tied to each resource.
         obj_name = labels.resource_name(app)
-        self.service_monitor_name = monitor.urn.apply(lambda _: obj_name)
-        self.prometheus_rule_name = rule.urn.apply(lambda _: obj_name)
+        self.service_monitor_name: pulumi.Output[str] = monitor.urn.apply(lambda _: obj_name)
+        self.prometheus_rule_name: pulumi.Output[str] = rule.urn.apply(lambda _: obj_name)
         self.register_outputs(
             {
                 "service_monitor_name": self.service_monitor_name,

@@ -135,10 +135,6 @@ def _resource_map(cpu: str, memory: str, storage: str) -> dict[str, str]:
 class AppNamespace(pulumi.ComponentResource):
     """Namespace with restricted Pod Security admission, quota, limits and default deny."""
 
-    name: pulumi.Output[str]
-    usage: dict[str, Usage]
-    """Each workload's peak share of the quota (plain data; the stack exports it)."""
-
     def __init__(
         self, name: str, args: AppNamespaceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -157,7 +153,8 @@ class AppNamespace(pulumi.ComponentResource):
             labels.PART_OF_KEY: labels.PART_OF,
             labels.MANAGED_BY_KEY: labels.MANAGED_BY,
         }
-        self.usage = workload_usage(args.apps)
+        # Each workload's peak share of the quota (plain data; the stack exports it).
+        self.usage: dict[str, Usage] = workload_usage(args.apps)
         if args.quota.enabled:
             hard = pulumi.Output.from_input(args.previous_usage).apply(
                 lambda previous: quota_hard(
@@ -206,5 +203,5 @@ class AppNamespace(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.name = ns_name
+        self.name: pulumi.Output[str] = ns_name
         self.register_outputs({"name": self.name})

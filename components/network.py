@@ -91,9 +91,6 @@ class BaselineNetworkPoliciesArgs:
 class BaselineNetworkPolicies(pulumi.ComponentResource):
     """Default deny (ingress and egress) for every pod of a namespace, plus DNS egress."""
 
-    default_deny_name: pulumi.Output[str]
-    allow_dns_name: pulumi.Output[str]
-
     def __init__(
         self,
         name: str,
@@ -146,8 +143,8 @@ class BaselineNetworkPolicies(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.default_deny_name = deny.metadata.name
-        self.allow_dns_name = dns.metadata.name
+        self.default_deny_name: pulumi.Output[str] = deny.metadata.name
+        self.allow_dns_name: pulumi.Output[str] = dns.metadata.name
         self.register_outputs(
             {"default_deny_name": self.default_deny_name, "allow_dns_name": self.allow_dns_name}
         )
@@ -231,8 +228,6 @@ def app_ingress_rules(
 class AppNetworkPolicy(pulumi.ComponentResource):
     """The allowances of one app on top of the namespace's default deny."""
 
-    policy_name: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: AppNetworkPolicyArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -264,5 +259,5 @@ class AppNetworkPolicy(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.policy_name = policy.metadata.name
+        self.policy_name: pulumi.Output[str] = policy.metadata.name
         self.register_outputs({"policy_name": self.policy_name})

@@ -51,8 +51,6 @@ class RegistryPullSecretArgs:
 class RegistryPullSecret(pulumi.ComponentResource):
     """A dockerconfigjson Secret named `registry-credentials` in one namespace."""
 
-    secret_name: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: RegistryPullSecretArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -72,5 +70,5 @@ class RegistryPullSecret(pulumi.ComponentResource):
             string_data={".dockerconfigjson": document},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.secret_name = secret.metadata.name
+        self.secret_name: pulumi.Output[str] = secret.metadata.name
         self.register_outputs({"secret_name": self.secret_name})

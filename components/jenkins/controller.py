@@ -47,13 +47,6 @@ OUTPUTS = (
 class JenkinsController(pulumi.ComponentResource):
     """Jenkins controller (StatefulSet, protected home) and its Kubernetes-cloud agents."""
 
-    namespace: pulumi.Output[str]
-    url: pulumi.Output[str]
-    service_name: pulumi.Output[str]
-    statefulset_name: pulumi.Output[str]
-    home_claim_name: pulumi.Output[str]
-    admin_secret_name: pulumi.Output[str]
-
     def __init__(
         self, name: str, args: JenkinsControllerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -118,10 +111,10 @@ class JenkinsController(pulumi.ComponentResource):
         monitoring(ctx, svc.ui_resource)
 
         url = public_url(s, s.namespace, ui_service_name)
-        self.namespace = ctx.namespace
-        self.url = svc.ui.apply(lambda _: url)
-        self.service_name = svc.ui
-        self.statefulset_name = sts
-        self.home_claim_name = home
-        self.admin_secret_name = admin_secret
+        self.namespace: pulumi.Output[str] = ctx.namespace
+        self.url: pulumi.Output[str] = svc.ui.apply(lambda _: url)
+        self.service_name: pulumi.Output[str] = svc.ui
+        self.statefulset_name: pulumi.Output[str] = sts
+        self.home_claim_name: pulumi.Output[str] = home
+        self.admin_secret_name: pulumi.Output[str] = admin_secret
         self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
