@@ -1,21 +1,21 @@
 """Issue 13: splitting the Jenkins component into parts changes no URN. The snapshot was taken on
 main 4f60886 before the split (tests/jenkins/data/urns-main-4f60886.json), from the mock
 monitor's registrations with the engine's full parent type chain (sdk/go/common/resource/urn.go
-NewURN: parent's qualified type + '$' + type; the Stack is not part of it)."""
+NewURN: parent's qualified type + '$' + type; the Stack is not part of it), as tests/urns.py
+rebuilds them."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.runtime import mocks as pulumi_mocks
 
-from components import config as config_model
-from stackctl.render import REPO_ROOT, load_raw_config, render_config
+from stackctl.render import REPO_ROOT, load_raw_config
 from tests.jenkins.helpers import jenkins_raw, with_monitoring
+from tests.urns import render_urns
 
 SNAPSHOT = json.loads((Path(__file__).parent / "data" / "urns-main-4f60886.json").read_text())
 #: Resources issue 14 adds after the snapshot: the prod stack file now enables the Jenkins Ingress
@@ -28,39 +28,6 @@ ADDED_BY_ISSUE_14 = {
 }
 
 ISSUE_11_BUILDER = "appstack:jenkins:JenkinsController$appstack:jenkins:JenkinsBuilder"
-
-
-@pytest.fixture
-def registrations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str, str]]]:
-    seen: list[tuple[str, str, str, str]] = []
-    original = pulumi_mocks.MockMonitor.RegisterResource
-
-    def record(self: Any, request: Any) -> Any:
-        response = original(self, request)
-        seen.append((response.urn, request.parent, request.type, request.name))
-        return response
-
-    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", record)
-    yield seen
-
-
-def _jenkins_urns(seen: list[tuple[str, str, str, str]]) -> set[str]:
-    by_urn = {urn: (parent, typ, name) for urn, parent, typ, name in seen}
-
-    def qualified(urn: str) -> str:
-        parent, typ, _ = by_urn[urn]
-        if not parent or by_urn.get(parent, ("", "pulumi:pulumi:Stack", ""))[1] == (
-            "pulumi:pulumi:Stack"
-        ):
-            return typ
-        return qualified(parent) + "$" + typ
-
-    chains = {
-        qualified(urn) + "::" + name
-        for urn, (_, typ, name) in by_urn.items()
-        if typ != "pulumi:pulumi:Stack"
-    }
-    return {c for c in chains if c.startswith("appstack:jenkins:")}
 
 
 CASES: dict[str, tuple[Mapping[str, Any], str]] = {
@@ -80,12 +47,9 @@ CASES: dict[str, tuple[Mapping[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_jenkins_urns_are_those_of_main_before_the_split(
-    case: str, registrations: list[tuple[str, str, str, str]]
-) -> None:
+def test_jenkins_urns_are_those_of_main_before_the_split(case: str) -> None:
     raw, stack = CASES[case]
-    render_config(config_model.load(raw), stack)
-    urns = _jenkins_urns(registrations)
+    urns = {urn for urn in render_urns(raw, stack)[0] if urn.startswith("appstack:jenkins:")}
     added = ADDED_BY_ISSUE_14.get(case, set())
     # issue 11: the prod stack file enables the image builder (components/jenkins_builder.py),
     # a new subtree under the controller; nothing existing moves.
