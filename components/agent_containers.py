@@ -1,10 +1,14 @@
 """The containers every Jenkins agent pod is made of (the kubernetes cloud's templates in
-components/jenkins/agents.py, the image builder's pod in components/jenkins_builder.py): one
-definition, so the two kinds of agent pod cannot drift apart. Plain data (raw pod dicts)."""
+components/jenkins/agents.py, the image builder's pod in components/jenkins_builder.py), and the
+JCasC pod-template entry that carries such a pod: one definition, so the two kinds of agent pod
+cannot drift apart. Plain data (raw pod dicts)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import yaml
 
 from components.config import Resources
 from components.security import restricted_container_security_dict
@@ -54,3 +58,34 @@ def agent_container(
 def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
     """`imagePullSecrets` of a raw pod dict (JCasC agent templates); {} when there are none."""
     return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
+
+
+def casc_pod_template(
+    *,
+    name: str,
+    label: str,
+    namespace: str,
+    service_account: str,
+    exclusive: bool,
+    idle_minutes: int,
+    pod_retention: str,
+    pod: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A pod template of the kubernetes cloud (JCasC `templates` entry).
+
+    `exclusive`: only jobs that ask for `label` run there. The raw `pod` yaml overrides
+    (`yamlMergeStrategy: override`) rather than merges with the plugin's defaults, so what runs
+    is exactly what was rendered; `showRawYaml: false` keeps it out of build logs.
+    """
+    return {
+        "name": name,
+        "label": label,
+        "namespace": namespace,
+        "serviceAccount": service_account,
+        "nodeUsageMode": "EXCLUSIVE" if exclusive else "NORMAL",
+        "idleMinutes": idle_minutes,
+        "podRetention": pod_retention,
+        "showRawYaml": False,
+        "yamlMergeStrategy": "override",
+        "yaml": yaml.safe_dump(dict(pod), sort_keys=False, width=1000),
+    }

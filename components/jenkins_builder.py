@@ -39,12 +39,12 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from components import labels
 from components.agent_containers import (
     AGENT_WORKDIR,
     agent_container,
+    casc_pod_template,
     pull_secrets_dict,
     resource_map,
 )
@@ -179,18 +179,16 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
 
 def builder_pod_template(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
     """The JCasC entry of the `builder` pod template (the Jenkinsfile's Build image stage)."""
-    return {
-        "name": TEMPLATE,
-        "label": TEMPLATE,
-        "namespace": builder_namespace(settings),
-        "serviceAccount": labels.resource_name(BUILDER_APP),
-        "nodeUsageMode": "EXCLUSIVE",
-        "idleMinutes": 0,  # a builder pod holds registry credentials in its workspace: no reuse
-        "podRetention": settings.cloud.pod_retention,
-        "showRawYaml": False,
-        "yamlMergeStrategy": "override",
-        "yaml": yaml.safe_dump(builder_pod(settings, instance), sort_keys=False, width=1000),
-    }
+    return casc_pod_template(
+        name=TEMPLATE,
+        label=TEMPLATE,
+        namespace=builder_namespace(settings),
+        service_account=labels.resource_name(BUILDER_APP),
+        exclusive=True,
+        idle_minutes=0,  # a builder pod holds registry credentials in its workspace: no reuse
+        pod_retention=settings.cloud.pod_retention,
+        pod=builder_pod(settings, instance),
+    )
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from components import labels
 from components.agent_containers import (
     agent_container,
+    casc_pod_template,
     pull_secrets_dict,
 )
 from components.config import JenkinsSettings
@@ -98,16 +97,13 @@ def pod_template(
     tools: bool,
 ) -> dict[str, Any]:
     """One pod template of the cloud (`default`: inbound agent; `pulumi`: + tools container)."""
-    pod = agent_pod(settings, instance, service_account, tools=tools)
-    return {
-        "name": name,
-        "label": label,
-        "namespace": namespace,
-        "serviceAccount": service_account,
-        "nodeUsageMode": "EXCLUSIVE" if tools else "NORMAL",
-        "idleMinutes": settings.cloud.idle_minutes,
-        "podRetention": settings.cloud.pod_retention,
-        "showRawYaml": False,
-        "yamlMergeStrategy": "override",
-        "yaml": yaml.safe_dump(pod, sort_keys=False, width=1000),
-    }
+    return casc_pod_template(
+        name=name,
+        label=label,
+        namespace=namespace,
+        service_account=service_account,
+        exclusive=tools,
+        idle_minutes=settings.cloud.idle_minutes,
+        pod_retention=settings.cloud.pod_retention,
+        pod=agent_pod(settings, instance, service_account, tools=tools),
+    )
