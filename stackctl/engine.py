@@ -18,8 +18,9 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
-from pulumi.runtime import known_types, rpc, settings
+from pulumi.output import Unknown
 from pulumi.runtime import resource as sdk_resource
+from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import source_pb2
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
@@ -185,19 +186,27 @@ def contains_unknowns(val: Any) -> bool:
     (pulumi/output.py `contains_unknowns`, pulumi/runtime/rpc.py `serialize_property`), so
     mocked_runtime swaps it in while it runs and puts the SDK's back after.
     """
-    return _holds_unknown(val, set())
-
-
-def _holds_unknown(value: Any, seen: set[int]) -> bool:
-    if known_types.is_unknown(value):
+    if isinstance(val, Unknown):
         return True
-    if id(value) in seen:
+    if not isinstance(val, (dict, list)):
         return False
-    seen.add(id(value))
-    if isinstance(value, dict):
-        return any(_holds_unknown(value[key], seen) for key in value)
-    if isinstance(value, list):
-        return any(_holds_unknown(item, seen) for item in value)
+    # Depth-first over dict values and list items, each object once (by id), as the SDK does;
+    # the answer, whether an Unknown is reachable, does not depend on the order.
+    seen: set[int] = set()
+    pending: list[Any] = [val]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Unknown):
+            return True
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if type(value) is dict:
+            pending.extend(value.values())
+        elif isinstance(value, dict):
+            pending.extend(value[key] for key in value)
+        elif isinstance(value, list):
+            pending.extend(value)
     return False
 
 

@@ -25,10 +25,19 @@ leaves = st.one_of(
     st.just(rpc.UNKNOWN),  # the wire sentinel: a plain string once deserialized
     st.builds(Unknown),  # pulumi.output.UNKNOWN's type: what both must find
 )
+
+
+class SubDict(dict[str, Any]):
+    """A dict subclass (the SDK walks it by keys)."""
+
+
 values = st.recursive(
     leaves,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=3), inner, max_size=4)
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(max_size=3), inner, max_size=4),
+        st.dictionaries(st.text(max_size=3), inner, max_size=4).map(SubDict),
+        st.tuples(inner, inner),  # not walked by either
     ),
     max_leaves=25,
 )
