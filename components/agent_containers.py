@@ -28,6 +28,11 @@ def resource_map(resources: Resources, side: str) -> dict[str, str]:
     }
 
 
+def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
+    """`resources` of a raw container dict: its requests and limits."""
+    return {side: resource_map(resources, side) for side in ("requests", "limits")}
+
+
 def agent_container(
     name: str, image: str, resources: Resources, run_as_user: int, run_as_group: int
 ) -> dict[str, Any]:
@@ -42,10 +47,7 @@ def agent_container(
             {"name": "HOME", "value": AGENT_HOME},
             {"name": "JENKINS_AGENT_WORKDIR", "value": AGENT_WORKDIR},
         ],
-        "resources": {
-            "requests": resource_map(resources, "requests"),
-            "limits": resource_map(resources, "limits"),
-        },
+        "resources": resource_requirements(resources),
         "securityContext": restricted_container_security_dict(run_as_user, run_as_group),
         "volumeMounts": [
             {"name": "home", "mountPath": AGENT_HOME},

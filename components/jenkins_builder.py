@@ -46,7 +46,7 @@ from components.agent_containers import (
     agent_container,
     casc_pod_template,
     pull_secrets_dict,
-    resource_map,
+    resource_requirements,
 )
 from components.config import JenkinsSettings, NetworkSettings
 from components.network import (
@@ -123,10 +123,7 @@ def _buildkit_container(settings: JenkinsSettings) -> dict[str, Any]:
         "command": ["tail", "-f", "/dev/null"],
         "workingDir": AGENT_WORKDIR,
         "env": [{"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"}],
-        "resources": {
-            side: resource_map(settings.pulumi_agent_resources, side)
-            for side in ("requests", "limits")
-        },
+        "resources": resource_requirements(settings.pulumi_agent_resources),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": BUILDKIT_UID,
