@@ -175,8 +175,8 @@ def _no_stack_trace() -> source_pb2.StackTrace:
 
 def contains_unknowns(val: Any) -> bool:
     """True if `val` is, or holds in its dicts and lists, an unknown: the answer of the SDK's
-    `pulumi.runtime.rpc.contains_unknowns` (same walk, each object visited once), without its
-    garbage.
+    `pulumi.runtime.rpc.contains_unknowns` (dict values and list items, each object visited
+    once), without its garbage.
 
     The SDK's version defines a recursive closure on every call, a reference cycle (function,
     cell, annotations) that only the cyclic collector frees, and calls it for every
