@@ -86,6 +86,27 @@ def rules_read_by(groups: list[dict[str, Any]], alertname: str) -> list[dict[str
     return cut
 
 
+def write_rules_test(
+    tmp_path: Path, stem: str, groups: list[dict[str, Any]], tests: list[dict[str, Any]]
+) -> str:
+    """`<stem>.rules.yml` with `groups` and the `promtool test rules` file `<stem>.test.yml`
+    running `tests` on them; returns the test file's name."""
+    rules = tmp_path / f"{stem}.rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
+    test_path = tmp_path / f"{stem}.test.yml"
+    test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    return test_path.name
+
+
+def promtool_test_rules(tmp_path: Path, test_files: list[str]) -> None:
+    result = run_tool("promtool", "test", "rules", *test_files, cwd=tmp_path)
+    assert result.returncode == 0, (
+        f"promtool test rules failed (exit {result.returncode})\n"
+        f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    )
+
+
 def run_promtool(tmp_path: Path, groups: list[dict[str, Any]], tests: list[dict[str, Any]]) -> None:
     """Every test group through one `promtool test rules` run: one test file per alert, each
     loading the rules that alert reads (rules_read_by)."""
@@ -93,21 +114,12 @@ def run_promtool(tmp_path: Path, groups: list[dict[str, Any]], tests: list[dict[
     for test in tests:
         (alertname,) = {t["alertname"] for t in test["alert_rule_test"]}
         by_alert.setdefault(alertname, []).append(test)
-    test_files = []
-    for alertname, alert_tests in by_alert.items():
-        rules = tmp_path / f"{alertname}.rules.yml"
-        rules.write_text(
-            yaml.safe_dump({"groups": rules_read_by(groups, alertname)}, sort_keys=False),
-            encoding="utf-8",
-        )
-        doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": alert_tests}
-        test_path = tmp_path / f"{alertname}.test.yml"
-        test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
-        test_files.append(test_path.name)
-    result = run_tool("promtool", "test", "rules", *test_files, cwd=tmp_path)
-    assert result.returncode == 0, (
-        f"promtool test rules failed (exit {result.returncode})\n"
-        f"--- stdout\n{result.stdout[-20000:]}\n--- stderr\n{result.stderr[-5000:]}"
+    promtool_test_rules(
+        tmp_path,
+        [
+            write_rules_test(tmp_path, alertname, rules_read_by(groups, alertname), alert_tests)
+            for alertname, alert_tests in by_alert.items()
+        ],
     )
 
 
@@ -198,25 +210,14 @@ def test_recording_rules_aggregate_every_pod_of_the_job(tmp_path: Path, name: st
 
     n = len(targets)
     groups = rule_groups(name)
-    rules = tmp_path / "rules.yml"
-    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
-    doc = {
-        "rule_files": [rules.name],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in series],
-                "promql_expr_test": [
-                    check("job:http_requests:rate5m", n * 100 / 60),
-                    check("job:http_request_errors:rate5m", n * 10 / 60),
-                    check("job:http_request_errors:ratio_rate5m", 0.1),
-                    check("job:http_request_duration_seconds:p95_5m", 0.1 + 0.95 * 0.15),
-                ],
-            }
+    test = {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in series],
+        "promql_expr_test": [
+            check("job:http_requests:rate5m", n * 100 / 60),
+            check("job:http_request_errors:rate5m", n * 10 / 60),
+            check("job:http_request_errors:ratio_rate5m", 0.1),
+            check("job:http_request_duration_seconds:p95_5m", 0.1 + 0.95 * 0.15),
         ],
     }
-    path = tmp_path / "recording_test.yml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
-    result = run_tool("promtool", "test", "rules", str(path), cwd=tmp_path)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    promtool_test_rules(tmp_path, [write_rules_test(tmp_path, "recording", groups, [test])])
