@@ -94,6 +94,16 @@ def _as_input(value: Any) -> Any:
     return value
 
 
+def _holds_secret(value: Any) -> bool:
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
@@ -144,15 +154,16 @@ def floor_case(result: RenderResult, register: str = "sdk") -> Render:
     """Register the Kubernetes objects of `result` one by one, without components, parents or
     config model, under the same mock runtime; manifests as render does."""
     objects = [
-        (r.type, r.name, _as_input(r.inputs))
+        (r.type, r.name, r.inputs, _holds_secret(r.inputs))
         for r in result.resources
         if r.type.startswith("kubernetes:") and r.custom
     ]
     register_one = FLOORS[register]
 
     def program() -> None:
-        for type_token, name, inputs in objects:
-            register_one(type_token, name, inputs)
+        # a secret becomes an Output inside the run: an Output belongs to the run's event loop
+        for type_token, name, inputs, secret in objects:
+            register_one(type_token, name, _as_input(inputs) if secret else inputs)
 
     def run() -> RenderResult:
         cap = engine.capture(program, project=config_model.PROJECT, stack=result.stack)

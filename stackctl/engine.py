@@ -4,24 +4,30 @@
 records each resource's options (protect, retain_on_delete, ignore_changes, depends_on,
 delete_before_replace, aliases), runs `program()`, waits for every registration, and restores
 the runtime settings afterwards, so repeated runs in one process (tests, benchmarks) are
-independent.
+independent. Each run has an event loop of its own (what a failed program left pending is
+cancelled with it), and plain registrations are answered in the program's thread
+(`InlineMonitor`, `InlineFirstExecutor`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi.runtime
+from google.protobuf import struct_pb2  # type: ignore[import-untyped]  # no stubs pinned
 from pulumi.output import Unknown
+from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
-from pulumi.runtime.proto import source_pb2
+from pulumi.runtime.proto import resource_pb2, source_pb2
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -113,6 +119,186 @@ def _mock_outputs(type_token: str, name: str, state: dict[str, Any]) -> dict[str
     return {}
 
 
+#: Signatures (pulumi/runtime/rpc.py `_special_*_sig`) of the values whose deserialization makes
+#: objects (resources, assets, archives, outputs), which only the SDK's own path handles.
+_OBJECT_SIGNATURES = tuple(
+    sig.encode()
+    for sig in (
+        rpc._special_resource_sig,
+        rpc._special_asset_sig,
+        rpc._special_archive_sig,
+        rpc._special_output_value_sig,
+    )
+)
+
+_INLINE = threading.local()  # `.active`: this thread is answering an RPC inline (see below)
+
+
+class _NeedsThread(Exception):
+    """Raised by InlineMonitor, inline, for a request it leaves to the SDK's path in a thread."""
+
+
+class InlineMonitor(sdk_mocks.MockMonitor):
+    """Pulumi's MockMonitor, answering plain registrations in the program's own thread.
+
+    The SDK sends every monitor request through the event loop's default executor
+    (`run_in_executor`, pulumi/runtime/resource.py), a thread hop per registration that the
+    mock monitor then pays again: its `RegisterResource` turns the echoed state back into a
+    Struct by pumping an event loop of its own (`_sync_await(serialize_properties(...))`).
+    Under `InlineFirstExecutor` this monitor answers a registration whose request holds only
+    JSON values and secrets (no resource reference, asset, archive or output value) in the
+    calling thread, and builds the Struct directly: the same response, as the SDK's function
+    would build it (`tests/test_engine_monitor.py`). Everything else, and every request with
+    such a value, raises `_NeedsThread` inline, and the executor hands it to a worker thread,
+    where it takes the SDK's own path as before.
+    """
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method names: PascalCase
+        if not getattr(_INLINE, "active", False):
+            return self._sdk_answer("RegisterResource", request)
+        if request.type == "pulumi:pulumi:Stack" or _holds_objects(request.object):
+            raise _NeedsThread
+        urn = self.make_urn(request.parent, request.type, request.name)
+        args = sdk_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=rpc.deserialize_properties(request.object),
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+            transforms=sdk_mocks._resolve_callbacks(request.transforms),
+        )
+        id_, state = self.mocks.new_resource(args)
+        response = resource_pb2.RegisterResourceResponse(
+            urn=urn, id=id_ or "", object=plain_struct(state)
+        )
+        # stored as the SDK stores it (None included: a component's id)
+        self.resources[urn] = self.ResourceRegistration(urn, cast(str, id_), state)
+        return response
+
+    def _sdk_answer(self, method: str, request: Any) -> Any:
+        """The SDK's own answer (its MockMonitor is untyped)."""
+        return getattr(super(), method)(request)
+
+    # the requests whose SDK answers pump an event loop (`_sync_await`): always in a thread
+    def Invoke(self, request: Any) -> Any:
+        _leave_inline()
+        return self._sdk_answer("Invoke", request)
+
+    def ReadResource(self, request: Any) -> Any:
+        _leave_inline()
+        return self._sdk_answer("ReadResource", request)
+
+    def RegisterStackTransform(self, request: Any) -> Any:
+        _leave_inline()
+        return self._sdk_answer("RegisterStackTransform", request)
+
+    def RegisterStackInvokeTransform(self, request: Any) -> Any:
+        _leave_inline()
+        return self._sdk_answer("RegisterStackInvokeTransform", request)
+
+
+def _leave_inline() -> None:
+    if getattr(_INLINE, "active", False):
+        raise _NeedsThread
+
+
+def _holds_objects(struct: struct_pb2.Struct) -> bool:
+    blob = struct.SerializeToString()
+    return any(sig in blob for sig in _OBJECT_SIGNATURES)
+
+
+def plain_struct(state: Mapping[str, Any]) -> struct_pb2.Struct:
+    """`state` (JSON values: dicts with string keys, lists, strings, numbers, booleans, None;
+    a secret is such a dict) as a Struct: what `rpc.serialize_properties(state, {})` returns
+    for it, top-level None values left out as it leaves them out."""
+    for key, value in state.items():
+        odd = _not_json(value)
+        if odd is not None:
+            raise TypeError(f"mock state {key!r} is not a JSON value: holds a {odd.__name__}")
+    struct = struct_pb2.Struct()
+    struct.update({k: v for k, v in state.items() if v is not None})
+    return struct
+
+
+def _not_json(value: Any) -> type | None:
+    """The type of the first thing in `value` that is not a JSON value (a dict's non-string
+    key included); None if there is none."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    return type(key)
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif item is not None and kind not in (str, int, float, bool):
+            return kind
+    return None
+
+
+class InlineFirstExecutor(futures.ThreadPoolExecutor):
+    """The event loop's default executor while a program runs under the mocks: runs each
+    call in the submitting thread, marked inline; a call that raises `_NeedsThread` there
+    goes to a worker thread, as every call did before (`InlineMonitor`)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        done: futures.Future[Any] = futures.Future()
+        _INLINE.active = True
+        try:
+            result = fn(*args, **kwargs)
+        except _NeedsThread:
+            return super().submit(fn, *args, **kwargs)
+        except BaseException as exc:  # the SDK reads the exception from the future
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
+        finally:
+            _INLINE.active = False
+        return done
+
+
+@contextlib.contextmanager
+def _own_event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for this thread, with `InlineFirstExecutor` as its default executor;
+    the thread's previous loop is put back afterwards and this one closed (its worker threads
+    with it)."""
+    policy = asyncio.get_event_loop_policy()
+    previous = policy.get_event_loop()
+    loop = policy.new_event_loop()
+    loop.set_default_executor(InlineFirstExecutor(thread_name_prefix="appstack-mock-monitor"))
+    policy.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        try:
+            _cancel_pending(loop)
+        finally:
+            policy.set_event_loop(previous)
+            # A task of this run that failed (the program's own task when it raised or
+            # exited) reports "exception never retrieved" once it is garbage, at whatever
+            # point the collector runs, while the run raised it to the caller already.
+            loop.set_exception_handler(_after_close)
+            loop.close()
+
+
+def _after_close(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Exception handler of a closed run's loop: its errors reached the caller already."""
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and wait out what a failed program left pending (registrations it never
+    finished), so that none of it is destroyed pending after the loop is closed."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 def _record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.ResourceTransformation:
     def transformation(args: pulumi.ResourceTransformationArgs) -> None:
         opts = args.opts
@@ -148,12 +334,17 @@ def mocked_runtime(
 
     With `contains_unknowns` (below) in place of the SDK's: same answers, no reference cycle
     per call.
+
+    On an event loop of its own whose executor answers plain registrations in this thread
+    (`InlineMonitor`): no thread hop per resource.
     """
-    with _LOCK:
+    with _LOCK, _own_event_loop():
         options: dict[tuple[str, str], dict[str, Any]] = {}
         mocks = RecordingMocks(options, previous_outputs)
         settings.ROOT.set(None)
-        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+        pulumi.runtime.set_mocks(
+            mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)
+        )
         pulumi.runtime.register_stack_transformation(_record_options(options))
         stack_trace, sdk_contains_unknowns = sdk_resource._get_stack_trace, rpc.contains_unknowns
         sdk_resource._get_stack_trace = _no_stack_trace

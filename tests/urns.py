@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulumi.runtime import mocks as pulumi_mocks
-
 from components import config as config_model
+from stackctl import engine
 from stackctl.render import REPO_ROOT, load_raw_config, render_config
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -73,7 +72,7 @@ class Registrations:
 def recording() -> Iterator[Registrations]:
     """Record every RegisterResource request the mock monitor answers while the block runs."""
     found = Registrations()
-    original = pulumi_mocks.MockMonitor.RegisterResource
+    original = engine.InlineMonitor.RegisterResource
 
     def record(self: Any, request: Any) -> Any:
         response = original(self, request)
@@ -82,11 +81,11 @@ def recording() -> Iterator[Registrations]:
         )
         return response
 
-    pulumi_mocks.MockMonitor.RegisterResource = record  # type: ignore[method-assign]
+    engine.InlineMonitor.RegisterResource = record  # type: ignore[method-assign]
     try:
         yield found
     finally:
-        pulumi_mocks.MockMonitor.RegisterResource = original  # type: ignore[method-assign]
+        engine.InlineMonitor.RegisterResource = original  # type: ignore[method-assign]
 
 
 def _monitoring_on(raw: Mapping[str, Any]) -> dict[str, Any]:

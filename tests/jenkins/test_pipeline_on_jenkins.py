@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
 
 from components import config as config_model
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
 from components.jenkins_builder import REGISTRY_CREDENTIAL
+from stackctl import engine
 from stackctl.render import RenderResult, render_config
 from tests.conftest import Render, one
 from tests.jenkins.helpers import casc, jenkins_raw
@@ -158,13 +158,13 @@ def test_ui_service_waits_as_long_as_the_statefulset(
     # What reaches the engine: RegisterResourceRequest.customTimeouts (the provider's await
     # reads it before the annotation and its 10 min default: metadata.TimeoutDuration).
     seen: dict[str, Any] = {}
-    original = pulumi_mocks.MockMonitor.RegisterResource
+    original = engine.InlineMonitor.RegisterResource
 
     def record(self: Any, request: Any) -> Any:
         seen[request.name] = request.customTimeouts
         return original(self, request)
 
-    monkeypatch.setattr(pulumi_mocks.MockMonitor, "RegisterResource", record)
+    monkeypatch.setattr(engine.InlineMonitor, "RegisterResource", record)
     # a real program run (the `render` fixture may hand out a render it already has)
     render_config(config_model.load(jenkins_raw("prod")), "prod")
     sts, svc = seen["jenkins-statefulset"], seen["jenkins-service"]
