@@ -131,7 +131,12 @@ _OBJECT_SIGNATURES = tuple(
     )
 )
 
-_INLINE = threading.local()  # `.active`: this thread is answering an RPC inline (see below)
+
+class _Inline(threading.local):
+    active = False  # this thread is answering an RPC inline (InlineFirstExecutor)
+
+
+_INLINE = _Inline()
 
 
 class _NeedsThread(Exception):
@@ -154,7 +159,7 @@ class InlineMonitor(sdk_mocks.MockMonitor):
     """
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method names: PascalCase
-        if not getattr(_INLINE, "active", False):
+        if not _INLINE.active:
             return self._sdk_answer("RegisterResource", request)
         if request.type == "pulumi:pulumi:Stack" or _holds_objects(request.object):
             raise _NeedsThread
@@ -199,7 +204,7 @@ class InlineMonitor(sdk_mocks.MockMonitor):
 
 
 def _leave_inline() -> None:
-    if getattr(_INLINE, "active", False):
+    if _INLINE.active:
         raise _NeedsThread
 
 
