@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
+import pulumi.resource as pulumi_resource
 import pulumi.runtime
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]  # no stubs pinned
 from pulumi.output import Unknown
@@ -29,7 +30,7 @@ from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 
-from stackctl import wire
+from stackctl import alias_urns, wire
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -339,6 +340,9 @@ def mocked_runtime(
     `stackTrace` (pulumi/runtime/mocks.py `MockMonitor.RegisterResource`), and the walk grows
     with the depth of the component calls: about a tenth of a render's time, for nothing.
 
+    Without the full URN of each alias computed at construction (`stackctl.alias_urns`): the mock
+    monitor takes aliases as specs, so nothing reads them.
+
     With `contains_unknowns` (below) in place of the SDK's: same answers, no reference cycle
     per call. With the wire conversions of `stackctl.wire` in place of the SDK's: same
     answers, no coroutine per plain value.
@@ -357,6 +361,7 @@ def mocked_runtime(
         try:
             with (
                 _swapped(sdk_resource, _get_stack_trace=_no_stack_trace),
+                _swapped(pulumi_resource, collapse_alias_to_urn=alias_urns.alias_urn_unread),
                 _swapped(
                     rpc,
                     contains_unknowns=contains_unknowns,

@@ -1,23 +1,28 @@
-"""The SDK's own wire functions in place of stackctl.wire's: the oracle the mock runtime's
-conversions are held to (tests/test_engine_wire.py, tests/test_engine_monitor.py)."""
+"""The SDK's own functions in place of those the mock runtime swaps in: the oracle its
+conversions and shortcuts are held to (tests/test_engine_wire.py, tests/test_engine_aliases.py,
+tests/test_engine_monitor.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from stackctl import wire
+from stackctl import alias_urns, wire
 
 
 @contextmanager
-def sdk_wire() -> Iterator[None]:
+def sdk_functions() -> Iterator[None]:
     """Runs under the mocks (`engine.mocked_runtime`) started in the block use the SDK's own
-    `serialize_property` and `deserialize_properties`/`deserialize_property`."""
+    `serialize_property`, `deserialize_properties`/`deserialize_property` and
+    `collapse_alias_to_urn`."""
     ours = (wire.serialize_property, wire.deserialize_properties, wire.deserialize_property)
+    alias = alias_urns.alias_urn_unread
     wire.serialize_property = wire.SDK_SERIALIZE_PROPERTY  # type: ignore[assignment]
     wire.deserialize_properties = wire.SDK_DESERIALIZE_PROPERTIES
     wire.deserialize_property = wire.SDK_DESERIALIZE_PROPERTY
+    alias_urns.alias_urn_unread = alias_urns.SDK_COLLAPSE_ALIAS_TO_URN
     try:
         yield
     finally:
         wire.serialize_property, wire.deserialize_properties, wire.deserialize_property = ours  # type: ignore[assignment]
+        alias_urns.alias_urn_unread = alias

@@ -19,7 +19,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from stackctl import engine
 from stackctl.render import render_stack
-from tests.sdk_oracle import sdk_wire
+from tests.sdk_oracle import sdk_functions
 
 leaves = st.one_of(
     st.none(),
@@ -93,7 +93,7 @@ def request(name: str, inputs: dict[str, Any]) -> resource_pb2.RegisterResourceR
 def test_a_registration_gets_the_sdk_monitors_response(inputs: dict[str, Any]) -> None:
     sdk_monitor, ours = sdk_mocks.MockMonitor(Echo()), engine.InlineMonitor(Echo())
     # make_urn reads the stack and project; the SDK's monitor runs with the SDK's functions
-    with sdk_wire(), engine.mocked_runtime("appstack", "dev"):
+    with sdk_functions(), engine.mocked_runtime("appstack", "dev"):
         expected = sdk_monitor.RegisterResource(request("cm", inputs))
     with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
         got = executor.submit(ours.RegisterResource, request("cm", inputs)).result()

@@ -27,7 +27,7 @@ from stackctl import engine, wire
 from stackctl.bench import synthetic
 from stackctl.render import render_config, render_stack
 from tests.render_digests import digest
-from tests.sdk_oracle import sdk_wire
+from tests.sdk_oracle import sdk_functions
 
 SDK_SERIALIZE_PROPERTY = rpc.serialize_property
 
@@ -209,13 +209,13 @@ def test_every_input_type_of_the_renders_reads_as_the_sdk_reads_it() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-Sent = tuple[str, str, struct_pb2.Struct, list[str], dict[str, list[str]]]
+Sent = tuple[str, str, struct_pb2.Struct, list[str], dict[str, list[str]], list[Any]]
 
 
 @contextmanager
 def requests_recorded() -> Iterator[list[Sent]]:
-    """What the monitor is sent: each registration's inputs and dependencies, and each
-    component's outputs."""
+    """What the monitor is sent: each registration's inputs, dependencies and aliases, and
+    each component's outputs."""
     sent: list[Sent] = []
     register, outputs = (
         engine.InlineMonitor.RegisterResource,
@@ -226,13 +226,16 @@ def requests_recorded() -> Iterator[list[Sent]]:
         object_ = struct_pb2.Struct()
         object_.CopyFrom(request.object)
         deps = {k: sorted(v.urns) for k, v in request.propertyDependencies.items()}
-        sent.append((request.type, request.name, object_, sorted(request.dependencies), deps))
+        aliases = [alias.SerializeToString(deterministic=True) for alias in request.aliases]
+        sent.append(
+            (request.type, request.name, object_, sorted(request.dependencies), deps, aliases)
+        )
         return register(self, request)
 
     def record_outputs(self: Any, request: Any) -> Any:
         object_ = struct_pb2.Struct()
         object_.CopyFrom(request.outputs)
-        sent.append(("outputs", request.urn, object_, [], {}))
+        sent.append(("outputs", request.urn, object_, [], {}, []))
         return outputs(self, request)
 
     engine.InlineMonitor.RegisterResource = record  # type: ignore[method-assign]
@@ -255,7 +258,7 @@ RENDERS: dict[str, Callable[[], Any]] = {
 def test_a_render_sends_the_requests_the_sdks_functions_send(case: str) -> None:
     with requests_recorded() as ours:
         got = RENDERS[case]()
-    with sdk_wire(), requests_recorded() as sdks:
+    with sdk_functions(), requests_recorded() as sdks:
         expected = RENDERS[case]()
     assert len(ours) > len(got.objects)
     assert by_resource(ours) == by_resource(sdks)
@@ -297,13 +300,13 @@ def test_outputs_in_inputs_send_what_the_sdk_sends() -> None:
 
     with requests_recorded() as ours:
         engine.capture(program, project="appstack", stack="dev")
-    with sdk_wire(), requests_recorded() as sdks:
+    with sdk_functions(), requests_recorded() as sdks:
         engine.capture(program, project="appstack", stack="dev")
     assert by_resource(ours) == by_resource(sdks)
-    config = next(object_ for typ, _, object_, _, _ in ours if typ.endswith("ConfigMap"))
+    config = next(sent[2] for sent in ours if sent[0].endswith("ConfigMap"))
     assert config["data"]["unknown"] == rpc.UNKNOWN
     assert config["data"]["secret"][rpc._special_sig_key] == rpc._special_secret_sig
-    assert any(deps for typ, _, _, _, deps in ours if typ.endswith("ConfigMap"))
+    assert any(sent[4] for sent in ours if sent[0].endswith("ConfigMap"))
 
 
 def test_the_sdks_functions_are_back_after_a_run() -> None:
