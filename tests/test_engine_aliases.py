@@ -98,10 +98,13 @@ def program(drop_alias_specs: bool) -> Any:
     return run
 
 
+Sent = dict[str, tuple[list[bytes], list[str]]]
+
+
 @contextmanager
-def aliases_sent() -> Iterator[dict[str, tuple[list[bytes], list[str]]]]:
+def aliases_sent() -> Iterator[Sent]:
     """Per resource name: the alias specs and the alias URNs its registration sends."""
-    sent: dict[str, tuple[list[bytes], list[str]]] = {}
+    sent: Sent = {}
     register = engine.InlineMonitor.RegisterResource
 
     def record(self: engine.InlineMonitor, request: Any) -> Any:
@@ -116,11 +119,18 @@ def aliases_sent() -> Iterator[dict[str, tuple[list[bytes], list[str]]]]:
         engine.InlineMonitor.RegisterResource = register  # type: ignore[method-assign]
 
 
-def test_with_alias_specs_the_aliases_sent_are_the_sdks() -> None:
+def sent_by_ours_and_the_sdks(drop_alias_specs: bool) -> tuple[Sent, Sent]:
+    """The aliases the program's registrations send under the mock runtime, and under it with
+    the SDK's own functions."""
     with aliases_sent() as ours:
-        engine.capture(program(False), project="appstack", stack="dev")
+        engine.capture(program(drop_alias_specs), project="appstack", stack="dev")
     with sdk_functions(), aliases_sent() as sdks:
-        engine.capture(program(False), project="appstack", stack="dev")
+        engine.capture(program(drop_alias_specs), project="appstack", stack="dev")
+    return ours, sdks
+
+
+def test_with_alias_specs_the_aliases_sent_are_the_sdks() -> None:
+    ours, sdks = sent_by_ours_and_the_sdks(drop_alias_specs=False)
     assert ours == sdks
     specs, urns = ours["web"]
     assert len(specs) == 4 and not urns  # its own alias and the Deployment's three API versions
@@ -138,10 +148,7 @@ def test_with_alias_specs_no_alias_urn_is_computed() -> None:
 
 
 def test_without_alias_specs_the_sdk_computes_the_urns_sent() -> None:
-    with aliases_sent() as ours:
-        engine.capture(program(True), project="appstack", stack="dev")
-    with sdk_functions(), aliases_sent() as sdks:
-        engine.capture(program(True), project="appstack", stack="dev")
+    ours, sdks = sent_by_ours_and_the_sdks(drop_alias_specs=True)
     assert ours == sdks
     specs, urns = ours["web"]
     assert not specs and urns  # full URNs, computed by the SDK
