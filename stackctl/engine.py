@@ -153,12 +153,12 @@ class InlineMonitor(sdk_mocks.MockMonitor):
     (`run_in_executor`, pulumi/runtime/resource.py), a thread hop per registration that the
     mock monitor then pays again: its `RegisterResource` turns the echoed state back into a
     Struct by pumping an event loop of its own (`_sync_await(serialize_properties(...))`).
-    Under `InlineFirstExecutor` this monitor answers a registration whose request holds only
-    JSON values and secrets (no resource reference, asset, archive or output value) in the
-    calling thread, and builds the Struct directly: the same response, as the SDK's function
-    would build it (`tests/test_engine_monitor.py`). Everything else, and every request with
-    such a value, raises `_NeedsThread` inline, and the executor hands it to a worker thread,
-    where it takes the SDK's own path as before.
+    Under `InlineFirstExecutor` this monitor answers a registration or a read (a
+    StackReference) whose request holds only JSON values and secrets (no resource reference,
+    asset, archive or output value) in the calling thread, and builds the Struct directly: the
+    same response, as the SDK's function would build it (`tests/test_engine_monitor.py`).
+    Everything else, and every request with such a value, raises `_NeedsThread` inline, and
+    the executor hands it to a worker thread, where it takes the SDK's own path as before.
     """
 
     def RegisterResource(self, request: Any) -> Any:  # the gRPC method names: PascalCase
@@ -184,6 +184,26 @@ class InlineMonitor(sdk_mocks.MockMonitor):
         self.resources[urn] = self.ResourceRegistration(urn, cast(str, id_), state)
         return response
 
+    def ReadResource(self, request: Any) -> Any:
+        """A read (a StackReference) of plain properties, answered inline as the SDK answers
+        it: the mocks' state for the read resource, stored under its URN."""
+        if not _INLINE.active:
+            return self._sdk_answer("ReadResource", request)
+        if _holds_objects(request.properties):
+            raise _NeedsThread
+        args = sdk_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=rpc.deserialize_properties(request.properties),
+            provider=request.provider,
+            resource_id=request.id,
+        )
+        id_, state = self.mocks.new_resource(args)
+        properties = plain_struct(state)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.resources[urn] = self.ResourceRegistration(urn, cast(str, id_), state)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=properties)
+
     def _sdk_answer(self, method: str, request: Any) -> Any:
         """The SDK's own answer (its MockMonitor is untyped)."""
         return getattr(super(), method)(request)
@@ -192,10 +212,6 @@ class InlineMonitor(sdk_mocks.MockMonitor):
     def Invoke(self, request: Any) -> Any:
         _leave_inline()
         return self._sdk_answer("Invoke", request)
-
-    def ReadResource(self, request: Any) -> Any:
-        _leave_inline()
-        return self._sdk_answer("ReadResource", request)
 
     def RegisterStackTransform(self, request: Any) -> Any:
         _leave_inline()
