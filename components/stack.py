@@ -51,11 +51,14 @@ class StackOutputs:
             pulumi.export(key, value)
 
 
-def client_apps(cfg: StackConfig, target: str) -> tuple[str, ...]:
-    """Apps that declared egress to `target`: they get ingress to it."""
-    return tuple(
-        sorted(name for name, app in cfg.apps.items() if any(r.app == target for r in app.egress))
-    )
+def client_apps(cfg: StackConfig) -> dict[str, tuple[str, ...]]:
+    """Per app, the apps that declared egress to it (sorted): they get ingress to it."""
+    clients: dict[str, set[str]] = {}
+    for name, app in cfg.apps.items():
+        for rule in app.egress:
+            if rule.app is not None:  # a rule by CIDR or namespace names no app
+                clients.setdefault(rule.app, set()).add(name)
+    return {target: tuple(sorted(names)) for target, names in clients.items()}
 
 
 def _built_image(cfg: StackConfig, name: str) -> pulumi.Input[str] | None:
@@ -131,6 +134,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             ).secret_name
         )
     services: dict[str, AppService] = {}
+    clients = client_apps(cfg)
     for name in sorted(cfg.apps):
         secrets = {
             key: pulumi.Output.secret(value.get_secret_value())
@@ -146,7 +150,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 instance=instance,
                 network=cfg.network,
                 secrets=secrets,
-                client_apps=client_apps(cfg, name),
+                client_apps=clients.get(name, ()),
                 image=image,
                 monitoring=cfg.monitoring,  # release.argoRollouts analysis threshold
                 image_pull_secrets=[*cfg.apps[name].image_pull_secrets, *pull_secrets],

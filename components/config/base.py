@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -241,8 +242,10 @@ IntOrPercent = Annotated[int | str, AfterValidator(_percent_or_int)]
 ImageRef = Annotated[str, AfterValidator(_image)]
 
 
+@functools.lru_cache(maxsize=1024)
 def image_parts(image: str) -> tuple[str, str | None, str | None]:
-    """(repository, tag, digest) of a validated image reference."""
+    """(repository, tag, digest) of a validated image reference (parsed once per reference:
+    every object of an app reads its version label from it)."""
     ref = grammar.parse_image(image)
     return ref.repository, ref.tag, ref.digest
 
