@@ -30,7 +30,7 @@ from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 
-from stackctl import alias_urns, wire
+from stackctl import sdk_urns, wire
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -356,8 +356,8 @@ def mocked_runtime(
     `stackTrace` (pulumi/runtime/mocks.py `MockMonitor.RegisterResource`), and the walk grows
     with the depth of the component calls: about a tenth of a render's time, for nothing.
 
-    Without the full URN of each alias computed at construction (`stackctl.alias_urns`): the mock
-    monitor takes aliases as specs, so nothing reads them.
+    Without the full URN of each alias computed at construction, and with a URN of plain
+    strings made as one resolved Output (`stackctl.sdk_urns`).
 
     With `contains_unknowns` (below) in place of the SDK's: same answers, no reference cycle
     per call. With the wire conversions of `stackctl.wire` in place of the SDK's: same
@@ -376,8 +376,10 @@ def mocked_runtime(
         pulumi.runtime.register_stack_transformation(_record_options(options))
         try:
             with (
-                _swapped(sdk_resource, _get_stack_trace=_no_stack_trace),
-                _swapped(pulumi_resource, collapse_alias_to_urn=alias_urns.alias_urn_unread),
+                _swapped(
+                    sdk_resource, _get_stack_trace=_no_stack_trace, create_urn=sdk_urns.create_urn
+                ),
+                _swapped(pulumi_resource, collapse_alias_to_urn=sdk_urns.alias_urn_unread),
                 _swapped(
                     rpc,
                     contains_unknowns=contains_unknowns,

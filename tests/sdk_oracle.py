@@ -7,22 +7,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from stackctl import alias_urns, wire
+from stackctl import sdk_urns, wire
 
 
 @contextmanager
 def sdk_functions() -> Iterator[None]:
     """Runs under the mocks (`engine.mocked_runtime`) started in the block use the SDK's own
-    `serialize_property`, `deserialize_properties`/`deserialize_property` and
-    `collapse_alias_to_urn`."""
+    `serialize_property`, `deserialize_properties`/`deserialize_property`,
+    `collapse_alias_to_urn` and `create_urn`."""
     ours = (wire.serialize_property, wire.deserialize_properties, wire.deserialize_property)
-    alias = alias_urns.alias_urn_unread
+    urns = (sdk_urns.alias_urn_unread, sdk_urns.create_urn)
     wire.serialize_property = wire.SDK_SERIALIZE_PROPERTY  # type: ignore[assignment]
     wire.deserialize_properties = wire.SDK_DESERIALIZE_PROPERTIES
     wire.deserialize_property = wire.SDK_DESERIALIZE_PROPERTY
-    alias_urns.alias_urn_unread = alias_urns.SDK_COLLAPSE_ALIAS_TO_URN
+    sdk_urns.alias_urn_unread = sdk_urns.SDK_COLLAPSE_ALIAS_TO_URN
+    sdk_urns.create_urn = sdk_urns.SDK_CREATE_URN
     try:
         yield
     finally:
         wire.serialize_property, wire.deserialize_properties, wire.deserialize_property = ours  # type: ignore[assignment]
-        alias_urns.alias_urn_unread = alias
+        sdk_urns.alias_urn_unread, sdk_urns.create_urn = urns

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime import settings
 from pulumi.runtime.proto import resource_pb2
 
-from stackctl import alias_urns, engine
+from stackctl import engine, sdk_urns
 from tests.sdk_oracle import sdk_functions
 
 SDK_ROOT = Path(pulumi.__file__).parent
@@ -45,7 +45,7 @@ def _functions_reading_aliases() -> set[tuple[str, str]]:
     return found
 
 
-def test_the_sdk_reads_alias_urns_only_in_all_aliases() -> None:
+def test_the_sdk_reads_sdk_urns_only_in_all_aliases() -> None:
     assert _functions_reading_aliases() == {("runtime/resource.py", "all_aliases")}
 
 
@@ -144,7 +144,7 @@ def test_with_alias_specs_no_alias_urn_is_computed() -> None:
         made.append(holder)
 
     engine.capture(run, project="appstack", stack="dev")
-    assert [type(alias) for alias in made[0]._aliases] == [alias_urns.AliasURNNotComputed]
+    assert [type(alias) for alias in made[0]._aliases] == [sdk_urns.AliasURNNotComputed]
 
 
 def test_without_alias_specs_the_sdk_computes_the_urns_sent() -> None:
