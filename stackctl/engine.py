@@ -166,7 +166,6 @@ class InlineMonitor(sdk_mocks.MockMonitor):
             return self._sdk_answer("RegisterResource", request)
         if request.type == "pulumi:pulumi:Stack" or _holds_objects(request.object):
             raise _NeedsThread
-        urn = self.make_urn(request.parent, request.type, request.name)
         args = sdk_mocks.MockResourceArgs(
             typ=request.type,
             name=request.name,
@@ -176,13 +175,8 @@ class InlineMonitor(sdk_mocks.MockMonitor):
             custom=request.custom or False,
             transforms=sdk_mocks._resolve_callbacks(request.transforms),
         )
-        id_, state = self.mocks.new_resource(args)
-        response = resource_pb2.RegisterResourceResponse(
-            urn=urn, id=id_ or "", object=plain_struct(state)
-        )
-        # stored as the SDK stores it (None included: a component's id)
-        self.resources[urn] = self.ResourceRegistration(urn, cast(str, id_), state)
-        return response
+        urn, id_, state = self._answer(request, args)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=state)
 
     def ReadResource(self, request: Any) -> Any:
         """A read (a StackReference) of plain properties, answered inline as the SDK answers
@@ -198,11 +192,20 @@ class InlineMonitor(sdk_mocks.MockMonitor):
             provider=request.provider,
             resource_id=request.id,
         )
+        urn, _, state = self._answer(request, args)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=state)
+
+    def _answer(
+        self, request: Any, args: sdk_mocks.MockResourceArgs
+    ) -> tuple[str, str | None, struct_pb2.Struct]:
+        """The mocks' id and state for a registered or read resource (the state as a Struct),
+        and its URN; stored under that URN as the SDK stores it (None included: a
+        component's id)."""
         id_, state = self.mocks.new_resource(args)
-        properties = plain_struct(state)
+        answer = plain_struct(state)
         urn = self.make_urn(request.parent, request.type, request.name)
         self.resources[urn] = self.ResourceRegistration(urn, cast(str, id_), state)
-        return resource_pb2.ReadResourceResponse(urn=urn, properties=properties)
+        return urn, id_, answer
 
     def _sdk_answer(self, method: str, request: Any) -> Any:
         """The SDK's own answer (its MockMonitor is untyped)."""

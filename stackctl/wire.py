@@ -99,10 +99,17 @@ def _mapping_rules(typ: Any) -> tuple[bool, Callable[[str], str] | None, Callabl
     return False, None, _no_type
 
 
+def _unwrapped(typ: Any) -> Any:
+    """An annotation as the SDK's `serialize_property` reads it: `Input[T]`, `Output[T]`,
+    `Optional[T]` unwrapped to T, and `Any` taken as no annotation."""
+    if typ is None:
+        return None
+    typ = _cached(_UNWRAPPED, typ, _types.unwrap_type)
+    return None if typ is Any else typ
+
+
 def _is_input_type(cls: type) -> bool:
-    found = _INPUT_TYPES.get(cls)
-    if found is None:
-        found = _INPUT_TYPES[cls] = _types.is_input_type(cls)
+    found: bool = _cached(_INPUT_TYPES, cls, _types.is_input_type)
     return found
 
 
@@ -192,10 +199,7 @@ class _Walk:
         self.holes: list[_Hole] = []
 
     def value(self, value: Any, typ: Any, property_key: str | None) -> Any:
-        if typ is not None:
-            typ = _cached(_UNWRAPPED, typ, _types.unwrap_type)
-            if typ is Any:
-                typ = None
+        typ = _unwrapped(typ)
         kind = type(value)
         if kind is list or kind is tuple:
             element_type = _cached(_ELEMENT_TYPES, typ, rpc._get_list_element_type)
@@ -316,10 +320,7 @@ async def _output_value(
     """The SDK's `serialize_property` of an Output when output values are not kept (the mock
     monitor never keeps them): its value once resolved, its resources as dependencies, a
     secret marked as one, an unknown as the UNKNOWN sentinel."""
-    if typ is not None:  # the SDK unwraps the annotation before it takes the Output's branch
-        typ = _cached(_UNWRAPPED, typ, _types.unwrap_type)
-        if typ is Any:
-            typ = None
+    typ = _unwrapped(typ)  # the SDK unwraps the annotation before it takes the Output's branch
     data = await output._data
     value_resources = data.resources
     if deps is not None:

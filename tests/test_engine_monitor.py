@@ -88,19 +88,6 @@ def request(name: str, inputs: dict[str, Any]) -> resource_pb2.RegisterResourceR
     )
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=6), json_values, max_size=6))
-@settings(max_examples=100, deadline=None)
-def test_a_registration_gets_the_sdk_monitors_response(inputs: dict[str, Any]) -> None:
-    sdk_monitor, ours = sdk_mocks.MockMonitor(Echo()), engine.InlineMonitor(Echo())
-    # make_urn reads the stack and project; the SDK's monitor runs with the SDK's functions
-    with sdk_functions(), engine.mocked_runtime("appstack", "dev"):
-        expected = sdk_monitor.RegisterResource(request("cm", inputs))
-    with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
-        got = executor.submit(ours.RegisterResource, request("cm", inputs)).result()
-    assert got == expected
-    assert ours.resources.keys() == sdk_monitor.resources.keys()
-
-
 def read_request(name: str, inputs: dict[str, Any]) -> resource_pb2.ReadResourceRequest:
     properties = struct_pb2.Struct()
     properties.update(inputs)
@@ -113,17 +100,27 @@ def read_request(name: str, inputs: dict[str, Any]) -> resource_pb2.ReadResource
     )
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=6), json_values, max_size=6))
+#: The requests answered inline, each with a request of a plain state `inputs`.
+ANSWERED_INLINE = {"RegisterResource": request, "ReadResource": read_request}
+
+
+@pytest.mark.parametrize("method", sorted(ANSWERED_INLINE))
+@given(inputs=st.dictionaries(st.text(min_size=1, max_size=6), json_values, max_size=6))
 @settings(max_examples=100, deadline=None)
-def test_a_read_gets_the_sdk_monitors_response(inputs: dict[str, Any]) -> None:
-    sdk_monitor, ours = sdk_mocks.MockMonitor(Echo()), engine.InlineMonitor(Echo())
+def test_a_plain_request_gets_the_sdk_monitors_response_inline(
+    method: str, inputs: dict[str, Any]
+) -> None:
+    make_request = ANSWERED_INLINE[method]
+    sdk_monitor, mocks = sdk_mocks.MockMonitor(Echo()), Echo()
+    ours = engine.InlineMonitor(mocks)
+    # make_urn reads the stack and project; the SDK's monitor runs with the SDK's functions
     with sdk_functions(), engine.mocked_runtime("appstack", "dev"):
-        expected = sdk_monitor.ReadResource(read_request("ref", inputs))
+        expected = getattr(sdk_monitor, method)(make_request("cm", inputs))
     with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
-        got = executor.submit(ours.ReadResource, read_request("ref", inputs)).result()
+        got = executor.submit(getattr(ours, method), make_request("cm", inputs)).result()
     assert got == expected
     assert ours.resources.keys() == sdk_monitor.resources.keys()
-    assert ours.mocks.threads == [threading.current_thread().name]  # type: ignore[attr-defined]
+    assert mocks.threads == [threading.current_thread().name]
 
 
 def test_a_read_holding_objects_takes_the_sdks_path_in_a_worker() -> None:
