@@ -70,9 +70,29 @@ def render(renders: Renders) -> Render:
     return renders.config
 
 
+@pytest.fixture(scope="session")
+def checkov_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[], validators.CheckovServer]]:
+    """This test process's checkov server (`validators.CheckovServer`), started when first
+    asked for and stopped with the session."""
+    started: list[validators.CheckovServer] = []
+
+    def server() -> validators.CheckovServer:
+        if not started:
+            started.append(validators.CheckovServer(tmp_path_factory.mktemp("checkov")))
+        return started[0]
+
+    yield server
+    for each in started:
+        each.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def validator_batch(
-    tmp_path_factory: pytest.TempPathFactory, renders: Renders
+    tmp_path_factory: pytest.TempPathFactory,
+    renders: Renders,
+    checkov_server: Callable[[], validators.CheckovServer],
 ) -> Iterator[validators.ValidatorBatch | None]:
     """The outside validators over every registered set, started with the session so that they
     run beside the other tests; None when no collected module registered a set. Under
@@ -84,7 +104,8 @@ def validator_batch(
     shared = None
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = tmp_path_factory.getbasetemp().parent / "validator-batch"
-    with validators.session_batch(tmp_path_factory.mktemp("rendered"), shared, renders) as batch:
+    root = tmp_path_factory.mktemp("rendered")
+    with validators.session_batch(root, shared, renders, checkov_server) as batch:
         yield batch
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ from hypothesis import strategies as st
 
 from components import config as config_model
 from stackctl import render as render_mod
-from tests.validators import CRD_GROUPS, KUBERNETES_VERSIONS, checkov, schemas_parsed_once
+from tests.validators import (
+    CRD_GROUPS,
+    KUBERNETES_VERSIONS,
+    CheckovServer,
+    schemas_parsed_once,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +133,9 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def test_generated_valid_configs_render_schema_valid_and_checkov_clean(tmp_path: Path) -> None:
+def test_generated_valid_configs_render_schema_valid_and_checkov_clean(
+    tmp_path: Path, checkov_server: Callable[[], CheckovServer]
+) -> None:
     rendered: list[Path] = []
 
     @settings(
@@ -154,7 +162,7 @@ def test_generated_valid_configs_render_schema_valid_and_checkov_clean(tmp_path:
     with schemas_parsed_once():
         render_one()
     assert len(rendered) >= 10
-    report = checkov(tmp_path)
+    report = checkov_server().scan(tmp_path).result()
     assert report.parsing_errors == []
     assert report.failed == [], "\n".join(f"{f.check_id} {f.file}" for f in report.failed)
 

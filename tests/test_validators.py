@@ -3,6 +3,8 @@ kubernetes-validate --strict (1.30 and 1.33), checkov with zero failures, promto
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,12 @@ from tests.renders import Renders
 from tests.tooling import run_tool
 from tests.validators import (
     KUBERNETES_VERSIONS,
+    CheckovServer,
     RenderedTree,
     ValidatorBatch,
     builtin_manifests,
+    checkov,
+    kubernetes_validate,
     render_set,
 )
 
@@ -82,6 +87,39 @@ def test_rendered_stacks_are_schema_valid(
     run = batch.schema(version)
     assert set(files) <= set(run.files)
     assert run.problems(files) == ""
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubernetes_validate_parsing_once_reports_what_its_command_line_reports(
+    rendered: Path, tmp_path: Path, version: str
+) -> None:
+    files = builtin_manifests(rendered / "dev")[:4]
+    deployment = yaml.safe_load(next(rendered.glob("dev/*/deployment-web.yaml")).read_text())
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 7
+    deployment["spec"]["unknownField"] = True
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(deployment))
+    (tmp_path / "no-schema.yaml").write_text(yaml.safe_dump({**deployment, "kind": "Nothing"}))
+    files += [tmp_path / "bad.yaml", tmp_path / "no-schema.yaml"]
+    once = kubernetes_validate(files, version)
+    assert once == kubernetes_validate(files, version, parse_once=False)
+    assert once[0] == 1 and "bad.yaml did not validate" in once[1], once
+    assert "no-schema.yaml" in once[1] and "deployment-web.yaml" not in once[1], once
+
+
+def test_the_checkov_server_reports_what_its_command_line_reports(
+    rendered: Path, tmp_path: Path, checkov_server: Callable[[], CheckovServer]
+) -> None:
+    shutil.copytree(rendered / "dev", tmp_path / "dev")
+    deployment = yaml.safe_load(next(rendered.glob("dev/*/deployment-web.yaml")).read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    pod["hostNetwork"] = True
+    pod["containers"][0]["securityContext"] = {"privileged": True}
+    (tmp_path / "privileged.yaml").write_text(yaml.safe_dump(deployment))
+    served = checkov_server().scan(tmp_path).result()
+    assert served.in_order() == checkov(tmp_path).in_order()
+    failed = {(f.check_id, Path(f.file).name) for f in served.failed}
+    assert {("CKV_K8S_16", "privileged.yaml"), ("CKV_K8S_19", "privileged.yaml")} <= failed
+    assert served.skipped and served.passed > 100
 
 
 def test_rendered_stacks_have_zero_failed_checkov_checks(batch: ValidatorBatch) -> None:

@@ -16,6 +16,9 @@ import fcntl
 import functools
 import json
 import pickle
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate.utils as schema_utils
+import pytest
 import yaml
 
 from tests.renders import Renders
-from tests.tooling import run_tool
+from tests.tooling import CHECKOV_BIN, run_tool
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
 # CRD-backed kinds are not in kubernetes-validate: tests/crd_schemas.py validates them against
@@ -46,9 +50,40 @@ def builtin_manifests(root: Path) -> list[Path]:
     return files
 
 
-def kubernetes_validate(files: Iterable[Path], version: str) -> tuple[int, str]:
-    """(exit code, output) of `kubernetes-validate --strict` for one Kubernetes version."""
-    proc = run_tool("kubernetes-validate", "--strict", "--quiet", "-k", version, *map(str, files))
+#: `kubernetes-validate`'s console script (kubernetes_validate/__main__.py, its `__main__` block
+#: included) with each schema file parsed once per process, as `schemas_parsed_once` does in
+#: process: the command line re-reads the multi-megabyte `_definitions.json` for every object.
+KUBERNETES_VALIDATE_PARSING_ONCE = """
+import errno, functools, sys
+import kubernetes_validate.utils as utils
+from kubernetes_validate.__main__ import main
+utils.schema_contents = functools.cache(utils.schema_contents)
+sys.argv[0] = "kubernetes-validate"
+try:
+    sys.exit(main())
+except IOError as exc:
+    if exc.errno != errno.EPIPE:
+        raise
+except RuntimeError as e:
+    raise SystemExit(str(e))
+"""
+
+
+def kubernetes_validate(
+    files: Iterable[Path], version: str, *, parse_once: bool = True
+) -> tuple[int, str]:
+    """(exit code, output) of `kubernetes-validate --strict` for one Kubernetes version: its
+    command line, each schema parsed once (`parse_once`, the default) or as published."""
+    args = ("--strict", "--quiet", "-k", version, *map(str, files))
+    if parse_once:  # kubernetes-validate is a dependency of the tests' own interpreter
+        proc = subprocess.run(
+            [sys.executable, "-c", KUBERNETES_VALIDATE_PARSING_ONCE, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    else:
+        proc = run_tool("kubernetes-validate", *args)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -148,14 +183,31 @@ class CheckovReport:
     passed_files: tuple[str, ...] = ()
     """The file of every passed check (one entry per check)."""
 
+    def in_order(self) -> CheckovReport:
+        """The same report, each list sorted (checkov's runners finish in any order)."""
+        return CheckovReport(
+            sorted(self.failed, key=repr),
+            sorted(self.skipped, key=repr),
+            self.passed,
+            sorted(self.parsing_errors),
+            tuple(sorted(self.passed_files)),
+        )
+
+
+CHECKOV_ARGS = ("--framework", "kubernetes", "--skip-download", "-o", "json")
+
 
 def checkov(root: Path) -> CheckovReport:
-    """Run `checkov --framework kubernetes` offline on a directory of manifests."""
-    proc = run_tool(
-        "checkov", "--framework", "kubernetes", "-d", str(root), "--skip-download", "-o", "json"
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    data: Any = json.loads(proc.stdout)
+    """Run `checkov --framework kubernetes` offline on a directory of manifests (the command
+    line itself: its own process)."""
+    proc = run_tool("checkov", "--framework", "kubernetes", "-d", str(root), *CHECKOV_ARGS[2:])
+    return checkov_report(proc.returncode, proc.stdout, proc.stderr)
+
+
+def checkov_report(code: int, stdout: str, stderr: str) -> CheckovReport:
+    """A checkov run's JSON output as a report (exit 0: nothing failed, 1: something failed)."""
+    assert code in (0, 1), f"checkov exited {code}: {stderr[-2000:]}"
+    data: Any = json.loads(stdout)
     reports = data if isinstance(data, list) else [data]
     failed: list[CheckovFinding] = []
     skipped: list[CheckovFinding] = []
@@ -175,6 +227,72 @@ def checkov(root: Path) -> CheckovReport:
     return CheckovReport(failed, skipped, len(passed_files), errors, tuple(passed_files))
 
 
+CHECKOV_SERVER = Path(__file__).with_name("checkov_server.py")
+
+
+class CheckovServer:
+    """`checkov --framework kubernetes -d <dir>` without paying checkov's import per scan:
+    tests/checkov_server.py, under checkov's interpreter, imports the command line once and
+    forks a child per scan that runs exactly what the `checkov` script runs. `scan` returns a
+    future of the report; scans run side by side (two at a time) with the rest of the tests.
+    `tests/test_validators.py` holds the server's report to the command line's own."""
+
+    def __init__(self, scratch: Path) -> None:
+        python = CHECKOV_BIN / "python"
+        if not python.is_file():
+            pytest.fail("checkov is not installed; run `make test` (it installs .venv-checkov)")
+        self._scratch = scratch
+        self._futures: dict[str, concurrent.futures.Future[CheckovReport]] = {}
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [str(python), str(CHECKOV_SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def scan(self, root: Path) -> concurrent.futures.Future[CheckovReport]:
+        with self._lock:
+            n = len(self._futures)
+            out = self._scratch / f"checkov-{n}.json"
+            future: concurrent.futures.Future[CheckovReport] = concurrent.futures.Future()
+            self._futures[str(out)] = future
+            job = {"argv": ["-d", str(root), *CHECKOV_ARGS], "stdout": str(out)}
+            job["stderr"] = str(out.with_suffix(".stderr"))
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(json.dumps(job) + "\n")
+            self._proc.stdin.flush()
+        return future
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            done = json.loads(line)
+            out = Path(done["stdout"])
+            with self._lock:
+                future = self._futures[done["stdout"]]
+            try:
+                report = checkov_report(
+                    done["code"], out.read_text(), out.with_suffix(".stderr").read_text()
+                )
+            except BaseException as exc:  # handed to the test that reads it
+                future.set_exception(exc)
+            else:
+                future.set_result(report)
+        with self._lock:
+            lost = [f for f in self._futures.values() if not f.done()]
+        for future in lost:
+            future.set_exception(AssertionError(f"the checkov server exited {self._proc.wait()}"))
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait()
+        self._reader.join()
+
+
 class ValidatorBatch:
     """The outside validators over every registered set, started at once and run side by side
     (each its own process, on a small pool), so they overlap with each other and with the rest
@@ -191,7 +309,11 @@ class ValidatorBatch:
     batch runs once per test run, not once per worker."""
 
     def __init__(
-        self, tree: RenderedTree, pool: concurrent.futures.Executor, store: Path | None = None
+        self,
+        tree: RenderedTree,
+        pool: concurrent.futures.Executor,
+        checkov_server: CheckovServer,
+        store: Path | None = None,
     ) -> None:
         self._tree = tree
         self.files = tuple(builtin_manifests(tree.root))
@@ -200,8 +322,7 @@ class ValidatorBatch:
             for version in KUBERNETES_VERSIONS
         }
         self._checkov = {
-            str(folder.relative_to(tree.root)): pool.submit(checkov, folder)
-            for folder in tree.scans
+            str(folder.relative_to(tree.root)): checkov_server.scan(folder) for folder in tree.scans
         }
         if store is not None:
             _store(store, "tree", tree)
@@ -277,12 +398,14 @@ def _load(store: Path, key: str) -> Any:
 
 
 @contextlib.contextmanager
-def session_batch(root: Path, shared: Path | None, renders: Renders) -> Iterator[ValidatorBatch]:
+def session_batch(
+    root: Path, shared: Path | None, renders: Renders, checkov_server: Callable[[], CheckovServer]
+) -> Iterator[ValidatorBatch]:
     """The batch of this test session: run here (alone, or as the first xdist worker of the run
     to take the lock in `shared`), or read from the worker that runs it."""
     if shared is None:
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            yield ValidatorBatch(write_sets(root, renders), pool)
+            yield ValidatorBatch(write_sets(root, renders), pool, checkov_server())
         return
     shared.mkdir(parents=True, exist_ok=True)
     with open(shared / ".lock", "w") as lock:
@@ -291,5 +414,6 @@ def session_batch(root: Path, shared: Path | None, renders: Renders) -> Iterator
         except BlockingIOError:
             yield StoredBatch(shared)
             return
+        tree = write_sets(shared / "tree", renders)
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            yield ValidatorBatch(write_sets(shared / "tree", renders), pool, store=shared)
+            yield ValidatorBatch(tree, pool, checkov_server(), store=shared)
