@@ -4,10 +4,13 @@ rule the component enforces before it renders anything."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cmp_to_key
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -113,29 +116,45 @@ class PluginMeta:
     version: str
     required_core: str
     source: str
-    dependencies: dict[str, str]
-    optional_dependencies: dict[str, str]
+    dependencies: Mapping[str, str]
+    optional_dependencies: Mapping[str, str]
+
+
+#: LibYAML's parser when PyYAML has it: the same data as the pure-Python parser
+#: (tests/jenkins/test_plugins.py), parsed some ten times faster
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_metadata(text: str | None = None) -> tuple[str, dict[str, PluginMeta]]:
     """(core version the table was taken for, rows by plugin name)."""
-    raw = yaml.safe_load(
+    core, rows = _parsed_metadata(
         PLUGINS_METADATA_FILE.read_text(encoding="utf-8") if text is None else text
     )
+    return core, dict(rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_metadata(text: str) -> tuple[str, dict[str, PluginMeta]]:
+    """The table parsed once per text: every Jenkins config validated checks the pins against
+    it (components/config/jenkins.py). Rows are read-only; callers get their own dict of them."""
+    raw = yaml.load(text, Loader=_YAML_LOADER)
     rows = {
         name: PluginMeta(
             name=name,
             version=str(row["version"]),
             required_core=str(row["requiredCore"]),
             source=str(row["source"]),
-            dependencies={k: str(v) for k, v in (row.get("dependencies") or {}).items()},
-            optional_dependencies={
-                k: str(v) for k, v in (row.get("optionalDependencies") or {}).items()
-            },
+            dependencies=_versions(row.get("dependencies")),
+            optional_dependencies=_versions(row.get("optionalDependencies")),
         )
         for name, row in raw["plugins"].items()
     }
     return str(raw["core"]["version"]), rows
+
+
+def _versions(column: dict[str, Any] | None) -> Mapping[str, str]:
+    """{plugin: minimum version}, read-only (the parsed table is shared)."""
+    return MappingProxyType({k: str(v) for k, v in (column or {}).items()})
 
 
 def compatibility_problems(
@@ -169,3 +188,20 @@ def compatibility_problems(
                     f"{name}:{version} (optional) needs {dep} >= {minimum}, pinned {pins[dep]}"
                 )
     return problems
+
+
+def pinned_set_problems(core: str) -> list[str]:
+    """`compatibility_problems` of jenkins/plugins.txt and jenkins/plugins-metadata.yaml on
+    Jenkins `core`, worked out once per content of the two files."""
+    return list(
+        _pinned_set_problems(
+            core,
+            PLUGINS_FILE.read_text(encoding="utf-8"),
+            PLUGINS_METADATA_FILE.read_text(encoding="utf-8"),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _pinned_set_problems(core: str, pins: str, metadata: str) -> tuple[str, ...]:
+    return tuple(compatibility_problems(plugin_pins(pins), _parsed_metadata(metadata)[1], core))

@@ -110,6 +110,39 @@ def test_table_header_names_the_core() -> None:
     assert raw["core"]["image"] == JenkinsSettings().image
 
 
+def test_the_table_is_read_as_the_pure_python_parser_reads_it() -> None:
+    text = PLUGINS_METADATA_FILE.read_text()
+    raw = yaml.load(text, Loader=yaml.SafeLoader)
+    core, rows = load_metadata()
+    assert core == str(raw["core"]["version"])
+    columns = ("dependencies", "optionalDependencies")
+    assert {
+        name: (
+            row.version,
+            row.required_core,
+            dict(row.dependencies),
+            dict(row.optional_dependencies),
+        )
+        for name, row in rows.items()
+    } == {
+        name: (
+            str(row["version"]),
+            str(row["requiredCore"]),
+            *({k: str(v) for k, v in (row.get(c) or {}).items()} for c in columns),
+        )
+        for name, row in raw["plugins"].items()
+    }
+
+
+def test_the_parsed_table_is_shared_read_only() -> None:
+    first, second = load_metadata()[1], load_metadata()[1]
+    assert first is not second and first == second
+    first.pop("kubernetes")
+    assert "kubernetes" in load_metadata()[1]
+    with pytest.raises(TypeError):
+        second["kubernetes"].dependencies["kubernetes-client-api"] = "0.1"  # type: ignore[index]
+
+
 #: Newest split of core's split-plugins.txt (jenkinsci/jenkins core/src/main/resources/jenkins/
 #: split-plugins.txt: instance-identity split at 2.356). A plugin built against an older core gets
 #: an implied dependency on every plugin split after its baseline, which the table would not show.
