@@ -27,12 +27,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_docker as docker
 
 from components.config import ImageBuild, RegistryCredentials, image_parts
 from components.git import git_head
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
+
+# pulumi_docker (some 70 ms of every process's start) is imported by the code that registers an
+# image build: a stack without `build` blocks, and every command that does not render one, never
+# loads it.
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,6 +85,8 @@ class ServiceImageArgs:
 def _registry_auth(server: str, args: ServiceImageArgs) -> docker.ProviderRegistryAuthArgs:
     """The provider's auth entry for the push registry: the login if configured, else address
     only (credentials then come from the Docker config file, the provider's default)."""
+    import pulumi_docker as docker
+
     if args.credentials is not None and args.password is not None:
         return docker.ProviderRegistryAuthArgs(
             address=server,
@@ -93,6 +102,8 @@ class ServiceImage(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ServiceImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        import pulumi_docker as docker
+
         super().__init__("appstack:image:ServiceImage", name, None, opts)
         repo, version, _ = image_parts(args.image)
         server = registry_server(args.image)
