@@ -61,9 +61,12 @@ format: $(VENV)/.dev-installed ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 # The suite runs on every core (pytest-xdist): each test is handed to the next free worker.
+# Bytecode is written even where the environment sets PYTHONDONTWRITEBYTECODE: the suite starts
+# some fifty Python processes (CLI runs, diff workers), each of which would compile the project's
+# modules and pytest's rewritten tests again (`__pycache__/` is ignored by git).
 PYTEST_WORKERS ?= auto
 pytest: tools ## run the test suite only (PYTEST_WORKERS=0 runs it in one process)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load
 
 test: tools lint pytest ## everything: lint, type check, unit tests, render + outside validators
 
