@@ -2,9 +2,10 @@
 tree's stack would do, compared with the stack at git revision REF, without a cluster.
 
 - The base revision is rendered by its own code: in a temporary detached `git worktree` of REF
-  (removed afterwards, also on failure; the user's checkout is never touched), by a Python
-  subprocess running `stackctl/diff_render.py` with that tree as its working directory. The
-  working tree renders in this process at the same time.
+  (removed afterwards, also on failure; the user's checkout is never touched), by a child
+  process that has forgotten the working tree's modules and imports the revision's
+  (`BaseRender`), with that tree as its working directory. The working tree renders in this
+  process at the same time.
 - `stackctl.diff.compare` classifies every object (create / update / replace / delete, pods
   that restart, Services whose traffic moves) and raises the risk flags.
 - Exit status: 0 nothing risky, 3 a risk flag is raised, 2 bad input (unknown stack or
@@ -14,6 +15,8 @@ tree's stack would do, compared with the stack at git revision REF, without a cl
 from __future__ import annotations
 
 import argparse
+import importlib
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -106,38 +109,43 @@ def base_worktree(top: Path, revision: Revision) -> Iterator[Path]:
 
 
 class BaseRender:
-    """The base revision rendering in a subprocess (its own code, its tree as cwd)."""
+    """The base revision rendering in a child process, by its own code, its tree as working
+    directory (`diff_render.worker`).
+
+    The child is forked from this process once the packages a render needs are imported (the
+    Pulumi and Kubernetes SDKs, pydantic: most of a render's start), and forgets every module of
+    the project before it runs: the revision's `components/`, `stackctl/` and `policy/` are
+    imported from its tree, nothing of the working tree's code or state reaches it."""
 
     def __init__(self, project_dir: Path, stack: str, revision: Revision, scratch: Path) -> None:
         self.revision = revision
         self.out_file = scratch / "base-render.json"
         self.err_file = scratch / "base-render.stderr"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env[diff_render.KEY_ENV] = diff_render.run_key().decode()
-        source = Path(diff_render.__file__).read_text()
-        with self.err_file.open("w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", source, stack, str(self.out_file)],
-                cwd=project_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        diff_render.run_key()  # created before the fork: both renders fingerprint with it
+        diff_render.preload()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.proc = multiprocessing.get_context("fork").Process(
+            target=_render_base,
+            args=(project_dir, stack, self.out_file, self.err_file),
+            name=f"render {revision}",
+            daemon=True,
+        )
+        self.proc.start()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.is_alive():
             self.proc.kill()
-            self.proc.wait()
+        self.proc.join()
 
     def result(self) -> Snapshot:
         import json
 
-        try:
-            code = self.proc.wait(timeout=WORKER_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
+        self.proc.join(timeout=WORKER_TIMEOUT_SECONDS)
+        if self.proc.is_alive():
             self.stop()
-            raise OperationFailed(f"rendering {self.revision} timed out") from None
+            raise OperationFailed(f"rendering {self.revision} timed out")
+        code = self.proc.exitcode
         if not self.out_file.exists():
             lines = self.err_file.read_text(errors="replace").strip().splitlines()
             raise OperationFailed(
@@ -152,8 +160,42 @@ class BaseRender:
         return Snapshot.from_json(data)
 
 
+def _render_base(project_dir: Path, stack: str, out_file: Path, err_file: Path) -> None:
+    """In the forked child: stderr to `err_file`, the working tree forgotten, then the worker,
+    as `python -c <diff_render.py> STACK OUT` in `project_dir` would run it."""
+    with err_file.open("w") as err, open(os.devnull, "w") as null:
+        os.dup2(err.fileno(), 2)
+        os.dup2(null.fileno(), 1)
+    _forget_project(REPO_ROOT, project_dir)
+    os.chdir(project_dir)
+    raise SystemExit(diff_render.worker(stack, str(out_file)))
+
+
+def _forget_project(*roots: Path) -> None:
+    """Drop the project from this process: every module of a top-level package or module that
+    lies in one of `roots` (`sys.modules`), the import path entries of those roots and of the
+    environment's PYTHONPATH (the worker's own process never had it)."""
+    tops = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for root in roots
+        for entry in root.iterdir()
+        if entry.suffix == ".py" or (entry.is_dir() and any(entry.glob("*.py")))
+    }
+    for name in list(sys.modules):
+        if name != "__main__" and name.partition(".")[0] in tops:
+            del sys.modules[name]
+    dropped = {str(root.resolve()) for root in roots}
+    dropped |= {
+        str(Path(p).resolve()) for p in os.environ.pop("PYTHONPATH", "").split(os.pathsep) if p
+    }
+    sys.path[:] = [
+        entry for entry in sys.path if entry and str(Path(entry).resolve()) not in dropped
+    ]
+    importlib.invalidate_caches()
+
+
 def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[Snapshot, Snapshot]:
-    """Render `stack` at `base` (worktree subprocess) and from the working tree (in this
+    """Render `stack` at `base` (worktree, forked worker) and from the working tree (in this
     process) at the same time; return (before, after)."""
     from stackctl.render import available_stacks
 

@@ -1,11 +1,11 @@
 """A render as `stackctl diff` compares it: manifests, resource options and Secret fingerprints.
 
-This module is also the worker that renders the *base* revision: `stackctl diff` runs its
-source with `python -c` in a temporary worktree of that revision, so the revision's own
-`components/` and `stackctl/render.py` render it. It therefore imports nothing of the diff
-machinery, only the render API every revision has (`stackctl.render.load_raw_config`,
-`render_config`, `RenderResult.objects/options/resources`), and degrades where an older
-revision lacks a part (no options: none compared).
+This module is also the worker that renders the *base* revision (`worker`): `stackctl diff` runs
+it in a child process, in a temporary worktree of that revision, with the working tree's modules
+forgotten, so the revision's own `components/` and `stackctl/render.py` render it. It therefore
+imports nothing of the diff machinery, only the render API every revision has
+(`stackctl.render.load_raw_config`, `render_config`, `RenderResult.objects/options/resources`),
+and degrades where an older revision lacks a part (no options: none compared).
 
 Secret values never leave this module. A Secret's keys are compared through HMAC-SHA256
 fingerprints keyed by a random per-run key (env `APPSTACK_DIFF_KEY`, shared by the two renders
@@ -277,6 +277,13 @@ def snapshot_config(
     return snapshot_of(result, urns)
 
 
+def preload() -> None:
+    """Import what a render imports: the program, and through it the SDKs (`stackctl diff`
+    forks its base revision's worker after this; the worker drops the program's modules)."""
+    import components.stack  # noqa: F401
+    from stackctl import render  # noqa: F401
+
+
 def worker(stack: str, out_file: str) -> int:
     """Render `stack` from the current directory into `out_file` (JSON); never a traceback."""
     sys.path.insert(0, os.getcwd())
@@ -295,7 +302,3 @@ def worker(stack: str, out_file: str) -> int:
             result, code = {"error": f"{type(exc).__name__}: {exc}"}, EXIT_FAILURE
     Path(out_file).write_text(json.dumps(result, sort_keys=True, default=str))
     return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(worker(sys.argv[1], sys.argv[2]))

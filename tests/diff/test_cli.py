@@ -122,6 +122,24 @@ def test_image_bump_against_head_and_against_a_committed_base(repo: Repo) -> Non
     assert_no_leftovers(repo)
 
 
+def test_each_revision_renders_with_its_own_code(repo: Repo) -> None:
+    # the base revision's worker is forked from the process that loaded the working tree's code
+    repo.edit("components/labels.py", 'MANAGED_BY = "pulumi"', 'MANAGED_BY = "appstack"')
+    result = repo.diff("dev", "--json")
+    assert_clean_exit(result, 0)
+    changes = {(c["kind"], c["name"]): c for c in json.loads(result.stdout)}
+    label = 'metadata.labels["app.kubernetes.io/managed-by"]'
+    assert label in changes[("Service", "web")]["fields"]
+    assert_no_leftovers(repo)
+
+    repo.commit("managed by appstack")
+    unchanged = repo.diff("dev", "--base", "HEAD")
+    assert_clean_exit(unchanged, 0)
+    assert "no changes" in unchanged.stdout
+    before = repo.diff("dev", "--base", "HEAD~1", "--json")
+    assert json.loads(before.stdout) == json.loads(result.stdout)
+
+
 def test_a_changed_secret_is_risky_and_its_value_never_printed(repo: Repo) -> None:
     secrets = "  appstack:secrets:\n    web:\n      API_TOKEN:\n        secure: {}\n"
     path = repo.path / "Pulumi.dev.yaml"
