@@ -7,12 +7,28 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CHECKOV_BIN = REPO / ".venv-checkov" / "bin"
+#: LibYAML's parser and emitter when PyYAML has them: the same documents, read and written some
+#: ten times faster (the files tests hand to the outside tools, the renders they parse back)
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, through LibYAML when present."""
+    return yaml.load(text, Loader=SAFE_LOADER)
+
+
+def dump_yaml(doc: Any, **options: Any) -> str:
+    """`yaml.safe_dump`, through LibYAML when present."""
+    return str(yaml.dump(doc, Dumper=SAFE_DUMPER, **options))
 
 
 def tool_path(name: str) -> str:

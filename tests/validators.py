@@ -30,14 +30,12 @@ import pytest
 import yaml
 
 from tests.renders import Renders
-from tests.tooling import CHECKOV_BIN, run_tool
+from tests.tooling import CHECKOV_BIN, SAFE_LOADER, run_tool
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
 # CRD-backed kinds are not in kubernetes-validate: tests/crd_schemas.py validates them against
 # the upstream CRD schemas (tests/test_crd_schemas.py), promtool their rules.
 CRD_GROUPS = ("monitoring.coreos.com/", "argoproj.io/")
-# LibYAML's parser when PyYAML has it (the same documents, parsed faster)
-SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def builtin_manifests(root: Path) -> list[Path]:

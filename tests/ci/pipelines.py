@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tests import tooling
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -43,7 +43,7 @@ DOCKER_REF = re.compile(r"^docker://")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc = tooling.load_yaml(path.read_text(encoding="utf-8"))
     assert isinstance(doc, dict), f"{path} is not a YAML mapping"
     return doc
 

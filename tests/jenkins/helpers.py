@@ -7,11 +7,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from components import config as config_model
 from stackctl.render import RenderResult
 from tests.conftest import base_raw, find, one
+from tests.tooling import load_yaml
 
 NAMESPACE = "jenkins"
 KUBE_API = "192.0.2.10/32"
@@ -55,7 +54,7 @@ def casc(result: RenderResult) -> dict[str, Any]:
         if o["metadata"]["name"].startswith("jenkins-casc-")
     ]
     assert len(maps) == 1, [m["metadata"]["name"] for m in maps]
-    doc: dict[str, Any] = yaml.safe_load(maps[0]["data"]["jenkins.yaml"])
+    doc: dict[str, Any] = load_yaml(maps[0]["data"]["jenkins.yaml"])
     return doc
 
 
@@ -73,7 +72,7 @@ def templates(result: RenderResult) -> dict[str, dict[str, Any]]:
 
 def agent_pods(result: RenderResult) -> dict[str, dict[str, Any]]:
     """The raw pod (`yaml`) of each agent template, parsed, by template name."""
-    return {name: yaml.safe_load(t["yaml"]) for name, t in templates(result).items()}
+    return {name: load_yaml(t["yaml"]) for name, t in templates(result).items()}
 
 
 def statefulset(result: RenderResult) -> dict[str, Any]:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components.jenkins_alerts import ALERTS, JenkinsAlertTarget, jenkins_rule_groups, rules_file
-from tests.tooling import run_tool
+from tests.tooling import dump_yaml, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +177,7 @@ def test_alert_fires_and_stays_silent(tmp_path: Path, alert: str) -> None:
         ],
     }
     test_file = tmp_path / "rules_test.yml"
-    test_file.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    test_file.write_text(dump_yaml(doc, sort_keys=False, width=1000), encoding="utf-8")
     result = run_tool("promtool", "test", "rules", str(test_file), cwd=tmp_path)
     assert result.returncode == 0, (
         f"{result.stdout}\n{result.stderr}\n{rules.read_text()}\n{test_file.read_text()}"

@@ -15,6 +15,7 @@ import yaml
 from stackctl import render as render_mod
 from tests.jenkins.helpers import NAMESPACE, agent_pods, jenkins_raw, with_monitoring
 from tests.renders import Renders
+from tests.tooling import load_yaml
 from tests.validators import (
     KUBERNETES_VERSIONS,
     CheckovReport,
@@ -113,7 +114,7 @@ def test_jenkins_objects_and_agent_pods_are_schema_valid(
             if label.endswith("-agents")
             else builtin_manifests(directory)
         )
-    kinds = {yaml.safe_load(f.read_text())["kind"] for f in files}
+    kinds = {load_yaml(f.read_text())["kind"] for f in files}
     assert {"StatefulSet", "PersistentVolumeClaim", "Role", "RoleBinding", "Pod"} <= kinds
     run = batch.schema(version)
     assert set(files) <= set(run.files)

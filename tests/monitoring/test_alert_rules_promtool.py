@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.server import DURATION_BUCKETS
 from components import config as config_model
@@ -22,7 +21,7 @@ from tests.monitoring import series as gen
 from tests.monitoring.alert_cases import APP, NAME_LABEL, Case, cases, promtool_tests
 from tests.monitoring.strategies import STRATEGIES, loaded, rendered
 from tests.release.helpers import blue_green, canary
-from tests.tooling import run_tool
+from tests.tooling import dump_yaml, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -92,10 +91,10 @@ def write_rules_test(
     """`<stem>.rules.yml` with `groups` and the `promtool test rules` file `<stem>.test.yml`
     running `tests` on them; returns the test file's name."""
     rules = tmp_path / f"{stem}.rules.yml"
-    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    rules.write_text(dump_yaml({"groups": groups}, sort_keys=False), encoding="utf-8")
     doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
     test_path = tmp_path / f"{stem}.test.yml"
-    test_path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    test_path.write_text(dump_yaml(doc, sort_keys=False, width=1000), encoding="utf-8")
     return test_path.name
 
 

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.server import ROUTE_HEALTH, ROUTE_READY, ROUTE_ROOT, create_metrics
 from components.alert_rules import rules_file
 from components.slo_rules import slo_alert_name
 from tests.conftest import Render, base_raw, load_error, one
-from tests.tooling import run_tool
+from tests.tooling import dump_yaml, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +97,7 @@ def promtool_test(
     rules.write_text(rules_file(scrape.groups), encoding="utf-8")
     doc = {"rule_files": [rules.name], "evaluation_interval": every, "tests": tests}
     test_file = tmp_path / "slo_test.yml"
-    test_file.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    test_file.write_text(dump_yaml(doc, sort_keys=False, width=1000), encoding="utf-8")
     proc = run_tool("promtool", "test", "rules", str(test_file), cwd=tmp_path)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{rules.read_text()}"
 

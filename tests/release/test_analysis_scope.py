@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.monitoring import series as gen
 from tests.monitoring.strategies import loaded, rendered
-from tests.tooling import run_tool
+from tests.tooling import dump_yaml, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +102,7 @@ def test_the_analysis_reads_the_error_ratio_of_the_new_pods_alone(
         ],
     }
     path = tmp_path / "analysis_test.yml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    path.write_text(dump_yaml(doc, sort_keys=False, width=1000), encoding="utf-8")
     result = run_tool("promtool", "test", "rules", str(path), cwd=tmp_path)
     assert result.returncode == 0, f"{query}\n{result.stdout}\n{result.stderr}"
     # 20 % failing new pods fail the analysis, whatever the dilution by stable traffic
