@@ -161,8 +161,8 @@ class BaseRender:
 
 
 def _render_base(project_dir: Path, stack: str, out_file: Path, err_file: Path) -> None:
-    """In the forked child: stderr to `err_file`, the working tree forgotten, then the worker,
-    as `python -c <diff_render.py> STACK OUT` in `project_dir` would run it."""
+    """In the forked child: stdout to /dev/null, stderr to `err_file`, the working tree
+    forgotten, then the worker in `project_dir`; its return value is the exit status."""
     with err_file.open("w") as err, open(os.devnull, "w") as null:
         os.dup2(err.fileno(), 2)
         os.dup2(null.fileno(), 1)
