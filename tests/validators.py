@@ -4,9 +4,10 @@ strict), checkov, promtool. Each returns what it found so a test can assert on i
 Batched: a test module registers the manifests it wants judged (`@render_set(name)`, a function
 writing them under a folder); the session fixtures of tests/conftest.py write every registered
 set of the run into one tree and run each tool over it (one
-kubernetes-validate process per Kubernetes version, one checkov process per folder a test
-scans), side by side in the background (`ValidatorBatch`), and each test reads the verdict on
-its own files: `ValidatorBatch.checkov(folder)`, `ToolRun.problems(files)`."""
+kubernetes-validate process per Kubernetes version, one checkov scan per folder a test scans,
+each a process forked from `CheckovServer`), side by side in the background (`ValidatorBatch`),
+and each test reads the verdict on its own files: `ValidatorBatch.checkov(folder)`,
+`ToolRun.problems(files)`."""
 
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ CHECKOV_ARGS = ("--framework", "kubernetes", "--skip-download", "-o", "json")
 def checkov(root: Path) -> CheckovReport:
     """Run `checkov --framework kubernetes` offline on a directory of manifests (the command
     line itself: its own process)."""
-    proc = run_tool("checkov", "--framework", "kubernetes", "-d", str(root), *CHECKOV_ARGS[2:])
+    proc = run_tool("checkov", "-d", str(root), *CHECKOV_ARGS)
     return checkov_report(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -293,12 +294,13 @@ class CheckovServer:
 
 class ValidatorBatch:
     """The outside validators over every registered set, started at once and run side by side
-    (each its own process, on a small pool), so they overlap with each other and with the rest
+    (each in its own process), so they overlap with each other and with the rest
     of the test run; a test waits only for the run it reads.
 
-    - checkov: one process per scan folder, exactly the folders the tests always scanned
-      (checkov relates objects within one scan: a RoleBinding to its Role, a pod to its
-      NetworkPolicy; folders are never merged, so no object can affect another folder's checks);
+    - checkov: one scan (a `CheckovServer` child) per folder, exactly the folders the tests
+      always scanned (checkov relates objects within one scan: a RoleBinding to its Role, a pod
+      to its NetworkPolicy; folders are never merged, so no object can affect another folder's
+      checks);
     - kubernetes-validate --strict: one process per Kubernetes version over every built-in
       object of every set (it judges each file alone).
 
