@@ -3,6 +3,7 @@ kubernetes-validate --strict (1.30 and 1.33), checkov with zero failures, promto
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -95,15 +96,19 @@ def test_kubernetes_validate_parsing_once_reports_what_its_command_line_reports(
 ) -> None:
     files = builtin_manifests(rendered / "dev")[:4]
     deployment = yaml.safe_load(next(rendered.glob("dev/*/deployment-web.yaml")).read_text())
-    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 7
-    deployment["spec"]["unknownField"] = True
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(deployment))
-    (tmp_path / "no-schema.yaml").write_text(yaml.safe_dump({**deployment, "kind": "Nothing"}))
-    files += [tmp_path / "bad.yaml", tmp_path / "no-schema.yaml"]
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 7
+    unknown_field = copy.deepcopy(deployment)
+    unknown_field["spec"]["unknownField"] = True  # an error only under --strict
+    no_schema = {**deployment, "kind": "Nothing"}
+    for name, doc in {"type": wrong_type, "unknown": unknown_field, "none": no_schema}.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+        files.append(tmp_path / f"{name}.yaml")
     once = kubernetes_validate(files, version)
     assert once == kubernetes_validate(files, version, parse_once=False)
-    assert once[0] == 1 and "bad.yaml did not validate" in once[1], once
-    assert "no-schema.yaml" in once[1] and "deployment-web.yaml" not in once[1], once
+    assert once[0] == 1, once
+    assert "type.yaml did not validate" in once[1] and "unknown.yaml did not validate" in once[1]
+    assert "none.yaml" in once[1] and "deployment-web.yaml" not in once[1], once
 
 
 def test_the_checkov_server_reports_what_its_command_line_reports(
