@@ -7,6 +7,7 @@ import copy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -90,12 +91,20 @@ def test_rendered_stacks_are_schema_valid(
     assert run.problems(files) == ""
 
 
+def dev_deployment(rendered: Path) -> dict[str, Any]:
+    """The rendered dev stack's Deployment `web`, parsed (a base for deliberately bad copies)."""
+    doc: dict[str, Any] = yaml.safe_load(
+        next(rendered.glob("dev/*/deployment-web.yaml")).read_text()
+    )
+    return doc
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_kubernetes_validate_parsing_once_reports_what_its_command_line_reports(
     rendered: Path, tmp_path: Path, version: str
 ) -> None:
     files = builtin_manifests(rendered / "dev")[:4]
-    deployment = yaml.safe_load(next(rendered.glob("dev/*/deployment-web.yaml")).read_text())
+    deployment = dev_deployment(rendered)
     wrong_type = copy.deepcopy(deployment)
     wrong_type["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 7
     unknown_field = copy.deepcopy(deployment)
@@ -115,7 +124,7 @@ def test_the_checkov_server_reports_what_its_command_line_reports(
     rendered: Path, tmp_path: Path, checkov_server: Callable[[], CheckovServer]
 ) -> None:
     shutil.copytree(rendered / "dev", tmp_path / "dev")
-    deployment = yaml.safe_load(next(rendered.glob("dev/*/deployment-web.yaml")).read_text())
+    deployment = dev_deployment(rendered)
     pod = deployment["spec"]["template"]["spec"]
     pod["hostNetwork"] = True
     pod["containers"][0]["securityContext"] = {"privileged": True}

@@ -28,10 +28,9 @@ from typing import Any
 
 import kubernetes_validate.utils as schema_utils
 import pytest
-import yaml
 
 from tests.renders import Renders
-from tests.tooling import CHECKOV_BIN, SAFE_LOADER, run_tool
+from tests.tooling import CHECKOV_BIN, load_yaml, run_tool
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")
 # CRD-backed kinds are not in kubernetes-validate: tests/crd_schemas.py validates them against
@@ -43,7 +42,7 @@ def builtin_manifests(root: Path) -> list[Path]:
     """Rendered files whose object is a built-in Kubernetes kind."""
     files = []
     for path in sorted(root.rglob("*.yaml")):
-        doc = yaml.load(path.read_text(), Loader=SAFE_LOADER)
+        doc = load_yaml(path.read_text())
         if not str(doc.get("apiVersion", "")).startswith(CRD_GROUPS):
             files.append(path)
     return files
