@@ -30,7 +30,7 @@ from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 
-from stackctl import sdk_urns, wire
+from stackctl import resolve, sdk_urns, wire
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -487,13 +487,12 @@ def capture(
     result = Capture()
     with mocked_runtime(project, stack, previous_outputs) as mocks, _cyclic_gc_paused():
 
-        def run() -> pulumi.Output[Any]:
-            returned = program()
-            return pulumi.Output.from_input(returned).apply(
-                lambda value: result.outputs.update(value if isinstance(value, dict) else {})
-            )
+        async def outputs(returned: Any) -> None:  # Output.from_input(returned).apply(update)
+            value, known = await resolve.resolved(returned)
+            if known:
+                result.outputs.update(value if isinstance(value, dict) else {})
 
         run_test: Callable[[Callable[[], Any]], Callable[[], None]] = pulumi.runtime.test
-        run_test(run)()
+        run_test(lambda: outputs(program()))()
         result.resources.extend(mocks.registered)
     return result
