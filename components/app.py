@@ -410,11 +410,9 @@ def _service_address(scope: _Scope, service: k8s.core.v1.Service) -> pulumi.Outp
     settings = scope.args.config.service
     if settings.type == "LoadBalancer":
         return _address(service, "pending")
-    return pulumi.Output.concat(
-        service.metadata.name,
-        ".",
-        pulumi.Output.from_input(scope.args.namespace),
-        f".svc.cluster.local:{settings.port}",
+    port = settings.port
+    return service.metadata.apply(
+        lambda meta: f"{meta.name}.{meta.namespace}.svc.cluster.local:{port}"
     )
 
 
