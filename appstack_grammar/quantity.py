@@ -21,6 +21,7 @@ as upstream does. No whitespace: `ParseQuantity` rejects it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, ROUND_UP, Decimal, localcontext
@@ -105,6 +106,12 @@ def parse_quantity(value: str | int | float) -> Decimal:
         if not math.isfinite(value):
             raise ValueError(f"invalid quantity {value!r}: must be finite")
         return Decimal(repr(value))
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(value: str) -> Decimal:
+    """`parse_quantity` of a string; a config repeats the same few, and a Decimal is immutable."""
     shape = QUANTITY_PATTERN.match(value)
     if shape is None or not any(c in _DIGITS for c in shape.group(1)):
         raise ValueError(f"invalid quantity {value!r}: {_ALLOWED}")

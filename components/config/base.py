@@ -287,11 +287,19 @@ def _environment(info: ValidationInfo) -> str:
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` on top of `base`, recursively for mappings; lists and scalars replace."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+    """`override` on top of `base`, recursively for mappings; lists and scalars replace.
+
+    A new dict in `base`'s key order, then `override`'s new keys; it shares nothing mutable
+    with either (each value is copied once, where it lands)."""
+    merged: dict[str, Any] = {}
+    for key, value in base.items():
+        if key not in override:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(override[key], Mapping):
+            merged[key] = deep_merge(value, override[key])
         else:
+            merged[key] = copy.deepcopy(override[key])
+    for key, value in override.items():
+        if key not in base:
             merged[key] = copy.deepcopy(value)
     return merged
