@@ -6,8 +6,8 @@ render's stack outputs: every address, health URL and quota share). The SDK's wa
 `Output.from_input(returned).apply(...)` (pulumi/output.py), and `from_input` lifts every node
 of the value into Outputs of its own: per Output it meets an apply and a second Output, per
 non-empty dict an `Output.all` of its keys, an apply and an `Output.all` of its values, per
-plain leaf a resolved Output. For a render's outputs that is over a thousand Outputs, each a
-task on the event loop, a fifth of what the program's own objects cost.
+plain leaf a resolved Output. For the outputs of a 50-service render that is about a thousand
+Outputs, each a task on the event loop: a fifth as many as its 605 objects make.
 
 `resolved(value)` takes `from_input`'s steps node by node in one coroutine: it awaits an
 Output's data where `from_input` awaits it, and answers what the SDK's Output would hold,
