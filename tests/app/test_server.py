@@ -158,6 +158,13 @@ def start_service(tmp: Path, **overrides: str) -> Service:
     service.wait_until(
         lambda: service.get("/health/ready", timeout=1).status == 200, READY_TIMEOUT, "readiness"
     )
+    # The readiness answer reaches the client before its handler leaves the in-flight count: a
+    # test that waits for its own request to be in flight must not see that one instead.
+    service.wait_until(
+        lambda: service.samples()[("http_requests_in_flight", labels())] == 0,
+        READY_TIMEOUT,
+        "the readiness request to leave the in-flight count",
+    )
     return service
 
 
