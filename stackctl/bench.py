@@ -19,8 +19,8 @@ run by `make test`.
 Each case runs once untimed (imports, warm-up; reported as `first`), then `--repeat` times
 (default 11) with the render and its floors alternating so that load on the machine hits all
 alike; the medians are compared. On a shared 2-core VM one run of the same code can take a third
-longer than the next, so five rounds moved the 50-service ratio by +-0.05 between invocations;
-eleven hold it within about +-0.02.
+longer than the next: five rounds printed 50-service ratios of 1.13-1.21 for one version of the
+code, eleven narrowed that to mostly 1.11-1.15, but one invocation still printed 1.22.
 """
 
 from __future__ import annotations
