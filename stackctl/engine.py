@@ -24,13 +24,12 @@ import pulumi
 import pulumi.resource as pulumi_resource
 import pulumi.runtime
 from google.protobuf import struct_pb2  # type: ignore[import-untyped]  # no stubs pinned
-from pulumi.output import Unknown
 from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 
-from stackctl import resolve, sdk_urns, wire
+from stackctl import mock_components, resolve, sdk_urns, unknowns, wire
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -177,6 +176,15 @@ class InlineMonitor(sdk_mocks.MockMonitor):
         )
         urn, id_, state = self._answer(request, args)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=state)
+
+    def register_inline(self, request: Any) -> Any:
+        """`RegisterResource` answered in this thread, for a registration of plain properties
+        (`stackctl.mock_components`): as the executor runs it."""
+        _INLINE.active = True
+        try:
+            return self.RegisterResource(request)
+        finally:
+            _INLINE.active = False
 
     def ReadResource(self, request: Any) -> Any:
         """A read (a StackReference) of plain properties, answered inline as the SDK answers
@@ -362,14 +370,16 @@ def mocked_runtime(
     Without the full URN of each alias computed at construction, and with a URN of plain
     strings made as one resolved Output (`stackctl.sdk_urns`).
 
-    With `contains_unknowns` (below) in place of the SDK's: same answers, no reference cycle
-    per call. With the wire conversions of `stackctl.wire` in place of the SDK's: same
-    answers, no coroutine per plain value.
+    With `stackctl.unknowns.contains_unknowns` in place of the SDK's: same answers, no
+    reference cycle per call. With the wire conversions of `stackctl.wire` in place of the
+    SDK's: same answers, no coroutine per plain value. With a plain component's registration
+    made directly (`stackctl.mock_components`): the same state, no RPC path.
 
     On an event loop of its own whose executor answers plain registrations in this thread
-    (`InlineMonitor`): no thread hop per resource.
+    (`InlineMonitor`): no thread hop per resource. The root Stack's registration is finished
+    before the block starts, so that a component parented to it registers at once.
     """
-    with _LOCK, _own_event_loop():
+    with _LOCK, _own_event_loop() as loop:
         options: dict[tuple[str, str], dict[str, Any]] = {}
         mocks = RecordingMocks(options, previous_outputs)
         settings.ROOT.set(None)
@@ -377,15 +387,21 @@ def mocked_runtime(
             mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)
         )
         pulumi.runtime.register_stack_transformation(_record_options(options))
+        loop.run_until_complete(cast(Any, settings.get_root_resource()).urn.future())
         try:
             with (
                 _swapped(
                     sdk_resource, _get_stack_trace=_no_stack_trace, create_urn=sdk_urns.create_urn
                 ),
-                _swapped(pulumi_resource, collapse_alias_to_urn=sdk_urns.alias_urn_unread),
+                _swapped(
+                    pulumi_resource,
+                    collapse_alias_to_urn=sdk_urns.alias_urn_unread,
+                    register_resource=mock_components.register_resource,
+                    register_resource_outputs=mock_components.register_resource_outputs,
+                ),
                 _swapped(
                     rpc,
-                    contains_unknowns=contains_unknowns,
+                    contains_unknowns=unknowns.contains_unknowns,
                     serialize_property=wire.serialize_property,
                     deserialize_properties=wire.deserialize_properties,
                     deserialize_property=wire.deserialize_property,
@@ -414,43 +430,6 @@ _NO_STACK_TRACE = source_pb2.StackTrace()
 
 def _no_stack_trace() -> source_pb2.StackTrace:
     return _NO_STACK_TRACE
-
-
-def contains_unknowns(val: Any) -> bool:
-    """True if `val` is, or holds in its dicts and lists, an unknown: the answer of the SDK's
-    `pulumi.runtime.rpc.contains_unknowns` (dict values and list items, each object visited
-    once), without its garbage.
-
-    The SDK's version defines a recursive closure on every call, a reference cycle (function,
-    cell, annotations) that only the cyclic collector frees, and calls it for every
-    `_OutputData` it makes (pulumi/output.py `__post_init__`): about 150,000 such objects in a
-    render of 50 services, three quarters of all the garbage a render leaves and about a tenth
-    of its time spent collecting them. The SDK looks it up as a module attribute at each call
-    (pulumi/output.py `contains_unknowns`, pulumi/runtime/rpc.py `serialize_property`), so
-    mocked_runtime swaps it in while it runs and puts the SDK's back after.
-    """
-    if isinstance(val, Unknown):
-        return True
-    if not isinstance(val, (dict, list)):
-        return False
-    # Depth-first over dict values and list items, each object once (by id), as the SDK does;
-    # the answer, whether an Unknown is reachable, does not depend on the order.
-    seen: set[int] = set()
-    pending: list[Any] = [val]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, Unknown):
-            return True
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if type(value) is dict:
-            pending.extend(value.values())
-        elif isinstance(value, dict):
-            pending.extend(value[key] for key in value)
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The mock runtime's `contains_unknowns` (stackctl/engine.py) answers as the SDK's own
+"""The mock runtime's `contains_unknowns` (stackctl/unknowns.py) answers as the SDK's own
 `pulumi.runtime.rpc.contains_unknowns`, the oracle, on any value the SDK hands it: nested dicts
 and lists of plain values, unknowns, shared and self-containing objects."""
 
@@ -13,7 +13,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.known_types import is_unknown
 
-from stackctl import engine
+from stackctl import unknowns
 
 SDK = rpc.contains_unknowns  # the SDK's, imported before any render swapped it
 
@@ -44,14 +44,14 @@ values = st.recursive(
 
 
 def test_the_oracle_is_the_sdks_own_function() -> None:
-    assert SDK.__module__ == "pulumi.runtime.rpc" and SDK is not engine.contains_unknowns
+    assert SDK.__module__ == "pulumi.runtime.rpc" and SDK is not unknowns.contains_unknowns
     assert is_unknown(Unknown()) and SDK([{"a": Unknown()}])
 
 
 @given(values)
 @settings(max_examples=300, deadline=None)
 def test_it_answers_as_the_sdk_on_any_value(value: Any) -> None:
-    assert engine.contains_unknowns(value) == SDK(value)
+    assert unknowns.contains_unknowns(value) == SDK(value)
 
 
 @given(values, values)
@@ -61,7 +61,7 @@ def test_it_answers_as_the_sdk_on_shared_and_self_containing_values(a: Any, b: A
     value: dict[str, Any] = {"x": shared, "y": [shared, {"z": shared}]}
     value["self"] = value
     shared.append(value)
-    assert engine.contains_unknowns(value) == SDK(value)
+    assert unknowns.contains_unknowns(value) == SDK(value)
 
 
 def test_it_leaves_no_cyclic_garbage() -> None:
@@ -70,7 +70,7 @@ def test_it_leaves_no_cyclic_garbage() -> None:
     gc.disable()
     try:
         for _ in range(100):
-            engine.contains_unknowns(value)
+            unknowns.contains_unknowns(value)
         mine = gc.collect()
         for _ in range(100):
             SDK(value)
