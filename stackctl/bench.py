@@ -21,6 +21,12 @@ Each case runs once untimed (imports, warm-up; reported as `first`), then `--rep
 alike; the medians are compared. On a shared 2-core VM one run of the same code can take a third
 longer than the next: five rounds printed 50-service ratios of 1.13-1.21 for one version of the
 code, eleven narrowed that to mostly 1.11-1.15, but one invocation still printed 1.22.
+
+Each timed run starts from a collected heap (`gc.collect()`, untimed), as a `stackctl render`
+process starts from a fresh one. Without it a run pays for the full collections that the
+objects left by the runs before it trigger, whichever variant those were: alternating render
+and floor alone, the 50-service ratio read 1.19 without the collection and 1.12-1.14 with it
+for the same code. Each run still pays every collection its own allocations trigger.
 """
 
 from __future__ import annotations
@@ -194,6 +200,7 @@ class Runs:
     cpu: list[float] = field(default_factory=list)
 
     def time(self, render: Render, out: Path) -> None:
+        gc.collect()  # untimed: each run starts from a collected heap (see the module docstring)
         wall, cpu = time.perf_counter(), time.process_time()
         render_and_write(render, out)
         self.wall.append(time.perf_counter() - wall)
@@ -246,6 +253,7 @@ def timed_extra(name: str, run: Render, repeat: int) -> str:
     objects = len(run().objects)
     runs = Runs()
     for _ in range(repeat):
+        gc.collect()
         wall, cpu = time.perf_counter(), time.process_time()
         run()
         runs.wall.append(time.perf_counter() - wall)
