@@ -100,3 +100,38 @@ deploy_images() {
     printf '%s\n' "$item"
   done
 }
+
+# GitOps (publish-manifests.sh, revert-manifests.sh): the manifests branch and where a stack's
+# manifests live on it.
+manifests_branch() { printf '%s\n' "${1:-${MANIFESTS_BRANCH:-manifests}}"; }
+manifests_target() { printf 'manifests/%s\n' "${1//\//_}"; }
+
+# manifests_checkout <worktree> <branch> <remote>: the branch's head from <remote> checked out
+# (detached) at <worktree>, a new directory; returns 1 when the branch does not exist there.
+manifests_checkout() {
+  git fetch --quiet "$3" "refs/heads/$2" 2>/dev/null || return 1
+  git worktree add --quiet --detach "$1" FETCH_HEAD
+}
+
+# manifests_push <worktree> <branch> <remote>: push the worktree's HEAD to the branch, at
+# MANIFESTS_PUSH_URL with the token in MANIFESTS_PUSH_TOKEN if set (read by a credential helper
+# from the environment: never on a command line, in a URL or in .git/config), else to <remote>.
+manifests_push() {
+  if [[ -n "${MANIFESTS_PUSH_URL:-}" ]]; then
+    [[ -n "${MANIFESTS_PUSH_TOKEN:-}" ]] || die "MANIFESTS_PUSH_URL is set but MANIFESTS_PUSH_TOKEN is not"
+    # shellcheck disable=SC2016 # expanded by the helper's shell at push time, from the environment
+    git -C "$1" -c credential.helper= \
+      -c credential.helper='!f() { echo username=oauth2; echo "password=${MANIFESTS_PUSH_TOKEN}"; }; f' \
+      push --quiet "$MANIFESTS_PUSH_URL" "HEAD:refs/heads/$2"
+  else
+    git -C "$1" push --quiet "$3" "HEAD:refs/heads/$2"
+  fi
+}
+
+# manifests_commit <worktree> <message>: commit what is staged, as the CI's author.
+manifests_commit() {
+  git -C "$1" \
+    -c "user.name=${GIT_AUTHOR_NAME:-appstack-ci}" \
+    -c "user.email=${GIT_AUTHOR_EMAIL:-appstack-ci@users.noreply.invalid}" \
+    commit --quiet -m "$2"
+}

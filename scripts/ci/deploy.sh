@@ -17,7 +17,9 @@
 #
 # GitOps (GITOPS=true): the same step in the same place of the pipeline (so behind the same
 # approval for prod) publishes the stack's manifests with the built images instead
-# (publish-manifests.sh <stack>; Argo CD applies them) and verifies the apps (verify.sh).
+# (publish-manifests.sh <stack>; Argo CD applies them) and verifies the apps (verify.sh). When a
+# prod stack fails that, its manifests are reverted on the branch (revert-manifests.sh), the
+# apps are checked again without expecting the new version, and the job still fails.
 #
 # Needs: the Pulumi CLI on PATH, the project venv (bootstrap.sh), PULUMI_BACKEND_URL or
 # PULUMI_ACCESS_TOKEN, PULUMI_CONFIG_PASSPHRASE (passphrase secrets provider) and KUBECONFIG_DATA
@@ -30,22 +32,34 @@ stack="${1:-}"
 require_stack "$stack"
 built="$(deploy_images)"
 
-if [[ "${GITOPS:-false}" == true ]]; then
-  [[ -n "${VERIFY_URLS:-}" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...) so the deploy can be verified"
-  log "GitOps: publishing the $stack manifests; Argo CD applies them"
-  "$CI_DIR/publish-manifests.sh" "$stack"
-  "$CI_DIR/verify.sh" "$stack"
-  exit 0
-fi
-
-require_credentials
-use_kubeconfig
-
 environment="$(stack_environment "$stack")"
 rollback="${ROLLBACK_ON_FAILURE:-}"
 if [[ -z "$rollback" ]]; then
   if [[ "$environment" == prod ]]; then rollback=true; else rollback=false; fi
 fi
+
+if [[ "${GITOPS:-false}" == true ]]; then
+  [[ -n "${VERIFY_URLS:-}" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...) so the deploy can be verified"
+  log "GitOps: publishing the $stack manifests; Argo CD applies them"
+  "$CI_DIR/publish-manifests.sh" "$stack"
+  if "$CI_DIR/verify.sh" "$stack"; then
+    exit 0
+  fi
+  log "GitOps: $stack FAILED verification after its manifests were published"
+  if [[ "$rollback" != true ]]; then
+    log "no automatic rollback for $stack (ROLLBACK_ON_FAILURE=$rollback)"
+  elif "$CI_DIR/revert-manifests.sh" "$stack"; then
+    log "manifests of $stack reverted; the failed deploy still fails this pipeline"
+    VERIFY_EXPECT_VERSION=false "$CI_DIR/verify.sh" "$stack" ||
+      log "$stack does not pass verification after the revert either"
+  else
+    log "automatic revert of $stack FAILED: the manifests branch needs an operator (docs/ci.md)"
+  fi
+  exit 1
+fi
+
+require_credentials
+use_kubeconfig
 
 # The newest history version before this deploy: a rollback only undoes what ran after it.
 # A stack that does not exist yet has no history (0).

@@ -7,7 +7,8 @@
 # with the images this pipeline built (DEPLOY_IMAGES / build-image.sh) written into
 # Pulumi.<stack>.yaml of the checkout first (python -m stackctl.images; restored on exit), so the
 # manifests run the pushed digests. Then one commit on <branch> ("render <stack> from <commit>") pushed, only when the manifests
-# changed. The branch is fetched from $MANIFESTS_REMOTE (default origin) and pushed there too,
+# changed; the commit pushed and the branch head before it are recorded for revert-manifests.sh
+# ($STATE_DIR/published-<stack>). The branch is fetched from $MANIFESTS_REMOTE (default origin) and pushed there too,
 # unless MANIFESTS_PUSH_URL is set: then it is pushed to that URL with the token in
 # MANIFESTS_PUSH_TOKEN, which a credential helper reads from the environment (the token is never
 # on a command line, in a URL or in .git/config). Render runs under Pulumi's mock runtime:
@@ -22,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 stack="${1:-}"
 require_stack "$stack"
-branch="${2:-${MANIFESTS_BRANCH:-manifests}}"
+branch="$(manifests_branch "${2:-}")"
 remote="${MANIFESTS_REMOTE:-origin}"
 git check-ref-format --branch "$branch" >/dev/null || die "invalid branch name: $branch"
 cd "$REPO_ROOT"
@@ -36,8 +37,11 @@ on_exit() {
   git worktree remove --force "$worktree" >/dev/null 2>&1 || true
   git checkout --quiet -- "$stack_file" 2>/dev/null || true
 }
-if git fetch --quiet "$remote" "refs/heads/$branch" 2>/dev/null; then
-  git worktree add --quiet --detach "$worktree" FETCH_HEAD
+published="$(state_file published "$stack")"
+rm -f -- "$published"
+before=""
+if manifests_checkout "$worktree" "$branch" "$remote"; then
+  before="$(git -C "$worktree" rev-parse HEAD)"
 else
   log "branch $branch does not exist on $remote yet: starting it"
   git worktree add --quiet --detach "$worktree" HEAD
@@ -46,7 +50,7 @@ else
   git -C "$worktree" clean -f -d -x -q
 fi
 
-target="manifests/${stack//\//_}"
+target="$(manifests_target "$stack")"
 built="$(deploy_images)"
 if [[ -n "$built" ]]; then
   # shellcheck disable=SC2086 # one service=image per word
@@ -58,17 +62,9 @@ if git -C "$worktree" diff --cached --quiet; then
   log "manifests of $stack unchanged at $source_commit: nothing to push"
   exit 0
 fi
-git -C "$worktree" \
-  -c "user.name=${GIT_AUTHOR_NAME:-appstack-ci}" \
-  -c "user.email=${GIT_AUTHOR_EMAIL:-appstack-ci@users.noreply.invalid}" \
-  commit --quiet -m "render $stack from $source_commit"
-if [[ -n "${MANIFESTS_PUSH_URL:-}" ]]; then
-  [[ -n "${MANIFESTS_PUSH_TOKEN:-}" ]] || die "MANIFESTS_PUSH_URL is set but MANIFESTS_PUSH_TOKEN is not"
-  # shellcheck disable=SC2016 # expanded by the helper's shell at push time, from the environment
-  git -C "$worktree" -c credential.helper= \
-    -c credential.helper='!f() { echo username=oauth2; echo "password=${MANIFESTS_PUSH_TOKEN}"; }; f' \
-    push --quiet "$MANIFESTS_PUSH_URL" "HEAD:refs/heads/$branch"
-else
-  git -C "$worktree" push --quiet "$remote" "HEAD:refs/heads/$branch"
-fi
+manifests_commit "$worktree" "render $stack from $source_commit"
+manifests_push "$worktree" "$branch" "$remote"
+# What revert-manifests.sh undoes if the apps then fail verification (deploy.sh).
+mkdir -p "$STATE_DIR"
+printf '%s\n%s\n' "$(git -C "$worktree" rev-parse HEAD)" "$before" >"$published"
 log "pushed manifests of $stack ($source_commit) to $branch"

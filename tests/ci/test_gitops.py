@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import subprocess
 
 from stackctl.render import file_name
 from tests.ci.pipelines import CI_SCRIPTS, REPO, load_yaml
@@ -10,13 +12,24 @@ from tests.ci.pipelines import CI_SCRIPTS, REPO, load_yaml
 APPLICATION = REPO / "docs" / "argocd-application.yaml"
 
 
+def published_branch_and_target(stack: str) -> tuple[str, str]:
+    """Where publish-manifests.sh (and revert-manifests.sh) put a stack's manifests, by default:
+    the answers of common.sh's `manifests_branch` and `manifests_target`."""
+    script = f'source "{CI_SCRIPTS / "common.sh"}"; manifests_branch ""; manifests_target "$1"'
+    env = {k: v for k, v in os.environ.items() if k != "MANIFESTS_BRANCH"}
+    proc = subprocess.run(
+        ["bash", "-c", script, "bash", stack], capture_output=True, text=True, env=env, check=True
+    )
+    branch, target = proc.stdout.split()
+    return branch, target
+
+
 def test_application_watches_the_published_branch_and_path() -> None:
     app = load_yaml(APPLICATION)
     assert (app["apiVersion"], app["kind"]) == ("argoproj.io/v1alpha1", "Application")
     source = app["spec"]["source"]
-    script = (CI_SCRIPTS / "publish-manifests.sh").read_text()
-    assert 'branch="${2:-${MANIFESTS_BRANCH:-manifests}}"' in script
-    assert 'target="manifests/${stack//\\//_}"' in script
+    assert published_branch_and_target("prod") == ("manifests", "manifests/prod")
+    assert published_branch_and_target("acme/prod") == ("manifests", "manifests/acme_prod")
     assert source["targetRevision"] == "manifests"
     assert source["path"] == "manifests/prod"
     assert source["directory"]["recurse"] is True

@@ -580,6 +580,89 @@ def test_gitops_verification_failure_fails_the_deploy(sandbox: Sandbox, tmp_path
     assert sandbox.run("deploy.sh", "prod", **env).code == 1
 
 
+GITOPS_PROD = {"GITOPS": "true", "VERIFY_URLS": "web=https://web/ready", "DEPLOY_IMAGES": BUILT}
+
+
+def published(remote: Path, stack: str = "prod") -> str:
+    """The stack's manifest on the remote's manifests branch ('' if it has none)."""
+    files = git(remote, "ls-tree", "-r", "--name-only", "manifests").splitlines()
+    path = f"manifests/{stack}/deployment-web.yaml"
+    return git(remote, "show", f"manifests:{path}") if path in files else ""
+
+
+def test_failed_gitops_prod_deploy_reverts_its_manifests_and_stays_red(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    remote = gitops_remote(sandbox, tmp_path)
+    earlier = sandbox.run("publish-manifests.sh", "prod", FAKE_RENDER="kind: Deployment # v1\n")
+    assert earlier.code == 0, earlier.out
+    good_head = git(remote, "rev-parse", "manifests")
+
+    env = {**GITOPS_PROD, "FAKE_RENDER": "kind: Deployment # v2\n", "FAKE_VERIFY": "1,0"}
+    result = sandbox.run("deploy.sh", "prod", **env)
+    assert result.code == 1, result.out
+    assert published(remote) == "kind: Deployment # v1"
+    subjects = git(remote, "log", "--format=%s", "manifests").splitlines()
+    pushed = git(remote, "rev-parse", "manifests~1")
+    assert subjects[0] == f"revert prod to {good_head[:12]}: {pushed[:12]} failed verification"
+    assert subjects[1:] == [f"render prod from {sandbox.new}"] * 2
+    verifies = [c for c in sandbox.commands() if c.startswith("verify ")]
+    assert len(verifies) == 2
+    assert "--expect-version" in verifies[0] and "--expect-version" not in verifies[1]
+    assert "failed deploy still fails this pipeline" in result.out
+    no_leftovers(sandbox)
+
+    head = git(remote, "rev-parse", "manifests")
+    again = sandbox.run("revert-manifests.sh", "prod")  # a failure handler calling it again
+    assert again.code == 0 and "nothing to revert" in again.out
+    assert git(remote, "rev-parse", "manifests") == head
+
+
+def test_failed_gitops_dev_deploy_keeps_its_manifests(sandbox: Sandbox, tmp_path: Path) -> None:
+    remote = gitops_remote(sandbox, tmp_path)
+    result = sandbox.run("deploy.sh", "dev", **{**GITOPS_PROD, "FAKE_VERIFY": "1"})
+    assert result.code == 1, result.out
+    assert published(remote, "dev") == "kind: Deployment"
+    assert "no automatic rollback for dev" in result.out
+
+
+@pytest.mark.parametrize("dev_published", [True, False])
+def test_reverting_a_first_publish_removes_the_stacks_manifests(
+    sandbox: Sandbox, tmp_path: Path, dev_published: bool
+) -> None:
+    remote = gitops_remote(sandbox, tmp_path)
+    if dev_published:  # another stack's manifests are on the branch, and stay
+        assert sandbox.run("publish-manifests.sh", "dev").code == 0
+        was = git(remote, "rev-parse", "manifests")[:12]
+    else:  # the branch starts with this publish
+        was = "no manifests (its first publish)"
+    result = sandbox.run("deploy.sh", "prod", **{**GITOPS_PROD, "FAKE_VERIFY": "1"})
+    assert result.code == 1, result.out
+    assert published(remote, "prod") == ""
+    assert published(remote, "dev") == ("kind: Deployment" if dev_published else "")
+    subject = git(remote, "log", "-1", "--format=%s", "manifests")
+    assert subject.startswith(f"revert prod to {was}: ")
+
+
+def test_a_newer_publish_of_the_stack_is_not_reverted(sandbox: Sandbox, tmp_path: Path) -> None:
+    remote = gitops_remote(sandbox, tmp_path)
+    assert sandbox.run("publish-manifests.sh", "prod").code == 0
+    # another pipeline (its own state) publishes prod again afterwards
+    other = sandbox.run(
+        "publish-manifests.sh",
+        "prod",
+        CI_STATE_DIR=str(tmp_path / "other-state"),
+        FAKE_RENDER="kind: Deployment # newer\n",
+    )
+    assert other.code == 0, other.out
+    head = git(remote, "rev-parse", "manifests")
+    result = sandbox.run("revert-manifests.sh", "prod")
+    assert result.code == 1
+    assert "not reverting a newer publish" in result.out
+    assert git(remote, "rev-parse", "manifests") == head
+    assert published(remote) == "kind: Deployment # newer"
+
+
 def test_gitops_without_verify_urls_publishes_nothing(sandbox: Sandbox) -> None:
     result = sandbox.run("deploy.sh", "prod", GITOPS="true")
     assert result.code == 2
