@@ -103,7 +103,11 @@ deploy_images() {
 
 # GitOps (publish-manifests.sh, revert-manifests.sh): the manifests branch and where a stack's
 # manifests live on it.
-manifests_branch() { printf '%s\n' "${1:-${MANIFESTS_BRANCH:-manifests}}"; }
+manifests_branch() {
+  local branch="${1:-${MANIFESTS_BRANCH:-manifests}}"
+  git check-ref-format --branch "$branch" >/dev/null || die "invalid branch name: $branch"
+  printf '%s\n' "$branch"
+}
 manifests_target() { printf 'manifests/%s\n' "${1//\//_}"; }
 
 # manifests_checkout <worktree> <branch> <remote>: the branch's head from <remote> checked out

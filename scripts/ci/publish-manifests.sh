@@ -25,7 +25,6 @@ stack="${1:-}"
 require_stack "$stack"
 branch="$(manifests_branch "${2:-}")"
 remote="${MANIFESTS_REMOTE:-origin}"
-git check-ref-format --branch "$branch" >/dev/null || die "invalid branch name: $branch"
 cd "$REPO_ROOT"
 source_commit="$(git rev-parse --short HEAD)"
 

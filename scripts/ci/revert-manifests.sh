@@ -21,7 +21,6 @@ stack="${1:-}"
 require_stack "$stack"
 branch="$(manifests_branch "${2:-}")"
 remote="${MANIFESTS_REMOTE:-origin}"
-git check-ref-format --branch "$branch" >/dev/null || die "invalid branch name: $branch"
 published="$(state_file published "$stack")"
 if [[ ! -f "$published" ]]; then
   log "this pipeline published no manifests of $stack: nothing to revert"

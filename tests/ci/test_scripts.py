@@ -663,6 +663,14 @@ def test_a_newer_publish_of_the_stack_is_not_reverted(sandbox: Sandbox, tmp_path
     assert published(remote) == "kind: Deployment # newer"
 
 
+@pytest.mark.parametrize("script", ["publish-manifests.sh", "revert-manifests.sh"])
+def test_an_invalid_manifests_branch_is_refused(sandbox: Sandbox, script: str) -> None:
+    result = sandbox.run(script, "prod", "bad..branch")
+    assert result.code == 2
+    assert "invalid branch name: bad..branch" in result.out
+    assert sandbox.calls() == []
+
+
 def test_gitops_without_verify_urls_publishes_nothing(sandbox: Sandbox) -> None:
     result = sandbox.run("deploy.sh", "prod", GITOPS="true")
     assert result.code == 2
