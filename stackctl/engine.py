@@ -387,8 +387,8 @@ def mocked_runtime(
             mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)
         )
         pulumi.runtime.register_stack_transformation(_record_options(options))
-        loop.run_until_complete(cast(Any, settings.get_root_resource()).urn.future())
         try:
+            loop.run_until_complete(cast(Any, settings.get_root_resource()).urn.future())
             with (
                 _swapped(
                     sdk_resource, _get_stack_trace=_no_stack_trace, create_urn=sdk_urns.create_urn
