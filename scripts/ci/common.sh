@@ -101,6 +101,15 @@ deploy_images() {
   done
 }
 
+# worktree_path <name>: a fresh path for `git worktree add` under the runner's temp directory
+# (made unique by mktemp, then left free for git to create).
+worktree_path() {
+  local path
+  path="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/appstack-$1.XXXXXX")"
+  rmdir "$path"
+  printf '%s\n' "$path"
+}
+
 # GitOps (publish-manifests.sh, revert-manifests.sh): the manifests branch and where a stack's
 # manifests live on it.
 manifests_branch() {

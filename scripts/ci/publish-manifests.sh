@@ -28,8 +28,7 @@ remote="${MANIFESTS_REMOTE:-origin}"
 cd "$REPO_ROOT"
 source_commit="$(git rev-parse --short HEAD)"
 
-worktree="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/appstack-manifests.XXXXXX")"
-rmdir "$worktree"
+worktree="$(worktree_path manifests)"
 stack_file="Pulumi.${stack##*/}.yaml"
 # shellcheck disable=SC2329 # called by the EXIT trap of common.sh
 on_exit() {

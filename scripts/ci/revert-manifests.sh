@@ -33,8 +33,7 @@ fi
 cd "$REPO_ROOT"
 target="$(manifests_target "$stack")"
 
-worktree="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/appstack-manifests.XXXXXX")"
-rmdir "$worktree"
+worktree="$(worktree_path manifests)"
 # shellcheck disable=SC2329 # called by the EXIT trap of common.sh
 on_exit() { git worktree remove --force "$worktree" >/dev/null 2>&1 || true; }
 manifests_checkout "$worktree" "$branch" "$remote" || {

@@ -81,8 +81,7 @@ case "${action:-}" in
     fi
     full="$(git -C "$REPO_ROOT" rev-parse --verify --quiet "$commit^{commit}")" ||
       die "commit $commit is not in this clone (the deploy job must fetch full history)"
-    worktree="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/appstack-rollback.XXXXXX")"
-    rmdir "$worktree"
+    worktree="$(worktree_path rollback)"
     git -C "$REPO_ROOT" worktree add --quiet --detach "$worktree" "$full"
     # Same interpreter and dependencies: Pulumi.yaml's virtualenv (.venv) and the policy pack's.
     ln -s "$REPO_ROOT/.venv" "$worktree/.venv"
