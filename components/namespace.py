@@ -12,9 +12,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from appstack_grammar import format_bytes, format_cpu, parse_quantity
-from components import labels, release
+from components.app import release
 from components.config import AppConfig, LimitRangeSettings, NamespaceQuota, NetworkSettings
-from components.network import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
+from components.kube import labels
+from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
 
 #: The stack output in which every update records each workload's share of the quota. The next
 #: update reads it back (components/stack.py) so that the workloads it deletes still count.
@@ -27,7 +28,7 @@ class Usage:
     """What one workload can hold of the quota at its peak, before headroom."""
 
     pods: int
-    """Peak pods (components.release.peak_pods_by_workload)."""
+    """Peak pods (components.app.release.peak_pods_by_workload)."""
     compute: Mapping[str, Decimal]
     """Peak requests and limits of cpu (cores) and memory (bytes), keyed as in the quota."""
 
@@ -199,7 +200,7 @@ class AppNamespace(pulumi.ComponentResource):
         BaselineNetworkPolicies(
             f"{name}-baseline",
             BaselineNetworkPoliciesArgs(
-                namespace=ns_name, instance=args.instance, network=args.network
+                namespace=ns_name, instance=args.instance, dns=args.network
             ),
             opts=child,
         )

@@ -6,8 +6,9 @@ that type (`{"auths": {"<server>": {"username", "password", "auth": base64(user:
 k8s.io/kubernetes pkg/credentialprovider). The password arrives as a Pulumi secret and the whole
 document stays one, so it is encrypted in the state and redacted in every render.
 
-Pods name it in `imagePullSecrets` (components/app.py for the apps; the Jenkins controller and
-agent templates in components/jenkins_builder.py), next to any Secret an app lists itself.
+Pods name it in `imagePullSecrets` (components/app/component.py for the apps; the Jenkins
+controller and agent templates in components/jenkins/builder.py), next to any Secret an app lists
+itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
+from components.kube import labels
 
 PULL_SECRET_NAME = "registry-credentials"
 COMPONENT = "registry"

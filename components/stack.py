@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.app import AppService, AppServiceArgs
+from components.app.component import AppService, AppServiceArgs
+from components.app.endpoints import health_url
 from components.config import StackConfig
-from components.endpoints import health_url
-from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
+from components.image.component import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
-from components.monitoring import AppMonitoring, AppMonitoringArgs
+from components.monitoring.component import AppMonitoring, AppMonitoringArgs
 from components.namespace import QUOTA_USAGE_OUTPUT, AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
@@ -30,7 +30,7 @@ class StackOutputs:
     jenkins_url: pulumi.Output[str]
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
     health_urls: dict[str, pulumi.Output[str]]
-    """Readiness URL per app from outside (components/endpoints.py; `stackctl verify`)."""
+    """Readiness URL per app from outside (components/app/endpoints.py; `stackctl verify`)."""
     quota_usage: dict[str, dict[str, object]]
     """Each workload's peak share of the namespace quota; the next update reads it back."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from components.git import git_head
+from components.image.git import git_head
 from stackctl.errors import UserError
 
 PROJECT = "appstack"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from components import labels
 from components.config import deep_merge
+from components.kube import labels
 from tests.conftest import DIGEST_IMAGE, Render, base_raw, find, one, pod_spec, with_app
 
 PROD = base_raw("prod")

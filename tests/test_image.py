@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from components.image import git_commit, registry_server
+from components.image.component import git_commit, registry_server
 from stackctl import engine
 from stackctl.render import RenderResult
 from tests.conftest import Render, base_raw, one, pod_spec

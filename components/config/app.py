@@ -104,7 +104,8 @@ SecretName = Annotated[
 
 
 class Slo(Model):
-    """Availability objective (components/slo_rules.py, docs/slo.md); rules need monitoring."""
+    """Availability objective (components/monitoring/slo_rules.py, docs/slo.md); its rules need
+    monitoring."""
 
     enabled: bool = True
     """Render the SLO recording rules and burn-rate alerts (when monitoring is enabled)."""
@@ -174,7 +175,7 @@ class AppConfig(Model):
         base = self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
         return base + self.release_extra_pods
 
-    # Release (components/release.py): replica counts of the release workloads.
+    # Release (components/app/release.py): replica counts of the release workloads.
 
     @property
     def canary_active(self) -> bool:
@@ -281,7 +282,7 @@ class AppConfig(Model):
             )
 
     def _release_rules(self, problems: Problems) -> None:
-        """Release rules that involve other settings of the app (components/release.py)."""
+        """Release rules that involve other settings of the app (components/app/release.py)."""
         release = self.release
         if (
             release.strategy == "blueGreen"

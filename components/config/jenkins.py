@@ -277,7 +277,7 @@ class JenkinsSettings(Model):
     `<namespace>-builder` for the builder agent)."""
     image_builder: bool = False
     """Pod template `builder` (rootless BuildKit) for the Jenkinsfile's image build, in its own
-    namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins_builder.py)."""
+    namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins/builder.py)."""
     agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
 

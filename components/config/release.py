@@ -1,4 +1,4 @@
-"""Release strategy of an app (components/release.py): rolling, blue-green, canary, optional
+"""Release strategy of an app (components/app/release.py): rolling, blue-green, canary, optional
 Argo Rollouts (`ReleaseSettings`, part of `AppConfig`)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from components.config.base import (
 )
 
 # --------------------------------------------------------------------------------------------
-# Release (components/release.py): rolling, blue-green, canary, optional Argo Rollouts
+# Release (components/app/release.py): rolling, blue-green, canary, optional Argo Rollouts
 # --------------------------------------------------------------------------------------------
 
 ReleaseStrategy = Literal["rolling", "blueGreen", "canary"]
@@ -38,7 +38,7 @@ def canary_pods(total: int, weight: int) -> int:
 
 
 class ReleaseSettings(Model):
-    """How a new version reaches the users (components/release.py).
+    """How a new version reaches the users (components/app/release.py).
 
     - rolling: one Deployment, zero-downtime rolling update (maxUnavailable 0).
     - blueGreen: Deployments `<app>-blue` and `<app>-green`; the Service `<app>` selects the

@@ -10,7 +10,6 @@ from pydantic import (
     model_validator,
 )
 
-from components import labels
 from components.config.app import (
     AppConfig,
     RegistryCredentials,
@@ -33,6 +32,7 @@ from components.config.settings import (
     NamespaceQuota,
     NetworkSettings,
 )
+from components.kube import labels
 
 
 class StackConfig(Model):
@@ -83,7 +83,7 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _derived_names_unique(self) -> StackConfig:
-        # Two apps must not derive the same object or resource name (components/labels.py):
+        # Two apps must not derive the same object or resource name (components/kube/labels.py):
         # the API server would see one object twice, the engine a duplicate URN.
         problems = Problems()
         names = sorted(self.apps)
@@ -102,7 +102,7 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _release_needs_monitoring(self) -> StackConfig:
-        # Release (components/release.py): the Argo Rollouts analysis queries the app's request
+        # Release (components/app/release.py): the Argo Rollouts analysis queries the app's request
         # series, labelled per ReplicaSet by the ServiceMonitor, which only exists with
         # monitoring on.
         problems = Problems()

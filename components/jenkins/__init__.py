@@ -5,10 +5,12 @@ NetworkPolicies and the Jenkins allowances, controller and agent ServiceAccounts
 RoleBinding of the kubernetes plugin, the admin Secret (generated), the JCasC and plugins
 ConfigMaps (content-named: a change rolls the controller), the JENKINS_HOME PersistentVolumeClaim,
 a headless governing Service and the UI Service, the controller StatefulSet, an optional Ingress,
-and with monitoring on a ServiceMonitor and a PrometheusRule (components/jenkins_alerts.py).
+and with monitoring on a ServiceMonitor and a PrometheusRule (components/jenkins/alerts.py).
 One module per part: names (paths, ports, credential IDs), context (shared inputs), identity,
-storage, configuration + casc + agents + plugins, workload, exposure, policies, monitoring,
-controller (the component, a table of contents).
+storage, configuration + casc + agents + agent_containers + plugins, workload, exposure,
+policies, monitoring + alerts, the image builder's namespace (builder), controller (the
+component, a table of contents).
+May import: components.config, components.kube (never components.app: Jenkins is not an app).
 
 Design decisions:
 

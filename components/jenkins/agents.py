@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import labels
-from components.agent_containers import (
+from components.config import JenkinsSettings
+from components.jenkins.agent_containers import (
     agent_container,
     casc_pod_template,
     pull_secrets_dict,
 )
-from components.config import JenkinsSettings
 from components.jenkins.names import AGENT_APP, TOOLS_CONTAINER
-from components.security import restricted_pod_security_dict
+from components.kube import labels
+from components.kube.security import restricted_pod_security_dict
 
 # emptyDir sizes, each sized for what lands on it:
 #: /home/jenkins: remoting's jar cache (~10 MiB) and the tools' dot-directories; the Pulumi CLI

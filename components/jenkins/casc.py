@@ -10,6 +10,7 @@ import yaml
 
 from components.config import JenkinsSettings
 from components.jenkins.agents import pod_template
+from components.jenkins.builder import builder_pod_template, registry_push_credential
 from components.jenkins.names import (
     ADMIN_PASSWORD_FILE,
     ADMIN_USER_FILE,
@@ -21,7 +22,6 @@ from components.jenkins.names import (
     SCM_USERNAME_KEY,
     USERS_SECRETS_DIR,
 )
-from components.jenkins_builder import builder_pod_template, registry_push_credential
 
 #: Global roles (role-strategy `roleBased.roles.global`; permission names as JCasC writes them,
 #: `<group>/<name>` of hudson.security.Permission). Overall/Administer is held by the admin role
@@ -133,7 +133,7 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
             }
         }
     )
-    if settings.image_builder:  # the Build image stage's push login (jenkins_builder.py)
+    if settings.image_builder:  # the Build image stage's push login (builder.py)
         items.append(registry_push_credential(CI_SECRETS_DIR))
     return {"system": {"domainCredentials": [{"credentials": items}]}}
 
@@ -195,7 +195,7 @@ def _cloud(
         )
         for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))
     ]
-    if settings.image_builder:  # image builds, own namespace (components/jenkins_builder.py)
+    if settings.image_builder:  # image builds, own namespace (components/jenkins/builder.py)
         templates.append(builder_pod_template(settings, instance))
     return {
         "kubernetes": {

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.config import JenkinsSettings
 from components.jenkins.casc import casc_document, casc_yaml
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP, CASC_FILE, JENKINS_HOME
 from components.jenkins.plugins import plugin_lines
+from components.kube import labels
 
 
 @dataclass(frozen=True)

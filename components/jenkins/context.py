@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.config import JenkinsSettings, Monitoring, NetworkSettings
 from components.jenkins.names import AGENT_APP, APP
+from components.kube import labels
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import labels
 from components.config import JenkinsSettings, Monitoring, NetworkSettings, image_parts
 from components.jenkins import configuration, exposure, identity, policies, storage, workload
+from components.jenkins.builder import JenkinsBuilder, JenkinsBuilderArgs
 from components.jenkins.casc import public_url
 from components.jenkins.context import Ctx
 from components.jenkins.monitoring import monitoring
 from components.jenkins.names import APP
-from components.jenkins_builder import JenkinsBuilder, JenkinsBuilderArgs
+from components.kube import labels
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class JenkinsController(pulumi.ComponentResource):
 
         # identity and RBAC
         ids = identity.service_accounts_and_rbac(ctx)
-        if s.image_builder:  # image builds (Jenkinsfile `Build image`): jenkins_builder.py
+        if s.image_builder:  # image builds (Jenkinsfile `Build image`): builder.py
             JenkinsBuilder(
                 f"{name}-builder",
                 JenkinsBuilderArgs(

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP, HTTP_PORT
 from components.jenkins.workload import ROLLOUT_TIMEOUT
-from components.network import ingress_spec
+from components.kube import labels
+from components.kube.network import ingress_spec
 
 #: The UI Service waits for the controller's first endpoint, i.e. for the first boot: the
 #: provider's Service await takes its timeout from the resource's customTimeouts first, then the

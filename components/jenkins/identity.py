@@ -9,10 +9,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import labels
 from components.config import JenkinsSettings
 from components.jenkins.context import Ctx
 from components.jenkins.names import AGENT_APP, APP
+from components.kube import labels
 
 #: The Role's rules: exactly what the kubernetes plugin needs in the agents' namespace.
 AGENT_RBAC_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import jenkins_alerts, labels
+from components.jenkins import alerts
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP
+from components.kube import labels
 
 
 def monitoring(ctx: Ctx, ui: pulumi.Resource) -> None:
@@ -51,8 +52,8 @@ def monitoring(ctx: Ctx, ui: pulumi.Resource) -> None:
         kind="PrometheusRule",
         metadata=metadata(),
         spec={
-            "groups": jenkins_alerts.jenkins_rule_groups(
-                jenkins_alerts.JenkinsAlertTarget(
+            "groups": alerts.jenkins_rule_groups(
+                alerts.JenkinsAlertTarget(
                     namespace=ns_name, job=APP, runbook_base_url=mon.runbook_base_url
                 )
             )

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.jenkins.context import Ctx
 from components.jenkins.names import AGENT_APP, APP, HTTP_PORT
-from components.network import (
-    BaselineNetworkPolicies,
-    BaselineNetworkPoliciesArgs,
+from components.kube import labels
+from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
+from components.kube.network import (
     cidr_peers,
     namespace_peer,
 )
@@ -24,7 +23,7 @@ def baseline(ctx: Ctx) -> None:
     BaselineNetworkPolicies(
         f"{ctx.name}-baseline",
         BaselineNetworkPoliciesArgs(
-            namespace=ctx.namespace, instance=ctx.instance, network=ctx.network
+            namespace=ctx.namespace, instance=ctx.instance, dns=ctx.network
         ),
         opts=ctx.opts(),
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP
+from components.kube import labels
 
 
 def home_claim(ctx: Ctx) -> pulumi.Output[str]:

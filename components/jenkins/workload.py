@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
-from components.agent_containers import resource_map
 from components.config import JenkinsSettings, Resources, image_parts
+from components.jenkins.agent_containers import resource_map
+from components.jenkins.builder import pull_secret_refs
 from components.jenkins.configuration import java_opts
 from components.jenkins.context import Ctx
 from components.jenkins.names import (
@@ -26,8 +26,8 @@ from components.jenkins.names import (
     SECRETS_DIR,
     USERS_SECRETS_DIR,
 )
-from components.jenkins_builder import pull_secret_refs
-from components.security import container_security_context, pod_security_context
+from components.kube import labels
+from components.kube.security import container_security_context, pod_security_context
 
 #: Plugins, installed afresh on every start (emptyDir over JENKINS_HOME/plugins): the ~80 pinned
 #: .jpi archives are ~300 MiB and Jenkins explodes each next to it (~2x): 1Gi.

@@ -1,4 +1,4 @@
-"""The Jenkins `builder` agent (components/jenkins_builder.py): the pod template the Jenkinsfile's
+"""The Jenkins `builder` agent (components/jenkins/builder.py): the pod template the Jenkinsfile's
 Build image stage runs on, and the namespace whose Pod Security level is the least one that pod
 passes, judged by the upstream Pod Security rules rather than by the module's own constant."""
 

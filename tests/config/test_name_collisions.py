@@ -2,7 +2,7 @@
 
 The oracle is the render: an app `web` rendered in every release strategy with every option on
 derives the object and resource names it derives; each one, used as a second app's name, must be
-rejected, naming both apps, and `components/labels.py` must know every suffix the render shows.
+rejected, naming both apps, and `components/kube/labels.py` must know every suffix the render shows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 import appstack_grammar as grammar
 from components import config as config_model
-from components import labels
+from components.kube import labels
 from stackctl.errors import UserError
 from stackctl.render import RenderResult, render_config
 from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app

@@ -124,7 +124,7 @@ def test_image_bump_against_head_and_against_a_committed_base(repo: Repo) -> Non
 
 def test_each_revision_renders_with_its_own_code(repo: Repo) -> None:
     # the base revision's worker is forked from the process that loaded the working tree's code
-    repo.edit("components/labels.py", 'MANAGED_BY = "pulumi"', 'MANAGED_BY = "appstack"')
+    repo.edit("components/kube/labels.py", 'MANAGED_BY = "pulumi"', 'MANAGED_BY = "appstack"')
     result = repo.diff("dev", "--json")
     assert_clean_exit(result, 0)
     changes = {(c["kind"], c["name"]): c for c in json.loads(result.stdout)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.jenkins_alerts import ALERTS, JenkinsAlertTarget, jenkins_rule_groups, rules_file
+from components.jenkins.alerts import ALERTS, JenkinsAlertTarget, jenkins_rule_groups, rules_file
 from tests.tooling import dump_yaml, run_tool
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from components import config as config_model
+from components.jenkins.builder import REGISTRY_CREDENTIAL
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
-from components.jenkins_builder import REGISTRY_CREDENTIAL
 from stackctl import engine
 from stackctl.render import RenderResult, render_config
 from tests.conftest import Render, one
@@ -63,7 +63,7 @@ def test_timestamps_and_change_request_have_their_plugins() -> None:
 
 
 def test_jcasc_defines_every_credential_the_jenkinsfile_binds(render: Render) -> None:
-    # imageBuilder: the Build image stage's `registry-push` (components/jenkins_builder.py)
+    # imageBuilder: the Build image stage's `registry-push` (components/jenkins/builder.py)
     doc = casc(render(jenkins_raw("prod", imageBuilder=True)))
     (domain,) = doc["credentials"]["system"]["domainCredentials"]
     defined = {next(iter(c.values()))["id"]: next(iter(c)) for c in domain["credentials"]}

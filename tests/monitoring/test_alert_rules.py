@@ -1,5 +1,5 @@
-"""Pure-Python checks of components.alert_rules: thresholds, optional alerts, required fields,
-validation, severities, the rules-file dump and the metric-name extraction."""
+"""Pure-Python checks of components.monitoring.alert_rules: thresholds, optional alerts, required
+fields, validation, severities, the rules-file dump and the metric-name extraction."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.alert_rules import (
+from components.monitoring.alert_rules import (
     ALERT_KINDS,
     DEFAULT_SEVERITIES,
     AlertThresholds,

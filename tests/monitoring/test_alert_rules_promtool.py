@@ -14,7 +14,7 @@ import pytest
 
 from app.server import DURATION_BUCKETS
 from components import config as config_model
-from components.alert_rules import ALERT_KINDS
+from components.monitoring.alert_rules import ALERT_KINDS
 from stackctl.render import render_config
 from tests.conftest import PROD_IMAGE
 from tests.monitoring import series as gen

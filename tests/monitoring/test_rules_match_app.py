@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components import alert_rules
-from components.monitoring import rule_groups
+from components.monitoring import alert_rules
+from components.monitoring.component import rule_groups
 from stackctl.render import render_stack
 from tests.app.test_server import Service, start_service, stop
 

@@ -1,6 +1,6 @@
-"""The availability SLO rules (components/slo_rules.py), judged by promtool on series generated
-from what app/server.py really exports (metric and label names read from its registry) under the
-scrape labels the render gives them (ServiceMonitor job label, namespace, pod names)."""
+"""The availability SLO rules (components/monitoring/slo_rules.py), judged by promtool on series
+generated from what app/server.py really exports (metric and label names read from its registry)
+under the scrape labels the render gives them (ServiceMonitor job label, namespace, pod names)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from app.server import ROUTE_HEALTH, ROUTE_READY, ROUTE_ROOT, create_metrics
-from components.alert_rules import rules_file
-from components.slo_rules import slo_alert_name
+from components.monitoring.alert_rules import rules_file
+from components.monitoring.slo_rules import slo_alert_name
 from tests.conftest import Render, base_raw, load_error, one
 from tests.tooling import dump_yaml, run_tool
 

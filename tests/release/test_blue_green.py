@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components import labels
+from components.kube import labels
 from tests.conftest import PROD_IMAGE, Render, find, one
 from tests.release.helpers import NEW_IMAGE, blue_green, image_of, pod_labels, selected_workloads
 

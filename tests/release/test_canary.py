@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components import labels
 from components.config import canary_pods
+from components.kube import labels
 from tests.conftest import PROD_IMAGE, Render, find, one
 from tests.release.helpers import NEW_IMAGE, canary, image_of, pod_labels, selected_workloads
 

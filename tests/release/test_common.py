@@ -1,6 +1,6 @@
 """Rules every release strategy keeps: the default is one rolling Deployment, every Deployment
 of every strategy has the zero-downtime strategy and the restricted pod of
-`components.pod.pod_template`, and the app's NetworkPolicy covers every colour and track."""
+`components.app.pod.pod_template`, and the app's NetworkPolicy covers every colour and track."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import labels, release
+from components.app import release
+from components.kube import labels
 from tests.conftest import Render, base_raw, find, one, pod_spec
 from tests.release.helpers import argo, blue_green, canary, pod_labels, selects
 

@@ -4,8 +4,8 @@
 same list under a top-level `groups:` key (see `rules_file()`) is a standalone Prometheus rules
 file that `promtool check rules` / `promtool test rules` accept. Nothing here imports pulumi: the
 component that creates the PrometheusRule passes the returned list through unchanged.
-Thresholds, the rule target and severities are components/alert_model.py; the rules-file
-format and the metric-name inventory components/rules_file.py (both re-exported here).
+Thresholds, the rule target and severities are components/monitoring/alert_model.py; the rules-file
+format and the metric-name inventory components/monitoring/rules_file.py (both re-exported here).
 
 Metrics the rules read:
 
@@ -45,15 +45,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from components.alert_model import ALERT_KINDS as ALERT_KINDS
-from components.alert_model import DEFAULT_SEVERITIES as DEFAULT_SEVERITIES
-from components.alert_model import SEVERITIES as SEVERITIES
-from components.alert_model import WORKLOAD_KINDS as WORKLOAD_KINDS
-from components.alert_model import AlertThresholds as AlertThresholds
-from components.alert_model import RuleTarget as RuleTarget
-from components.rules_file import metric_names_used as metric_names_used
-from components.rules_file import referenced_metric_names as referenced_metric_names
-from components.rules_file import rules_file as rules_file
+from components.monitoring.alert_model import ALERT_KINDS as ALERT_KINDS
+from components.monitoring.alert_model import DEFAULT_SEVERITIES as DEFAULT_SEVERITIES
+from components.monitoring.alert_model import SEVERITIES as SEVERITIES
+from components.monitoring.alert_model import WORKLOAD_KINDS as WORKLOAD_KINDS
+from components.monitoring.alert_model import AlertThresholds as AlertThresholds
+from components.monitoring.alert_model import RuleTarget as RuleTarget
+from components.monitoring.rules_file import metric_names_used as metric_names_used
+from components.monitoring.rules_file import referenced_metric_names as referenced_metric_names
+from components.monitoring.rules_file import rules_file as rules_file
 
 __all__ = [
     "ALERT_KINDS",

@@ -17,8 +17,9 @@ The SLI is the app's own request counter (app/server.py): `http_requests_total{c
 method}` scraped with `job` = the app name and `namespace`. Good events are responses that are not
 5xx. Requests to the probe routes (`/health`, `/health/ready`) are left out: they come from the
 kubelet, not from users, and a draining pod answers its readiness probe with 503 by design
-(app/server.py), which is not an outage. Pure data, no pulumi: components/monitoring.py appends
-these groups to the app's PrometheusRule; docs/slo.md explains the error budget.
+(app/server.py), which is not an outage. Pure data, no pulumi:
+components/monitoring/component.py appends these groups to the app's PrometheusRule; docs/slo.md
+explains the error budget.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """prometheus-operator objects per app: a ServiceMonitor on the app's metrics Service and a
-PrometheusRule with its recording rules and alerts (components/alert_rules.py).
+PrometheusRule with its recording rules and alerts (components/monitoring/alert_rules.py).
 
 Only created when `appstack:monitoring.enabled` is true: they are CRD-backed
 (monitoring.coreos.com/v1) and a cluster without the operator would reject them. There is no
@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alert_rules, labels, release, slo_rules
-from components.app import CONTAINER
+from components.app import release
+from components.app.pod import CONTAINER
 from components.config import AppConfig, Monitoring
+from components.kube import labels
+from components.monitoring import alert_rules, slo_rules
 
 API_VERSION = "monitoring.coreos.com/v1"
 METRICS_COMPONENT = "metrics"

@@ -33,7 +33,7 @@ MANAGED_BY_KEY = "app.kubernetes.io/managed-by"
 ANNOTATION_PREFIX = "appstack.io"
 CONFIG_CHECKSUM = f"{ANNOTATION_PREFIX}/config-checksum"
 
-# Release labels (components/release.py): on pods and in the selectors of their Deployment,
+# Release labels (components/app/release.py): on pods and in the selectors of their Deployment,
 # never in the app's stable selector, so the NetworkPolicies and the metrics Service cover
 # every colour and track.
 COLOUR = f"{ANNOTATION_PREFIX}/colour"

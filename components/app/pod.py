@@ -1,7 +1,7 @@
 """The pod of an app: one container `app` with restricted security (Pod Security Standards
 "restricted"), startup/liveness/readiness probes, requests and limits, graceful shutdown (preStop
 sleep shorter than the grace period), a writable /tmp, the app's Secret mounted as files, and
-topology spread per revision. Every workload of every release strategy (components/release.py)
+topology spread per revision. Every workload of every release strategy (components/app/release.py)
 uses this template."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, release
+from components.app import release
 from components.config import AppConfig, Probe
-from components.security import container_security_context, pod_security_context
+from components.kube import labels
+from components.kube.security import container_security_context, pod_security_context
 
 SECRETS_MOUNT = "/var/run/secrets/appstack"
 CONTAINER = "app"
@@ -43,7 +44,7 @@ def topology_spread(
 ) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
     """Spread replicas across nodes, and zones when configured; per revision so a rollout's new
     pods spread too. `revision_label` is the pod-template-hash label the workload's controller
-    gives its pods (components.release.Workload.revision_label): `pod-template-hash` for a
+    gives its pods (components.app.release.Workload.revision_label): `pod-template-hash` for a
     Deployment, `rollouts-pod-template-hash` for an Argo Rollout. A key the pods lack would
     make the scheduler ignore it and spread old and new pods together."""
     keys = ["kubernetes.io/hostname"] + (

@@ -40,18 +40,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
-from components.agent_containers import (
+from components.config import JenkinsSettings, NetworkSettings
+from components.jenkins.agent_containers import (
     AGENT_WORKDIR,
     agent_container,
     casc_pod_template,
     pull_secrets_dict,
     resource_requirements,
 )
-from components.config import JenkinsSettings, NetworkSettings
-from components.network import (
-    BaselineNetworkPolicies,
-    BaselineNetworkPoliciesArgs,
+from components.kube import labels
+from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
+from components.kube.network import (
     cidr_peers,
 )
 
@@ -63,6 +62,8 @@ IMAGE = "moby/buildkit:v0.29.0-rootless"
 BUILDKIT_UID = 1000
 HTTP_PORT = 8080
 PSA_ENFORCE = "privileged"
+#: Rendered (the namespace's annotation), so it still names this module's path before issue 25
+#: moved it to components/jenkins/builder.py: the move keeps the render byte-identical.
 PSA_REASON = (
     "rootless BuildKit needs seccompProfile Unconfined and appArmorProfile Unconfined "
     "(moby/buildkit docs/rootless.md); Pod Security baseline forbids both, so this namespace, "
@@ -221,7 +222,7 @@ class JenkinsBuilder(pulumi.ComponentResource):
         BaselineNetworkPolicies(
             f"{name}-baseline",
             BaselineNetworkPoliciesArgs(
-                namespace=namespace, instance=args.instance, network=args.network
+                namespace=namespace, instance=args.instance, dns=args.network
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -5,12 +5,12 @@ Secret (from Pulumi secrets, mounted as files), Deployment (restricted pod secur
 zero-downtime rolling update, topology spread), Service (+ a ClusterIP metrics Service),
 HPA, PDB, optional Ingress and the app's NetworkPolicy. Which Deployments (or Argo Rollout),
 Services, PDBs and Ingresses exist, and what they select, follows the app's release strategy
-(components/release.py).
+(components/app/release.py).
 
 The constructor reads as its parts, each a builder below with `parent=self` (so a child's URN
 is the same whichever builder creates it): identity, configuration, workloads of the release
 plan, services, autoscaling and disruption budgets, ingress, network policy. The pod itself is
-components/pod.py, the HPA's metrics and behaviour components/autoscaling.py.
+components/app/pod.py, the HPA's metrics and behaviour components/app/autoscaling.py.
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, release, workloads
-from components.autoscaling import hpa_behavior, hpa_metrics
+from components.app import release, workloads
+from components.app.autoscaling import hpa_behavior, hpa_metrics
+from components.app.network_policy import AppNetworkPolicy, AppNetworkPolicyArgs
+from components.app.pod import CONTAINER as CONTAINER
+from components.app.pod import SECRETS_MOUNT as SECRETS_MOUNT
+from components.app.pod import pod_template
+from components.app.pod import topology_spread as topology_spread
 from components.config import AppConfig, Monitoring, NetworkSettings
-from components.network import AppNetworkPolicy, AppNetworkPolicyArgs
-from components.network import ingress_spec as network_ingress_spec
-from components.pod import CONTAINER as CONTAINER
-from components.pod import SECRETS_MOUNT as SECRETS_MOUNT
-from components.pod import pod_template
-from components.pod import topology_spread as topology_spread
+from components.kube import labels
+from components.kube.network import ingress_spec as network_ingress_spec
 
 
 @dataclass(frozen=True)

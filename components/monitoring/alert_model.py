@@ -1,6 +1,7 @@
 """What an app's alerts are about and how sensitive they are: `AlertThresholds` (durations
 and ratios), `RuleTarget` (the app's job, namespace, container, workloads, HPAs, PDBs, from
-the render) and the alert severities. Plain Python, no pulumi (components/alert_rules.py)."""
+the render) and the alert severities. Plain Python, no pulumi
+(components/monitoring/alert_rules.py)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ WORKLOAD_KINDS: frozenset[str] = frozenset({"Deployment", "Rollout"})
 @dataclass(frozen=True)
 class RuleTarget:
     """The Kubernetes objects and scrape job one service's rules are about (read from the
-    render: `components.monitoring.rule_target`)."""
+    render: `components.monitoring.component.rule_target`)."""
 
     #: App name: alert-name prefix and rule-group names (DNS-1123 label).
     app: str

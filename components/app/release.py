@@ -2,13 +2,14 @@
 
 `plan(app_name, app)` turns `appstack:apps.<app>.release` into a `ReleasePlan` (plain data:
 workloads, Services, PodDisruptionBudgets, the HPAs and their targets, an optional canary Ingress);
-`create_workloads` (components/workloads.py) registers the workloads of a plan, with the
-Argo Rollouts specs from components/argo_rollouts.py. `AppService` (components/app.py) creates
-the Services, PDBs, HPAs and Ingresses from the same plan, so every release decision is here.
+`create_workloads` (components/app/workloads.py) registers the workloads of a plan, with the
+Argo Rollouts specs from components/app/argo_rollouts.py. `AppService`
+(components/app/component.py) creates the Services, PDBs, HPAs and Ingresses from the same plan,
+so every release decision is here.
 
 - rolling (default): one Deployment `<app>`; zero-downtime rolling update (`rolling_strategy`:
   maxUnavailable 0, surge > 0) with minReadySeconds, progress deadline and the pod's preStop
-  sleep shorter than its grace period (`components.pod.pod_template`).
+  sleep shorter than its grace period (`components.app.pod.pod_template`).
 - blueGreen: Deployments `<app>-blue` and `<app>-green`, pods labelled `appstack.io/colour`,
   each selecting the stable labels plus its colour. The Service `<app>` selects the `active`
   colour, the ClusterIP Service `<app>-preview` the idle one. With autoscaling each colour has
@@ -72,8 +73,8 @@ from typing import Literal
 
 import pulumi_kubernetes as k8s
 
-from components import labels
 from components.config import AppConfig, image_parts
+from components.kube import labels
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 DEPLOYMENT_REVISION_LABEL = "pod-template-hash"

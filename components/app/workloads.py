@@ -1,4 +1,4 @@
-"""Registering a release plan's workloads (components/release.py): the Deployments, or the
+"""Registering a release plan's workloads (components/app/release.py): the Deployments, or the
 Argo Rollout with its AnalysisTemplate, each with `parent` the AppService."""
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
-from components.argo_rollouts import analysis_spec, argo_strategy
-from components.config import AppConfig, Monitoring
-from components.release import (
+from components.app.argo_rollouts import analysis_spec, argo_strategy
+from components.app.release import (
     ARGO_API_VERSION,
     Order,
     ReleasePlan,
@@ -21,6 +19,8 @@ from components.release import (
     rolling_strategy,
     scanner_skips,
 )
+from components.config import AppConfig, Monitoring
+from components.kube import labels
 
 
 class MetaFactory(Protocol):
@@ -38,7 +38,7 @@ TemplateFactory = Callable[
     [pulumi.Input[str], Mapping[str, str], str], k8s.core.v1.PodTemplateSpecArgs
 ]
 """(image, extra pod labels, revision label) -> the app's pod template
-(components.pod.pod_template)."""
+(components.app.pod.pod_template)."""
 
 
 @dataclass(frozen=True)

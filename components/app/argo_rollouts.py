@@ -1,18 +1,18 @@
 """Argo Rollouts specs of a release plan (plain dicts: CRDs have no typed Args): the Rollout's
-strategy and the error-ratio AnalysisTemplate (components/release.py, argoRollouts)."""
+strategy and the error-ratio AnalysisTemplate (components/app/release.py, argoRollouts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.config import AppConfig, Monitoring
-from components.release import (
+from components.app.release import (
     ANALYSIS_COUNT,
     ANALYSIS_INTERVAL,
     ARGO_SCALE_DOWN_DELAY_SECONDS,
     CANARY,
     ReleasePlan,
 )
+from components.config import AppConfig, Monitoring
 
 REVISION_ARG = "pod-template-hash"
 """AnalysisTemplate arg: the `rollouts-pod-template-hash` of the pods under analysis."""

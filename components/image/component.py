@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.config import ImageBuild, RegistryCredentials, image_parts
-from components.git import git_head
+from components.image.git import git_head
 
 if TYPE_CHECKING:
     import pulumi_docker as docker
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 # image build: a stack without `build` blocks, and every command that does not render one, never
 # loads it.
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def git_commit(repo_dir: Path) -> str:

@@ -1,5 +1,5 @@
 """The containers every Jenkins agent pod is made of (the kubernetes cloud's templates in
-components/jenkins/agents.py, the image builder's pod in components/jenkins_builder.py), and the
+components/jenkins/agents.py, the image builder's pod in components/jenkins/builder.py), and the
 JCasC pod-template entry that carries such a pod: one definition, so the two kinds of agent pod
 cannot drift apart. Plain data (raw pod dicts)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from components.config import Resources
-from components.security import restricted_container_security_dict
+from components.kube.security import restricted_container_security_dict
 
 #: The agent user's home (remoting's jar cache, tool caches) and the workspace beneath it.
 AGENT_HOME = "/home/jenkins"
