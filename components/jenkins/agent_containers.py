@@ -1,11 +1,12 @@
 """The containers every Jenkins agent pod is made of (the kubernetes cloud's templates in
 components/jenkins/agents.py, the image builder's pod in components/jenkins/builder.py), and the
-JCasC pod-template entry that carries such a pod: one definition, so the two kinds of agent pod
-cannot drift apart. Plain data (raw pod dicts)."""
+pod template that carries such a pod, with its JCasC entry: one definition, so the two kinds of
+agent pod cannot drift apart. Plain data (raw pod dicts)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -62,32 +63,39 @@ def pull_secrets_dict(names: list[str]) -> dict[str, Any]:
     return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
 
 
-def casc_pod_template(
-    *,
-    name: str,
-    label: str,
-    namespace: str,
-    service_account: str,
-    exclusive: bool,
-    idle_minutes: int,
-    pod_retention: str,
-    pod: Mapping[str, Any],
-) -> dict[str, Any]:
-    """A pod template of the kubernetes cloud (JCasC `templates` entry).
+@dataclass(frozen=True)
+class PodTemplate:
+    """One pod template of the kubernetes cloud (`default`, `pulumi`, the image `builder`)."""
 
-    `exclusive`: only jobs that ask for `label` run there. The raw `pod` yaml overrides
-    (`yamlMergeStrategy: override`) rather than merges with the plugin's defaults, so what runs
-    is exactly what was rendered; `showRawYaml: false` keeps it out of build logs.
+    name: str
+    label: str
+    """Jobs ask for the template by this label."""
+    namespace: str
+    """Where its pods run."""
+    exclusive: bool
+    """Only jobs that ask for `label` run there."""
+    idle_minutes: int
+    """How long an idle pod is kept for the next job (0: one job per pod)."""
+    pod: Mapping[str, Any]
+    """The raw pod (the kubernetes plugin's `yaml`); its ServiceAccount is the template's."""
+
+
+def casc_pod_template(template: PodTemplate, pod_retention: str) -> dict[str, Any]:
+    """The JCasC `templates` entry of a pod template of the cloud.
+
+    The raw pod yaml overrides (`yamlMergeStrategy: override`) rather than merges with the
+    plugin's defaults, so what runs is exactly what was rendered; `showRawYaml: false` keeps it
+    out of build logs.
     """
     return {
-        "name": name,
-        "label": label,
-        "namespace": namespace,
-        "serviceAccount": service_account,
-        "nodeUsageMode": "EXCLUSIVE" if exclusive else "NORMAL",
-        "idleMinutes": idle_minutes,
+        "name": template.name,
+        "label": template.label,
+        "namespace": template.namespace,
+        "serviceAccount": template.pod["spec"]["serviceAccountName"],
+        "nodeUsageMode": "EXCLUSIVE" if template.exclusive else "NORMAL",
+        "idleMinutes": template.idle_minutes,
         "podRetention": pod_retention,
         "showRawYaml": False,
         "yamlMergeStrategy": "override",
-        "yaml": yaml.safe_dump(dict(pod), sort_keys=False, width=1000),
+        "yaml": yaml.safe_dump(dict(template.pod), sort_keys=False, width=1000),
     }

@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config import JenkinsSettings
-from components.jenkins.agent_containers import (
-    agent_container,
-    casc_pod_template,
-    pull_secrets_dict,
-)
+from components.jenkins.agent_containers import PodTemplate, agent_container, pull_secrets_dict
 from components.jenkins.names import AGENT_APP, TOOLS_CONTAINER
 from components.kube import labels
 from components.kube.security import restricted_pod_security_dict
@@ -86,24 +82,19 @@ def agent_pod(
     }
 
 
-def pod_template(
-    settings: JenkinsSettings,
-    instance: str,
-    namespace: str,
-    service_account: str,
-    *,
-    name: str,
-    label: str,
-    tools: bool,
-) -> dict[str, Any]:
-    """One pod template of the cloud (`default`: inbound agent; `pulumi`: + tools container)."""
-    return casc_pod_template(
-        name=name,
-        label=label,
-        namespace=namespace,
-        service_account=service_account,
-        exclusive=tools,
-        idle_minutes=settings.cloud.idle_minutes,
-        pod_retention=settings.cloud.pod_retention,
-        pod=agent_pod(settings, instance, service_account, tools=tools),
-    )
+def pod_templates(
+    settings: JenkinsSettings, instance: str, namespace: str, service_account: str
+) -> list[PodTemplate]:
+    """The cloud's templates in the Jenkins namespace: `default` (inbound agent) and `pulumi`
+    (+ tools container, for its jobs only)."""
+    return [
+        PodTemplate(
+            name,
+            label,
+            namespace,
+            exclusive=tools,
+            idle_minutes=settings.cloud.idle_minutes,
+            pod=agent_pod(settings, instance, service_account, tools=tools),
+        )
+        for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))
+    ]

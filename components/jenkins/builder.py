@@ -43,8 +43,8 @@ import pulumi_kubernetes as k8s
 from components.config import JenkinsSettings, NetworkSettings
 from components.jenkins.agent_containers import (
     AGENT_WORKDIR,
+    PodTemplate,
     agent_container,
-    casc_pod_template,
     pull_secrets_dict,
     resource_requirements,
 )
@@ -175,16 +175,14 @@ def builder_pod(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
     }
 
 
-def builder_pod_template(settings: JenkinsSettings, instance: str) -> dict[str, Any]:
-    """The JCasC entry of the `builder` pod template (the Jenkinsfile's Build image stage)."""
-    return casc_pod_template(
-        name=TEMPLATE,
-        label=TEMPLATE,
-        namespace=builder_namespace(settings),
-        service_account=labels.resource_name(BUILDER_APP),
+def builder_pod_template(settings: JenkinsSettings, instance: str) -> PodTemplate:
+    """The `builder` pod template (the Jenkinsfile's Build image stage), in its own namespace."""
+    return PodTemplate(
+        TEMPLATE,
+        TEMPLATE,
+        builder_namespace(settings),
         exclusive=True,
         idle_minutes=0,  # a builder pod holds registry credentials in its workspace: no reuse
-        pod_retention=settings.cloud.pod_retention,
         pod=builder_pod(settings, instance),
     )
 

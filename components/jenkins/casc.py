@@ -4,17 +4,18 @@ ConfigMap. Attribute names are those of the pinned plugins (sources in the comme
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from components.config import JenkinsSettings
-from components.jenkins.agents import pod_template
+from components.jenkins.agent_containers import casc_pod_template
+from components.jenkins.agents import pod_templates
 from components.jenkins.builder import builder_pod_template, registry_push_credential
 from components.jenkins.names import (
     ADMIN_PASSWORD_FILE,
     ADMIN_USER_FILE,
-    AGENT_APP,
     APPROVERS_ENV,
     CI_SECRETS_DIR,
     PIPELINE_CREDENTIALS,
@@ -30,6 +31,20 @@ from components.jenkins.names import (
 DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel", "Run/Replay")
 DEPLOYER_PERMISSIONS = DEVELOPER_PERMISSIONS
 ADMIN_PERMISSIONS = ("Overall/Administer",)
+
+
+@dataclass(frozen=True)
+class CascSite:
+    """Where this controller runs: what its JCasC document points agents and users at."""
+
+    instance: str
+    """app.kubernetes.io/instance label value (the agent pods' labels)."""
+    namespace: str
+    """The Jenkins namespace: the cloud's namespace and that of its default templates."""
+    service: str
+    """The UI Service: agents connect to it over WebSocket, users reach it without an Ingress."""
+    agent_service_account: str
+    """The ServiceAccount of the `default` and `pulumi` agent pods."""
 
 
 def service_url(namespace: str, service: str, port: int) -> str:
@@ -174,51 +189,28 @@ def job_dsl(settings: JenkinsSettings) -> str:
     )
 
 
-def _cloud(
-    settings: JenkinsSettings,
-    instance: str,
-    namespace: str,
-    service: str,
-    agent_service_account: str,
-) -> dict[str, Any]:
+def _cloud(settings: JenkinsSettings, site: CascSite) -> dict[str, Any]:
     """The Kubernetes cloud: agents in the Jenkins namespace, connecting over WebSocket to the
-    in-cluster URL, from two pod templates."""
-    templates = [
-        pod_template(
-            settings,
-            instance,
-            namespace,
-            agent_service_account,
-            name=name,
-            label=label,
-            tools=tools,
-        )
-        for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))
-    ]
-    if settings.image_builder:  # image builds, own namespace (components/jenkins/builder.py)
-        templates.append(builder_pod_template(settings, instance))
+    in-cluster URL, from two pod templates (three with the image builder, whose pods run in its
+    own namespace: components/jenkins/builder.py)."""
+    templates = pod_templates(settings, site.instance, site.namespace, site.agent_service_account)
+    if settings.image_builder:
+        templates.append(builder_pod_template(settings, site.instance))
     return {
         "kubernetes": {
             "name": "kubernetes",
-            "namespace": namespace,
-            "jenkinsUrl": service_url(namespace, service, settings.service.port),
+            "namespace": site.namespace,
+            "jenkinsUrl": service_url(site.namespace, site.service, settings.service.port),
             "webSocket": True,
             "containerCapStr": str(settings.cloud.container_cap),
             "podRetention": settings.cloud.pod_retention,
             "skipTlsVerify": False,
-            "templates": templates,
+            "templates": [casc_pod_template(t, settings.cloud.pod_retention) for t in templates],
         }
     }
 
 
-def casc_document(
-    settings: JenkinsSettings,
-    *,
-    instance: str,
-    namespace: str,
-    service: str,
-    agent_service_account: str,
-) -> dict[str, Any]:
+def casc_document(settings: JenkinsSettings, site: CascSite) -> dict[str, Any]:
     """The JCasC document: hardened security, roles, credentials, the Kubernetes cloud and its
     two pod templates, and the multibranch job of this repository."""
     doc: dict[str, Any] = {
@@ -244,7 +236,7 @@ def casc_document(
                     }
                 }
             ],
-            "clouds": [_cloud(settings, instance, namespace, service, agent_service_account)],
+            "clouds": [_cloud(settings, site)],
         },
         "credentials": _credentials(settings),
         "security": {
@@ -255,7 +247,7 @@ def casc_document(
             }
         },
         "unclassified": {
-            "location": {"url": public_url(settings, namespace, service)},
+            "location": {"url": public_url(settings, site.namespace, site.service)},
             "prometheusConfiguration": {"path": "prometheus", "useAuthenticatedEndpoint": False},
         },
     }

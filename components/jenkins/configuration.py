@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import JenkinsSettings
-from components.jenkins.casc import casc_document, casc_yaml
+from components.jenkins.casc import CascSite, casc_document, casc_yaml
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP, CASC_FILE, JENKINS_HOME
 from components.jenkins.plugins import plugin_lines
@@ -23,15 +23,8 @@ class ConfigMaps:
 
 
 def config_maps(ctx: Ctx, *, ui_service: str, agent_service_account: str) -> ConfigMaps:
-    casc = casc_yaml(
-        casc_document(
-            ctx.settings,
-            instance=ctx.instance,
-            namespace=ctx.settings.namespace,
-            service=ui_service,
-            agent_service_account=agent_service_account,
-        )
-    )
+    site = CascSite(ctx.instance, ctx.settings.namespace, ui_service, agent_service_account)
+    casc = casc_yaml(casc_document(ctx.settings, site))
     casc_map = k8s.core.v1.ConfigMap(
         f"{ctx.name}-casc",
         metadata=ctx.meta("config", labels.resource_name(APP, "casc", labels.content_hash(casc))),
