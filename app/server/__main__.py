@@ -1,7 +1,7 @@
-"""``python -m app.server``: run the service (`app.server.main`)."""
+"""``python -m app.server``: run the service until SIGTERM/SIGINT (app/server/lifecycle.py)."""
 
 import sys
 
-from app.server import main
+from app.server.lifecycle import main
 
 sys.exit(main())

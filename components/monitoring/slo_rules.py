@@ -13,11 +13,11 @@ is significant, the short one that it is still going on (so the alert resets min
 errors stop instead of hours). The page alert is `<App>ErrorBudgetFastBurn` (severity
 critical), the ticket `<App>ErrorBudgetSlowBurn` (severity warning).
 
-The SLI is the app's own request counter (app/server.py): `http_requests_total{code, path,
+The SLI is the app's own request counter (app/server/metrics.py): `http_requests_total{code, path,
 method}` scraped with `job` = the app name and `namespace`. Good events are responses that are not
 5xx. Requests to the probe routes (`/health`, `/health/ready`) are left out: they come from the
 kubelet, not from users, and a draining pod answers its readiness probe with 503 by design
-(app/server.py), which is not an outage. Pure data, no pulumi:
+(app/server/lifecycle.py), which is not an outage. Pure data, no pulumi:
 components/monitoring/component.py appends these groups to the app's PrometheusRule; docs/slo.md
 explains the error budget.
 """
@@ -40,7 +40,7 @@ __all__ = [
     "slo_groups_for",
 ]
 
-#: Routes the kubelet probes (app/server.py ROUTE_HEALTH / ROUTE_READY): not user traffic.
+#: Routes the kubelet probes (app/server/routes.py ROUTE_HEALTH / ROUTE_READY): not user traffic.
 PROBE_PATHS: tuple[str, ...] = ("/health", "/health/ready")
 
 

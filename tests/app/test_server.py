@@ -1,4 +1,4 @@
-"""Behaviour of the reference service (app/server.py), run as a real subprocess.
+"""Behaviour of the reference service (app/server/), run as a real subprocess.
 
 Every network call goes to 127.0.0.1 with a bounded timeout; every process started here is
 killed in a fixture teardown. Read-only endpoint checks share one module-scoped process and
@@ -23,7 +23,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.server import DURATION_BUCKETS, OTHER, ROUTES, load_config, method_label, path_label
+from app.server import (
+    DURATION_BUCKETS,
+    OTHER,
+    ROUTES,
+    Config,
+    create_metrics,
+    load_config,
+    method_label,
+    path_label,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALHOST = "127.0.0.1"
@@ -593,15 +602,17 @@ def test_app_version_accepts_any_printable_tag_or_sha_up_to_128_chars(version: s
 
 
 def test_an_unexpected_handler_error_answers_500_and_is_counted_as_5xx() -> None:
-    from app import server as srv  # in-process: a fault cannot be injected into the subprocess
+    # in-process: a fault cannot be injected into the subprocess
+    from app.server.handlers import AppHandler, Server
+    from app.server.lifecycle import ServiceState
 
-    class Broken(srv.AppHandler):
+    class Broken(AppHandler):
         def dispatch(self) -> None:
             self.route = "/"
             raise RuntimeError("boom")
 
-    state = srv.ServiceState(srv.Config(), srv.create_metrics("t"))
-    httpd = srv._Server((LOCALHOST, 0), Broken, state)
+    state = ServiceState(Config(), create_metrics("t"))
+    httpd = Server((LOCALHOST, 0), Broken, state)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

@@ -22,7 +22,7 @@ target labels come from the rendered objects and from the upstream naming rules:
   name, strategy, traffic_router, phase}` and `rollout_info_replicas_*{namespace, name}`; the
   argo-rollouts Helm chart's ServiceMonitor has no `honorLabels`, so the Rollout's namespace
   lands in `exported_namespace` and `namespace` is the controller's.
-- the app (app/server.py): `http_requests_total{method, code, path}`,
+- the app (app/server/metrics.py): `http_requests_total{method, code, path}`,
   `http_request_duration_seconds_bucket{method, path, le}` (buckets `DURATION_BUCKETS`), scraped
   through the rendered ServiceMonitor: `job` = the Service's `jobLabel` label value, target
   labels `namespace`, `service`, `pod`, `container` (the container exposing the endpoint's

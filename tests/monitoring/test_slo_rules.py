@@ -1,5 +1,5 @@
 """The availability SLO rules (components/monitoring/slo_rules.py), judged by promtool on series
-generated from what app/server.py really exports (metric and label names read from its registry)
+generated from what app.server really exports (metric and label names read from its registry)
 under the scrape labels the render gives them (ServiceMonitor job label, namespace, pod names)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def request_counter() -> tuple[str, tuple[str, ...]]:
         if family.type == "counter" and family.name.startswith("http_requests"):
             sample = f"{family.name}_total"
             return sample, ("method", "code", "path")
-    raise AssertionError("app/server.py exports no http_requests counter")
+    raise AssertionError("app/server/metrics.py exports no http_requests counter")
 
 
 class Scrape:
@@ -174,7 +174,7 @@ def test_fast_burn_pages_and_resets_when_errors_stop(tmp_path: Path, scrape: Scr
 
 
 def test_draining_readiness_probes_are_not_user_errors(tmp_path: Path, scrape: Scrape) -> None:
-    """Readiness answers 503 while a pod drains (app/server.py); counted as user traffic, 30
+    """Readiness answers 503 while a pod drains (app.server lifecycle); counted as user traffic, 30
     probe 503s a minute beside 100 requests would be a 23 % error ratio."""
     series = traffic(scrape, 70, 100, 0, probe_503=30)
     promtool_test(tmp_path, scrape, [case("only probes fail", series, "65m", {FAST: [], SLOW: []})])

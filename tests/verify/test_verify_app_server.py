@@ -1,4 +1,4 @@
-"""`stackctl verify` against the real reference service (app/server.py), started locally on
+"""`stackctl verify` against the real reference service (app/server/), started locally on
 loopback: ready, becoming ready, draining, refusing connections, hung (SIGSTOP) and slow to
 answer. No HTTP mock: every answer comes from the server the stack deploys."""
 
