@@ -1,5 +1,5 @@
 """The commit of the checkout a program runs from: the image tag of a build (components/image.py)
-and the commit recorded with every deploy (stackctl/ops.py). One implementation for both."""
+and the commit recorded with every deploy (stackctl/ops/deploy.py). One implementation for both."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`stackctl.sdk_urns.create_urn` answers as the SDK's `create_urn` (the oracle): the same
+"""`stackctl.mockruntime.urns.create_urn` answers as the SDK's `create_urn` (the oracle): the same
 value, known, not secret, with the same resources, for any name, type and parent; anything but
 strings is the SDK's own answer."""
 
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi.runtime import resource as sdk_resource
 
-from stackctl import engine, sdk_urns
+from stackctl import mockruntime
+from stackctl.mockruntime import urns as sdk_urns
 
 parts = st.text(max_size=12)
 parents = st.one_of(
@@ -39,14 +40,14 @@ def answer(create: Any, *args: Any) -> dict[str, Any]:
 
         return pulumi.Output.from_input(read())
 
-    engine.capture(program, project="appstack", stack="dev")
+    mockruntime.capture(program, project="appstack", stack="dev")
     return found
 
 
 def test_the_oracle_is_the_sdks_own_function() -> None:
     assert sdk_urns.SDK_CREATE_URN.__module__ == "pulumi.runtime.resource"
     assert sdk_urns.SDK_CREATE_URN is not sdk_urns.create_urn
-    with engine.mocked_runtime("appstack", "dev"):
+    with mockruntime.mocked_runtime("appstack", "dev"):
         assert sdk_resource.create_urn is sdk_urns.create_urn
     assert sdk_resource.create_urn is sdk_urns.SDK_CREATE_URN
 

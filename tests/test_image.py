@@ -11,8 +11,8 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.image import git_commit, registry_server
-from stackctl import engine
-from stackctl.render import RenderResult
+from stackctl import mockruntime
+from stackctl.render.stack import RenderResult
 from tests.conftest import Render, base_raw, one, pod_spec
 from tests.tooling import REPO
 
@@ -120,13 +120,13 @@ def _pushes_and_their_providers(
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(pushed image name, registry_auth of the provider that pushes it) for every push."""
     used: dict[tuple[str, str], str | None] = {}
-    record = engine.RecordingMocks.new_resource
+    record = mockruntime.RecordingMocks.new_resource
 
-    def spy(self: engine.RecordingMocks, args: Any) -> Any:
+    def spy(self: mockruntime.RecordingMocks, args: Any) -> Any:
         used[(args.typ, args.name)] = args.provider
         return record(self, args)
 
-    monkeypatch.setattr(engine.RecordingMocks, "new_resource", spy)
+    monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", spy)
     result = render(raw)
     auth = {
         r.name: json.loads(str(rpc.unwrap_rpc_secret(r.inputs.get("registryAuth") or "[]")))

@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime import config as runtime_config
 
 from components import pulumi_config
-from stackctl.engine import capture
+from stackctl.mockruntime import capture
 from tests.conftest import base_raw
 from tests.tooling import REPO
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import config as config_model
-from stackctl import engine
-from stackctl.render import REPO_ROOT, load_raw_config, render_config
+from stackctl.mockruntime import engine
+from stackctl.render.stack import REPO_ROOT, load_raw_config, render_config
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 

@@ -23,7 +23,7 @@ from pulumi.runtime import config as runtime_config
 
 from components import config as config_model
 from components import pulumi_config
-from stackctl import engine
+from stackctl import mockruntime
 from tests.conftest import Render, base_raw, one
 from tests.tooling import REPO
 
@@ -81,13 +81,13 @@ def test_main_exits_2_without_traceback_and_registers_nothing(
     engine_config: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registered: list[str] = []
-    record = engine.RecordingMocks.new_resource
+    record = mockruntime.RecordingMocks.new_resource
 
-    def spy(self: engine.RecordingMocks, args: Any) -> Any:
+    def spy(self: mockruntime.RecordingMocks, args: Any) -> Any:
         registered.append(args.name)
         return record(self, args)
 
-    monkeypatch.setattr(engine.RecordingMocks, "new_resource", spy)
+    monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", spy)
 
     def program() -> dict[str, Any]:
         runtime_config.set_all_config(
@@ -97,7 +97,7 @@ def test_main_exits_2_without_traceback_and_registers_nothing(
         return {}
 
     with pytest.raises(SystemExit) as info:
-        engine.capture(program, project="appstack", stack="dev")
+        mockruntime.capture(program, project="appstack", stack="dev")
     assert info.value.code == 2 and registered == []
     err = capsys.readouterr().err
     assert "appstack:apps: is set as a secret" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.ops import Console
+from stackctl.ops.deploy import Console
 
 PULUMI_DEV = """\
 config:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stackctl.errors import OperationFailed, UserError
-from stackctl.ops import (
+from stackctl.ops.deploy import (
     Console,
     deploy_message,
     git_commit,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from policy.rules import RuleContext, evaluate
-from stackctl import render as render_mod
+from stackctl.render import stack as render_mod
 from tests.release.helpers import NEW_DIGEST_IMAGE, argo, blue_green, canary
 from tests.renders import Renders
 from tests.test_validators import ALLOWED_CHECKOV_SKIPS
