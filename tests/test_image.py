@@ -8,7 +8,6 @@ import subprocess
 from typing import Any
 
 import pytest
-from pulumi.runtime import rpc
 
 from components.image import git_commit, registry_server
 from stackctl import mockruntime
@@ -72,7 +71,7 @@ def test_the_version_and_extra_tags_are_pushed_besides_the_commit(render: Render
 def test_the_registry_password_is_a_secret_and_never_rendered(render: Render) -> None:
     result = render(with_build())
     (image,) = docker(result, "image:Image")
-    assert rpc.is_rpc_secret(image.inputs["registry"]) or rpc.is_rpc_secret(
+    assert mockruntime.is_secret(image.inputs["registry"]) or mockruntime.is_secret(
         image.inputs["registry"]["password"]
     )
     assert PASSWORD not in repr(result.objects)
@@ -129,7 +128,7 @@ def _pushes_and_their_providers(
     monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", spy)
     result = render(raw)
     auth = {
-        r.name: json.loads(str(rpc.unwrap_rpc_secret(r.inputs.get("registryAuth") or "[]")))
+        r.name: json.loads(str(mockruntime.unwrap_secret(r.inputs.get("registryAuth") or "[]")))
         for r in result.resources
         if r.type == "pulumi:providers:docker"
     }
@@ -174,7 +173,7 @@ def test_every_push_finds_its_registry_in_the_provider_auth(
 def test_the_provider_auth_holding_the_password_is_a_secret(render: Render) -> None:
     result = render(with_build())
     (provider,) = [r for r in result.resources if r.type == "pulumi:providers:docker"]
-    assert rpc.is_rpc_secret(provider.inputs["registryAuth"])
+    assert mockruntime.is_secret(provider.inputs["registryAuth"])
 
 
 def test_registry_server_reads_the_image_as_the_provider_does() -> None:

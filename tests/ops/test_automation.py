@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
-from pulumi.automation._cmd import CommandResult
+from pulumi.automation import CommandResult
 from pulumi.automation.errors import CommandError
 
 from stackctl.errors import OperationFailed, UserError
