@@ -40,6 +40,7 @@ WALL_MODULE = "stackctl.mockruntime."
 ORACLE_TESTS: dict[str, str] = {
     "tests/policy/test_pack.py": "plays the engine: the analyzer gRPC protocol (runtime.proto)",
     "tests/test_component_outputs.py": "the SDK's output-type derivation (_types) as the oracle",
+    "tests/test_mockruntime_fidelity.py": "the SDK's functions, unreplaced, in the reference run",
     "tests/test_render.py": "the SDK's functions are back after a render; a secret's wire form",
     "tests/test_engine_aliases.py": "the SDK's alias code and Resource._aliases as the oracle",
     "tests/test_engine_components.py": "the SDK's register_resource path as the oracle",
