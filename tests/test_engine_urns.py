@@ -80,3 +80,20 @@ def test_a_urn_of_outputs_is_left_to_the_sdk() -> None:
         sdk_urns.SDK_CREATE_URN = original
     assert len(calls) == 1
     assert got["value"] == "urn:pulumi:dev::appstack::appstack:app:AppService::web"
+
+
+segments = st.text(st.characters(blacklist_characters=":"), min_size=1, max_size=12)
+
+
+@given(segments, segments, segments)
+@settings(max_examples=30, deadline=None)
+def test_the_urn_grammar_reads_and_builds_the_sdks_urns(name: str, type_: str, child: str) -> None:
+    """The one URN grammar (`split_urn`, `qualified_type`, `relative_urn`) that diff's recorder
+    and the URN snapshot tests use reads the SDK's URNs back into what built them."""
+    parent = answer(sdk_urns.SDK_CREATE_URN, name, type_)["value"]
+    assert sdk_urns.split_urn(parent) == (type_, name)
+    assert parent == sdk_urns.full_urn("dev", "appstack", type_, name)
+    urn = answer(sdk_urns.SDK_CREATE_URN, child, "t:m:Child", parent)["value"]
+    qualified = sdk_urns.qualified_type(type_, "t:m:Child")
+    assert sdk_urns.split_urn(urn) == (qualified, child)
+    assert urn.endswith("::" + sdk_urns.relative_urn(qualified, child))
