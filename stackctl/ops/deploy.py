@@ -13,8 +13,7 @@ Update message contract (written by deploy and rollback, parsed back by history)
 
 The commands live by concern: `stackctl.ops.operator` (console, confirmation, one-line engine
 errors), `stackctl.ops.stacks` (stack names, files, messages), `stackctl.ops.history`,
-`stackctl.ops.rollback`; deploy and the CLI wiring of all three are here. Their names stay
-importable from `stackctl.ops.deploy`.
+`stackctl.ops.rollback`; deploy and the CLI wiring of all three are here.
 """
 
 from __future__ import annotations
@@ -30,43 +29,29 @@ from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
 )
-from stackctl.ops.history import HISTORY_COLUMNS as HISTORY_COLUMNS
-from stackctl.ops.history import describe_changes as describe_changes
-from stackctl.ops.history import format_changes as format_changes
-from stackctl.ops.history import normalize_record as normalize_record
-from stackctl.ops.history import record_update
-from stackctl.ops.history import render_table as render_table
-from stackctl.ops.history import run_history as run_history
-from stackctl.ops.history import sorted_history as sorted_history
+from stackctl.ops.history import (
+    describe_changes,
+    record_update,
+    run_history,
+)
 from stackctl.ops.images import apply_image_overrides, parse_image_overrides
-from stackctl.ops.operator import Console as Console
-from stackctl.ops.operator import confirm as confirm
-from stackctl.ops.operator import engine_step as engine_step
-from stackctl.ops.operator import one_line as one_line
-from stackctl.ops.operator import require_confirmation_possible as require_confirmation_possible
-from stackctl.ops.rollback import BACKUP_DIR_NAME as BACKUP_DIR_NAME
-from stackctl.ops.rollback import ROLLBACK_KINDS as ROLLBACK_KINDS
-from stackctl.ops.rollback import ConfigPlan as ConfigPlan
-from stackctl.ops.rollback import backup_path as backup_path
-from stackctl.ops.rollback import check_same_commit as check_same_commit
-from stackctl.ops.rollback import plan_config_restore as plan_config_restore
-from stackctl.ops.rollback import run_rollback as run_rollback
-from stackctl.ops.rollback import select_target as select_target
-from stackctl.ops.rollback import write_backup as write_backup
-from stackctl.ops.stacks import APPS_KEY as APPS_KEY
-from stackctl.ops.stacks import ENVIRONMENTS as ENVIRONMENTS
-from stackctl.ops.stacks import PROJECT as PROJECT
-from stackctl.ops.stacks import deploy_message as deploy_message
-from stackctl.ops.stacks import format_images as format_images
-from stackctl.ops.stacks import git_commit as git_commit
-from stackctl.ops.stacks import images_from_apps as images_from_apps
-from stackctl.ops.stacks import images_from_message as images_from_message
-from stackctl.ops.stacks import policy_arguments as policy_arguments
-from stackctl.ops.stacks import read_stack_images as read_stack_images
-from stackctl.ops.stacks import rollback_message as rollback_message
-from stackctl.ops.stacks import stack_environment as stack_environment
-from stackctl.ops.stacks import stack_short_name as stack_short_name
-from stackctl.ops.stacks import validate_stack_name as validate_stack_name
+from stackctl.ops.operator import (
+    Console,
+    confirm,
+    engine_step,
+    require_confirmation_possible,
+)
+from stackctl.ops.rollback import (
+    run_rollback,
+)
+from stackctl.ops.stacks import (
+    deploy_message,
+    git_commit,
+    policy_arguments,
+    read_stack_images,
+    stack_environment,
+    validate_stack_name,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

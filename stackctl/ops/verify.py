@@ -36,7 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stackctl.errors import UserError
-from stackctl.ops.deploy import REPO_ROOT, Console, validate_stack_name
+from stackctl.ops.deploy import REPO_ROOT
+from stackctl.ops.operator import Console
+from stackctl.ops.stacks import validate_stack_name
 
 OUTPUT_KEY = "health_urls"
 USER_AGENT = "appstack-verify"

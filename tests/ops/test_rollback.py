@@ -11,7 +11,7 @@ import pytest
 
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import SECRET_SENTINEL, ConfigValue
-from stackctl.ops.deploy import plan_config_restore, run_rollback, select_target
+from stackctl.ops.rollback import plan_config_restore, run_rollback, select_target
 from tests.ops.fake_backend import (
     API_TOKEN,
     DB_PASSWORD,

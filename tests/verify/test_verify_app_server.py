@@ -22,7 +22,7 @@ import pytest
 
 from stackctl.cli import main
 from stackctl.ops import verify
-from stackctl.ops.deploy import Console
+from stackctl.ops.operator import Console
 from stackctl.ops.verify import Budget, check_app, root_url, run_verify
 
 REPO = Path(__file__).resolve().parents[2]
