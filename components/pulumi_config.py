@@ -3,8 +3,11 @@
 
 The CLI's Python language host hands config to the program in the PULUMI_CONFIG environment
 variable (a JSON object of `project:key` -> string); the Automation API's inline programs set it
-in the runtime instead (`pulumi.runtime.set_all_config`). Both are read, the latter winning, the
-same precedence `pulumi.Config` applies.
+in the runtime instead (`pulumi.runtime.set_all_config`). Both are read through the SDK's public
+API: every key of the environment's bag (`get_config_env`), and each top-level `appstack:*` key
+of the config model through `pulumi.Config`, which takes the runtime's value before the
+environment's. (The SDK offers no public listing of the runtime's keys: a key the model does not
+know, set only in the runtime, is neither read nor checked.)
 
 Secrets. The values arrive decrypted; which keys were set with `--secret` comes separately:
 PULUMI_CONFIG_SECRET_KEYS (a JSON list of full keys, set by the language host) or the runtime's
@@ -20,19 +23,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pulumi.runtime.config import (
-    CONFIG,
-    get_config_env,
-    get_config_secret_keys_env,
-    is_config_secret,
-)
+import pulumi
+from pulumi.runtime import get_config_env, get_config_secret_keys_env, is_config_secret
 
-from components.config import PROJECT, check_secret_keys
+from components.config import PROJECT, StackConfig, check_secret_keys
 
 
 def engine_config() -> dict[str, Any]:
-    """Every config value the engine passed, by full key."""
-    return {**get_config_env(), **CONFIG.get()}
+    """Every config value the engine passed that the program can name, by full key."""
+    config: dict[str, Any] = dict(get_config_env())
+    ours = pulumi.Config(PROJECT)
+    for name, field in StackConfig.model_fields.items():
+        key = field.alias or name
+        value = ours.get(key)
+        if value is not None:
+            config[ours.full_key(key)] = value
+    return config
 
 
 def engine_secret_keys(keys: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ run by `make test`.
   files (what `stackctl render` does after its imports).
 - floor: the Kubernetes objects of that same render registered one by one with the Kubernetes
   SDK's own class for each kind (the same type, name and inputs; no components, no config model)
-  under the same mock runtime (`stackctl.engine.capture`), turned into manifests and written by
+  under the same mock runtime (`stackctl.mockruntime.capture`), turned into manifests and written by
   the same writer. What is left between the two is the project's own overhead; `ratio` is
   render / floor.
 - bare: the same, registered as `pulumi.CustomResource` (no typed SDK classes, no aliases, no
@@ -48,11 +48,11 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime import rpc
 
 from components import config as config_model
-from stackctl import diff_cmd, engine
-from stackctl.render import RenderResult, manifests, render_config, render_stack, write
+from stackctl import mockruntime
+from stackctl.diff import cmd as diff_cmd
+from stackctl.render.stack import RenderResult, manifests, render_config, render_stack, write
 
 SYNTHETIC_SIZES = (1, 10, 50)
 #: Targets of issue 12, printed beside the measured values.
@@ -95,8 +95,8 @@ def synthetic_case(services: int) -> Render:
 
 def _as_input(value: Any) -> Any:
     """A captured input value as a program would pass it (captured secrets become secrets)."""
-    if rpc.is_rpc_secret(value):
-        return pulumi.Output.secret(rpc.unwrap_rpc_secret(value))
+    if mockruntime.is_secret(value):
+        return pulumi.Output.secret(mockruntime.unwrap_secret(value))
     if isinstance(value, Mapping):
         return {k: _as_input(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -105,7 +105,7 @@ def _as_input(value: Any) -> Any:
 
 
 def _holds_secret(value: Any) -> bool:
-    if rpc.is_rpc_secret(value):
+    if mockruntime.is_secret(value):
         return True
     if isinstance(value, Mapping):
         return any(_holds_secret(v) for v in value.values())
@@ -176,7 +176,7 @@ def floor_case(result: RenderResult, register: str = "sdk") -> Render:
             register_one(type_token, name, _as_input(inputs) if secret else inputs)
 
     def run() -> RenderResult:
-        cap = engine.capture(program, project=config_model.PROJECT, stack=result.stack)
+        cap = mockruntime.capture(program, project=config_model.PROJECT, stack=result.stack)
         found, options = manifests(cap)
         return RenderResult(result.stack, result.environment, found, options)
 

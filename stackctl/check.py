@@ -102,7 +102,7 @@ def check_objects(
 
 
 def run(args: argparse.Namespace) -> int:
-    from stackctl.render import render_stack  # lazy: render is optional for this module
+    from stackctl.render.stack import render_stack  # lazy: render is optional for this module
 
     result = render_stack(args.stack, Path(args.project_dir))
     try:

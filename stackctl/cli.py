@@ -16,11 +16,11 @@ from stackctl.errors import OperationFailed, UserError
 # Modules that add subcommands; each defines `register(subparsers) -> None` and sets
 # `handler=<callable(args) -> int>` on the parsers it adds.
 COMMAND_MODULES: tuple[str, ...] = (
-    "stackctl.render",
+    "stackctl.render.stack",
     "stackctl.check",
-    "stackctl.ops",
-    "stackctl.diff_cmd",
-    "stackctl.verify",
+    "stackctl.ops.deploy",
+    "stackctl.diff.cmd",
+    "stackctl.ops.verify",
 )
 
 Handler = Callable[[argparse.Namespace], int]

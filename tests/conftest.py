@@ -1,8 +1,8 @@
 """Shared fixtures: build configs, render them under Pulumi's mocks, find rendered objects.
 
-The mock runtime is entered and left by `stackctl.engine.mocked_runtime` (it sets the mocks and
-restores the runtime settings afterwards); the `render` fixture is the only way tests run the
-program, so no test depends on another's runtime state. Renders are computed once per test run
+The mock runtime is entered and left by `stackctl.mockruntime.mocked_runtime` (it sets the
+mocks and restores the runtime settings afterwards); the `render` fixture is the only way tests run
+the program, so no test depends on another's runtime state. Renders are computed once per test run
 (`renders`, tests/renders.py) and handed out as deep copies.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from components import config as config_model
-from stackctl import engine
-from stackctl.render import RenderResult
+from stackctl import mockruntime
+from stackctl.render.stack import RenderResult
 from tests import validators
 from tests.renders import Renders
 
@@ -66,7 +66,7 @@ def render(renders: Renders) -> Render:
     """Validate a raw config and render it under mocks (stack name = its environment).
 
     The result may be a copy of an earlier render of the same config: a test that watches the
-    program run itself (a spy on the mock monitor) calls `stackctl.render.render_config`."""
+    program run itself (a spy on the mock monitor) calls `stackctl.render.stack.render_config`."""
     return renders.config
 
 
@@ -124,9 +124,9 @@ def batch(validator_batch: validators.ValidatorBatch | None) -> validators.Valid
 
 
 @pytest.fixture
-def pulumi_mocks() -> Iterator[engine.RecordingMocks]:
+def pulumi_mocks() -> Iterator[mockruntime.RecordingMocks]:
     """Pulumi's mock runtime for a test that builds components itself; restored afterwards."""
-    with engine.mocked_runtime("appstack", "test") as mocks:
+    with mockruntime.mocked_runtime("appstack", "test") as mocks:
         yield mocks
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from components import config as config_model
 from stackctl import bench
-from stackctl import render as render_mod
+from stackctl.render import stack as render_mod
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render-digests.json"
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from components import config as config_model
-from stackctl.render import RenderResult, render_config, render_stack
+from stackctl.render.stack import RenderResult, render_config, render_stack
 
 
 class Renders:

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from stackctl import mock_components, sdk_urns, wire
+from stackctl.mockruntime import components as mock_components
+from stackctl.mockruntime import urns as sdk_urns
+from stackctl.mockruntime import wire
 
 
 @contextmanager
 def sdk_functions() -> Iterator[None]:
-    """Runs under the mocks (`engine.mocked_runtime`) started in the block use the SDK's own
+    """Runs under the mocks (`mockruntime.mocked_runtime`) started in the block use the SDK's own
     `serialize_property`, `deserialize_properties`/`deserialize_property`,
     `collapse_alias_to_urn`, `create_urn`, `register_resource` and `register_resource_outputs`."""
     ours = (wire.serialize_property, wire.deserialize_properties, wire.deserialize_property)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stackctl.render import RenderResult, render_stack
+from stackctl.render.stack import RenderResult, render_stack
 from tests import crd_schemas
 from tests.monitoring.strategies import STRATEGIES, rendered
 

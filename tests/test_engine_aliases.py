@@ -1,6 +1,6 @@
 """Under the mocks a resource's alias URNs are not computed at construction
-(stackctl/engine.py `alias_urn_unread`): the SDK's source shows nothing reads them when the
-monitor takes alias specs, the mock monitor takes them, and the aliases sent are the SDK's."""
+(stackctl/mockruntime/engine.py `alias_urn_unread`): the SDK's source shows nothing reads them when
+the monitor takes alias specs, the mock monitor takes them, and the aliases sent are the SDK's."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import pulumi_kubernetes as k8s
 from pulumi.runtime import settings
 from pulumi.runtime.proto import resource_pb2
 
-from stackctl import engine, sdk_urns
+from stackctl import mockruntime
+from stackctl.mockruntime import engine
+from stackctl.mockruntime import urns as sdk_urns
 from tests.sdk_oracle import sdk_functions
 
 SDK_ROOT = Path(pulumi.__file__).parent
@@ -73,7 +75,7 @@ def test_the_sdk_calls_all_aliases_only_without_alias_specs() -> None:
 
 
 def test_the_mock_monitor_takes_alias_specs() -> None:
-    with engine.mocked_runtime("appstack", "dev"):
+    with mockruntime.mocked_runtime("appstack", "dev"):
         assert settings.monitor_supports_feature(ALIAS_SPECS)
 
 
@@ -123,9 +125,9 @@ def sent_by_ours_and_the_sdks(drop_alias_specs: bool) -> tuple[Sent, Sent]:
     """The aliases the program's registrations send under the mock runtime, and under it with
     the SDK's own functions."""
     with aliases_sent() as ours:
-        engine.capture(program(drop_alias_specs), project="appstack", stack="dev")
+        mockruntime.capture(program(drop_alias_specs), project="appstack", stack="dev")
     with sdk_functions(), aliases_sent() as sdks:
-        engine.capture(program(drop_alias_specs), project="appstack", stack="dev")
+        mockruntime.capture(program(drop_alias_specs), project="appstack", stack="dev")
     return ours, sdks
 
 
@@ -143,7 +145,7 @@ def test_with_alias_specs_no_alias_urn_is_computed() -> None:
         holder = Holder("holder", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="old")]))
         made.append(holder)
 
-    engine.capture(run, project="appstack", stack="dev")
+    mockruntime.capture(run, project="appstack", stack="dev")
     assert [type(alias) for alias in made[0]._aliases] == [sdk_urns.AliasURNNotComputed]
 
 

@@ -1,4 +1,4 @@
-"""A plain component's registration under the mocks (stackctl/mock_components.py) leaves the
+"""A plain component's registration under the mocks (stackctl/mockruntime/components.py) leaves the
 state the SDK's own `register_resource` / `register_resource_outputs` leave, the oracle: the
 same URNs, the same registrations recorded by the mocks and stored by the monitor, the same
 stack outputs, and the same fault when a parent, a registration or an output fails. Components
@@ -20,9 +20,10 @@ from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import settings as sdk_settings
 
 from components import config as config_model
-from stackctl import engine, mock_components
+from stackctl import mockruntime
 from stackctl.bench import synthetic
-from stackctl.render import render_config
+from stackctl.mockruntime import components as mock_components
+from stackctl.render.stack import render_config
 from tests.sdk_oracle import sdk_functions
 
 THING = "test:index:Thing"
@@ -86,7 +87,7 @@ def run(program: Callable[[], dict[str, Any]]) -> Run:
         return None if fault is None else (type(fault).__name__, _no_address(str(fault)))
 
     try:
-        captured = engine.capture(wrapped, project="appstack", stack="dev")
+        captured = mockruntime.capture(wrapped, project="appstack", stack="dev")
     except Exception as exn:  # the run's fault is part of what is compared
         return Run((type(exn).__name__, _no_address(str(exn))), reported(), [], {}, [])
     return Run(
@@ -230,14 +231,14 @@ def test_a_failed_registration_fails_the_run_as_in_the_sdk(
     """The mocks raise for a component: the run fails with their error, by either path, even
     when nothing reads the component's URN; a component under it fails as in the SDK (a
     ValueError named with the resource)."""
-    answer = engine.RecordingMocks.new_resource
+    answer = mockruntime.RecordingMocks.new_resource
 
-    def refuse(self: engine.RecordingMocks, args: Any) -> Any:
+    def refuse(self: mockruntime.RecordingMocks, args: Any) -> Any:
         if args.name == "refused":
             raise error
         return answer(self, args)
 
-    monkeypatch.setattr(engine.RecordingMocks, "new_resource", refuse)
+    monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", refuse)
 
     def program() -> dict[str, Any]:
         root = Part("root", None, None)
@@ -281,7 +282,7 @@ def test_a_renders_components_all_take_the_direct_path(monkeypatch: pytest.Monke
 def test_the_sdks_functions_are_back_after_a_run() -> None:
     import pulumi.resource as pulumi_resource
 
-    with engine.mocked_runtime("appstack", "dev"):
+    with mockruntime.mocked_runtime("appstack", "dev"):
         assert pulumi_resource.register_resource is mock_components.register_resource
     assert pulumi_resource.register_resource is sdk_resource.register_resource
     assert pulumi_resource.register_resource_outputs is sdk_resource.register_resource_outputs

@@ -1,5 +1,5 @@
-"""The mock runtime's monitor (stackctl/engine.py `InlineMonitor`) answers as Pulumi's own
-`MockMonitor`, the oracle: the same response for any registration of JSON values and secrets,
+"""The mock runtime's monitor (stackctl/mockruntime/engine.py `InlineMonitor`) answers as Pulumi's
+own `MockMonitor`, the oracle: the same response for any registration of JSON values and secrets,
 built in the program's thread; anything else still takes the SDK's path in a worker thread."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 
-from stackctl import engine
-from stackctl.render import render_stack
+from stackctl import mockruntime
+from stackctl.mockruntime import engine
+from stackctl.render.stack import render_stack
 from tests.sdk_oracle import sdk_functions
 
 leaves = st.one_of(
@@ -63,7 +64,7 @@ def test_plain_struct_refuses_what_is_not_a_json_value() -> None:
 
 
 class Echo(sdk_mocks.Mocks):
-    """Echoes inputs as state, as engine.RecordingMocks does, and notes the answering thread."""
+    """Echoes inputs as state, as RecordingMocks does, and notes the answering thread."""
 
     def __init__(self) -> None:
         self.threads: list[str] = []
@@ -114,9 +115,9 @@ def test_a_plain_request_gets_the_sdk_monitors_response_inline(
     sdk_monitor, mocks = sdk_mocks.MockMonitor(Echo()), Echo()
     ours = engine.InlineMonitor(mocks)
     # make_urn reads the stack and project; the SDK's monitor runs with the SDK's functions
-    with sdk_functions(), engine.mocked_runtime("appstack", "dev"):
+    with sdk_functions(), mockruntime.mocked_runtime("appstack", "dev"):
         expected = getattr(sdk_monitor, method)(make_request("cm", inputs))
-    with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
+    with mockruntime.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
         got = executor.submit(getattr(ours, method), make_request("cm", inputs)).result()
     assert got == expected
     assert ours.resources.keys() == sdk_monitor.resources.keys()
@@ -127,7 +128,7 @@ def test_a_read_holding_objects_takes_the_sdks_path_in_a_worker() -> None:
     mocks = Echo()
     monitor = engine.InlineMonitor(mocks)
     asset = {rpc._special_sig_key: rpc._special_asset_sig, "text": "x"}
-    with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
+    with mockruntime.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
         response = executor.submit(monitor.ReadResource, read_request("a", {"v": asset})).result()
     assert response.urn.endswith("::a")
     assert len(mocks.threads) == 1 and mocks.threads != [threading.current_thread().name]
@@ -136,7 +137,7 @@ def test_a_read_holding_objects_takes_the_sdks_path_in_a_worker() -> None:
 def test_plain_registrations_are_answered_in_the_calling_thread() -> None:
     mocks = Echo()
     monitor = engine.InlineMonitor(mocks)
-    with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
+    with mockruntime.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
         executor.submit(monitor.RegisterResource, request("a", {"data": {"k": "v"}})).result()
     assert mocks.threads == [threading.current_thread().name]
 
@@ -152,7 +153,7 @@ def test_plain_registrations_are_answered_in_the_calling_thread() -> None:
 def test_a_request_holding_objects_takes_the_sdks_path_in_a_worker(value: Any) -> None:
     mocks = Echo()
     monitor = engine.InlineMonitor(mocks)
-    with engine.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
+    with mockruntime.mocked_runtime("appstack", "dev"), engine.InlineFirstExecutor() as executor:
         response = executor.submit(monitor.RegisterResource, request("a", {"v": value})).result()
     assert response.id == "a-id"
     assert len(mocks.threads) == 1 and mocks.threads != [threading.current_thread().name]
@@ -160,17 +161,17 @@ def test_a_request_holding_objects_takes_the_sdks_path_in_a_worker(value: Any) -
 
 def test_every_registration_and_read_of_a_prod_render_is_answered_inline() -> None:
     answered: list[tuple[str, str]] = []
-    original = engine.RecordingMocks.new_resource
+    original = mockruntime.RecordingMocks.new_resource
 
-    def spy(self: engine.RecordingMocks, args: sdk_mocks.MockResourceArgs) -> Any:
+    def spy(self: mockruntime.RecordingMocks, args: sdk_mocks.MockResourceArgs) -> Any:
         answered.append((args.typ, threading.current_thread().name))
         return original(self, args)
 
-    engine.RecordingMocks.new_resource = spy  # type: ignore[method-assign]
+    mockruntime.RecordingMocks.new_resource = spy  # type: ignore[method-assign]
     try:
         result = render_stack("prod")
     finally:
-        engine.RecordingMocks.new_resource = original  # type: ignore[method-assign]
+        mockruntime.RecordingMocks.new_resource = original  # type: ignore[method-assign]
     assert len(answered) > len(result.objects)  # components too
     inline = threading.current_thread().name
     # every registration and the one read (a StackReference to the stack's last update)
@@ -181,7 +182,7 @@ def test_every_registration_and_read_of_a_prod_render_is_answered_inline() -> No
 def test_the_threads_event_loop_is_put_back_and_the_runs_loop_closed() -> None:
     policy = asyncio.get_event_loop_policy()
     before = policy.get_event_loop()
-    with engine.mocked_runtime("appstack", "dev"):
+    with mockruntime.mocked_runtime("appstack", "dev"):
         during = policy.get_event_loop()
         assert during is not before
         assert not during.is_closed()
@@ -196,6 +197,6 @@ def test_a_program_that_exits_leaves_no_report_for_later(caplog: pytest.LogCaptu
         raise SystemExit(2)
 
     with pytest.raises(SystemExit):
-        engine.capture(program, project="appstack", stack="dev")
+        mockruntime.capture(program, project="appstack", stack="dev")
     gc.collect()
     assert [r.message for r in caplog.records if r.name == "asyncio"] == []

@@ -1,5 +1,5 @@
-"""What a program returned, resolved by `stackctl.resolve.resolved`, is what the SDK's own
-`Output.from_input` resolves it to (pulumi/output.py), the oracle: the value and whether it is
+"""What a program returned, resolved by `stackctl.mockruntime.resolve.resolved`, is what the SDK's
+own `Output.from_input` resolves it to (pulumi/output.py), the oracle: the value and whether it is
 known, on generated values of Outputs (known, unknown, secret, nested), input types, dicts
 (with Output keys), lists, tuples and awaitables; and a fault inside is raised as the SDK's
 Output raises it."""
@@ -19,9 +19,10 @@ from pulumi import _types
 from pulumi.output import UNKNOWN, Output, Unknown
 
 from components import config as config_model
-from stackctl import engine, resolve
+from stackctl import mockruntime
 from stackctl.bench import synthetic
-from stackctl.render import render_config
+from stackctl.mockruntime import engine, resolve
+from stackctl.render.stack import render_config
 
 
 @pulumi.input_type
@@ -224,6 +225,6 @@ def test_a_renders_stack_outputs_are_what_the_sdks_from_input_resolves() -> None
         returned = deploy(cfg).as_dict()
         return Output.from_input(returned).apply(by_sdk.update)
 
-    engine.capture(program, project=config_model.PROJECT, stack="bench")
+    mockruntime.capture(program, project=config_model.PROJECT, stack="bench")
     assert rendered == by_sdk
     assert set(rendered["addresses"]) == set(synthetic(10)["apps"])

@@ -1,5 +1,5 @@
-"""The mock runtime's `contains_unknowns` (stackctl/unknowns.py) answers as the SDK's own
-`pulumi.runtime.rpc.contains_unknowns`, the oracle, on any value the SDK hands it: nested dicts
+"""The mock runtime's `contains_unknowns` (stackctl/mockruntime/unknowns.py) answers as the SDK's
+own `pulumi.runtime.rpc.contains_unknowns`, the oracle, on any value the SDK hands it: nested dicts
 and lists of plain values, unknowns, shared and self-containing objects."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.known_types import is_unknown
 
-from stackctl import unknowns
+from stackctl.mockruntime import unknowns
 
 SDK = rpc.contains_unknowns  # the SDK's, imported before any render swapped it
 

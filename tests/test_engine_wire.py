@@ -1,5 +1,5 @@
-"""The mock runtime's wire conversions (stackctl/wire.py) answer as the SDK's own functions,
-the oracle: `serialize_property`, `input_type_to_dict` and `deserialize_properties` of
+"""The mock runtime's wire conversions (stackctl/mockruntime/wire.py) answer as the SDK's own
+functions, the oracle: `serialize_property`, `input_type_to_dict` and `deserialize_properties` of
 pulumi/runtime/rpc.py and pulumi/_types.py, on generated values and on every registration a
 render sends."""
 
@@ -23,9 +23,10 @@ from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import rpc
 
 from components import config as config_model
-from stackctl import engine, wire
+from stackctl import mockruntime
 from stackctl.bench import synthetic
-from stackctl.render import render_config, render_stack
+from stackctl.mockruntime import engine, wire
+from stackctl.render.stack import render_config, render_stack
 from tests.render_digests import digest
 from tests.sdk_oracle import sdk_functions
 
@@ -328,9 +329,9 @@ def test_outputs_in_inputs_send_what_the_sdk_sends() -> None:
         )
 
     with requests_recorded() as ours:
-        engine.capture(program, project="appstack", stack="dev")
+        mockruntime.capture(program, project="appstack", stack="dev")
     with sdk_functions(), requests_recorded() as sdks:
-        engine.capture(program, project="appstack", stack="dev")
+        mockruntime.capture(program, project="appstack", stack="dev")
     assert by_resource(ours) == by_resource(sdks)
     config = next(sent[2] for sent in ours if sent[0].endswith("ConfigMap"))
     assert config["data"]["unknown"] == rpc.UNKNOWN
@@ -339,7 +340,7 @@ def test_outputs_in_inputs_send_what_the_sdk_sends() -> None:
 
 
 def test_the_sdks_functions_are_back_after_a_run() -> None:
-    with engine.mocked_runtime("appstack", "dev"):
+    with mockruntime.mocked_runtime("appstack", "dev"):
         assert rpc.serialize_property is wire.serialize_property
         assert rpc.deserialize_properties is wire.deserialize_properties
     assert rpc.serialize_property is SDK_SERIALIZE_PROPERTY

@@ -8,11 +8,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from pulumi.runtime import rpc
 
 from components.image.component import git_commit, registry_server
-from stackctl import engine
-from stackctl.render import RenderResult
+from stackctl import mockruntime
+from stackctl.render.stack import RenderResult
 from tests.conftest import Render, base_raw, one, pod_spec
 from tests.tooling import REPO
 
@@ -72,7 +71,7 @@ def test_the_version_and_extra_tags_are_pushed_besides_the_commit(render: Render
 def test_the_registry_password_is_a_secret_and_never_rendered(render: Render) -> None:
     result = render(with_build())
     (image,) = docker(result, "image:Image")
-    assert rpc.is_rpc_secret(image.inputs["registry"]) or rpc.is_rpc_secret(
+    assert mockruntime.is_secret(image.inputs["registry"]) or mockruntime.is_secret(
         image.inputs["registry"]["password"]
     )
     assert PASSWORD not in repr(result.objects)
@@ -120,16 +119,16 @@ def _pushes_and_their_providers(
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(pushed image name, registry_auth of the provider that pushes it) for every push."""
     used: dict[tuple[str, str], str | None] = {}
-    record = engine.RecordingMocks.new_resource
+    record = mockruntime.RecordingMocks.new_resource
 
-    def spy(self: engine.RecordingMocks, args: Any) -> Any:
+    def spy(self: mockruntime.RecordingMocks, args: Any) -> Any:
         used[(args.typ, args.name)] = args.provider
         return record(self, args)
 
-    monkeypatch.setattr(engine.RecordingMocks, "new_resource", spy)
+    monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", spy)
     result = render(raw)
     auth = {
-        r.name: json.loads(str(rpc.unwrap_rpc_secret(r.inputs.get("registryAuth") or "[]")))
+        r.name: json.loads(str(mockruntime.unwrap_secret(r.inputs.get("registryAuth") or "[]")))
         for r in result.resources
         if r.type == "pulumi:providers:docker"
     }
@@ -174,7 +173,7 @@ def test_every_push_finds_its_registry_in_the_provider_auth(
 def test_the_provider_auth_holding_the_password_is_a_secret(render: Render) -> None:
     result = render(with_build())
     (provider,) = [r for r in result.resources if r.type == "pulumi:providers:docker"]
-    assert rpc.is_rpc_secret(provider.inputs["registryAuth"])
+    assert mockruntime.is_secret(provider.inputs["registryAuth"])
 
 
 def test_registry_server_reads_the_image_as_the_provider_does() -> None:

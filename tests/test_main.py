@@ -8,11 +8,11 @@ import runpy
 from collections.abc import Iterator
 from typing import Any
 
+import pulumi.runtime
 import pytest
-from pulumi.runtime import config as runtime_config
 
 from components import pulumi_config
-from stackctl.engine import capture
+from stackctl.mockruntime import capture
 from tests.conftest import base_raw
 from tests.tooling import REPO
 
@@ -22,7 +22,7 @@ def engine_config() -> Iterator[dict[str, str]]:
     """The engine's config bag (as `pulumi up` fills it), cleared afterwards."""
     values: dict[str, str] = {}
     yield values
-    runtime_config.set_all_config({})
+    pulumi.runtime.set_all_config({})
 
 
 def as_engine_config(raw: dict[str, Any]) -> dict[str, str]:
@@ -34,7 +34,7 @@ def as_engine_config(raw: dict[str, Any]) -> dict[str, str]:
 
 def run_main(config: dict[str, str]) -> Any:
     def program() -> dict[str, Any]:
-        runtime_config.set_all_config(config)
+        pulumi.runtime.set_all_config(config)
         runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
         return {}
 
@@ -42,7 +42,7 @@ def run_main(config: dict[str, str]) -> Any:
 
 
 def test_engine_config_is_read_as_the_raw_appstack_keys(engine_config: dict[str, str]) -> None:
-    runtime_config.set_all_config(as_engine_config(base_raw()))
+    pulumi.runtime.set_all_config(as_engine_config(base_raw()))
     raw = pulumi_config.raw_from_engine()
     assert raw["environment"] == "dev" and raw["apps"]["web"]["image"].endswith(":1.4.2")
     assert "context" not in raw  # other packages' keys are not ours

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components import config as config_model
-from stackctl import render as render_mod
+from stackctl.render import stack as render_mod
 from tests.validators import (
     CRD_GROUPS,
     KUBERNETES_VERSIONS,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackctl import render as render_mod
 from stackctl.errors import UserError
+from stackctl.render import stack as render_mod
 from tests.tooling import REPO
 
 
@@ -153,12 +153,12 @@ def test_render_captures_resource_options() -> None:
 
 def test_a_render_leaves_the_sdks_source_positions_as_it_found_them() -> None:
     """The mock runtime skips the SDK's stack walk and swaps in its own `contains_unknowns`
-    (stackctl/engine.py) only while it runs."""
+    (stackctl/mockruntime/engine.py) only while it runs."""
     from pulumi.runtime import resource as sdk_resource
     from pulumi.runtime import rpc
 
     from components import config as config_model
-    from stackctl.render import render_config
+    from stackctl.render.stack import render_config
     from tests.conftest import base_raw
 
     before = sdk_resource._get_stack_trace, rpc.contains_unknowns

@@ -1,5 +1,5 @@
-"""The render's YAML writer (stackctl/yaml_out.py): LibYAML's emitter where it writes the same
-bytes as PyYAML's pure-Python emitter, PyYAML's own double-quoted writer spliced in for the
+"""The render's YAML writer (stackctl/render/yaml_out.py): LibYAML's emitter where it writes the
+same bytes as PyYAML's pure-Python emitter, PyYAML's own double-quoted writer spliced in for the
 strings LibYAML folds differently, the pure-Python emitter for the rest. The oracle is the
 pure-Python emitter with the same options (what every render was written with before the fast
 path)."""
@@ -13,8 +13,8 @@ import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stackctl import render as render_mod
-from stackctl import yaml_out
+from stackctl.render import stack as render_mod
+from stackctl.render import yaml_out
 
 OPTIONS: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100}
 

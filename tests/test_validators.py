@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import render as render_mod
+from stackctl.render import stack as render_mod
 from tests.conftest import PROD_IMAGE, base_raw
 from tests.renders import Renders
 from tests.tooling import run_tool

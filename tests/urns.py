@@ -3,8 +3,9 @@
 The mock monitor builds a URN from the parent's last type only; the real engine qualifies a
 resource's type with its parent's whole qualified type (pulumi sdk/go/common/resource/urn.go
 NewURN: `parentType + "$" + type`, the Stack not being part of it). So the chain is rebuilt here
-from the parent links each registration carries. Stack and project are the same for every
-resource of a render and are left out: `<type chain>::<name>`.
+from the parent links each registration carries, with the program's one URN grammar
+(`stackctl.mockruntime.urns`: `qualified_type`, `relative_urn`, `split_urn`). Stack and
+project are the same for every resource of a render and are left out: `<type chain>::<name>`.
 
 The configs are those whose URNs `tests/test_urns.py` keeps: both stack files, dev with monitoring
 on, and every release strategy of `tests/monitoring/strategies.py` (monitoring on).
@@ -19,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import config as config_model
-from stackctl import engine
-from stackctl.render import REPO_ROOT, load_raw_config, render_config
-
-STACK_TYPE = "pulumi:pulumi:Stack"
+from stackctl.mockruntime import STACK_TYPE, qualified_type, relative_urn, split_urn
+from stackctl.mockruntime.engine import InlineMonitor
+from stackctl.render.stack import REPO_ROOT, load_raw_config, render_config
 
 
 @dataclass
@@ -34,16 +34,20 @@ class Registrations:
     def _by_urn(self) -> dict[str, tuple[str, str, str]]:
         return {urn: (parent, typ, name) for urn, parent, typ, name, _ in self.seen}
 
+    def _parent_chain(self, by_urn: Mapping[str, tuple[str, str, str]], parent: str) -> str | None:
+        """The qualified type of `parent` (a URN); None for none or the root Stack."""
+        if not parent or by_urn.get(parent, ("", STACK_TYPE, ""))[1] == STACK_TYPE:
+            return None
+        return self._qualified(by_urn, parent)
+
     def _qualified(self, by_urn: Mapping[str, tuple[str, str, str]], urn: str) -> str:
         parent, typ, _ = by_urn[urn]
-        if not parent or by_urn.get(parent, ("", STACK_TYPE, ""))[1] == STACK_TYPE:
-            return typ
-        return self._qualified(by_urn, parent) + "$" + typ
+        return qualified_type(self._parent_chain(by_urn, parent), typ)
 
     def urns(self) -> set[str]:
         by_urn = self._by_urn()
         return {
-            self._qualified(by_urn, urn) + "::" + name
+            relative_urn(self._qualified(by_urn, urn), name)
             for urn, (_, typ, name) in by_urn.items()
             if typ != STACK_TYPE
         }
@@ -53,18 +57,15 @@ class Registrations:
         by_urn = self._by_urn()
         out: dict[str, set[str]] = {}
         for urn, parent, typ, name, aliases in self.seen:
-            found = out.setdefault(self._qualified(by_urn, urn) + "::" + name, set())
+            found = out.setdefault(relative_urn(self._qualified(by_urn, urn), name), set())
             for alias in aliases:
                 if alias.urn:
-                    found.add(alias.urn.split("::", 2)[2])
+                    found.add(relative_urn(*split_urn(alias.urn)))
                     continue
                 spec = alias.spec
-                alias_type = spec.type or typ
                 alias_parent = "" if spec.noParent else (spec.parentUrn or parent)
-                chain = alias_type
-                if alias_parent in by_urn and by_urn[alias_parent][1] != STACK_TYPE:
-                    chain = self._qualified(by_urn, alias_parent) + "$" + alias_type
-                found.add(chain + "::" + (spec.name or name))
+                chain = self._parent_chain(by_urn, alias_parent) if alias_parent in by_urn else None
+                found.add(relative_urn(qualified_type(chain, spec.type or typ), spec.name or name))
         return {urn: found for urn, found in out.items() if found}
 
 
@@ -72,7 +73,7 @@ class Registrations:
 def recording() -> Iterator[Registrations]:
     """Record every RegisterResource request the mock monitor answers while the block runs."""
     found = Registrations()
-    original = engine.InlineMonitor.RegisterResource
+    original = InlineMonitor.RegisterResource
 
     def record(self: Any, request: Any) -> Any:
         response = original(self, request)
@@ -81,11 +82,11 @@ def recording() -> Iterator[Registrations]:
         )
         return response
 
-    engine.InlineMonitor.RegisterResource = record  # type: ignore[method-assign]
+    InlineMonitor.RegisterResource = record  # type: ignore[method-assign]
     try:
         yield found
     finally:
-        engine.InlineMonitor.RegisterResource = original  # type: ignore[method-assign]
+        InlineMonitor.RegisterResource = original  # type: ignore[method-assign]
 
 
 def _monitoring_on(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The commit of the checkout a program runs from: the image tag of a build
-(components/image/component.py) and the commit recorded with every deploy (stackctl/ops.py). One
-implementation for both."""
+(components/image/component.py) and the commit recorded with every deploy (stackctl/ops/deploy.py).
+One implementation for both."""
 
 from __future__ import annotations
 

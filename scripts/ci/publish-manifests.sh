@@ -5,7 +5,7 @@
 #   python -m stackctl render <stack> --out <worktree>/manifests/<stack>
 #
 # with the images this pipeline built (DEPLOY_IMAGES / build-image.sh) written into
-# Pulumi.<stack>.yaml of the checkout first (python -m stackctl.images; restored on exit), so the
+# Pulumi.<stack>.yaml of the checkout first (python -m stackctl.ops.images; restored on exit), so the
 # manifests run the pushed digests. Then one commit on <branch> ("render <stack> from <commit>") pushed, only when the manifests
 # changed; the commit pushed and the branch head before it are recorded for revert-manifests.sh
 # ($STATE_DIR/published-<stack>). The branch is fetched from $MANIFESTS_REMOTE (default origin) and pushed there too,
@@ -52,7 +52,7 @@ target="$(manifests_target "$stack")"
 built="$(deploy_images)"
 if [[ -n "$built" ]]; then
   # shellcheck disable=SC2086 # one service=image per word
-  "$PYTHON" -m stackctl.images "$stack" $built
+  "$PYTHON" -m stackctl.ops.images "$stack" $built
 fi
 stackctl render "$stack" --out "$worktree/$target"
 git -C "$worktree" add --all -- "$target"

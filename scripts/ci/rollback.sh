@@ -90,7 +90,8 @@ case "${action:-}" in
     fi
     redeploy=(deploy "$stack" --yes)
     if [[ -n "${images:-}" && "$images" != "-" ]]; then
-      if [[ -f "$worktree/stackctl/images.py" ]]; then
+      # `deploy --image` came with stackctl/images.py (stackctl/ops/images.py since issue 25)
+      if [[ -f "$worktree/stackctl/ops/images.py" || -f "$worktree/stackctl/images.py" ]]; then
         for image in ${images//,/ }; do
           redeploy+=(--image "$image")
         done

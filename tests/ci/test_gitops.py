@@ -6,7 +6,7 @@ import fnmatch
 import os
 import subprocess
 
-from stackctl.render import file_name
+from stackctl.render.stack import file_name
 from tests.ci.pipelines import CI_SCRIPTS, REPO, load_yaml
 
 APPLICATION = REPO / "docs" / "argocd-application.yaml"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 argv = sys.argv[1:]
 state = Path(os.environ["FAKE_STATE"])
-if argv[:2] == ["-m", "stackctl.images"]:  # GitOps: digests written into the stack file
+if argv[:2] == ["-m", "stackctl.ops.images"]:  # GitOps: digests written into the stack file
     with (state / "calls.jsonl").open("a") as fh:
         fh.write(json.dumps({{"args": ["images", *argv[2:]], "cwd": os.getcwd(),
                              "kubeconfig_ok": False}}) + "\\n")
@@ -175,8 +175,8 @@ def sandbox(tmp_path: Path) -> Sandbox:
     )
     (repo / "Pulumi.yaml").write_text("name: appstack\n")
     # stackctl itself is the stub; its images module marks a commit that knows `--image`
-    (repo / "stackctl").mkdir()
-    (repo / "stackctl" / "images.py").write_text("")
+    (repo / "stackctl" / "ops").mkdir(parents=True)
+    (repo / "stackctl" / "ops" / "images.py").write_text("")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "good")

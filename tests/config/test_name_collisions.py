@@ -17,7 +17,7 @@ import appstack_grammar as grammar
 from components import config as config_model
 from components.kube import labels
 from stackctl.errors import UserError
-from stackctl.render import RenderResult, render_config
+from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app
 
 INGRESS = {"enabled": True, "host": "shop.example.com"}

@@ -18,12 +18,12 @@ import runpy
 from collections.abc import Iterator
 from typing import Any
 
+import pulumi.runtime
 import pytest
-from pulumi.runtime import config as runtime_config
 
 from components import config as config_model
 from components import pulumi_config
-from stackctl import engine
+from stackctl import mockruntime
 from tests.conftest import Render, base_raw, one
 from tests.tooling import REPO
 
@@ -33,7 +33,7 @@ from tests.tooling import REPO
 @pytest.fixture
 def engine_config() -> Iterator[None]:
     yield
-    runtime_config.set_all_config({}, [])
+    pulumi.runtime.set_all_config({}, [])
 
 
 def as_engine_config(raw: dict[str, Any]) -> dict[str, str]:
@@ -47,7 +47,7 @@ def with_secret_env(raw: dict[str, Any]) -> dict[str, Any]:
 def test_a_secret_outside_secrets_is_refused_naming_the_key(engine_config: None) -> None:
     raw = with_secret_env(base_raw())
     # `pulumi config set --secret --path apps.web.env.API_TOKEN s3cr3t` marks appstack:apps
-    runtime_config.set_all_config(as_engine_config(raw), ["appstack:apps"])
+    pulumi.runtime.set_all_config(as_engine_config(raw), ["appstack:apps"])
     with pytest.raises(config_model.ConfigError) as info:
         pulumi_config.raw_from_engine()
     (line,) = info.value.problems
@@ -71,7 +71,7 @@ def test_secrets_registry_and_other_packages_secrets_are_accepted(engine_config:
         "registry": {"username": "ci", "password": "pw"},
     }
     config = as_engine_config(raw) | {"kubernetes:kubeconfig": "apiVersion: v1"}
-    runtime_config.set_all_config(
+    pulumi.runtime.set_all_config(
         config, ["appstack:secrets", "appstack:registry", "kubernetes:kubeconfig"]
     )
     assert pulumi_config.raw_from_engine()["secrets"] == {"web": {"API_TOKEN": "s3cr3t"}}
@@ -81,23 +81,23 @@ def test_main_exits_2_without_traceback_and_registers_nothing(
     engine_config: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registered: list[str] = []
-    record = engine.RecordingMocks.new_resource
+    record = mockruntime.RecordingMocks.new_resource
 
-    def spy(self: engine.RecordingMocks, args: Any) -> Any:
+    def spy(self: mockruntime.RecordingMocks, args: Any) -> Any:
         registered.append(args.name)
         return record(self, args)
 
-    monkeypatch.setattr(engine.RecordingMocks, "new_resource", spy)
+    monkeypatch.setattr(mockruntime.RecordingMocks, "new_resource", spy)
 
     def program() -> dict[str, Any]:
-        runtime_config.set_all_config(
+        pulumi.runtime.set_all_config(
             as_engine_config(with_secret_env(base_raw())), ["appstack:apps"]
         )
         runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
         return {}
 
     with pytest.raises(SystemExit) as info:
-        engine.capture(program, project="appstack", stack="dev")
+        mockruntime.capture(program, project="appstack", stack="dev")
     assert info.value.code == 2 and registered == []
     err = capsys.readouterr().err
     assert "appstack:apps: is set as a secret" in err and "Traceback" not in err

@@ -21,8 +21,8 @@ from unittest import mock
 import yaml
 
 from components import config as config_model
-from stackctl.diff import Change, Snapshot, compare
-from stackctl.render import REPO_ROOT, load_raw_config
+from stackctl.diff.compare import Change, Snapshot, compare
+from stackctl.render.stack import REPO_ROOT, load_raw_config
 from tests.conftest import PROD_IMAGE, base_raw
 from tests.release.helpers import NEW_IMAGE, argo, blue_green, canary
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.render import REPO_ROOT
+from stackctl.render.stack import REPO_ROOT
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "diff test",
@@ -192,7 +192,7 @@ def test_a_stack_missing_at_the_base_revision_is_bad_input(repo: Repo) -> None:
 
 
 def test_a_base_revision_that_cannot_render_is_a_failure_without_traceback(repo: Repo) -> None:
-    render = repo.path / "stackctl" / "render.py"
+    render = repo.path / "stackctl" / "render" / "stack.py"
     original = render.read_text()
     render.write_text(original + "\nraise RuntimeError('base revision is broken')\n")
     repo.commit("broken render")
@@ -210,7 +210,7 @@ def test_the_mock_runtimes_leaked_event_loops_print_nothing_at_exit() -> None:
     # print "Exception ignored ... Invalid file descriptor: -1" with a traceback.
     code = (
         "import asyncio, gc\n"
-        "from stackctl.diff_cmd import _quiet_event_loop_finalizers\n"
+        "from stackctl.diff.cmd import _quiet_event_loop_finalizers\n"
         "_quiet_event_loop_finalizers()\n"
         "loop = asyncio.new_event_loop(); loop._ssock.close(); del loop; gc.collect()\n"
     )

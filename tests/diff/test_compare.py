@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from stackctl.diff import Change, Snapshot, compare, pdb_blocks_evictions
-from stackctl.diff_rules import format_path, parse_path
+from stackctl.diff.compare import Change, Snapshot, compare, pdb_blocks_evictions
+from stackctl.diff.rules import format_path, parse_path
 from tests.diff.scenarios import JENKINS_ON, snapshot
 
 BASE = snapshot(JENKINS_ON)
@@ -311,7 +311,7 @@ def test_moving_an_object_to_another_parent_without_an_alias_is_flagged(
 
 def _snapshot_of(raw: dict[str, Any], previous: Snapshot | None = None) -> Snapshot:
     from components import config as config_model
-    from stackctl.diff_render import snapshot_config
+    from stackctl.diff.render import snapshot_config
 
     cfg = config_model.load(raw)
     return Snapshot.from_json(
@@ -325,8 +325,8 @@ def test_an_update_that_deletes_a_workload_is_predicted_with_the_quota_it_applie
     for that update (they run until the engine deletes them, last); the engine applied no quota
     change. Rendered without the base's outputs, the diff predicted a quota update the engine
     never made."""
-    from stackctl.diff_cmd import deletes_a_workload
-    from stackctl.render import load_raw_config
+    from stackctl.diff.cmd import deletes_a_workload
+    from stackctl.render.stack import load_raw_config
     from tests.tooling import REPO
 
     def dev(**web: Any) -> dict[str, Any]:

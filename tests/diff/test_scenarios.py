@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from stackctl import diff_output
-from stackctl.diff import RISKS, Change, Snapshot, compare, ref_of
-from stackctl.diff_rules import WORKLOAD_KINDS
+from stackctl.diff import output as diff_output
+from stackctl.diff.compare import RISKS, Change, Snapshot, compare, ref_of
+from stackctl.diff.rules import WORKLOAD_KINDS
 from tests.diff.scenarios import BY_NAME, SCENARIOS, Scenario, snapshot
 
 

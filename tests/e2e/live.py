@@ -179,7 +179,7 @@ def predict_with_stackctl_diff(
 _RENDER_SNIPPET = """
 import json, sys
 from pathlib import Path
-from stackctl.render import object_ref, render_stack
+from stackctl.render.stack import object_ref, render_stack
 result = render_stack(sys.argv[1], Path(sys.argv[2]))
 print(json.dumps([
     {"obj": o, "ignore": (result.options.get(object_ref(o)) or {}).get("ignore_changes") or []}

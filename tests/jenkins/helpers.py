@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from components import config as config_model
-from stackctl.render import RenderResult
+from stackctl.render.stack import RenderResult
 from tests.conftest import base_raw, find, one
 from tests.tooling import load_yaml
 
 NAMESPACE = "jenkins"
 KUBE_API = "192.0.2.10/32"
 REPOSITORY = "https://github.com/example/appstack.git"
-# The mock runtime's RandomPassword result (stackctl.engine._mock_outputs).
+# The mock runtime's RandomPassword result (stackctl.mockruntime.engine._mock_outputs).
 MOCK_PASSWORD = "mock-random-password"
 
 

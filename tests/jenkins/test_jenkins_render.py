@@ -14,9 +14,9 @@ import yaml
 from components import config as config_model
 from components import jenkins as jenkins_mod
 from components.stack import deploy
-from stackctl import engine
-from stackctl.render import REDACTED, RenderResult, object_ref
-from stackctl.render import write as write_rendered
+from stackctl import mockruntime
+from stackctl.render.stack import REDACTED, RenderResult, object_ref
+from stackctl.render.stack import write as write_rendered
 from tests.conftest import Render, base_raw, find, one, pod_spec
 from tests.jenkins.helpers import (
     KUBE_API,
@@ -543,7 +543,7 @@ def _outputs(raw: Mapping[str, Any]) -> dict[str, Any]:
         out = deploy(cfg)
         return {"jenkins_url": out.jenkins_url}
 
-    return engine.capture(program, project="appstack", stack=cfg.environment).outputs
+    return mockruntime.capture(program, project="appstack", stack=cfg.environment).outputs
 
 
 def test_jenkins_url_output_always_exists() -> None:

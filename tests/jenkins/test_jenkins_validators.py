@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import render as render_mod
+from stackctl.render import stack as render_mod
 from tests.jenkins.helpers import NAMESPACE, agent_pods, jenkins_raw, with_monitoring
 from tests.renders import Renders
 from tests.tooling import load_yaml

@@ -14,8 +14,8 @@ from components import config as config_model
 from components.jenkins.builder import REGISTRY_CREDENTIAL
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
-from stackctl import engine
-from stackctl.render import RenderResult, render_config
+from stackctl.mockruntime import engine
+from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import Render, one
 from tests.jenkins.helpers import casc, jenkins_raw
 from tests.tooling import REPO

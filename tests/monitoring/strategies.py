@@ -8,7 +8,7 @@ import functools
 from typing import Any
 
 from components import config as config_model
-from stackctl.render import RenderResult, render_config
+from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import PROD_IMAGE
 from tests.release.helpers import argo, blue_green, canary, release_raw
 

@@ -15,7 +15,7 @@ import pytest
 from app.server import DURATION_BUCKETS
 from components import config as config_model
 from components.monitoring.alert_rules import ALERT_KINDS
-from stackctl.render import render_config
+from stackctl.render.stack import render_config
 from tests.conftest import PROD_IMAGE
 from tests.monitoring import series as gen
 from tests.monitoring.alert_cases import APP, NAME_LABEL, Case, cases, promtool_tests

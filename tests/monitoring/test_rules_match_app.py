@@ -10,7 +10,7 @@ import pytest
 
 from components.monitoring import alert_rules
 from components.monitoring.component import rule_groups
-from stackctl.render import render_stack
+from stackctl.render.stack import render_stack
 from tests.app.test_server import Service, start_service, stop
 
 

@@ -57,7 +57,7 @@ class Scrape:
 @pytest.fixture(scope="module")
 def scrape() -> Scrape:
     from components import config as config_model
-    from stackctl.render import render_config
+    from stackctl.render.stack import render_config
 
     return Scrape(lambda raw: render_config(config_model.load(raw), "prod"))
 

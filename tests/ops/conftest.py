@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.ops import Console
+from stackctl.ops.operator import Console
 
 PULUMI_DEV = """\
 config:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackctl.automation import (
+from stackctl.ops.automation import (
     SECRET_SENTINEL,
     ConfigValue,
     OnOutput,

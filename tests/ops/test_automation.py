@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
-from pulumi.automation._cmd import CommandResult
+from pulumi.automation import CommandResult
 from pulumi.automation.errors import CommandError
 
-from stackctl.automation import (
+from stackctl.errors import OperationFailed, UserError
+from stackctl.ops.automation import (
     HISTORY_TIME_FORMAT,
     ConfigValue,
     PulumiAutomationBackend,
@@ -28,7 +29,6 @@ from stackctl.automation import (
     summary_to_record,
     workspace_settings,
 )
-from stackctl.errors import OperationFailed, UserError
 from tests.ops.fake_backend import sample_history
 
 

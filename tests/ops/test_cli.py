@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from stackctl import cli, ops, rollback
+from stackctl import cli
+from stackctl.ops import deploy as ops
+from stackctl.ops import rollback
 from tests.ops.fake_backend import HEAD, FakeBackend
 
 
 @pytest.fixture
 def run(monkeypatch: Any, project: Path) -> Any:
     backends: list[FakeBackend] = []
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("stackctl.ops",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("stackctl.ops.deploy",))
     monkeypatch.delenv("CI", raising=False)
 
     def invoke(*argv: str, **fake_kwargs: Any) -> tuple[int, FakeBackend | None]:
@@ -89,7 +91,7 @@ def test_rollback_to_and_steps_are_exclusive(run: Any) -> None:
 
 
 def test_missing_pulumi_yaml_exits_2(monkeypatch: Any, tmp_path: Path, capsys: Any) -> None:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("stackctl.ops",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("stackctl.ops.deploy",))
     assert cli.main(["history", "dev", "--project-dir", str(tmp_path)]) == 2
     assert "no Pulumi.yaml" in capsys.readouterr().err
 
@@ -130,8 +132,8 @@ def test_a_failing_rollback_preview_is_one_line_exit_1(
 
 def test_the_real_backend_turns_the_sdk_runtime_error_into_one_line() -> None:
     """PulumiAutomationBackend._cli: the built-in RuntimeError of the SDK is not a CommandError."""
-    from stackctl.automation import PulumiAutomationBackend
     from stackctl.errors import OperationFailed
+    from stackctl.ops.automation import PulumiAutomationBackend
 
     backend = PulumiAutomationBackend("dev", Path("."))
     expected = "pulumi preview failed: summary event never found"

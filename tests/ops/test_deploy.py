@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from stackctl.errors import OperationFailed, UserError
-from stackctl.ops import (
-    Console,
+from stackctl.ops.deploy import run_deploy
+from stackctl.ops.operator import Console
+from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
     images_from_message,
     read_stack_images,
-    run_deploy,
     stack_environment,
 )
 from tests.ops.conftest import git_init, make_project

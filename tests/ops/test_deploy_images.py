@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from stackctl import ops
 from stackctl.cli import main
 from stackctl.errors import UserError
-from stackctl.images import APPS_KEY, parse_image_overrides, write_stack_file_images
-from stackctl.ops import normalize_record, run_deploy, run_rollback
+from stackctl.ops import deploy as ops
+from stackctl.ops.deploy import run_deploy
+from stackctl.ops.history import normalize_record
+from stackctl.ops.images import APPS_KEY, parse_image_overrides, write_stack_file_images
+from stackctl.ops.rollback import run_rollback
 from tests.ops.conftest import make_project
 from tests.ops.fake_backend import HEAD, FakeBackend
 

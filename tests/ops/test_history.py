@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stackctl.ops import normalize_record, run_history
+from stackctl.ops.history import normalize_record, run_history
 from tests.ops.fake_backend import FakeBackend, record, sample_history
 
 

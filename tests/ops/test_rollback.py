@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from stackctl.automation import SECRET_SENTINEL, ConfigValue
 from stackctl.errors import OperationFailed, UserError
-from stackctl.ops import plan_config_restore, run_rollback, select_target
+from stackctl.ops.automation import SECRET_SENTINEL, ConfigValue
+from stackctl.ops.rollback import plan_config_restore, run_rollback, select_target
 from tests.ops.fake_backend import (
     API_TOKEN,
     DB_PASSWORD,

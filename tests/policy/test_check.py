@@ -85,9 +85,9 @@ def test_json_report() -> None:
 
 @pytest.fixture
 def fake_render(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """A stand-in `stackctl.render` (the real one is the lead's): records the call."""
+    """A stand-in `stackctl.render.stack` (the real one is the lead's): records the call."""
     calls: dict[str, Any] = {}
-    module = types.ModuleType("stackctl.render")
+    module = types.ModuleType("stackctl.render.stack")
 
     def render_stack(stack: str, project_dir: Path) -> Any:
         calls["args"] = (stack, project_dir)
@@ -99,7 +99,7 @@ def fake_render(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     module.render_stack = render_stack  # type: ignore[attr-defined]
     module.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "stackctl.render", module)
+    monkeypatch.setitem(sys.modules, "stackctl.render.stack", module)
     return calls
 
 

@@ -39,6 +39,26 @@ def argo(strategy: str, environment: str = "prod", **settings: Any) -> dict[str,
     return raw
 
 
+INGRESS = {"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}
+
+#: The release-strategy variants the validator tests, the render digests and the fidelity test
+#: render, by a stable name (also the stack name they render as).
+RELEASE_VARIANTS: dict[str, dict[str, Any]] = {
+    "blue-green": blue_green("prod", active="green"),
+    "blue-green-fixed": blue_green(
+        "prod", replicas=3, autoscaling={"enabled": False}, release={"blueImage": NEW_DIGEST_IMAGE}
+    ),
+    "blue-green-scale-down": blue_green(
+        "prod", replicas=2, autoscaling={"enabled": False}, release={"scaleDownIdle": True}
+    ),
+    "canary": canary("prod", weight=50),
+    "canary-replicas": canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
+    "canary-ingress": canary("prod", weight=10, ingress=INGRESS),
+    "argo-blue-green": argo("blueGreen"),
+    "argo-canary": argo("canary", ingress=INGRESS),
+}
+
+
 def pod_labels(workload: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
     return found

@@ -21,7 +21,7 @@ import pytest
 
 from appstack_grammar import parse_quantity
 from components import config as config_model
-from stackctl.render import RenderResult, render_config
+from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import base_raw, one
 from tests.release.helpers import argo, blue_green, canary
 from tests.release.test_quota import HEADROOM_PERCENT, peak

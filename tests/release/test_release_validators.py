@@ -4,13 +4,12 @@ built-in kinds, checkov with zero failures and only the allowed skips) and the p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from policy.rules import RuleContext, evaluate
-from stackctl import render as render_mod
-from tests.release.helpers import NEW_DIGEST_IMAGE, argo, blue_green, canary
+from stackctl.render import stack as render_mod
+from tests.release.helpers import RELEASE_VARIANTS
 from tests.renders import Renders
 from tests.test_validators import ALLOWED_CHECKOV_SKIPS
 from tests.validators import (
@@ -21,23 +20,7 @@ from tests.validators import (
     render_set,
 )
 
-INGRESS = {"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}
-
-CONFIGS: dict[str, dict[str, Any]] = {
-    "blue-green": blue_green("prod", active="green"),
-    "blue-green-fixed": blue_green(
-        "prod", replicas=3, autoscaling={"enabled": False}, release={"blueImage": NEW_DIGEST_IMAGE}
-    ),
-    "blue-green-scale-down": blue_green(
-        "prod", replicas=2, autoscaling={"enabled": False}, release={"scaleDownIdle": True}
-    ),
-    "canary": canary("prod", weight=50),
-    "canary-replicas": canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
-    "canary-ingress": canary("prod", weight=10, ingress=INGRESS),
-    "argo-blue-green": argo("blueGreen"),
-    "argo-canary": argo("canary", ingress=INGRESS),
-}
-
+CONFIGS = RELEASE_VARIANTS
 
 SET = "release"
 

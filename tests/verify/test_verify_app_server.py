@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from stackctl import verify
 from stackctl.cli import main
-from stackctl.ops import Console
-from stackctl.verify import Budget, check_app, root_url, run_verify
+from stackctl.ops import verify
+from stackctl.ops.operator import Console
+from stackctl.ops.verify import Budget, check_app, root_url, run_verify
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = Budget(timeout=4.0, request_timeout=0.5, interval=0.2)

@@ -2,10 +2,12 @@
 
 This module is also the worker that renders the *base* revision (`worker`): `stackctl diff` runs
 it in a child process, in a temporary worktree of that revision, with the working tree's modules
-forgotten, so the revision's own `components/` and `stackctl/render.py` render it. It therefore
+forgotten, so the revision's own `components/` and `stackctl.render` render it. It therefore
 imports nothing of the diff machinery, only the render API every revision has
 (`stackctl.render.load_raw_config`, `render_config`, `RenderResult.objects/options/resources`),
-and degrades where an older revision lacks a part (no options: none compared).
+and degrades where an older revision lacks a part (no options: none compared). What it uses of
+the working tree's own code (the mock runtime's secret and URN helpers) is bound at import,
+before the fork.
 
 Secret values never leave this module. A Secret's keys are compared through HMAC-SHA256
 fingerprints keyed by a random per-run key (env `APPSTACK_DIFF_KEY`, shared by the two renders
@@ -27,6 +29,17 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+# Bound here, before `stackctl diff` forks its base revision's worker: the worker forgets the
+# working tree's modules, and an older revision has no `stackctl.mockruntime`.
+from stackctl.mockruntime import (
+    STACK_TYPE,
+    is_secret,
+    qualified_type,
+    relative_urn,
+    split_urn,
+    unwrap_secret,
+)
 
 KEY_ENV = "APPSTACK_DIFF_KEY"
 #: Options `stackctl diff` reads (depends_on: how many); aliases and parent are not compared.
@@ -62,10 +75,8 @@ def fingerprint(value: Any) -> str:
 
 
 def _unwrap(value: Any) -> Any:
-    from pulumi.runtime import rpc
-
-    if rpc.is_rpc_secret(value):
-        return _unwrap(rpc.unwrap_rpc_secret(value))
+    if is_secret(value):
+        return _unwrap(unwrap_secret(value))
     if isinstance(value, Mapping):
         return {str(k): _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -138,15 +149,18 @@ def snapshot_of(result: Any, urns: UrnRecorder | None = None) -> dict[str, Any]:
 class UrnRecorder:
     """Records every resource's logical name, type, parent and aliases while a program runs (a
     stack transformation), to compute the part of its URN that the stack and project do not
-    fix: the parent chain of types, `$`-joined, then `::name`, as pulumi's `create_urn` does
-    (pulumi/resource.py: a child's type is prefixed by its parent's qualified type). A
-    resource whose URN changes without an alias covering the old one is, to the engine, a new
-    resource plus a deleted one."""
+    fix: the parent chain of types, `$`-joined, then `::name` (`stackctl.mockruntime.urns`; the
+    root Stack is not part of the chain). A resource whose URN changes without an alias
+    covering the old one is, to the engine, a new resource plus a deleted one."""
 
     def __init__(self) -> None:
         self.records: dict[int, tuple[Any, str, str, Any, list[Any]]] = {}
+        self.root: Any = None
 
     def transformation(self, args: Any) -> None:
+        import pulumi.runtime
+
+        self.root = pulumi.runtime.get_root_resource()
         opts = args.opts
         aliases = list(getattr(opts, "aliases", None) or [])
         self.records[id(args.resource)] = (
@@ -158,40 +172,39 @@ class UrnRecorder:
         )
 
     def _qualified(self, parent: Any, type_: str) -> str | None:
-        if parent is None or getattr(parent, "_type", None) == "pulumi:pulumi:Stack":
-            return type_
+        if parent is None or parent is self.root:
+            return qualified_type(None, type_)
         record = self.records.get(id(parent))
         if record is None:
             return None
         parent_type = self._qualified(record[3], record[1])
-        return None if parent_type is None else f"{parent_type}${type_}"
+        return None if parent_type is None else qualified_type(parent_type, type_)
 
     def urn(self, key: int) -> str | None:
         _, type_, name, parent, _ = self.records[key]
         qualified = self._qualified(parent, type_)
-        return None if qualified is None else f"{qualified}::{name}"
+        return None if qualified is None else relative_urn(qualified, name)
 
     def alias_urns(self, key: int) -> list[str]:
         _, type_, name, parent, aliases = self.records[key]
         out = []
         for alias in aliases:
             if isinstance(alias, str):  # a full URN: urn:pulumi:stack::project::type::name
-                parts = alias.split("::")
-                if len(parts) >= 4:
-                    out.append(f"{parts[2]}::{parts[3]}")
+                with contextlib.suppress(ValueError):
+                    out.append(relative_urn(*split_urn(alias)))
                 continue
             if getattr(alias, "stack", ...) is not ... or getattr(alias, "project", ...) is not ...:
                 continue  # another stack's or project's resource
             a_name = name if alias.name is ... else alias.name
             a_type = type_ if alias.type_ is ... else alias.type_
             a_parent = parent if alias.parent is ... else alias.parent
-            if isinstance(a_parent, str):
-                parts = a_parent.split("::")
-                qualified = f"{parts[2]}${a_type}" if len(parts) >= 4 else None
-            else:
-                qualified = self._qualified(a_parent, a_type)
+            qualified = (
+                _qualified_under_urn(a_parent, a_type)
+                if isinstance(a_parent, str)
+                else self._qualified(a_parent, a_type)
+            )
             if qualified is not None and a_name is not None:
-                out.append(f"{qualified}::{a_name}")
+                out.append(relative_urn(qualified, a_name))
         return out
 
     def by_object(self, resources: list[Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -215,6 +228,15 @@ class UrnRecorder:
                 urns[ref] = urn
                 aliases[ref] = self.alias_urns(found[0])
         return urns, aliases
+
+
+def _qualified_under_urn(parent_urn: str, type_: str) -> str | None:
+    """`type_` qualified under the parent a full URN names (the root Stack qualifies nothing)."""
+    try:
+        parent_type, _ = split_urn(parent_urn)
+    except ValueError:
+        return None
+    return qualified_type(None if parent_type == STACK_TYPE else parent_type, type_)
 
 
 @contextlib.contextmanager

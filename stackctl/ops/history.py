@@ -8,13 +8,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from stackctl.automation import (
+from stackctl.ops.automation import (
     StackBackend,
     UpOutcome,
     parse_history_time,
 )
-from stackctl.operator import Console, engine_step
-from stackctl.stacks import (
+from stackctl.ops.operator import Console, engine_step
+from stackctl.ops.stacks import (
     images_from_message,
 )
 

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pulumi.runtime import rpc
 
 from components import config as config_model
-from stackctl.engine import Capture, CapturedResource, capture
 from stackctl.errors import UserError
-from stackctl.yaml_out import dump
+from stackctl.mockruntime import Capture, CapturedResource, capture, is_secret, unwrap_secret
+from stackctl.render.yaml_out import dump
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REDACTED = "<redacted>"
 SECRET_PLACEHOLDER = "<encrypted-in-stack-config>"
 TOP_LEVEL_ORDER = ("apiVersion", "kind", "metadata")
@@ -127,13 +126,13 @@ def _plain(value: Any, where: str, allow_secret: bool) -> Any:
 
     Secrets are redacted where allowed (Secret data) and rejected anywhere else.
     """
-    if rpc.is_rpc_secret(value):
+    if is_secret(value):
         if not allow_secret:
             raise UserError(
                 f"{where}: a secret value would be rendered in clear outside a Secret; "
                 "deliver secrets through appstack:secrets (mounted as files)"
             )
-        inner = rpc.unwrap_rpc_secret(value)
+        inner = unwrap_secret(value)
         if isinstance(inner, Mapping):
             return {str(k): REDACTED for k in inner}
         return REDACTED
@@ -208,17 +207,26 @@ def manifests(cap: Capture) -> tuple[list[dict[str, Any]], dict[str, dict[str, A
 
 
 def render_config(
-    cfg: config_model.StackConfig, stack: str, previous_outputs: Mapping[str, Any] | None = None
+    cfg: config_model.StackConfig,
+    stack: str,
+    previous_outputs: Mapping[str, Any] | None = None,
+    *,
+    shortcuts: bool = True,
 ) -> RenderResult:
     """Run deploy(cfg) under mocks and return the manifests; `previous_outputs` stands for the
-    outputs of the stack's last update (default: a first update)."""
+    outputs of the stack's last update (default: a first update). `shortcuts=False`: under the
+    SDK's mock runtime untouched (the fidelity test's reference)."""
     from components.stack import deploy
 
     def program() -> Any:
         return deploy(cfg).as_dict()
 
     cap = capture(
-        program, project=config_model.PROJECT, stack=stack, previous_outputs=previous_outputs
+        program,
+        project=config_model.PROJECT,
+        stack=stack,
+        previous_outputs=previous_outputs,
+        shortcuts=shortcuts,
     )
     objects, options = manifests(cap)
     return RenderResult(

@@ -28,16 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackctl import diff_output, diff_render
-from stackctl.diff import Change, Snapshot, compare, risky
+from stackctl.diff import output as diff_output
+from stackctl.diff import render as diff_render
+from stackctl.diff.compare import Change, Snapshot, compare, risky
 from stackctl.errors import OperationFailed, UserError
 
 if TYPE_CHECKING:
-    from stackctl.render import RenderResult
+    from stackctl.render.stack import RenderResult
 
-# stackctl.render is imported where it is used, so that building the CLI (every command
+# stackctl.render.stack is imported where it is used, so that building the CLI (every command
 # module is imported for its parser) does not load the renderer.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_RISK = 0, 3
 WORKER_TIMEOUT_SECONDS = 900
 
@@ -197,7 +198,7 @@ def _forget_project(*roots: Path) -> None:
 def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[Snapshot, Snapshot]:
     """Render `stack` at `base` (worktree, forked worker) and from the working tree (in this
     process) at the same time; return (before, after)."""
-    from stackctl.render import available_stacks
+    from stackctl.render.stack import available_stacks
 
     if stack not in available_stacks(project_dir):
         raise UserError(
@@ -242,7 +243,7 @@ def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Cha
 def bench_case(stack: str = "prod", base: str = "HEAD") -> RenderResult:
     """`make bench`: one diff of `stack` against `base` (two renders plus compare), shaped as
     the working tree's render so the benchmark counts its objects."""
-    from stackctl.render import RenderResult
+    from stackctl.render.stack import RenderResult
 
     before, after = render_both(stack, base)
     compare(before, after)

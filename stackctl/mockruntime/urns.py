@@ -1,4 +1,10 @@
-"""URNs the SDK computes the long way under the mocks, computed the short way or not at all.
+"""URNs: the one place the program builds them, and the URNs the SDK computes the long way
+under the mocks, computed the short way or not at all.
+
+- `qualified_type`, `relative_urn`, `full_urn`, `split_urn`: a URN's grammar,
+  `urn:pulumi:<stack>::<project>::<qualified type>::<name>`, where a child's type is qualified
+  by its parent's (`parent$child`; pulumi sdk/go/common/resource/urn.go `NewURN`). The SDK's
+  `create_urn` below, `stackctl diff`'s URN recorder and the URN snapshot tests build with them.
 
 - `alias_urn_unread`: a resource's alias URNs are not computed when it is constructed; nothing
   reads them while the monitor takes aliases as specs (`tests/test_engine_aliases.py` holds
@@ -17,6 +23,33 @@ import pulumi
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import settings
 from pulumi.runtime.proto import resource_pb2
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def qualified_type(parent_qualified: str | None, type_: str) -> str:
+    """`type_` qualified by its parent's qualified type (`parent$type`); unqualified without a
+    parent. The engine leaves the root Stack out of the chain (`NewURN`: a parent of the
+    Stack's type qualifies nothing): a caller passes None for it; the SDK's mock `create_urn`
+    keeps it (below)."""
+    return type_ if parent_qualified is None else parent_qualified + "$" + type_
+
+
+def relative_urn(qualified: str, name: str) -> str:
+    """The part of a URN that the stack and project do not fix: `<qualified type>::<name>`."""
+    return qualified + "::" + name
+
+
+def full_urn(stack: str, project: str, qualified: str, name: str) -> str:
+    return "urn:pulumi:" + stack + "::" + project + "::" + relative_urn(qualified, name)
+
+
+def split_urn(urn: str) -> tuple[str, str]:
+    """(qualified type, name) of a full URN; ValueError if `urn` is not one."""
+    parts = urn.split("::", 3)
+    if len(parts) != 4 or not parts[0].startswith("urn:pulumi:"):
+        raise ValueError(f"not a URN: {urn!r}")
+    return parts[2], parts[3]
 
 
 class AliasURNNotComputed:
@@ -65,19 +98,20 @@ def create_urn(
     Output.all of prefix, type and name, an apply to join them) and awaits it for every
     registration (`do_register`: the URN it would answer itself if no monitor were there) and
     every read: a few tasks and turns of the event loop each. For strings the result is the
-    same known, non-secret string with no resources: it is built here by the SDK's own
-    expressions.
+    same known, non-secret string with no resources: it is built here with the grammar above
+    (`tests/test_engine_urns.py` holds it to the SDK's function).
     """
     if type(name) is str and type(type_) is str and (parent is None or type(parent) is str):
-        if parent is not None:
-            prefix = parent[0 : parent.rfind("::")] + "$"
-        else:
-            prefix = (
-                "urn:pulumi:"
-                + (stack if stack is not None else settings.get_stack())
-                + "::"
-                + (project if project is not None else settings.get_project())
-                + "::"
+        if parent is not None:  # the parent's URN up to its name, `$`, the type, `::name`
+            return pulumi.Output.from_input(
+                relative_urn(qualified_type(parent[0 : parent.rfind("::")], type_), name)
             )
-        return pulumi.Output.from_input(prefix + type_ + "::" + name)
+        return pulumi.Output.from_input(
+            full_urn(
+                stack if stack is not None else settings.get_stack(),
+                project if project is not None else settings.get_project(),
+                type_,
+                name,
+            )
+        )
     return SDK_CREATE_URN(name, type_, parent, project, stack)

@@ -1,12 +1,12 @@
-"""Run the Pulumi program in-process under Pulumi's mock runtime and capture what it registers.
+"""Pulumi's mock runtime with the render's shortcuts, and the mocks that record a program run.
 
-`capture(program, project=..., stack=...)` sets the mocks, registers a stack transformation that
-records each resource's options (protect, retain_on_delete, ignore_changes, depends_on,
-delete_before_replace, aliases), runs `program()`, waits for every registration, and restores
-the runtime settings afterwards, so repeated runs in one process (tests, benchmarks) are
-independent. Each run has an event loop of its own (what a failed program left pending is
+`mocked_runtime(project, stack)` sets the mocks (`RecordingMocks`), registers a stack
+transformation that records each resource's options (protect, retain_on_delete, ignore_changes,
+depends_on, delete_before_replace, aliases) and swaps the shortcuts in; on exit it restores the
+runtime settings and the SDK's functions, so repeated runs in one process (tests, benchmarks)
+are independent. Each run has an event loop of its own (what a failed program left pending is
 cancelled with it), and plain registrations are answered in the program's thread
-(`InlineMonitor`, `InlineFirstExecutor`).
+(`InlineMonitor`, `InlineFirstExecutor`). `stackctl.mockruntime.capture` runs a program in it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 
-from stackctl import mock_components, resolve, sdk_urns, unknowns, wire
+from stackctl.mockruntime import components as mock_components
+from stackctl.mockruntime import unknowns, urns, wire
 
 #: Documentation-range address (RFC 5737) given to LoadBalancer Services under mocks.
 MOCK_LB_HOSTNAME_SUFFIX = ".lb.mock.invalid"
@@ -179,7 +180,7 @@ class InlineMonitor(sdk_mocks.MockMonitor):
 
     def register_inline(self, request: Any) -> Any:
         """`RegisterResource` answered in this thread, for a registration of plain properties
-        (`stackctl.mock_components`): as the executor runs it."""
+        (`stackctl.mockruntime.components`): as the executor runs it."""
         _INLINE.active = True
         try:
             return self.RegisterResource(request)
@@ -334,7 +335,9 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
-def _record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.ResourceTransformation:
+def record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.ResourceTransformation:
+    """A stack transformation that records each resource's options in `store`, by (type, name)."""
+
     def transformation(args: pulumi.ResourceTransformationArgs) -> None:
         opts = args.opts
         recorded = {
@@ -368,12 +371,12 @@ def mocked_runtime(
     with the depth of the component calls: about a tenth of a render's time, for nothing.
 
     Without the full URN of each alias computed at construction, and with a URN of plain
-    strings made as one resolved Output (`stackctl.sdk_urns`).
+    strings made as one resolved Output (`stackctl.mockruntime.urns`).
 
-    With `stackctl.unknowns.contains_unknowns` in place of the SDK's: same answers, no
-    reference cycle per call. With the wire conversions of `stackctl.wire` in place of the
-    SDK's: same answers, no coroutine per plain value. With a plain component's registration
-    made directly (`stackctl.mock_components`): the same state, no RPC path.
+    With `stackctl.mockruntime.unknowns.contains_unknowns` in place of the SDK's: same answers, no
+    reference cycle per call. With the wire conversions of `stackctl.mockruntime.wire` in place of
+    the SDK's: same answers, no coroutine per plain value. With a plain component's registration
+    made directly (`stackctl.mockruntime.components`): the same state, no RPC path.
 
     On an event loop of its own whose executor answers plain registrations in this thread
     (`InlineMonitor`): no thread hop per resource. The root Stack's registration is finished
@@ -386,16 +389,16 @@ def mocked_runtime(
         pulumi.runtime.set_mocks(
             mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)
         )
-        pulumi.runtime.register_stack_transformation(_record_options(options))
+        pulumi.runtime.register_stack_transformation(record_options(options))
         try:
             loop.run_until_complete(cast(Any, settings.get_root_resource()).urn.future())
             with (
                 _swapped(
-                    sdk_resource, _get_stack_trace=_no_stack_trace, create_urn=sdk_urns.create_urn
+                    sdk_resource, _get_stack_trace=_no_stack_trace, create_urn=urns.create_urn
                 ),
                 _swapped(
                     pulumi_resource,
-                    collapse_alias_to_urn=sdk_urns.alias_urn_unread,
+                    collapse_alias_to_urn=urns.alias_urn_unread,
                     register_resource=mock_components.register_resource,
                     register_resource_outputs=mock_components.register_resource_outputs,
                 ),
@@ -433,7 +436,7 @@ def _no_stack_trace() -> source_pb2.StackTrace:
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a program runs under the mocks.
 
     A program run allocates a few hundred thousand short-lived objects (Outputs, futures,
@@ -451,27 +454,3 @@ def _cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def capture(
-    program: Callable[[], Any],
-    *,
-    project: str,
-    stack: str,
-    previous_outputs: Mapping[str, Any] | None = None,
-) -> Capture:
-    """Run `program` under mocks; return every registered resource and the resolved value
-    of whatever the program returned (Outputs resolved). `previous_outputs`: the stack outputs
-    of an earlier update, as a StackReference to the stack reads them (default: none)."""
-    result = Capture()
-    with mocked_runtime(project, stack, previous_outputs) as mocks, _cyclic_gc_paused():
-
-        async def outputs(returned: Any) -> None:  # Output.from_input(returned).apply(update)
-            value, known = await resolve.resolved(returned)
-            if known:
-                result.outputs.update(value if isinstance(value, dict) else {})
-
-        run_test: Callable[[Callable[[], Any]], Callable[[], None]] = pulumi.runtime.test
-        run_test(lambda: outputs(program()))()
-        result.resources.extend(mocks.registered)
-    return result

@@ -6,7 +6,7 @@ the scenario suite and the end-to-end checks use it directly (`Snapshot.of_confi
 renders a config under mocks). Each changed object gets:
 
 - an action: `create`, `update` (changed field paths), `replace` (the field that forces it,
-  by the rules in `stackctl.diff_rules`) or `delete`; a name change is a delete plus a create;
+  by the rules in `stackctl.diff.rules`) or `delete`; a name change is a delete plus a create;
   a field under the object's `ignore_changes` is not a change; a URN change without an alias
   is a replace;
 - `restarts_pods` (a workload whose pod template changes, or that is replaced) and
@@ -15,10 +15,10 @@ renders a config under mocks). Each changed object gets:
 
 Secret values never enter a `Change`: a changed Secret key is reported by its path only.
 
-Where each part lives: the model (`Snapshot`, `Change`, `RISKS`) in `stackctl.diff_model`; one
-object's classification in `stackctl.diff_object`; the whole-render rules (controller-owned
-fields, PodDisruptionBudgets) in `stackctl.diff_cluster`; the provider's and the API server's
-replacement rules in `stackctl.diff_rules`. This module composes them and re-exports the public
+Where each part lives: the model (`Snapshot`, `Change`, `RISKS`) in `stackctl.diff.model`; one
+object's classification in `stackctl.diff.objects`; the whole-render rules (controller-owned
+fields, PodDisruptionBudgets) in `stackctl.diff.cluster`; the provider's and the API server's
+replacement rules in `stackctl.diff.rules`. This module composes them and re-exports the public
 names.
 """
 
@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stackctl import diff_rules as rules
-from stackctl.diff_cluster import (
+from stackctl.diff import rules
+from stackctl.diff.cluster import (
     _blocking_budgets,
     _owned_fields,
     expected_pods,
     pdb_blocks_evictions,
 )
-from stackctl.diff_model import ACTIONS, RISKS, Change, Ref, Snapshot, _ns, ref_of, ref_text
-from stackctl.diff_object import _classify_pair, _destructive_risks, _moved, field_changes
+from stackctl.diff.model import ACTIONS, RISKS, Change, Ref, Snapshot, _ns, ref_of, ref_text
+from stackctl.diff.objects import _classify_pair, _destructive_risks, _moved, field_changes
 
 __all__ = [
     "ACTIONS",

@@ -1,6 +1,6 @@
 """A thin interface of ours over Pulumi's Automation API, so command logic is testable.
 
-`StackBackend` is everything `stackctl.ops` needs from one stack; `PulumiAutomationBackend`
+`StackBackend` is everything `stackctl.ops.deploy` needs from one stack; `PulumiAutomationBackend`
 implements it with `pulumi.automation` (a `LocalWorkspace` over this repo's `Pulumi.yaml`), and
 the tests implement it in memory.
 

@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from components.config.base import IMAGE_PATTERN, MOVING_TAGS
-from stackctl.automation import ConfigValue, StackBackend
 from stackctl.errors import UserError
+from stackctl.ops.automation import ConfigValue, StackBackend
 
 APPS_KEY = "appstack:apps"
 
@@ -134,14 +134,14 @@ def write_stack_file_images(project_dir: Path, stack: str, images: Mapping[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stackctl.images <stack> <service>=<ref>...`: write the stack file (GitOps)."""
+    """`python -m stackctl.ops.images <stack> <service>=<ref>...`: write the stack file (GitOps)."""
     parser = argparse.ArgumentParser(
-        prog="python -m stackctl.images",
+        prog="python -m stackctl.ops.images",
         description="Set appstack:apps.<service>.image in Pulumi.<stack>.yaml (CI checkout).",
     )
     parser.add_argument("stack")
     parser.add_argument("images", nargs="+", metavar="SERVICE=IMAGE")
-    parser.add_argument("--project-dir", default=str(Path(__file__).resolve().parent.parent))
+    parser.add_argument("--project-dir", default=str(Path(__file__).resolve().parents[2]))
     args = parser.parse_args(argv)
     try:
         path = write_stack_file_images(

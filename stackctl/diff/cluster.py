@@ -9,9 +9,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from stackctl import diff_rules as rules
-from stackctl.diff_model import Change, Ref, Snapshot, ref_of
-from stackctl.diff_rules import Path, parse_path
+from stackctl.diff import rules
+from stackctl.diff.model import Change, Ref, Snapshot, ref_of
+from stackctl.diff.rules import Path, parse_path
 
 HPA_KIND = "HorizontalPodAutoscaler"
 ARGO_SERVICE_FIELDS = (

@@ -1,7 +1,7 @@
 """What a program returned, resolved as `Output.from_input(value)` resolves it, without an
 Output per value.
 
-`engine.capture` hands the caller the resolved value of whatever the program returned (a
+`capture.capture` hands the caller the resolved value of whatever the program returned (a
 render's stack outputs: every address, health URL and quota share). The SDK's way there is
 `Output.from_input(returned).apply(...)` (pulumi/output.py), and `from_input` lifts every node
 of the value into Outputs of its own: per Output it meets an apply and a second Output, per

@@ -1,7 +1,7 @@
 """The model of `stackctl diff`: a `Snapshot` (one render as the diff sees it), a `Change` (what
 applying the new render does to one object), the risk codes and object references.
 
-`stackctl.diff.compare` turns two snapshots into changes (see `stackctl.diff`).
+`stackctl.diff.compare` turns two snapshots into changes (see `stackctl.diff.compare`).
 """
 
 from __future__ import annotations
@@ -60,16 +60,16 @@ class Snapshot:
 
     @classmethod
     def from_render(cls, result: Any) -> Snapshot:
-        """From a `stackctl.render.RenderResult` rendered in this process (without URNs;
+        """From a `stackctl.render.stack.RenderResult` rendered in this process (without URNs;
         `of_config` records them)."""
-        from stackctl.diff_render import snapshot_of
+        from stackctl.diff.render import snapshot_of
 
         return cls.from_json(snapshot_of(result))
 
     @classmethod
     def of_config(cls, cfg: Any, stack: str) -> Snapshot:
         """Render a validated `StackConfig` under mocks, URNs included."""
-        from stackctl.diff_render import snapshot_config
+        from stackctl.diff.render import snapshot_config
 
         return cls.from_json(snapshot_config(cfg, stack))
 

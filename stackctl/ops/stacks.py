@@ -1,5 +1,5 @@
 """Stack names and environments, stack files, the git commit, and the update messages deploy
-and rollback write and history parses back (contract: stackctl/ops.py)."""
+and rollback write and history parses back (contract: stackctl/ops/deploy.py)."""
 
 from __future__ import annotations
 

@@ -12,18 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackctl.automation import (
+from stackctl.errors import OperationFailed, UserError
+from stackctl.ops.automation import (
     ConfigValue,
     StackBackend,
 )
-from stackctl.errors import OperationFailed, UserError
-from stackctl.history import (
+from stackctl.ops.history import (
     describe_changes,
     record_update,
     sorted_history,
 )
-from stackctl.operator import Console, confirm, engine_step, require_confirmation_possible
-from stackctl.stacks import (
+from stackctl.ops.operator import Console, confirm, engine_step, require_confirmation_possible
+from stackctl.ops.stacks import (
     APPS_KEY,
     git_commit,
     images_from_apps,

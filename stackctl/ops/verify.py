@@ -36,7 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stackctl.errors import UserError
-from stackctl.ops import REPO_ROOT, Console, validate_stack_name
+from stackctl.ops.deploy import REPO_ROOT
+from stackctl.ops.operator import Console
+from stackctl.ops.stacks import validate_stack_name
 
 OUTPUT_KEY = "health_urls"
 USER_AGENT = "appstack-verify"
@@ -226,7 +228,7 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
 
 def stack_outputs(stack: str, project_dir: Path) -> dict[str, Any]:
     """The stack's outputs through the Automation API (secret outputs are left out)."""
-    from stackctl.automation import PulumiAutomationBackend
+    from stackctl.ops.automation import PulumiAutomationBackend
 
     return PulumiAutomationBackend(stack, project_dir).outputs()
 

@@ -11,10 +11,9 @@ Update message contract (written by deploy and rollback, parsed back by history)
 `<commit>` is `git rev-parse --short HEAD` of the project dir (`unknown` outside git); images are
 `appstack:apps.<service>.image` from Pulumi.<stack>.yaml, sorted by service, or `-` when none.
 
-The commands live by concern: `stackctl.operator` (console, confirmation, one-line engine
-errors), `stackctl.stacks` (stack names, files, messages), `stackctl.history`,
-`stackctl.rollback`; deploy and the CLI wiring of all three are here. Their names stay
-importable from `stackctl.ops`.
+The commands live by concern: `stackctl.ops.operator` (console, confirmation, one-line engine
+errors), `stackctl.ops.stacks` (stack names, files, messages), `stackctl.ops.history`,
+`stackctl.ops.rollback`; deploy and the CLI wiring of all three are here.
 """
 
 from __future__ import annotations
@@ -25,50 +24,36 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stackctl.automation import (
+from stackctl.errors import OperationFailed, UserError
+from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
 )
-from stackctl.errors import OperationFailed, UserError
-from stackctl.history import HISTORY_COLUMNS as HISTORY_COLUMNS
-from stackctl.history import describe_changes as describe_changes
-from stackctl.history import format_changes as format_changes
-from stackctl.history import normalize_record as normalize_record
-from stackctl.history import record_update
-from stackctl.history import render_table as render_table
-from stackctl.history import run_history as run_history
-from stackctl.history import sorted_history as sorted_history
-from stackctl.images import apply_image_overrides, parse_image_overrides
-from stackctl.operator import Console as Console
-from stackctl.operator import confirm as confirm
-from stackctl.operator import engine_step as engine_step
-from stackctl.operator import one_line as one_line
-from stackctl.operator import require_confirmation_possible as require_confirmation_possible
-from stackctl.rollback import BACKUP_DIR_NAME as BACKUP_DIR_NAME
-from stackctl.rollback import ROLLBACK_KINDS as ROLLBACK_KINDS
-from stackctl.rollback import ConfigPlan as ConfigPlan
-from stackctl.rollback import backup_path as backup_path
-from stackctl.rollback import check_same_commit as check_same_commit
-from stackctl.rollback import plan_config_restore as plan_config_restore
-from stackctl.rollback import run_rollback as run_rollback
-from stackctl.rollback import select_target as select_target
-from stackctl.rollback import write_backup as write_backup
-from stackctl.stacks import APPS_KEY as APPS_KEY
-from stackctl.stacks import ENVIRONMENTS as ENVIRONMENTS
-from stackctl.stacks import PROJECT as PROJECT
-from stackctl.stacks import deploy_message as deploy_message
-from stackctl.stacks import format_images as format_images
-from stackctl.stacks import git_commit as git_commit
-from stackctl.stacks import images_from_apps as images_from_apps
-from stackctl.stacks import images_from_message as images_from_message
-from stackctl.stacks import policy_arguments as policy_arguments
-from stackctl.stacks import read_stack_images as read_stack_images
-from stackctl.stacks import rollback_message as rollback_message
-from stackctl.stacks import stack_environment as stack_environment
-from stackctl.stacks import stack_short_name as stack_short_name
-from stackctl.stacks import validate_stack_name as validate_stack_name
+from stackctl.ops.history import (
+    describe_changes,
+    record_update,
+    run_history,
+)
+from stackctl.ops.images import apply_image_overrides, parse_image_overrides
+from stackctl.ops.operator import (
+    Console,
+    confirm,
+    engine_step,
+    require_confirmation_possible,
+)
+from stackctl.ops.rollback import (
+    run_rollback,
+)
+from stackctl.ops.stacks import (
+    deploy_message,
+    git_commit,
+    policy_arguments,
+    read_stack_images,
+    stack_environment,
+    validate_stack_name,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +75,7 @@ def run_deploy(
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
-    # --image: the images CI built, set in the stack config for this update (stackctl/images.py)
+    # --image: the images CI built, set in the stack config for this update (stackctl/ops/images.py)
     override = apply_image_overrides(backend, images) if images else None
     for service, image in sorted((images or {}).items()):
         console.print(f"image {service}: {image}")

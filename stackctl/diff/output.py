@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 
-from stackctl.diff import ACTIONS, Change
+from stackctl.diff.compare import ACTIONS, Change
 
 MAX_FIELDS = 4
 TABLE_FIELDS_WIDTH = 60

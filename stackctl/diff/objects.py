@@ -1,5 +1,5 @@
 """One object in both renders: which fields change, whether the provider or the API server
-forces a replacement (`stackctl.diff_rules`), whether the URN moves without an alias, and what
+forces a replacement (`stackctl.diff.rules`), whether the URN moves without an alias, and what
 the change does to pods and traffic; the risks of a replace or delete.
 
 Secret values never enter a `Change`: a changed Secret key is reported by its path only.
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stackctl import diff_rules as rules
-from stackctl.diff_model import Change, Ref, Snapshot, _ns, ref_text
-from stackctl.diff_rules import Path, format_path, parse_path
+from stackctl.diff import rules
+from stackctl.diff.model import Change, Ref, Snapshot, _ns, ref_text
+from stackctl.diff.rules import Path, format_path, parse_path
 
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 # ---------------------------------------------------------------------------------------------
