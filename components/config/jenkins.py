@@ -199,7 +199,7 @@ def _plugin_problems(image: str) -> list[str]:
     """Why the pinned plugin set (jenkins/plugins.txt) would not start on the image's core: the
     core is read from the tag (`2.541.3-lts-jdk21`); a digest-only image is not checked."""
     # Imported here: components.jenkins imports this module (a top-level import would cycle).
-    from components.jenkins.plugins import pinned_set_problems
+    from components.config.jenkins_plugins import pinned_set_problems
 
     _, tag, _ = image_parts(image)
     match = _LTS_TAG.match(tag or "")

@@ -7,7 +7,7 @@ ConfigMaps (content-named: a change rolls the controller), the JENKINS_HOME Pers
 a headless governing Service and the UI Service, the controller StatefulSet, an optional Ingress,
 and with monitoring on a ServiceMonitor and a PrometheusRule (components/jenkins/alerts.py).
 One module per part: names (paths, ports, credential IDs), context (shared inputs), identity,
-storage, configuration + casc + agents + agent_containers + plugins, workload, exposure,
+storage, configuration + casc + agents + agent_containers (the plugin pins: components/config/jenkins_plugins.py), workload, exposure,
 policies, monitoring + alerts, the image builder's namespace (builder), controller (the
 component, a table of contents).
 May import: components.config, components.kube (never components.app: Jenkins is not an app).
@@ -66,13 +66,13 @@ Design decisions:
   since deleting the Namespace would delete the claim with it.
 """
 
+from components.config.jenkins_plugins import plugin_lines, plugin_pins
 from components.jenkins.agents import agent_pod, agent_pod_labels
 from components.jenkins.casc import casc_document, casc_yaml, job_dsl, public_url, service_url
 from components.jenkins.configuration import java_opts
 from components.jenkins.controller import JenkinsController, JenkinsControllerArgs
 from components.jenkins.identity import AGENT_RBAC_RULES, PODS_EXEC_EXCEPTION
 from components.jenkins.names import AGENT_APP, APP, HTTP_PORT, PIPELINE_CREDENTIALS
-from components.jenkins.plugins import plugin_lines, plugin_pins
 from components.jenkins.workload import scanner_skips
 
 __all__ = [

@@ -9,10 +9,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import JenkinsSettings
+from components.config.jenkins_plugins import plugin_lines
 from components.jenkins.casc import CascSite, casc_document, casc_yaml
 from components.jenkins.context import Ctx
 from components.jenkins.names import APP, CASC_FILE, JENKINS_HOME
-from components.jenkins.plugins import plugin_lines
 from components.kube import labels
 
 

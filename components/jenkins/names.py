@@ -3,14 +3,9 @@ chart's `_helpers.tpl`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 APP = "jenkins"
 AGENT_APP = "jenkins-agent"
 HTTP_PORT = 8080
-REPO_JENKINS_DIR = Path(__file__).resolve().parent.parent.parent / "jenkins"
-PLUGINS_FILE = REPO_JENKINS_DIR / "plugins.txt"
-PLUGINS_METADATA_FILE = REPO_JENKINS_DIR / "plugins-metadata.yaml"
 
 JENKINS_HOME = "/var/jenkins_home"
 #: The official image's WAR; jenkins-plugin-cli reads the core version from it.

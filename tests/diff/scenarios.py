@@ -39,13 +39,14 @@ Files = tuple[tuple[str, str], ...]
 
 
 def _jenkins_modules(attribute: str) -> list[Any]:
-    """Every loaded module of the Jenkins component that holds `attribute` (a file path)."""
-    import components.stack  # noqa: F401  (loads the Jenkins component, whatever its layout)
+    """Every loaded module of the program that holds `attribute` (a file path of jenkins/): the
+    Jenkins component's modules, or the config's plugin pins, whatever the revision's layout."""
+    import components.stack  # noqa: F401  (loads the Jenkins component and its config)
 
     return [
         module
         for name, module in sorted(sys.modules.items())
-        if (name == "components.jenkins" or name.startswith("components.jenkins."))
+        if (name == "components" or name.startswith("components."))
         and isinstance(getattr(module, attribute, None), Path)
     ]
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from components import config as config_model
+from components.config.jenkins_plugins import plugin_pins
 from components.jenkins.builder import REGISTRY_CREDENTIAL
 from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
-from components.jenkins.plugins import plugin_pins
 from stackctl.mockruntime import engine
 from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import Render, one

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from components.config import JenkinsSettings, image_parts
-from components.jenkins.names import PLUGINS_METADATA_FILE
-from components.jenkins.plugins import (
+from components.config.jenkins_plugins import (
+    PLUGINS_METADATA_FILE,
     compare_versions,
     compatibility_problems,
     load_metadata,

@@ -10,12 +10,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cmp_to_key
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from components.jenkins.names import PLUGINS_FILE, PLUGINS_METADATA_FILE
+#: The repository's jenkins/ folder: the pins and their upstream metadata.
+REPO_JENKINS_DIR = Path(__file__).resolve().parent.parent.parent / "jenkins"
+PLUGINS_FILE = REPO_JENKINS_DIR / "plugins.txt"
+PLUGINS_METADATA_FILE = REPO_JENKINS_DIR / "plugins-metadata.yaml"
 
 _PLUGIN_LINE = re.compile(r"^[a-z0-9][a-z0-9_.-]*:[0-9][A-Za-z0-9_.-]*$")
 
