@@ -7,9 +7,9 @@ ConfigMaps (content-named: a change rolls the controller), the JENKINS_HOME Pers
 a headless governing Service and the UI Service, the controller StatefulSet, an optional Ingress,
 and with monitoring on a ServiceMonitor and a PrometheusRule (components/jenkins/alerts.py).
 One module per part: names (paths, ports, credential IDs), context (shared inputs), identity,
-storage, configuration + casc + agents + agent_containers (the plugin pins: components/config/jenkins_plugins.py), workload, exposure,
-policies, monitoring + alerts, the image builder's namespace (builder), controller (the
-component, a table of contents).
+storage, configuration + casc + agents + agent_containers (the plugin pins they install:
+components/config/jenkins_plugins.py), workload, exposure, policies, monitoring + alerts, the
+image builder's namespace (builder), controller (the component, a table of contents).
 May import: components.config, components.kube (never components.app: Jenkins is not an app).
 
 Design decisions:
