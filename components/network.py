@@ -21,15 +21,13 @@ from components.config import EgressRule, Ingress, NetworkSettings
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def _namespace_selector(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
+def namespace_selector(namespace: str) -> k8s.meta.v1.LabelSelectorArgs:
     return k8s.meta.v1.LabelSelectorArgs(match_labels={NS_NAME_LABEL: namespace})
 
 
 def namespace_peer(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     """Every pod of one namespace (by its immutable kubernetes.io/metadata.name label)."""
-    return k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=_namespace_selector(namespace)
-    )
+    return k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=namespace_selector(namespace))
 
 
 def cidr_peers(cidrs: Sequence[str]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
@@ -131,7 +129,7 @@ class BaselineNetworkPolicies(pulumi.ComponentResource):
                     k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                         to=[
                             k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=_namespace_selector(args.network.dns_namespace),
+                                namespace_selector=namespace_selector(args.network.dns_namespace),
                                 pod_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels=dict(args.network.dns_pod_labels)
                                 ),
@@ -200,7 +198,7 @@ def app_ingress_rules(
     else:
         peers = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=_namespace_selector(args.network.ingress_controller_namespace)
+                namespace_selector=namespace_selector(args.network.ingress_controller_namespace)
             )
         ]
         peers += [
@@ -211,12 +209,21 @@ def app_ingress_rules(
             )
             for client in sorted(args.client_apps)
         ]
+        # CI agents that verify the app at its cluster address: namespace AND pod labels in
+        # one peer, so other pods of that namespace stay out.
+        peers += [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=namespace_selector(agents.namespace),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(agents.pod_labels)),
+            )
+            for agents in args.network.pipeline_agents
+        ]
         rules.append(k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=peers, ports=app_port))
     rules.append(
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[
                 k8s.networking.v1.NetworkPolicyPeerArgs(
-                    namespace_selector=_namespace_selector(args.network.monitoring_namespace)
+                    namespace_selector=namespace_selector(args.network.monitoring_namespace)
                 )
             ],
             ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.metrics_port, protocol="TCP")],

@@ -143,6 +143,35 @@ class JenkinsAuthorization(Model):
     """Secret holding one key per deployer (its password); mounted only when deployers is set."""
 
 
+class JenkinsVerifyTarget(Model):
+    """Apps of another stack in this cluster that the pipeline verifies at their cluster
+    address (the dev seed: a ClusterIP Service): agents may reach their pods on `ports`."""
+
+    namespace: DNS1123
+    """Namespace of that stack's apps (its appstack:namespace)."""
+    ports: list[Port] = Field(default_factory=lambda: [8080], min_length=1)
+    """Container ports the Services target (each app's `port`; default 8080)."""
+
+
+class JenkinsPipeline(Model):
+    """What the Jenkinsfile's steps read besides credentials, set as global variables by JCasC
+    (globalNodeProperties), and where they connect (agent egress)."""
+
+    image_repository: str = Field(default="", pattern=r"^([a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)?$")
+    """IMAGE_REPOSITORY of `Build image`: `<registry>[:port]/<path>`, lowercase, no tag (the
+    pattern scripts/ci/build-image.sh checks); required with
+    imageBuilder. Its registry's port (default 443) is opened for the builder pods."""
+    verify_targets: list[JenkinsVerifyTarget] = Field(default_factory=list)
+    """Other stacks' apps verified in-cluster (dev); their stack must list this Jenkins' agents
+    in appstack:network.pipelineAgents, or its apps refuse the agents."""
+
+    @property
+    def registry_port(self) -> int:
+        """The registry's port: the one in IMAGE_REPOSITORY, else 443 (https)."""
+        host = self.image_repository.split("/", 1)[0]
+        return int(host.rsplit(":", 1)[1]) if ":" in host else 443
+
+
 class JenkinsPodSecurity(Model):
     """UID/GID of the controller and the agent pods (the images' uid 1000 is not used)."""
 
@@ -280,6 +309,8 @@ class JenkinsSettings(Model):
     namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins_builder.py)."""
     agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
+    pipeline: JenkinsPipeline = Field(default_factory=JenkinsPipeline)
+    """Variables of the pipeline's steps and the apps it verifies (docs/ci.md)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -332,6 +363,12 @@ class JenkinsSettings(Model):
         ):
             problems.add(
                 "job.repository", "a GitHub repository URL needs an owner and a repository"
+            )
+        if self.image_builder and not self.pipeline.image_repository:
+            problems.add(
+                "pipeline.imageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes to "
+                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
             )
         for problem in _plugin_problems(self.image):
             problems.add("image", problem)

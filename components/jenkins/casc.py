@@ -53,6 +53,16 @@ def approvers(settings: JenkinsSettings) -> list[str]:
     return [*auth.deployers, auth.deployers_group]
 
 
+def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
+    """The global variables the Jenkinsfile and scripts/ci read that are not credentials
+    (EnvironmentVariablesNodeProperty of core, JCasC `globalNodeProperties.envVars`): set here
+    from config, so a value set in the UI cannot drift and a restart restores them."""
+    env = {APPROVERS_ENV: ",".join(approvers(settings))}
+    if settings.pipeline.image_repository:
+        env["IMAGE_REPOSITORY"] = settings.pipeline.image_repository
+    return env
+
+
 def _security_realm(settings: JenkinsSettings) -> dict[str, Any]:
     users = [
         {
@@ -240,7 +250,10 @@ def casc_document(
             "globalNodeProperties": [
                 {
                     "envVars": {
-                        "env": [{"key": APPROVERS_ENV, "value": ",".join(approvers(settings))}]
+                        "env": [
+                            {"key": key, "value": value}
+                            for key, value in pipeline_environment(settings).items()
+                        ]
                     }
                 }
             ],

@@ -449,10 +449,13 @@ def test_network_policies(prod: RenderResult) -> None:
     agents = policies["jenkins-agent"]["spec"]
     assert agents["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in agents
-    to_controller, out = agents["egress"]
+    to_controller, out, api_server, web = agents["egress"]
     assert to_controller["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    # 443 (git, registries) and the API ports of the clusters agents deploy to.
-    assert out["ports"] == [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
+    # 443 (git, registries), the API ports of the clusters agents deploy to, and 80: the port
+    # of the prod app's LoadBalancer, where `stackctl verify` reads its health URL.
+    assert out["ports"] == [{"port": p, "protocol": "TCP"} for p in (80, 443, 6443)]
+    assert api_server == api  # this cluster's API server, as for the controller
+    assert web["ports"] == [{"port": 8080, "protocol": "TCP"}]  # the app's pods (kube-proxy)
     assert not any(
         p.get("port") == 50000
         for pol in policies.values()

@@ -188,4 +188,5 @@ def test_api_server_ports_are_configurable(render: Render) -> None:
     api = policies["jenkins-controller"]["spec"]["egress"][0]
     assert [p["port"] for p in api["ports"]] == [16443]
     agents_out = policies["jenkins-agent"]["spec"]["egress"][1]
-    assert [p["port"] for p in agents_out["ports"]] == [443, 6443, 8443]
+    # 80: the prod app's LoadBalancer port, where verify reads its health URL
+    assert [p["port"] for p in agents_out["ports"]] == [80, 443, 6443, 8443]
