@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.jenkins_builder import REGISTRY_PASSWORD_KEY, REGISTRY_USERNAME_KEY
+
 APP = "jenkins"
 AGENT_APP = "jenkins-agent"
 HTTP_PORT = 8080
@@ -43,3 +45,13 @@ PIPELINE_CREDENTIALS: dict[str, str] = {
 }
 SCM_USERNAME_KEY = "scm-username"
 SCM_TOKEN_KEY = "scm-token"
+#: Keys of the operator's Secret the `Build image` stage's credential `registry-push` reads.
+REGISTRY_KEYS = (REGISTRY_USERNAME_KEY, REGISTRY_PASSWORD_KEY)
+
+
+def required_credential_keys(image_builder: bool) -> list[str]:
+    """Every key of the operator's CI Secret that JCasC reads: projected one by one into the
+    controller (so a missing key stops the pod at start-up, naming it) and checked non-empty by
+    the `check-credentials` init container."""
+    keys = [*PIPELINE_CREDENTIALS, SCM_USERNAME_KEY, SCM_TOKEN_KEY]
+    return keys + list(REGISTRY_KEYS) if image_builder else keys
