@@ -27,7 +27,10 @@ from components.jenkins_builder import builder_pod_template, registry_push_crede
 #: `<group>/<name>` of hudson.security.Permission). Overall/Administer is held by the admin role
 #: only: pipeline-input-step's InputStepExecution.canSettle lets an administrator answer any
 #: `input`, so admins are exactly the break-glass account of the admin Secret.
-DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel", "Run/Replay")
+#: No Run/Replay outside the admin role: Replay runs edited pipeline code with the job's
+#: credentials (workflow-cps ReplayAction.REPLAY, implied only by Job/Configure, which no role
+#: but admin holds either).
+DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel")
 DEPLOYER_PERMISSIONS = DEVELOPER_PERMISSIONS
 ADMIN_PERMISSIONS = ("Overall/Administer",)
 
@@ -50,7 +53,8 @@ def public_url(settings: JenkinsSettings, namespace: str, service: str) -> str:
 def approvers(settings: JenkinsSettings) -> list[str]:
     """Who may answer the prod `input`: the local deployer users and the deployers group."""
     auth = settings.authorization
-    return [*auth.deployers, auth.deployers_group]
+    groups: list[str] = [] if auth.realm == "local" else [auth.deployers_group]  # local: no groups
+    return [*auth.deployers, *groups]
 
 
 def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
@@ -80,7 +84,9 @@ def _security_realm(settings: JenkinsSettings) -> dict[str, Any]:
 
 def _authorization(settings: JenkinsSettings) -> dict[str, Any]:
     auth = settings.authorization
-    deployer_entries = [{"user": u} for u in auth.deployers] + [{"group": auth.deployers_group}]
+    deployer_entries = [{"user": u} for u in auth.deployers]
+    if auth.realm != "local":
+        deployer_entries.append({"group": auth.deployers_group})
 
     def role(name: str, description: str, perms: tuple[str, ...], entries: list[Any]) -> Any:
         return {
@@ -108,7 +114,7 @@ def _authorization(settings: JenkinsSettings) -> dict[str, Any]:
                     ),
                     role(
                         "developer",
-                        "Every logged-in user: read, build, replay; cannot approve prod",
+                        "Every logged-in user: read, build, cancel; no replay; cannot approve prod",
                         DEVELOPER_PERMISSIONS,
                         [{"group": "authenticated"}],
                     ),

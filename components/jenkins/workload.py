@@ -114,8 +114,12 @@ def _installer(s: JenkinsSettings) -> k8s.core.v1.ContainerArgs:
         # the /tmp emptyDir.
         env=[
             k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+            # jenkins-plugin-cli runs `java $JAVA_OPTS -jar jenkins-plugin-manager.jar`: the heap
+            # share of the controller, of this container's own limit.
             k8s.core.v1.EnvVarArgs(
-                name="JAVA_OPTS", value="-Duser.home=/tmp -Djava.io.tmpdir=/tmp"
+                name="JAVA_OPTS",
+                value=f"-XX:MaxRAMPercentage={s.java_max_ram_percentage} "
+                "-Duser.home=/tmp -Djava.io.tmpdir=/tmp",
             ),
             k8s.core.v1.EnvVarArgs(name="CACHE_DIR", value="/tmp/jenkins-plugin-cli"),
         ],
