@@ -17,6 +17,11 @@ from components.jenkins.names import (
     APPROVERS_ENV,
     CI_SECRETS_DIR,
     PIPELINE_CREDENTIALS,
+    PROD_CREDENTIAL,
+    PROD_JENKINSFILE,
+    PROD_JOB,
+    RELEASE_BRANCH,
+    RELEASE_JOB_ENV,
     SCM_TOKEN_KEY,
     SCM_USERNAME_KEY,
     USERS_SECRETS_DIR,
@@ -62,6 +67,8 @@ def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
     (EnvironmentVariablesNodeProperty of core, JCasC `globalNodeProperties.envVars`): set here
     from config, so a value set in the UI cannot drift and a restart restores them."""
     env = {APPROVERS_ENV: ",".join(approvers(settings))}
+    if settings.job.repository:  # the prod deploy job accepts only this job's builds
+        env[RELEASE_JOB_ENV] = f"{settings.job.name}/{RELEASE_BRANCH}"
     if settings.pipeline.image_repository:
         env["IMAGE_REPOSITORY"] = settings.pipeline.image_repository
     return env
@@ -186,6 +193,53 @@ def job_dsl(settings: JenkinsSettings) -> str:
         "  factory { workflowBranchProjectFactory { scriptPath('Jenkinsfile') } }\n"
         "  orphanedItemStrategy { discardOldItems { numToKeep(20) } }\n"
         f"  triggers {{ periodicFolderTrigger {{ interval({q(job.scan_interval)}) }} }}\n"
+        "}\n"
+    ) + prod_job_dsl(settings)
+
+
+def prod_folder(settings: JenkinsSettings) -> str:
+    """The folder of the prod deploy job, beside (never above) the multibranch job."""
+    return f"{settings.job.name}-prod"
+
+
+def prod_job_dsl(settings: JenkinsSettings) -> str:
+    """job-dsl of the prod folder and its deploy job (dynamic DSL names: cloudbees-folder
+    FolderCredentialsProvider.FolderCredentialsProperty `folderCredentialsProperty`, credentials
+    DomainCredentials, plain-credentials StringCredentialsImpl; core ReverseBuildTrigger
+    @Symbol("upstream"); workflow-cps CpsScmFlowDefinition `cpsScm`; git GitSCM).
+
+    Why it holds: a folder's credentials are returned only for items whose parent chain passes
+    through that folder (FolderCredentialsProvider.getCredentialsInItemGroup walks
+    `itemGroup.getParent()` upwards), so `<job>/<branch>` and `<job>/PR-n` never see
+    `kubeconfig-prod`; the deploy job builds `main` only (its SCM's branch), starts only from
+    the release job's success (ReverseBuildTrigger, and its Jenkinsfile refuses other causes),
+    and nobody but admin may configure it (no Job/Configure outside the admin role)."""
+    job = settings.job
+    q = groovy_string
+    folder = prod_folder(settings)
+    secret = f"${{readFileBase64:{CI_SECRETS_DIR}/{PROD_CREDENTIAL}}}"
+    credential = (
+        "stringCredentialsImpl { scope('GLOBAL'); "
+        f"id({q(PROD_CREDENTIAL)}); description('prod kubeconfig (base64)'); secret({q(secret)}) }}"
+    )
+    scm = (
+        f"git {{ remote {{ url({q(job.repository)}); credentials({q(job.credentials_id)}) }}; "
+        f"branch({q('*/' + RELEASE_BRANCH)}) }}"
+    )
+    release = f"{job.name}/{RELEASE_BRANCH}"
+    return (
+        f"folder({q(folder)}) {{\n"
+        "  description('Prod deploys: the only place that holds the prod kubeconfig')\n"
+        "  properties { folderCredentialsProperty { domainCredentials { domainCredentials {\n"
+        f"    domain {{ name(''); description('') }}; credentials {{ {credential} }}\n"
+        "  } } } }\n"
+        "}\n"
+        f"pipelineJob({q(folder + '/' + PROD_JOB)}) {{\n"
+        f"  description({q('Deploys prod after a successful build of ' + release)})\n"
+        "  properties { disableConcurrentBuilds(); pipelineTriggers { triggers { "
+        f"upstream {{ upstreamProjects({q(release)}); threshold('SUCCESS') }} }} }} }}\n"
+        f"  definition {{ cpsScm {{ scm {{ {scm} }}; scriptPath({q(PROD_JENKINSFILE)}); "
+        "lightweight(true) } }\n"
         "}\n"
     )
 

@@ -41,8 +41,17 @@ PIPELINE_CREDENTIALS: dict[str, str] = {
     "pulumi-backend-url": "string",
     "kubeconfig-dev": "file",
     "kubeconfig-prod-preview": "file",
-    "kubeconfig-prod": "file",
 }
+#: The prod deploy credential: not global, but a credential of the prod folder
+#: (`<job.name>-prod`, job-dsl in casc.py), the prod kubeconfig base64-encoded (Secret text,
+#: bound as KUBECONFIG_DATA_B64). Only jobs inside that folder can bind it.
+PROD_CREDENTIAL = "kubeconfig-prod"
+#: The job of the prod folder that deploys prod (jenkins/prod-deploy.Jenkinsfile).
+PROD_JOB = "deploy"
+PROD_JENKINSFILE = "jenkins/prod-deploy.Jenkinsfile"
+#: Global variable naming the build whose success starts the prod deploy (`<job.name>/main`).
+RELEASE_JOB_ENV = "APPSTACK_RELEASE_JOB"
+RELEASE_BRANCH = "main"
 SCM_USERNAME_KEY = "scm-username"
 SCM_TOKEN_KEY = "scm-token"
 #: Keys of the operator's Secret the `Build image` stage's credential `registry-push` reads.
@@ -53,5 +62,5 @@ def required_credential_keys(image_builder: bool) -> list[str]:
     """Every key of the operator's CI Secret that JCasC reads: projected one by one into the
     controller (so a missing key stops the pod at start-up, naming it) and checked non-empty by
     the `check-credentials` init container."""
-    keys = [*PIPELINE_CREDENTIALS, SCM_USERNAME_KEY, SCM_TOKEN_KEY]
+    keys = [*PIPELINE_CREDENTIALS, PROD_CREDENTIAL, SCM_USERNAME_KEY, SCM_TOKEN_KEY]
     return keys + list(REGISTRY_KEYS) if image_builder else keys

@@ -14,16 +14,22 @@ from tests.renders import Renders
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = [*sorted((ROOT / "scripts/ci").glob("*.sh")), ROOT / "scripts/ci/rollback_plan.py"]
-JENKINSFILE = (ROOT / "Jenkinsfile").read_text()
+#: The multibranch job's Jenkinsfile and the prod deploy job's pipeline.
+JENKINSFILE = (ROOT / "Jenkinsfile").read_text() + (
+    ROOT / "jenkins/prod-deploy.Jenkinsfile"
+).read_text()
 
 #: Needed on the Jenkins path, by source.
-JCASC = {"IMAGE_REPOSITORY", "APPSTACK_PROD_APPROVERS"}
+JCASC = {"IMAGE_REPOSITORY", "APPSTACK_PROD_APPROVERS", "APPSTACK_RELEASE_JOB"}
+#: Set by the pipeline itself (`env.X = ...`): the release the main build hands to prod.
+PIPELINE_SET = {"DEPLOY_IMAGES", "DEPLOY_COMMIT"}
 CREDENTIALS = {
     "PULUMI_CONFIG_PASSPHRASE",
     "PULUMI_BACKEND_URL",
     "KUBECONFIG",
     "REGISTRY_USERNAME",
     "REGISTRY_PASSWORD",
+    "KUBECONFIG_DATA_B64",  # prod: the folder credential kubeconfig-prod
 }
 JENKINSFILE_ENV = {"CI"}
 #: Set by Jenkins for every build of a multibranch job: GIT_COMMIT by the git plugin
@@ -32,9 +38,9 @@ JENKINSFILE_ENV = {"CI"}
 JENKINS_BUILTIN = {"GIT_COMMIT", "CHANGE_TARGET"}
 #: Optional everywhere: each has a default in the script or only switches a feature on.
 OPTIONAL = {
-    "APPSTACK_ALLOW_RISKY_DIFF", "DEPLOY_IMAGES", "DEPLOY_REFRESH", "DEPLOY_TIMEOUT",
+    "APPSTACK_ALLOW_RISKY_DIFF", "DEPLOY_REFRESH", "DEPLOY_TIMEOUT",
     "DIFF_REMOTE", "GITOPS", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_NAME", "HOST_PYTHON",
-    "KUBECONFIG_DATA", "KUBECONFIG_DATA_B64", "MANIFESTS_BRANCH", "MANIFESTS_PUSH_TOKEN",
+    "KUBECONFIG_DATA", "MANIFESTS_BRANCH", "MANIFESTS_PUSH_TOKEN",
     "MANIFESTS_PUSH_URL", "MANIFESTS_REMOTE", "PREVIEW_MAX_OUTPUT_CHARS", "PULUMI_ACCESS_TOKEN",
     "PULUMI_CONFIG_PASSPHRASE_FILE", "ROLLBACK_ON_FAILURE", "ROLLBACK_UNHEALTHY", "TMPDIR",
     "VERIFY_EXPECT_VERSION", "VERIFY_TIMEOUT", "VERIFY_URLS", "CI_STATE_DIR",
@@ -62,11 +68,20 @@ def _jcasc_env(result: RenderResult) -> dict[str, str]:
 
 
 def _bound_variables() -> set[str]:
-    return set(re.findall(r"(?:v|usernameV|passwordV)ariable: '([A-Z_]+)'", JENKINSFILE))
+    return set(re.findall(r"(?:v|usernameV|passwordV)ariable: '([A-Z0-9_]+)'", JENKINSFILE))
 
 
 def test_every_variable_a_step_reads_has_a_source() -> None:
-    known = JCASC | CREDENTIALS | JENKINSFILE_ENV | JENKINS_BUILTIN | OPTIONAL | INTERNAL | SHELL
+    known = (
+        PIPELINE_SET
+        | JCASC
+        | CREDENTIALS
+        | JENKINSFILE_ENV
+        | JENKINS_BUILTIN
+        | OPTIONAL
+        | INTERNAL
+        | SHELL
+    )
     unknown = sorted(v for v in _read_by_scripts() - known if not OTHER_CI.match(v))
     assert not unknown, f"say where each comes from on Jenkins: {unknown}"
 
@@ -92,3 +107,8 @@ def test_the_image_repository_is_the_configured_one(renders: Renders) -> None:
     # Pulumi.prod.yaml appstack:jenkins.pipeline.imageRepository, as build-image.sh checks it
     assert env["IMAGE_REPOSITORY"] == "registry.example.com/appstack/web"
     assert re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+", env["IMAGE_REPOSITORY"])
+
+
+def test_the_release_variables_are_set_by_the_pipeline() -> None:
+    for name in PIPELINE_SET:
+        assert re.search(rf"env\.{name} = ", JENKINSFILE), name
