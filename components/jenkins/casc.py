@@ -16,6 +16,7 @@ from components.jenkins.names import (
     AGENT_APP,
     APPROVERS_ENV,
     CI_SECRETS_DIR,
+    METRICS_PATH,
     PIPELINE_CREDENTIALS,
     PROD_CREDENTIAL,
     PROD_JENKINSFILE,
@@ -329,7 +330,7 @@ def casc_document(
         },
         "unclassified": {
             "location": {"url": public_url(settings, namespace, service)},
-            "prometheusConfiguration": {"path": "prometheus", "useAuthenticatedEndpoint": False},
+            "prometheusConfiguration": {"path": METRICS_PATH, "useAuthenticatedEndpoint": False},
         },
     }
     if settings.job.repository:

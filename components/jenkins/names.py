@@ -27,6 +27,10 @@ ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin-password"
 CI_SECRETS_DIR = "/run/secrets/jenkins-ci"
 USERS_SECRETS_DIR = "/run/secrets/jenkins-users"
 CACHE_DIR = "/var/jenkins_cache"
+#: The prometheus plugin's endpoint path (JCasC `prometheusConfiguration.path`): served to anyone
+#: who reaches the controller (useAuthenticatedEndpoint false), so only the monitoring namespace
+#: may (NetworkPolicy) and the Ingress never routes it (exposure.py).
+METRICS_PATH = "prometheus"
 TOOLS_CONTAINER = "pulumi"
 
 #: Global environment variable (JCasC globalNodeProperties) naming who may approve prod; the

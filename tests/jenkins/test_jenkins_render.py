@@ -397,8 +397,16 @@ def test_location_url_is_the_ingress_host_when_there_is_one(render: Render) -> N
     assert casc(result)["unclassified"]["location"]["url"] == "https://ci.example.com/"
     ingress = one(result.objects, "Ingress", "jenkins")
     assert ingress["metadata"]["namespace"] == NAMESPACE
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "jenkins", "port": {"name": "http"}}
+    closed, ui = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert (ui["path"], ui["backend"]["service"]) == (
+        "/",
+        {"name": "jenkins", "port": {"name": "http"}},
+    )
+    # /prometheus goes nowhere (test_metrics_exposure.py)
+    assert (closed["path"], closed["backend"]["service"]["name"]) == (
+        "/prometheus",
+        "jenkins-closed",
+    )
 
 
 # --- admin credentials -----------------------------------------------------------------------
