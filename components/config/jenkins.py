@@ -169,6 +169,10 @@ class JenkinsPipeline(Model):
     """IMAGE_REPOSITORY of `Build image`: `<registry>[:port]/<path>`, lowercase, no tag (the
     pattern scripts/ci/build-image.sh checks); required with
     imageBuilder. Its registry's port (default 443) is opened for the builder pods."""
+    state_backend: Literal["s3", "azblob", "gs", "cloud"] = "s3"
+    """Kind of the Pulumi state backend (PULUMI_BACKEND_URL): its own credentials come from the
+    CI Secret and are bound with every stack operation (components/jenkins/names.py
+    BACKEND_CREDENTIALS; docs/ci.md lists the keys). `cloud`: Pulumi Cloud (access token)."""
     verify_targets: list[JenkinsVerifyTarget] = Field(default_factory=list)
     """Other stacks' apps verified in-cluster (dev); their stack must list this Jenkins' agents
     in appstack:network.pipelineAgents, or its apps refuse the agents."""

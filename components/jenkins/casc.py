@@ -15,6 +15,8 @@ from components.jenkins.names import (
     ADMIN_USER_FILE,
     AGENT_APP,
     APPROVERS_ENV,
+    BACKEND_CREDENTIALS,
+    BACKEND_ENV,
     CI_SECRETS_DIR,
     METRICS_PATH,
     PIPELINE_CREDENTIALS,
@@ -67,7 +69,10 @@ def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
     """The global variables the Jenkinsfile and scripts/ci read that are not credentials
     (EnvironmentVariablesNodeProperty of core, JCasC `globalNodeProperties.envVars`): set here
     from config, so a value set in the UI cannot drift and a restart restores them."""
-    env = {APPROVERS_ENV: ",".join(approvers(settings))}
+    env = {
+        APPROVERS_ENV: ",".join(approvers(settings)),
+        BACKEND_ENV: settings.pipeline.state_backend,
+    }
     if settings.job.repository:  # the prod deploy job accepts only this job's builds
         env[RELEASE_JOB_ENV] = f"{settings.job.name}/{RELEASE_BRANCH}"
     if settings.pipeline.image_repository:
@@ -146,6 +151,7 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
         return {kind: {"scope": "GLOBAL", "id": cred_id, "description": cred_id, **body}}
 
     items = [entry(cred_id, kind) for cred_id, kind in PIPELINE_CREDENTIALS.items()]
+    items.append(_backend_credential(settings))
     items.append(
         {
             "usernamePassword": {
@@ -160,6 +166,20 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
     if settings.image_builder:  # the Build image stage's push login (jenkins_builder.py)
         items.append(registry_push_credential(CI_SECRETS_DIR))
     return {"system": {"domainCredentials": [{"credentials": items}]}}
+
+
+def _backend_credential(settings: JenkinsSettings) -> dict[str, Any]:
+    """The state backend's own credential (names.BACKEND_CREDENTIALS), from the CI Secret."""
+    cred = BACKEND_CREDENTIALS[settings.pipeline.state_backend]
+    paths = [f"{CI_SECRETS_DIR}/{key}" for key in cred.keys]
+    head = {"scope": "GLOBAL", "id": cred.id, "description": "Pulumi state backend"}
+    if cred.kind == "usernamePassword":
+        body = {"username": f"${{readFile:{paths[0]}}}", "password": f"${{readFile:{paths[1]}}}"}
+    elif cred.kind == "file":
+        body = {"fileName": "credentials.json", "secretBytes": f"${{readFileBase64:{paths[0]}}}"}
+    else:
+        body = {"secret": f"${{readFile:{paths[0]}}}"}
+    return {cred.kind: {**head, **body}}
 
 
 def groovy_string(value: str) -> str:

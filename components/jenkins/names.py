@@ -3,6 +3,7 @@ chart's `_helpers.tpl`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from components.jenkins_builder import REGISTRY_PASSWORD_KEY, REGISTRY_USERNAME_KEY
@@ -62,9 +63,50 @@ SCM_TOKEN_KEY = "scm-token"
 REGISTRY_KEYS = (REGISTRY_USERNAME_KEY, REGISTRY_PASSWORD_KEY)
 
 
-def required_credential_keys(image_builder: bool) -> list[str]:
+@dataclass(frozen=True)
+class BackendCredential:
+    """The credential a state backend kind needs, as JCasC defines it and the pipelines bind it:
+    its ID, kind, the CI Secret keys it reads, and the variables the Pulumi CLI reads."""
+
+    id: str
+    kind: str
+    keys: tuple[str, ...]
+    variables: tuple[str, ...]
+
+
+#: By `pipeline.stateBackend`: the variables each backend's client library reads (Pulumi's
+#: state backends: gocloud.dev blob drivers s3blob (AWS SDK: AWS_ACCESS_KEY_ID,
+#: AWS_SECRET_ACCESS_KEY), azureblob (AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY), gcsblob
+#: (GOOGLE_APPLICATION_CREDENTIALS); Pulumi Cloud: PULUMI_ACCESS_TOKEN). Static keys, because
+#: the agents cannot reach a node metadata endpoint (default-deny egress).
+BACKEND_CREDENTIALS: dict[str, BackendCredential] = {
+    "s3": BackendCredential(
+        "backend-s3",
+        "usernamePassword",
+        ("aws-access-key-id", "aws-secret-access-key"),
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ),
+    "azblob": BackendCredential(
+        "backend-azblob",
+        "usernamePassword",
+        ("azure-storage-account", "azure-storage-key"),
+        ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"),
+    ),
+    "gs": BackendCredential(
+        "backend-gs", "file", ("google-credentials",), ("GOOGLE_APPLICATION_CREDENTIALS",)
+    ),
+    "cloud": BackendCredential(
+        "pulumi-access-token", "string", ("pulumi-access-token",), ("PULUMI_ACCESS_TOKEN",)
+    ),
+}
+#: Global variable naming the backend kind; the Jenkinsfiles pick the binding by it.
+BACKEND_ENV = "APPSTACK_STATE_BACKEND"
+
+
+def required_credential_keys(image_builder: bool, state_backend: str = "s3") -> list[str]:
     """Every key of the operator's CI Secret that JCasC reads: projected one by one into the
     controller (so a missing key stops the pod at start-up, naming it) and checked non-empty by
     the `check-credentials` init container."""
     keys = [*PIPELINE_CREDENTIALS, PROD_CREDENTIAL, SCM_USERNAME_KEY, SCM_TOKEN_KEY]
+    keys += BACKEND_CREDENTIALS[state_backend].keys
     return keys + list(REGISTRY_KEYS) if image_builder else keys

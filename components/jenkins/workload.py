@@ -151,7 +151,8 @@ CHECK_SCRIPT = (
 
 def _credentials_check(s: JenkinsSettings) -> k8s.core.v1.ContainerArgs:
     sec = s.security
-    files = [f"{CI_SECRETS_DIR}/{key}" for key in required_credential_keys(s.image_builder)]
+    keys = required_credential_keys(s.image_builder, s.pipeline.state_backend)
+    files = [f"{CI_SECRETS_DIR}/{key}" for key in keys]
     return k8s.core.v1.ContainerArgs(
         name="check-credentials",
         image=s.image,
@@ -271,7 +272,7 @@ def _volumes(s: JenkinsSettings, refs: WorkloadRefs) -> list[k8s.core.v1.VolumeA
         _secret_volume(
             "ci-credentials",
             s.credentials.secret_name,
-            required_credential_keys(s.image_builder),
+            required_credential_keys(s.image_builder, s.pipeline.state_backend),
         ),
     ]
     if s.authorization.deployers:

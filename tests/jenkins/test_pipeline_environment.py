@@ -20,7 +20,12 @@ JENKINSFILE = (ROOT / "Jenkinsfile").read_text() + (
 ).read_text()
 
 #: Needed on the Jenkins path, by source.
-JCASC = {"IMAGE_REPOSITORY", "APPSTACK_PROD_APPROVERS", "APPSTACK_RELEASE_JOB"}
+JCASC = {
+    "IMAGE_REPOSITORY",
+    "APPSTACK_PROD_APPROVERS",
+    "APPSTACK_RELEASE_JOB",
+    "APPSTACK_STATE_BACKEND",
+}
 #: Set by the pipeline itself (`env.X = ...`): the release the main build hands to prod.
 PIPELINE_SET = {"DEPLOY_IMAGES", "DEPLOY_COMMIT"}
 CREDENTIALS = {

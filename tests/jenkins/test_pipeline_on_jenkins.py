@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components import config as config_model
-from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
+from components.jenkins.names import APPROVERS_ENV, BACKEND_CREDENTIALS, PIPELINE_CREDENTIALS
 from components.jenkins.plugins import plugin_pins
 from components.jenkins_builder import REGISTRY_CREDENTIAL
 from stackctl import engine
@@ -30,7 +30,7 @@ KEYWORDS = {
     "pipeline", "agent", "options", "environment", "stages", "stage", "steps", "when", "post",
     "void", "String", "if", "else", "return", "def", "env", "scm",
     # Groovy/JDK methods and types, not steps
-    "trim", "size", "Map", "List",
+    "trim", "size", "Map", "List", "keySet", "containsKey", "join",
 }  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def _names_used() -> set[str]:
     names: set[str] = set()
     for code in (CODE, PROD_CODE):
         code = re.sub(r"'[^'\n]*'", "''", code)  # nothing inside string literals
-        local = set(re.findall(r"^\s*(?:void|Map) (\w+)\(", code, re.M))
+        local = set(re.findall(r"^\s*(?:void|Map|List) (\w+)\(", code, re.M))
         calls = set(re.findall(r"\b([a-zA-Z]\w*)\s*(?:\(|\{)", code))
         bare = set(re.findall(r"^\s*([a-z]\w*) [\w'\"]", code, re.M))
         names |= (calls | bare) - KEYWORDS - local
@@ -95,9 +95,16 @@ def test_jcasc_defines_every_credential_the_jenkinsfile_binds(render: Render) ->
     doc = casc(render(jenkins_raw("prod", imageBuilder=True)))
     (domain,) = doc["credentials"]["system"]["domainCredentials"]
     defined = {next(iter(c.values()))["id"]: next(iter(c)) for c in domain["credentials"]}
-    assert _bound_credential_ids() <= set(defined)
-    kinds = {**PIPELINE_CREDENTIALS, REGISTRY_CREDENTIAL: "usernamePassword"}
-    for cred_id in _bound_credential_ids():
+    # the state backend's credential: the configured kind's only (test_state_backend.py)
+    other_backends = {c.id for k, c in BACKEND_CREDENTIALS.items() if k != "s3"}
+    bound = _bound_credential_ids() - other_backends
+    assert bound <= set(defined)
+    kinds = {
+        **PIPELINE_CREDENTIALS,
+        REGISTRY_CREDENTIAL: "usernamePassword",
+        BACKEND_CREDENTIALS["s3"].id: BACKEND_CREDENTIALS["s3"].kind,
+    }
+    for cred_id in bound:
         assert defined[cred_id] == kinds[cred_id]
     # values are files of the mounted Secret, never literals
     text = yaml.safe_dump(domain)
