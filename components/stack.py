@@ -11,7 +11,8 @@ from components.app.component import AppService, AppServiceArgs
 from components.app.endpoints import health_url
 from components.config import StackConfig
 from components.image.component import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
-from components.jenkins import JenkinsController, JenkinsControllerArgs
+from components.jenkins import JenkinsController, JenkinsControllerArgs, VerifiedApp
+from components.kube import labels
 from components.monitoring.component import AppMonitoring, AppMonitoringArgs
 from components.namespace import QUOTA_USAGE_OUTPUT, AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
@@ -90,9 +91,26 @@ def _jenkins(cfg: StackConfig, instance: str) -> pulumi.Output[str]:
             instance=instance,
             network=cfg.network,
             monitoring=cfg.monitoring,
+            verified_apps=_verified_apps(cfg, instance),
         ),
     )
     return jenkins.url
+
+
+def _verified_apps(cfg: StackConfig, instance: str) -> tuple[VerifiedApp, ...]:
+    """Where the pipeline's verify step reaches each app (components/endpoints.py's URL): its
+    pods on the container port, and the outside port of its Ingress or LoadBalancer."""
+    out = []
+    for name, app in sorted(cfg.apps.items()):
+        external: int | None = None
+        if app.ingress.enabled:
+            external = 443 if app.ingress.tls_secret_name else 80
+        elif app.service.type == "LoadBalancer":
+            external = app.service.port
+        out.append(
+            VerifiedApp(cfg.namespace, labels.selector_labels(name, instance), app.port, external)
+        )
+    return tuple(out)
 
 
 def _previous_quota_usage(cfg: StackConfig) -> pulumi.Output[object] | None:

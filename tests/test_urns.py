@@ -26,6 +26,8 @@ ALLOWED_ADDITIONS: dict[str, set[str]] = {
     # (components/jenkins_builder.py); nothing existing moves.
     "prod": {
         "appstack:jenkins:JenkinsController$kubernetes:networking.k8s.io/v1:Ingress::jenkins-ingress",
+        # Issue 26 (item 8): the Service without endpoints the Ingress sends /prometheus to.
+        "appstack:jenkins:JenkinsController$kubernetes:core/v1:Service::jenkins-metrics-closed",
         *(
             f"{_BUILDER}{child}"
             for child in (

@@ -77,6 +77,15 @@ def app_ingress_rules(
             )
             for client in sorted(args.client_apps)
         ]
+        # CI agents that verify the app at its cluster address: namespace AND pod labels in
+        # one peer, so other pods of that namespace stay out.
+        peers += [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=namespace_selector(agents.namespace),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(agents.pod_labels)),
+            )
+            for agents in args.network.pipeline_agents
+        ]
         rules.append(k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=peers, ports=app_port))
     rules.append(
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -70,7 +71,8 @@ class JenkinsCloud(Model):
     container_cap: int = Field(default=10, ge=1, le=1000)
     """Most agent pods running at once (`containerCapStr`)."""
     idle_minutes: int = Field(default=5, ge=0, le=1440)
-    """Minutes an idle agent pod is kept for reuse (`idleMinutes` of each pod template)."""
+    """Minutes an idle agent pod of the `default` template is kept for reuse; the templates the
+    Jenkinsfile inherits from per build (`pulumi`, `builder`) keep no idle pods."""
     pod_retention: Literal["never"] = "never"
     """Agent pods are always deleted after use (`podRetention: never`); not configurable."""
 
@@ -129,11 +131,17 @@ class JenkinsCredentials(Model):
 class JenkinsAuthorization(Model):
     """Who may do what (role-strategy): admins, prod deployers, developers."""
 
+    realm: Literal["local"] = "local"
+    """Security realm: `local` (the Jenkins user database: users, no groups). An external realm
+    (LDAP, OIDC) that supplies groups needs its plugin pinned (jenkins/plugins.txt) and
+    `securityRealm` in components/jenkins/casc.py; until then deployersGroup approves nobody."""
+
     deployers_group: str = Field(
         default="appstack-prod-deployers", pattern=r"^[A-Za-z0-9_.@-]{1,128}$"
     )
-    """Group allowed to approve prod (the Jenkinsfile's `input submitter`); it exists only
-    under an external security realm (LDAP, OIDC) that supplies groups."""
+    """Group allowed to approve prod (the Jenkinsfile's `input submitter`); it counts only
+    under an external security realm (LDAP, OIDC) that supplies groups: with `realm: local` it
+    is left out of the approvers and the prod-deployer role."""
     deployers: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{1,64}$")]] = Field(
         default_factory=list
     )
@@ -141,6 +149,39 @@ class JenkinsAuthorization(Model):
     the key of that name in usersSecretName."""
     users_secret_name: ObjectName = "jenkins-users"
     """Secret holding one key per deployer (its password); mounted only when deployers is set."""
+
+
+class JenkinsVerifyTarget(Model):
+    """Apps of another stack in this cluster that the pipeline verifies at their cluster
+    address (the dev seed: a ClusterIP Service): agents may reach their pods on `ports`."""
+
+    namespace: DNS1123
+    """Namespace of that stack's apps (its appstack:namespace)."""
+    ports: list[Port] = Field(default_factory=lambda: [8080], min_length=1)
+    """Container ports the Services target (each app's `port`; default 8080)."""
+
+
+class JenkinsPipeline(Model):
+    """What the Jenkinsfile's steps read besides credentials, set as global variables by JCasC
+    (globalNodeProperties), and where they connect (agent egress)."""
+
+    image_repository: str = Field(default="", pattern=r"^([a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)?$")
+    """IMAGE_REPOSITORY of `Build image`: `<registry>[:port]/<path>`, lowercase, no tag (the
+    pattern scripts/ci/build-image.sh checks); required with
+    imageBuilder. Its registry's port (default 443) is opened for the builder pods."""
+    state_backend: Literal["s3", "azblob", "gs", "cloud"] = "s3"
+    """Kind of the Pulumi state backend (PULUMI_BACKEND_URL): its own credentials come from the
+    CI Secret and are bound with every stack operation (components/jenkins/names.py
+    BACKEND_CREDENTIALS; docs/ci.md lists the keys). `cloud`: Pulumi Cloud (access token)."""
+    verify_targets: list[JenkinsVerifyTarget] = Field(default_factory=list)
+    """Other stacks' apps verified in-cluster (dev); their stack must list this Jenkins' agents
+    in appstack:network.pipelineAgents, or its apps refuse the agents."""
+
+    @property
+    def registry_port(self) -> int:
+        """The registry's port: the one in IMAGE_REPOSITORY, else 443 (https)."""
+        host = self.image_repository.split("/", 1)[0]
+        return int(host.rsplit(":", 1)[1]) if ":" in host else 443
 
 
 class JenkinsPodSecurity(Model):
@@ -172,10 +213,14 @@ JENKINS_RESOURCE_DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
     # runs in memory; 2Gi request is its steady state. Ephemeral storage: the pod's emptyDirs
     # (plugins 1Gi: ~300 MiB of .jpi exploded ~2x; the extracted WAR 1Gi; /tmp 1Gi) plus logs.
     "resources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("1Gi", "4Gi")),
-    # jenkins-plugin-cli: one JVM resolving the update-center metadata (~3 MiB JSON) and
-    # downloading ~80 plugins (~300 MiB, cached under /tmp): 512Mi-1Gi memory; its own writes
-    # outside the emptyDirs are logs only.
-    "pluginInstallerResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("256Mi", "1Gi")),
+    # jenkins-plugin-cli: one JVM parsing the whole update-center and plugin-versions JSON
+    # (tens of MiB, held as one object tree) and downloading ~80 plugins (~300 MiB, cached under
+    # /tmp). Sized like the controller, with the same heap share (-XX:MaxRAMPercentage, set in
+    # its JAVA_OPTS; the JVM default is 25% of the limit): as an init container it runs before
+    # the controller, so its requests up to the controller's add nothing to the pod's effective
+    # request (max of init containers vs sum of containers). Its own writes outside the
+    # emptyDirs are logs only.
+    "pluginInstallerResources": _resources_data(("500m", "2"), ("2Gi", "4Gi"), ("256Mi", "1Gi")),
     # `jnlp` (remoting): a small JVM streaming logs and workspace operations; its jar cache is
     # on the home emptyDir.
     "agentResources": _resources_data(("250m", "1"), ("512Mi", "1Gi"), ("512Mi", "2Gi")),
@@ -193,6 +238,21 @@ def _jenkins_resources(alias: str) -> Resources:
 
 
 _LTS_TAG = re.compile(r"^(\d+\.\d+(?:\.\d+)?)(?:-|$)")
+
+
+#: Address ranges reserved for documentation (RFC 5737 TEST-NET-1/2/3, RFC 3849): what a
+#: placeholder in a stack file looks like.
+DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+
+
+def _documentation_range(cidr: str) -> str:
+    """The documentation range `cidr` overlaps, or ""."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    for doc in DOCUMENTATION_RANGES:
+        other = ipaddress.ip_network(doc)
+        if net.version == other.version and net.overlaps(other):
+            return doc
+    return ""
 
 
 def _plugin_problems(image: str) -> list[str]:
@@ -280,6 +340,8 @@ class JenkinsSettings(Model):
     namespace `<namespace>-builder` at Pod Security `privileged` (components/jenkins/builder.py)."""
     agent_egress_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs agent pods may reach on 443 (git, pip, registries); empty means 0.0.0.0/0 on 443."""
+    pipeline: JenkinsPipeline = Field(default_factory=JenkinsPipeline)
+    """Variables of the pipeline's steps and the apps it verifies (docs/ci.md)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -333,6 +395,12 @@ class JenkinsSettings(Model):
             problems.add(
                 "job.repository", "a GitHub repository URL needs an owner and a repository"
             )
+        if self.image_builder and not self.pipeline.image_repository:
+            problems.add(
+                "pipeline.imageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes to "
+                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
+            )
         for problem in _plugin_problems(self.image):
             problems.add("image", problem)
         if self.ingress.enabled and not self.ingress.host:
@@ -344,6 +412,7 @@ class JenkinsSettings(Model):
                 "controller does not start reliably with less",
             )
         if _environment(info) == "prod":
+            self._prod_rules(problems)
             if not self.kube_api_cidrs:
                 problems.add(
                     "kubeApiCidrs",
@@ -363,3 +432,26 @@ class JenkinsSettings(Model):
                 )
         problems.raise_if_any()
         return self
+
+    def _prod_rules(self, problems: Problems) -> None:
+        """Prod: someone besides the break-glass admin can approve; the API server CIDRs are
+        real addresses."""
+        auth = self.authorization
+        if auth.realm == "local" and not auth.deployers:
+            problems.add(
+                "authorization.deployers",
+                "prod needs at least one approver: with realm 'local' (no groups) list the users "
+                "who may approve prod deploys (each password is the key of that name in Secret "
+                f"'{auth.users_secret_name}'); deployersGroup needs an external realm",
+            )
+        for i, cidr in enumerate(self.kube_api_cidrs):
+            doc = _documentation_range(cidr)
+            if doc:
+                problems.add(
+                    f"kubeApiCidrs[{i}]",
+                    f"'{cidr}' is inside the documentation range {doc} (RFC 5737/3849), a "
+                    "placeholder no API server answers on; use the addresses of the "
+                    "`default/kubernetes` EndpointSlice: kubectl get endpointslices -n default "
+                    "-l kubernetes.io/service-name=kubernetes -o "
+                    "jsonpath='{.items[*].endpoints[*].addresses[*]}'",
+                )

@@ -19,6 +19,19 @@ from components.config.base import (
 )
 
 
+class PipelineAgents(Model):
+    """CI agent pods that verify this stack's apps at their cluster address (the pipeline's
+    `stackctl verify` from a Jenkins agent in the same cluster): one peer, namespace AND pod
+    labels (NetworkPolicyPeer with both selectors)."""
+
+    namespace: DNS1123
+    """Namespace of the agent pods (appstack:jenkins.namespace of the stack running Jenkins)."""
+    pod_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "jenkins-agent"}, min_length=1
+    )
+    """Labels of the agent pods (components/jenkins/agents.py agent_pod_labels)."""
+
+
 class NetworkSettings(Model):
     """Where traffic comes from and goes to, cluster-wide."""
 
@@ -32,6 +45,9 @@ class NetworkSettings(Model):
         default_factory=lambda: {"k8s-app": "kube-dns"}
     )
     """Labels of the cluster DNS pods."""
+    pipeline_agents: list[PipelineAgents] = Field(default_factory=list)
+    """CI agents allowed to reach every app's HTTP port (ClusterIP apps verified in-cluster by
+    a Jenkins agent: docs/ci.md, "Network paths of the pipeline")."""
 
 
 class NamespaceQuota(Model):

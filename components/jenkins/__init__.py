@@ -47,7 +47,12 @@ Design decisions:
   (`pluginSiteCidrs`) for the controller pod only; agents reach the controller on 8080 and
   `agentEgressCidrs` on 443 plus `agentApiPorts` (git, pip, registries, the API servers they
   deploy to). An empty CIDR list stands for 0.0.0.0/0 on those ports only
-  (config.JENKINS_DEFAULT_CIDR).
+  (config.JENKINS_DEFAULT_CIDR). Every path the pipeline itself uses is derived from config
+  (policies.py): agents reach the API server (kubeApiCidrs x kubeApiPorts), this stack's apps
+  where `stackctl verify` reads them (the pods' port, and a LoadBalancer's or Ingress's port on
+  agentEgressCidrs) and other stacks' apps in `pipeline.verifyTargets`; whose apps admit the
+  agents through appstack:network.pipelineAgents. tests/jenkins/test_pipeline_paths.py judges
+  each path with the policy/netpol evaluator over the renders.
 * **Plugins are exactly the pins**: jenkins/plugins.txt lists every plugin and transitive
   dependency, checked against jenkins/plugins-metadata.yaml (upstream pom.xml data) by the config
   model and tests/jenkins/test_plugins.py; an init container installs them into an emptyDir
@@ -70,6 +75,7 @@ from components.config.jenkins_plugins import plugin_lines, plugin_pins
 from components.jenkins.agents import agent_pod, agent_pod_labels
 from components.jenkins.casc import casc_document, casc_yaml, job_dsl, public_url, service_url
 from components.jenkins.configuration import java_opts
+from components.jenkins.context import VerifiedApp
 from components.jenkins.controller import JenkinsController, JenkinsControllerArgs
 from components.jenkins.identity import AGENT_RBAC_RULES, PODS_EXEC_EXCEPTION
 from components.jenkins.names import AGENT_APP, APP, HTTP_PORT, PIPELINE_CREDENTIALS
@@ -84,6 +90,7 @@ __all__ = [
     "PODS_EXEC_EXCEPTION",
     "JenkinsController",
     "JenkinsControllerArgs",
+    "VerifiedApp",
     "agent_pod",
     "agent_pod_labels",
     "casc_document",

@@ -93,7 +93,11 @@ def pod_templates(
             label,
             namespace,
             exclusive=tools,
-            idle_minutes=settings.cloud.idle_minutes,
+            # The Jenkinsfile's agents are per-build templates (`inheritFrom`, a unique label each
+            # build): kubernetes plugin PodTemplateUtils.combine takes the child's idleMinutes
+            # only when non-zero, else the parent's, so an idle parent would keep every build's
+            # pod for idleMinutes against containerCap. `pulumi` (tools) is such a parent: 0.
+            idle_minutes=0 if tools else settings.cloud.idle_minutes,
             pod=agent_pod(settings, instance, service_account, tools=tools),
         )
         for name, label, tools in (("default", AGENT_APP, False), ("pulumi", "pulumi", True))

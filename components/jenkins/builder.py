@@ -62,13 +62,12 @@ IMAGE = "moby/buildkit:v0.29.0-rootless"
 BUILDKIT_UID = 1000
 HTTP_PORT = 8080
 PSA_ENFORCE = "privileged"
-#: Rendered (the namespace's annotation), so it still names this module's path before issue 25
-#: moved it to components/jenkins/builder.py: the move keeps the render byte-identical.
+#: Rendered as the namespace's annotation: the reason names this module.
 PSA_REASON = (
     "rootless BuildKit needs seccompProfile Unconfined and appArmorProfile Unconfined "
     "(moby/buildkit docs/rootless.md); Pod Security baseline forbids both, so this namespace, "
     "which holds only the Jenkins image-builder agents, enforces privileged "
-    "(components/jenkins_builder.py)"
+    "(components/jenkins/builder.py)"
 )
 BUILDKIT_STATE = "/home/user/.local/share/buildkit"
 

@@ -17,8 +17,16 @@ from components.jenkins.names import (
     ADMIN_PASSWORD_FILE,
     ADMIN_USER_FILE,
     APPROVERS_ENV,
+    BACKEND_CREDENTIALS,
+    BACKEND_ENV,
     CI_SECRETS_DIR,
+    METRICS_PATH,
     PIPELINE_CREDENTIALS,
+    PROD_CREDENTIAL,
+    PROD_JENKINSFILE,
+    PROD_JOB,
+    RELEASE_BRANCH,
+    RELEASE_JOB_ENV,
     SCM_TOKEN_KEY,
     SCM_USERNAME_KEY,
     USERS_SECRETS_DIR,
@@ -28,7 +36,10 @@ from components.jenkins.names import (
 #: `<group>/<name>` of hudson.security.Permission). Overall/Administer is held by the admin role
 #: only: pipeline-input-step's InputStepExecution.canSettle lets an administrator answer any
 #: `input`, so admins are exactly the break-glass account of the admin Secret.
-DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel", "Run/Replay")
+#: No Run/Replay outside the admin role: Replay runs edited pipeline code with the job's
+#: credentials (workflow-cps ReplayAction.REPLAY, implied only by Job/Configure, which no role
+#: but admin holds either).
+DEVELOPER_PERMISSIONS = ("Overall/Read", "Job/Read", "Job/Build", "Job/Cancel")
 DEPLOYER_PERMISSIONS = DEVELOPER_PERMISSIONS
 ADMIN_PERMISSIONS = ("Overall/Administer",)
 
@@ -65,7 +76,23 @@ def public_url(settings: JenkinsSettings, namespace: str, service: str) -> str:
 def approvers(settings: JenkinsSettings) -> list[str]:
     """Who may answer the prod `input`: the local deployer users and the deployers group."""
     auth = settings.authorization
-    return [*auth.deployers, auth.deployers_group]
+    groups: list[str] = [] if auth.realm == "local" else [auth.deployers_group]  # local: no groups
+    return [*auth.deployers, *groups]
+
+
+def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
+    """The global variables the Jenkinsfile and scripts/ci read that are not credentials
+    (EnvironmentVariablesNodeProperty of core, JCasC `globalNodeProperties.envVars`): set here
+    from config, so a value set in the UI cannot drift and a restart restores them."""
+    env = {
+        APPROVERS_ENV: ",".join(approvers(settings)),
+        BACKEND_ENV: settings.pipeline.state_backend,
+    }
+    if settings.job.repository:  # the prod deploy job accepts only this job's builds
+        env[RELEASE_JOB_ENV] = f"{settings.job.name}/{RELEASE_BRANCH}"
+    if settings.pipeline.image_repository:
+        env["IMAGE_REPOSITORY"] = settings.pipeline.image_repository
+    return env
 
 
 def _security_realm(settings: JenkinsSettings) -> dict[str, Any]:
@@ -85,7 +112,9 @@ def _security_realm(settings: JenkinsSettings) -> dict[str, Any]:
 
 def _authorization(settings: JenkinsSettings) -> dict[str, Any]:
     auth = settings.authorization
-    deployer_entries = [{"user": u} for u in auth.deployers] + [{"group": auth.deployers_group}]
+    deployer_entries = [{"user": u} for u in auth.deployers]
+    if auth.realm != "local":
+        deployer_entries.append({"group": auth.deployers_group})
 
     def role(name: str, description: str, perms: tuple[str, ...], entries: list[Any]) -> Any:
         return {
@@ -113,7 +142,7 @@ def _authorization(settings: JenkinsSettings) -> dict[str, Any]:
                     ),
                     role(
                         "developer",
-                        "Every logged-in user: read, build, replay; cannot approve prod",
+                        "Every logged-in user: read, build, cancel; no replay; cannot approve prod",
                         DEVELOPER_PERMISSIONS,
                         [{"group": "authenticated"}],
                     ),
@@ -137,6 +166,7 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
         return {kind: {"scope": "GLOBAL", "id": cred_id, "description": cred_id, **body}}
 
     items = [entry(cred_id, kind) for cred_id, kind in PIPELINE_CREDENTIALS.items()]
+    items.append(_backend_credential(settings))
     items.append(
         {
             "usernamePassword": {
@@ -151,6 +181,20 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
     if settings.image_builder:  # the Build image stage's push login (builder.py)
         items.append(registry_push_credential(CI_SECRETS_DIR))
     return {"system": {"domainCredentials": [{"credentials": items}]}}
+
+
+def _backend_credential(settings: JenkinsSettings) -> dict[str, Any]:
+    """The state backend's own credential (names.BACKEND_CREDENTIALS), from the CI Secret."""
+    cred = BACKEND_CREDENTIALS[settings.pipeline.state_backend]
+    paths = [f"{CI_SECRETS_DIR}/{key}" for key in cred.keys]
+    head = {"scope": "GLOBAL", "id": cred.id, "description": "Pulumi state backend"}
+    if cred.kind == "usernamePassword":
+        body = {"username": f"${{readFile:{paths[0]}}}", "password": f"${{readFile:{paths[1]}}}"}
+    elif cred.kind == "file":
+        body = {"fileName": "credentials.json", "secretBytes": f"${{readFileBase64:{paths[0]}}}"}
+    else:
+        body = {"secret": f"${{readFile:{paths[0]}}}"}
+    return {cred.kind: {**head, **body}}
 
 
 def groovy_string(value: str) -> str:
@@ -185,6 +229,53 @@ def job_dsl(settings: JenkinsSettings) -> str:
         "  factory { workflowBranchProjectFactory { scriptPath('Jenkinsfile') } }\n"
         "  orphanedItemStrategy { discardOldItems { numToKeep(20) } }\n"
         f"  triggers {{ periodicFolderTrigger {{ interval({q(job.scan_interval)}) }} }}\n"
+        "}\n"
+    ) + prod_job_dsl(settings)
+
+
+def prod_folder(settings: JenkinsSettings) -> str:
+    """The folder of the prod deploy job, beside (never above) the multibranch job."""
+    return f"{settings.job.name}-prod"
+
+
+def prod_job_dsl(settings: JenkinsSettings) -> str:
+    """job-dsl of the prod folder and its deploy job (dynamic DSL names: cloudbees-folder
+    FolderCredentialsProvider.FolderCredentialsProperty `folderCredentialsProperty`, credentials
+    DomainCredentials, plain-credentials StringCredentialsImpl; core ReverseBuildTrigger
+    @Symbol("upstream"); workflow-cps CpsScmFlowDefinition `cpsScm`; git GitSCM).
+
+    Why it holds: a folder's credentials are returned only for items whose parent chain passes
+    through that folder (FolderCredentialsProvider.getCredentialsInItemGroup walks
+    `itemGroup.getParent()` upwards), so `<job>/<branch>` and `<job>/PR-n` never see
+    `kubeconfig-prod`; the deploy job builds `main` only (its SCM's branch), starts only from
+    the release job's success (ReverseBuildTrigger, and its Jenkinsfile refuses other causes),
+    and nobody but admin may configure it (no Job/Configure outside the admin role)."""
+    job = settings.job
+    q = groovy_string
+    folder = prod_folder(settings)
+    secret = f"${{readFileBase64:{CI_SECRETS_DIR}/{PROD_CREDENTIAL}}}"
+    credential = (
+        "stringCredentialsImpl { scope('GLOBAL'); "
+        f"id({q(PROD_CREDENTIAL)}); description('prod kubeconfig (base64)'); secret({q(secret)}) }}"
+    )
+    scm = (
+        f"git {{ remote {{ url({q(job.repository)}); credentials({q(job.credentials_id)}) }}; "
+        f"branch({q('*/' + RELEASE_BRANCH)}) }}"
+    )
+    release = f"{job.name}/{RELEASE_BRANCH}"
+    return (
+        f"folder({q(folder)}) {{\n"
+        "  description('Prod deploys: the only place that holds the prod kubeconfig')\n"
+        "  properties { folderCredentialsProperty { domainCredentials { domainCredentials {\n"
+        f"    domain {{ name(''); description('') }}; credentials {{ {credential} }}\n"
+        "  } } } }\n"
+        "}\n"
+        f"pipelineJob({q(folder + '/' + PROD_JOB)}) {{\n"
+        f"  description({q('Deploys prod after a successful build of ' + release)})\n"
+        "  properties { disableConcurrentBuilds(); pipelineTriggers { triggers { "
+        f"upstream {{ upstreamProjects({q(release)}); threshold('SUCCESS') }} }} }} }}\n"
+        f"  definition {{ cpsScm {{ scm {{ {scm} }}; scriptPath({q(PROD_JENKINSFILE)}); "
+        "lightweight(true) } }\n"
         "}\n"
     )
 
@@ -232,7 +323,10 @@ def casc_document(settings: JenkinsSettings, site: CascSite) -> dict[str, Any]:
             "globalNodeProperties": [
                 {
                     "envVars": {
-                        "env": [{"key": APPROVERS_ENV, "value": ",".join(approvers(settings))}]
+                        "env": [
+                            {"key": key, "value": value}
+                            for key, value in pipeline_environment(settings).items()
+                        ]
                     }
                 }
             ],
@@ -248,7 +342,7 @@ def casc_document(settings: JenkinsSettings, site: CascSite) -> dict[str, Any]:
         },
         "unclassified": {
             "location": {"url": public_url(settings, site.namespace, site.service)},
-            "prometheusConfiguration": {"path": "prometheus", "useAuthenticatedEndpoint": False},
+            "prometheusConfiguration": {"path": METRICS_PATH, "useAuthenticatedEndpoint": False},
         },
     }
     if settings.job.repository:

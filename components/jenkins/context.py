@@ -16,6 +16,18 @@ from components.kube import labels
 
 
 @dataclass(frozen=True)
+class VerifiedApp:
+    """An app of this stack that the pipeline's `stackctl verify` reaches from an agent: its
+    pods (namespace, selector, container port) and, for a LoadBalancer or an Ingress, the port
+    of the outside address its health URL names (components/endpoints.py)."""
+
+    namespace: str
+    selector: Mapping[str, str]
+    port: int
+    external_port: int | None = None
+
+
+@dataclass(frozen=True)
 class Ctx:
     """Shared inputs of the builder functions."""
 
@@ -27,6 +39,7 @@ class Ctx:
     network: NetworkSettings
     monitoring: Monitoring
     version: str
+    verified_apps: tuple[VerifiedApp, ...] = ()
 
     def opts(self, **kwargs: object) -> pulumi.ResourceOptions:
         """Resource options with the component as parent (plus any given option)."""

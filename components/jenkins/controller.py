@@ -13,7 +13,7 @@ from components.config import JenkinsSettings, Monitoring, NetworkSettings, imag
 from components.jenkins import configuration, exposure, identity, policies, storage, workload
 from components.jenkins.builder import JenkinsBuilder, JenkinsBuilderArgs
 from components.jenkins.casc import public_url
-from components.jenkins.context import Ctx
+from components.jenkins.context import Ctx, VerifiedApp
 from components.jenkins.monitoring import monitoring
 from components.jenkins.names import APP
 from components.kube import labels
@@ -31,6 +31,8 @@ class JenkinsControllerArgs:
     """DNS, ingress controller and monitoring namespaces."""
     monitoring: Monitoring
     """ServiceMonitor/PrometheusRule settings; objects only when enabled."""
+    verified_apps: tuple[VerifiedApp, ...] = ()
+    """This stack's apps, as the pipeline's verify step reaches them (agent egress)."""
 
 
 #: The component's outputs: its typed attributes, registered under the same keys.
@@ -63,6 +65,7 @@ class JenkinsController(pulumi.ComponentResource):
             network=args.network,
             monitoring=args.monitoring,
             version=tag or "",
+            verified_apps=args.verified_apps,
         )
         ui_service_name = labels.resource_name(APP)
 

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.jenkins.context import Ctx
-from components.jenkins.names import APP, HTTP_PORT
+from components.jenkins.names import APP, HTTP_PORT, METRICS_PATH
 from components.jenkins.workload import ROLLOUT_TIMEOUT
 from components.kube import labels
 from components.kube.network import ingress_spec
@@ -66,12 +66,46 @@ def services(ctx: Ctx, ui_service_name: str) -> Services:
     return Services(headless=headless.metadata.name, ui=ui.metadata.name, ui_resource=ui)
 
 
+CLOSED_SERVICE = labels.resource_name(APP, "closed")
+
+
+def _metrics_closed_service(ctx: Ctx) -> pulumi.Output[str]:
+    """A headless Service without a selector: no endpoints, so the ingress controller answers
+    503 for what is routed to it. The provider does not wait for endpoints of an empty
+    headless Service (pulumi-kubernetes provider/pkg/await/service.go
+    emptyHeadlessOrExternalName)."""
+    svc = k8s.core.v1.Service(
+        f"{ctx.name}-metrics-closed",
+        metadata=ctx.meta("ingress", CLOSED_SERVICE),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            cluster_ip="None",
+            ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, protocol="TCP")],
+        ),
+        opts=ctx.opts(),
+    )
+    return svc.metadata.name
+
+
 def ingress(ctx: Ctx, ui_service: pulumi.Input[str]) -> None:
-    """The optional Ingress (its host is JCasC's location.url: links, webhooks)."""
-    if ctx.settings.ingress.enabled:
-        k8s.networking.v1.Ingress(
-            f"{ctx.name}-ingress",
-            metadata=ctx.meta("ingress", labels.resource_name(APP)),
-            spec=ingress_spec(ctx.settings.ingress, ui_service),
-            opts=ctx.opts(),
-        )
+    """The optional Ingress (its host is JCasC's location.url: links, webhooks). Its metrics
+    path goes to a Service with no endpoints: the longest matching path wins (networking/v1
+    HTTPIngressPath), so `/prometheus` and below never reach the controller through it."""
+    settings = ctx.settings.ingress
+    if not settings.enabled:
+        return
+    closed = k8s.networking.v1.HTTPIngressPathArgs(
+        path=f"{settings.path.rstrip('/')}/{METRICS_PATH}",
+        path_type="Prefix",
+        backend=k8s.networking.v1.IngressBackendArgs(
+            service=k8s.networking.v1.IngressServiceBackendArgs(
+                name=_metrics_closed_service(ctx),
+                port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+            )
+        ),
+    )
+    k8s.networking.v1.Ingress(
+        f"{ctx.name}-ingress",
+        metadata=ctx.meta("ingress", labels.resource_name(APP)),
+        spec=ingress_spec(settings, ui_service, extra_paths=[closed]),
+        opts=ctx.opts(),
+    )

@@ -12,6 +12,7 @@ from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPol
 from components.kube.network import (
     cidr_peers,
     namespace_peer,
+    namespace_selector,
 )
 
 
@@ -78,7 +79,8 @@ def controller_and_agents(ctx: Ctx) -> None:
         ),
         opts=ctx.opts(),
     )
-    agent_ports = sorted({443, *s.agent_api_ports})
+    external_ports = {a.external_port for a in ctx.verified_apps if a.external_port}
+    agent_ports = sorted({443, *s.agent_api_ports, *external_ports})
     k8s.networking.v1.NetworkPolicy(
         f"{ctx.name}-agents-netpol",
         metadata=ctx.meta("network-policy", labels.resource_name(AGENT_APP), app=AGENT_APP),
@@ -98,7 +100,49 @@ def controller_and_agents(ctx: Ctx) -> None:
                 k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                     to=cidr_peers(s.effective_agent_egress_cidrs), ports=_ports(*agent_ports)
                 ),
+                *_pipeline_egress(ctx),
             ],
         ),
         opts=ctx.opts(),
     )
+
+
+def _pipeline_egress(ctx: Ctx) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """The paths the pipeline's own steps take, each derived from config: the API server of
+    this cluster (kubeApiCidrs x kubeApiPorts: kubeconfigs of the deploy steps), this stack's
+    apps at their pods (a health URL on a LoadBalancer address inside the cluster is
+    translated by kube-proxy to a pod, so the policy sees the pod's port), and other stacks'
+    apps verified at their cluster address (`pipeline.verifyTargets`)."""
+    s = ctx.settings
+    rules = [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=cidr_peers(s.effective_kube_api_cidrs), ports=_ports(*s.kube_api_ports)
+        )
+    ]
+    for app in ctx.verified_apps:
+        rules.append(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[
+                    k8s.networking.v1.NetworkPolicyPeerArgs(
+                        namespace_selector=namespace_selector(app.namespace),
+                        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(app.selector)),
+                    )
+                ],
+                ports=_ports(app.port),
+            )
+        )
+    for target in s.pipeline.verify_targets:
+        rules.append(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[
+                    k8s.networking.v1.NetworkPolicyPeerArgs(
+                        namespace_selector=namespace_selector(target.namespace),
+                        pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                            match_labels={labels.PART_OF_KEY: labels.PART_OF}
+                        ),
+                    )
+                ],
+                ports=_ports(*target.ports),
+            )
+        )
+    return rules

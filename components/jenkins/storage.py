@@ -9,6 +9,9 @@ from components.jenkins.context import Ctx
 from components.jenkins.names import APP
 from components.kube import labels
 
+#: Argo CD sync option on the claim: never pruned.
+NO_PRUNE = {"argocd.argoproj.io/sync-options": "Prune=false"}
+
 
 def home_claim(ctx: Ctx) -> pulumi.Output[str]:
     """A standalone claim (not a volumeClaimTemplate, which Pulumi could not protect). With
@@ -17,7 +20,9 @@ def home_claim(ctx: Ctx) -> pulumi.Output[str]:
     home = ctx.settings.home
     claim = k8s.core.v1.PersistentVolumeClaim(
         f"{ctx.name}-home",
-        metadata=ctx.meta("storage", labels.resource_name(APP, "home")),
+        # Argo CD (GitOps variant, docs/ci.md) never prunes the claim, even when it leaves the
+        # rendered manifests (argo-cd docs/user-guide/sync-options.md, "No Prune Resources").
+        metadata=ctx.meta("storage", labels.resource_name(APP, "home"), NO_PRUNE),
         spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
             storage_class_name=home.storage_class_name,

@@ -25,6 +25,7 @@ from components.jenkins.names import (
     PLUGINS_DIR,
     SECRETS_DIR,
     USERS_SECRETS_DIR,
+    required_credential_keys,
 )
 from components.kube import labels
 from components.kube.security import container_security_context, pod_security_context
@@ -113,8 +114,12 @@ def _installer(s: JenkinsSettings) -> k8s.core.v1.ContainerArgs:
         # the /tmp emptyDir.
         env=[
             k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+            # jenkins-plugin-cli runs `java $JAVA_OPTS -jar jenkins-plugin-manager.jar`: the heap
+            # share of the controller, of this container's own limit.
             k8s.core.v1.EnvVarArgs(
-                name="JAVA_OPTS", value="-Duser.home=/tmp -Djava.io.tmpdir=/tmp"
+                name="JAVA_OPTS",
+                value=f"-XX:MaxRAMPercentage={s.java_max_ram_percentage} "
+                "-Duser.home=/tmp -Djava.io.tmpdir=/tmp",
             ),
             k8s.core.v1.EnvVarArgs(name="CACHE_DIR", value="/tmp/jenkins-plugin-cli"),
         ],
@@ -125,6 +130,40 @@ def _installer(s: JenkinsSettings) -> k8s.core.v1.ContainerArgs:
             _mount("tmp", "/tmp"),
             _mount("plugin-list", PLUGIN_LIST_DIR, read_only=True),
         ],
+    )
+
+
+#: The check-credentials init container: small and short-lived.
+CHECK_RESOURCES = Resources.model_validate(
+    {
+        "requests": {"cpu": "10m", "memory": "16Mi", "ephemeralStorage": "16Mi"},
+        "limits": {"cpu": "100m", "memory": "64Mi", "ephemeralStorage": "64Mi"},
+    }
+)
+
+#: Fails, naming the key, when a credential file JCasC reads is empty (an empty value would
+#: become an empty credential and fail only when a stage uses it).
+CHECK_SCRIPT = (
+    'for f in "$@"; do [ -s "$f" ] || { '
+    'echo "credential ${f##*/} is empty in Secret $SECRET_NAME (docs/ci.md)" >&2; exit 1; }; done'
+)
+
+
+def _credentials_check(s: JenkinsSettings) -> k8s.core.v1.ContainerArgs:
+    sec = s.security
+    keys = required_credential_keys(s.image_builder, s.pipeline.state_backend)
+    files = [f"{CI_SECRETS_DIR}/{key}" for key in keys]
+    return k8s.core.v1.ContainerArgs(
+        name="check-credentials",
+        image=s.image,
+        image_pull_policy="Always",
+        command=["sh", "-c", CHECK_SCRIPT, "check-credentials"],
+        args=files,
+        env=[k8s.core.v1.EnvVarArgs(name="SECRET_NAME", value=s.credentials.secret_name)],
+        termination_message_policy="FallbackToLogsOnError",
+        resources=resources_args(CHECK_RESOURCES),
+        security_context=container_security_context(sec.run_as_user, sec.run_as_group),
+        volume_mounts=[_mount("ci-credentials", CI_SECRETS_DIR, read_only=True)],
     )
 
 
@@ -224,8 +263,17 @@ def _volumes(s: JenkinsSettings, refs: WorkloadRefs) -> list[k8s.core.v1.VolumeA
             ["username", "password"],
             ["admin-username", "admin-password"],
         ),
-        # The operator's Secrets (docs/ci.md): not optional, so the pod waits for them.
-        _secret_volume("ci-credentials", s.credentials.secret_name, None),
+        # The operator's Secret (docs/ci.md): not optional, so the pod waits for it; each key
+        # JCasC reads is listed, so a missing key fails the volume setup naming the key
+        # (core/v1 SecretVolumeSource.items: "If a key is specified which is not present in the
+        # Secret, the volume setup will error unless it is marked optional"), instead of
+        # configuration-as-code resolving `${readFile:}` of a missing file to an empty string
+        # (SecretSourceResolver.FileStringLookup, 2037.v8e5349845172).
+        _secret_volume(
+            "ci-credentials",
+            s.credentials.secret_name,
+            required_credential_keys(s.image_builder, s.pipeline.state_backend),
+        ),
     ]
     if s.authorization.deployers:
         volumes.append(
@@ -264,7 +312,7 @@ def statefulset(ctx: Ctx, refs: WorkloadRefs) -> pulumi.Output[str]:
                         sec.run_as_user, sec.run_as_group, sec.fs_group
                     ),
                     termination_grace_period_seconds=60,
-                    init_containers=[_installer(s)],
+                    init_containers=[_credentials_check(s), _installer(s)],
                     containers=[_controller(s)],
                     volumes=_volumes(s, refs),
                 ),

@@ -49,10 +49,14 @@ class IngressRoute(Protocol):
 
 
 def ingress_spec(
-    ingress: IngressRoute, service_name: pulumi.Input[str], port_name: str = "http"
+    ingress: IngressRoute,
+    service_name: pulumi.Input[str],
+    port_name: str = "http",
+    extra_paths: Sequence[k8s.networking.v1.HTTPIngressPathArgs] = (),
 ) -> k8s.networking.v1.IngressSpecArgs:
     """An Ingress routing `ingress.host` + path prefix to a Service port (TLS when a secret is
-    configured). Used by the apps and the Jenkins UI."""
+    configured), after `extra_paths` (more specific paths to other backends). Used by the apps
+    and the Jenkins UI."""
     return k8s.networking.v1.IngressSpecArgs(
         ingress_class_name=ingress.class_name,
         tls=[
@@ -67,6 +71,7 @@ def ingress_spec(
                 host=ingress.host,
                 http=k8s.networking.v1.HTTPIngressRuleValueArgs(
                     paths=[
+                        *extra_paths,
                         k8s.networking.v1.HTTPIngressPathArgs(
                             path=ingress.path,
                             path_type="Prefix",
@@ -76,7 +81,7 @@ def ingress_spec(
                                     port=k8s.networking.v1.ServiceBackendPortArgs(name=port_name),
                                 )
                             ),
-                        )
+                        ),
                     ]
                 ),
             )

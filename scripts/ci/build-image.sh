@@ -36,20 +36,21 @@ fail() {
 printf '%s' "$service" | grep -Eq '^[a-z0-9][a-z0-9-]*$' || fail "bad service name: $service"
 printf '%s' "$repository" | grep -Eq '^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$' ||
   fail "IMAGE_REPOSITORY must be <registry>/<path> in lowercase (got '${repository}')"
-command -v buildctl-daemonless.sh >/dev/null 2>&1 ||
-  fail "buildctl-daemonless.sh not found: run this in the moby/buildkit:rootless image"
 
 user="${REGISTRY_USERNAME:-${CI_REGISTRY_USER:-}}"
 password="${REGISTRY_PASSWORD:-${CI_REGISTRY_PASSWORD:-}}"
-if [ -n "$user" ] && [ -n "$password" ]; then
-  umask 077
-  DOCKER_CONFIG="$(mktemp -d)"
-  export DOCKER_CONFIG
-  trap 'rm -rf -- "$DOCKER_CONFIG"' EXIT
-  auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
-  printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${repository%%/*}" "$auth" >"$DOCKER_CONFIG/config.json"
-  unset auth password
-fi
+# Both, before anything is built: an empty credential would fail only at the push.
+[ -n "$user" ] || fail "REGISTRY_USERNAME is empty (Jenkins: key registry-username of credential registry-push; GitLab: CI_REGISTRY_USER)"
+[ -n "$password" ] || fail "REGISTRY_PASSWORD is empty (Jenkins: key registry-password of credential registry-push; GitLab: CI_REGISTRY_PASSWORD)"
+command -v buildctl-daemonless.sh >/dev/null 2>&1 ||
+  fail "buildctl-daemonless.sh not found: run this in the moby/buildkit:rootless image"
+umask 077
+DOCKER_CONFIG="$(mktemp -d)"
+export DOCKER_CONFIG
+trap 'rm -rf -- "$DOCKER_CONFIG"' EXIT
+auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
+printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${repository%%/*}" "$auth" >"$DOCKER_CONFIG/config.json"
+unset auth password
 
 mkdir -p "$state_dir"
 metadata="$state_dir/build-metadata.json"

@@ -30,6 +30,7 @@ from tests.jenkins.helpers import REPOSITORY, jenkins_raw
 from tests.tooling import REPO
 
 GROOVY_LINT = REPO / "node_modules" / ".bin" / "npm-groovy-lint"
+PROD_JENKINSFILE = REPO / "jenkins" / "prod-deploy.Jenkinsfile"
 SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 #: npm-groovy-lint's severities, lowest first (its `--failon` levels)
 SEVERITIES = ("info", "warning", "error")
@@ -50,7 +51,11 @@ class Finding:
 
 def groovy_files() -> dict[str, str]:
     """File name -> text: the Jenkinsfile and the job-dsl script rendered for each SCM."""
-    files = {"Jenkinsfile": JENKINSFILE.read_text(encoding="utf-8")}
+    files = {
+        "Jenkinsfile": JENKINSFILE.read_text(encoding="utf-8"),
+        # the prod deploy job's pipeline (its own folder and credential)
+        "prod-deploy.Jenkinsfile": PROD_JENKINSFILE.read_text(encoding="utf-8"),
+    }
     for scm, url in JOB_DSL_SOURCES.items():
         settings = config_model.load(jenkins_raw("prod", job={"scm": scm, "repository": url}))
         assert settings.jenkins is not None
@@ -111,9 +116,10 @@ def failing(findings: tuple[Finding, ...], level: str) -> list[str]:
 @pytest.mark.slow
 def test_jenkinsfile_has_no_warning_and_job_dsl_scripts_no_error() -> None:
     found = lint_all()
-    assert set(found) == {"Jenkinsfile", *(f"job-dsl-{scm}.groovy" for scm in JOB_DSL_SOURCES)}
+    pipelines = {"Jenkinsfile", "prod-deploy.Jenkinsfile"}
+    assert set(found) == {*pipelines, *(f"job-dsl-{scm}.groovy" for scm in JOB_DSL_SOURCES)}
     failures = {
-        name: failing(findings, "warning" if name == "Jenkinsfile" else "error")
+        name: failing(findings, "warning" if name in pipelines else "error")
         for name, findings in found.items()
     }
     assert failures == {name: [] for name in found}

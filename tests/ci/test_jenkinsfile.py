@@ -10,6 +10,10 @@ from tests.ci.pipelines import JENKINSFILE, jenkins_stages, strip_comments
 SOURCE = JENKINSFILE.read_text(encoding="utf-8")
 CODE = strip_comments(SOURCE)
 STAGES = jenkins_stages(SOURCE)
+#: The prod deploy job's pipeline (its own folder and credentials; started by main's success).
+PROD_SOURCE = (JENKINSFILE.parent / "jenkins/prod-deploy.Jenkinsfile").read_text(encoding="utf-8")
+PROD_CODE = strip_comments(PROD_SOURCE)
+PROD_STAGES = jenkins_stages(PROD_SOURCE)
 SECRET_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL", "KUBECONFIG")
 
 
@@ -21,9 +25,9 @@ def test_stages_in_order() -> None:
         "Preview",
         "Build image",
         "Deploy dev",
-        "Approve prod",
-        "Deploy prod",
+        "Release",
     ]
+    assert list(PROD_STAGES) == ["Release", "Approve prod", "Deploy prod"]
     assert "checkout scm" in STAGES["Checkout"]
     assert "sh 'make test'" in STAGES["Test"]
 
@@ -44,7 +48,7 @@ def test_options() -> None:
 
 def test_when_conditions() -> None:
     assert "changeRequest()" in STAGES["Preview"]
-    for stage in ("Build image", "Deploy dev", "Approve prod", "Deploy prod"):
+    for stage in ("Build image", "Deploy dev", "Release"):
         assert "branch 'main'" in STAGES[stage], stage
     assert "changeRequest()" in STAGES["Diff"]
 
@@ -59,32 +63,37 @@ def test_credentials_are_bound_with_withcredentials() -> None:
     )
     for binding in bindings:
         assert binding in CODE
-    assert "withStackCredentials('kubeconfig-prod', 'scripts/ci/deploy.sh prod')" in CODE
     assert "withStackCredentials('kubeconfig-dev', 'scripts/ci/deploy.sh dev')" in CODE
-    assert "credentials(" not in CODE  # no secrets in a pipeline-wide environment block
+    # prod's kubeconfig: never in the multibranch job's pipeline, only in the prod job's
+    assert "kubeconfig-prod'" not in CODE
+    assert "string(credentialsId: 'kubeconfig-prod', variable: 'KUBECONFIG_DATA_B64')" in PROD_CODE
+    assert "withProdCredentials('scripts/ci/deploy.sh prod')" in PROD_STAGES["Deploy prod"]
+    for code in (CODE, PROD_CODE):
+        assert "credentials(" not in code  # no secrets in a pipeline-wide environment block
 
 
 def test_every_shell_command_is_a_single_quoted_literal() -> None:
     """Groovy interpolates "..." before the shell runs: a secret would reach the command line
     and the log. Every sh step and helper call takes a single-quoted string."""
     # string contents blanked, so `deploy.sh dev` inside a literal is not taken for a step
-    code = re.sub(r"'[^'\n]*'", "''", re.sub(r'"[^"\n]*"', '""', CODE))
-    calls = re.findall(r"(?<![\w.])sh\b\s*\(?\s*(?:script:\s*)?(\S+)", code)
-    assert len(calls) >= 4
-    for argument in calls:
-        assert argument.startswith("'") or argument == "command)", f"sh {argument}"
-    assert re.findall(r"\bsh\(command\)", CODE) == ["sh(command)"]  # the helper only
-    for call in re.finditer(r"withStackCredentials\(([^)]*)\)", CODE):
-        if call.group(1).startswith("String"):
-            continue  # the definition
-        assert re.fullmatch(r"'[a-z-]+', '[^'$]+'", call.group(1)), call.group(0)
-    for name in SECRET_VARIABLES:
-        assert not re.search(rf'"[^"\n]*\$\{{?{name}', CODE), f"{name} inside a GString"
-        assert not re.search(rf"\becho\b[^\n]*{name}", CODE), f"{name} echoed"
+    for source in (CODE, PROD_CODE):
+        code = re.sub(r"'[^'\n]*'", "''", re.sub(r'"[^"\n]*"', '""', source))
+        calls = re.findall(r"(?<![\w.])sh\b\s*\(?\s*(?:script:\s*)?(\S+)", code)
+        assert len(calls) >= 2
+        for argument in calls:
+            assert argument.startswith("'") or argument == "command)", f"sh {argument}"
+        assert re.findall(r"\bsh\(command\)", source) == ["sh(command)"]  # the helper only
+        for call in re.finditer(r"with(?:Stack|Prod)Credentials\(([^)]*)\)", source):
+            if call.group(1).startswith("String"):
+                continue  # the definition
+            assert re.fullmatch(r"('[a-z-]+', )?'[^'$]+'", call.group(1)), call.group(0)
+        for name in (*SECRET_VARIABLES, "KUBECONFIG_DATA_B64"):
+            assert not re.search(rf'"[^"\n]*\$\{{?{name}', source), f"{name} inside a GString"
+            assert not re.search(rf"\becho\b[^\n]*{name}", source), f"{name} echoed"
 
 
 def test_prod_needs_approval_by_a_group_and_goes_one_at_a_time() -> None:
-    approve = STAGES["Approve prod"]
+    approve = PROD_STAGES["Approve prod"]
     assert re.search(
         r"input\(\s*message:.*submitter: "
         r"(env\.APPSTACK_PROD_APPROVERS \?: )?'appstack-prod-deployers'",
@@ -92,22 +101,20 @@ def test_prod_needs_approval_by_a_group_and_goes_one_at_a_time() -> None:
         re.S,
     )
     assert "timeout(time:" in approve  # an unanswered approval does not hold the agent forever
-    ordinals = [int(n) for n in re.findall(r"milestone\(ordinal: (\d+)", CODE)]
+    ordinals = [int(n) for n in re.findall(r"milestone\(ordinal: (\d+)", PROD_CODE)]
     assert len(ordinals) == 2 and ordinals == sorted(ordinals)
     assert approve.index("milestone(") < approve.index("input(") < approve.rindex("milestone(")
 
 
 def test_prod_failure_rolls_back() -> None:
-    deploy = STAGES["Deploy prod"]
+    deploy = PROD_STAGES["Deploy prod"]
     post = re.search(r"\bpost\s*\{", deploy)
     assert post
     handlers = deploy[post.end() :]
     for condition in ("failure", "aborted"):
         block = re.search(rf"\b{condition}\s*\{{([^}}]*)\}}", handlers)
         assert block, f"no post {condition} in Deploy prod"
-        assert "withStackCredentials('kubeconfig-prod', 'scripts/ci/rollback.sh prod')" in (
-            block.group(1)
-        )
+        assert "withProdCredentials('scripts/ci/rollback.sh prod')" in block.group(1)
 
 
 def test_preview_stage_previews_both_stacks_and_archives_the_summaries() -> None:
@@ -127,11 +134,17 @@ def test_the_built_digest_is_what_both_deploys_run() -> None:
     assert "credentialsId: 'registry-push'" in build
     assert "stash(name: 'images', includes: 'out/ci/images')" in build
     names = list(STAGES)
-    for stage in ("Deploy dev", "Deploy prod"):
-        body = STAGES[stage]
-        assert body.index("unstash 'images'") < body.index("scripts/ci/deploy.sh")
-    assert names.index("Build image") < names.index("Deploy dev") < names.index("Approve prod")
-    assert names.index("Approve prod") < names.index("Deploy prod")
+    body = STAGES["Deploy dev"]
+    assert body.index("unstash 'images'") < body.index("scripts/ci/deploy.sh")
+    assert names.index("Build image") < names.index("Deploy dev") < names.index("Release")
+    # The release hands the same digest to the prod job, which deploys it after the approval.
+    release = STAGES["Release"]
+    assert release.index("unstash 'images'") < release.index(
+        "env.DEPLOY_IMAGES = readFile('out/ci/images').trim()"
+    )
+    prod = list(PROD_STAGES)
+    assert prod.index("Release") < prod.index("Approve prod") < prod.index("Deploy prod")
+    assert "env.DEPLOY_IMAGES = release.images" in PROD_STAGES["Release"]
     assert "publish-manifests.sh" not in CODE  # GitOps only through deploy.sh: same gate
 
 
@@ -142,3 +155,18 @@ def test_pull_requests_get_the_render_diff_of_both_stacks() -> None:
     assert "archiveArtifacts(artifacts: 'out/ci/diff-*.md'" in diff
     names = list(STAGES)
     assert names.index("Diff") < names.index("Preview")
+
+
+def test_the_prod_job_deploys_only_a_release_of_main() -> None:
+    """Started by anything but a successful build of the release job (APPSTACK_RELEASE_JOB,
+    JCasC), the prod job stops before it checks anything out; it deploys the commit that build
+    tested, and only if that commit is on main."""
+    release = PROD_STAGES["Release"]
+    assert release.index("releaseFromMain()") < release.index("checkout scm")
+    assert "upstream.size() != 1 || upstream[0].fullProjectName != env.APPSTACK_RELEASE_JOB" in (
+        PROD_CODE
+    )
+    assert re.search(r"List upstream = currentBuild\.upstreamBuilds", PROD_CODE)
+    assert "error('prod deploys start only when a build of '" in PROD_CODE
+    assert 'git merge-base --is-ancestor "$DEPLOY_COMMIT" HEAD' in release
+    assert "when {" not in PROD_CODE  # every stage runs: the job has one branch, main

@@ -13,8 +13,10 @@ from tests.conftest import base_raw, find, one
 from tests.tooling import load_yaml
 
 NAMESPACE = "jenkins"
-KUBE_API = "192.0.2.10/32"
+KUBE_API = "10.0.0.10/32"
+DEPLOYER = "alice"
 REPOSITORY = "https://github.com/example/appstack.git"
+IMAGE_REPOSITORY = "registry.example.com/appstack/web"
 # The mock runtime's RandomPassword result (stackctl.mockruntime.engine._mock_outputs).
 MOCK_PASSWORD = "mock-random-password"
 
@@ -26,6 +28,9 @@ def jenkins_raw(environment: str = "dev", **jenkins: Any) -> dict[str, Any]:
     if environment == "prod":
         settings["kubeApiCidrs"] = [KUBE_API]
         settings["job"] = {"repository": REPOSITORY}
+        settings["authorization"] = {"deployers": [DEPLOYER]}  # prod needs an approver
+    if jenkins.get("imageBuilder"):  # `Build image` pushes to IMAGE_REPOSITORY (required)
+        settings["pipeline"] = {"imageRepository": IMAGE_REPOSITORY}
     raw["jenkins"] = config_model.deep_merge(settings, jenkins)
     return raw
 

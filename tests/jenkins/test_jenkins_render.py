@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from appstack_grammar import parse_quantity
 from components import config as config_model
 from components import jenkins as jenkins_mod
 from components.stack import deploy
@@ -143,6 +144,7 @@ def test_every_pod_and_container_is_restricted(render: Render, environment: str)
             assert ":" in c["image"] and not c["image"].endswith(":latest"), label
     assert seen == [
         "controller/jenkins",
+        "controller/check-credentials",
         "controller/install-plugins",
         "agent:default/jnlp",
         "agent:pulumi/jnlp",
@@ -203,9 +205,42 @@ def test_java_heap_follows_config(render: Render) -> None:
     assert "-XX:MaxRAMPercentage=60" in env["JAVA_OPTS"].split()
 
 
+def test_the_plugin_installer_is_sized_like_the_controller(prod: RenderResult) -> None:
+    """jenkins-plugin-cli parses the whole update-center JSON in one JVM: the controller's heap
+    share (the JVM default is 25% of the limit) of the controller's memory limit; as an init
+    container it adds nothing to the pod's effective request while it stays within the
+    controller's (core/v1: effective request = max(max over init containers, sum of
+    containers))."""
+    spec = pod_spec(statefulset(prod))
+    (controller,) = spec["containers"]
+    installer = next(c for c in spec["initContainers"] if c["name"] == "install-plugins")
+
+    def heap(c: dict[str, Any]) -> list[str]:
+        env = {e["name"]: e["value"] for e in c["env"]}
+        return [o for o in env["JAVA_OPTS"].split() if o.startswith("-XX:MaxRAMPercentage=")]
+
+    assert heap(installer) == heap(controller) and heap(controller)
+    mem = {
+        side: parse_quantity(installer["resources"][side]["memory"])
+        for side in ("requests", "limits")
+    }
+    ctl = {
+        side: parse_quantity(controller["resources"][side]["memory"])
+        for side in ("requests", "limits")
+    }
+    assert mem["limits"] == ctl["limits"]
+    assert mem["requests"] <= ctl["requests"]
+    for c in spec["initContainers"]:
+        for res in ("cpu", "memory"):
+            assert parse_quantity(c["resources"]["requests"][res]) <= parse_quantity(
+                controller["resources"]["requests"][res]
+            ), (c["name"], res)
+
+
 def test_plugins_are_installed_from_the_pinned_file(prod: RenderResult) -> None:
     spec = pod_spec(statefulset(prod))
-    (init,) = spec["initContainers"]
+    check, init = spec["initContainers"]  # credentials first (test_credentials_startup.py)
+    assert check["name"] == "check-credentials"
     assert init["name"] == "install-plugins"
     assert init["image"] == spec["containers"][0]["image"]
     assert [*init["command"], *init["args"]] == [
@@ -323,7 +358,9 @@ def test_casc_cloud_from_config(render: Render) -> None:
     assert set(by_name) == {"default", "pulumi"}
     assert by_name["pulumi"]["label"] == "pulumi"
     for name, template in by_name.items():
-        assert template["idleMinutes"] == 12, name
+        # idleMinutes only where a pod can be reused: `default`; `pulumi` is inherited per
+        # build (tests/jenkins/test_agent_retention.py)
+        assert template["idleMinutes"] == (12 if name == "default" else 0), name
         assert template["podRetention"] == "never", name
         assert template["namespace"] == NAMESPACE, name
         assert template["yamlMergeStrategy"] == "override", name
@@ -360,8 +397,16 @@ def test_location_url_is_the_ingress_host_when_there_is_one(render: Render) -> N
     assert casc(result)["unclassified"]["location"]["url"] == "https://ci.example.com/"
     ingress = one(result.objects, "Ingress", "jenkins")
     assert ingress["metadata"]["namespace"] == NAMESPACE
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "jenkins", "port": {"name": "http"}}
+    closed, ui = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert (ui["path"], ui["backend"]["service"]) == (
+        "/",
+        {"name": "jenkins", "port": {"name": "http"}},
+    )
+    # /prometheus goes nowhere (test_metrics_exposure.py)
+    assert (closed["path"], closed["backend"]["service"]["name"]) == (
+        "/prometheus",
+        "jenkins-closed",
+    )
 
 
 # --- admin credentials -----------------------------------------------------------------------
@@ -449,10 +494,13 @@ def test_network_policies(prod: RenderResult) -> None:
     agents = policies["jenkins-agent"]["spec"]
     assert agents["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in agents
-    to_controller, out = agents["egress"]
+    to_controller, out, api_server, web = agents["egress"]
     assert to_controller["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    # 443 (git, registries) and the API ports of the clusters agents deploy to.
-    assert out["ports"] == [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
+    # 443 (git, registries), the API ports of the clusters agents deploy to, and 80: the port
+    # of the prod app's LoadBalancer, where `stackctl verify` reads its health URL.
+    assert out["ports"] == [{"port": p, "protocol": "TCP"} for p in (80, 443, 6443)]
+    assert api_server == api  # this cluster's API server, as for the controller
+    assert web["ports"] == [{"port": 8080, "protocol": "TCP"}]  # the app's pods (kube-proxy)
     assert not any(
         p.get("port") == 50000
         for pol in policies.values()

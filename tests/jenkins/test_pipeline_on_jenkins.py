@@ -13,7 +13,7 @@ import yaml
 from components import config as config_model
 from components.config.jenkins_plugins import plugin_pins
 from components.jenkins.builder import REGISTRY_CREDENTIAL
-from components.jenkins.names import APPROVERS_ENV, PIPELINE_CREDENTIALS
+from components.jenkins.names import APPROVERS_ENV, BACKEND_CREDENTIALS, PIPELINE_CREDENTIALS
 from stackctl.mockruntime import engine
 from stackctl.render.stack import RenderResult, render_config
 from tests.conftest import Render, one
@@ -22,10 +22,15 @@ from tests.tooling import REPO
 
 JENKINSFILE = (REPO / "Jenkinsfile").read_text()
 CODE = "\n".join(re.sub(r"//.*$", "", line) for line in JENKINSFILE.splitlines())
+#: The prod deploy job's pipeline (jenkins/prod-deploy.Jenkinsfile): steps mapped the same way.
+PROD_FILE = (REPO / "jenkins/prod-deploy.Jenkinsfile").read_text()
+PROD_CODE = "\n".join(re.sub(r"//.*$", "", line) for line in PROD_FILE.splitlines())
 STEPS = yaml.safe_load((REPO / "jenkins/pipeline-steps.yaml").read_text())
 KEYWORDS = {
     "pipeline", "agent", "options", "environment", "stages", "stage", "steps", "when", "post",
     "void", "String", "if", "else", "return", "def", "env", "scm",
+    # Groovy/JDK methods and types, not steps
+    "trim", "size", "Map", "List", "keySet", "containsKey", "join",
 }  # fmt: skip
 
 
@@ -36,10 +41,14 @@ def _bound_credential_ids() -> set[str]:
 
 
 def _names_used() -> set[str]:
-    local = set(re.findall(r"^\s*void (\w+)\(", CODE, re.M))
-    calls = set(re.findall(r"\b([a-zA-Z]\w*)\s*(?:\(|\{)", CODE))
-    bare = set(re.findall(r"^\s*([a-z]\w*) [\w'\"]", CODE, re.M))
-    return (calls | bare) - KEYWORDS - local
+    names: set[str] = set()
+    for code in (CODE, PROD_CODE):
+        code = re.sub(r"'[^'\n]*'", "''", code)  # nothing inside string literals
+        local = set(re.findall(r"^\s*(?:void|Map|List) (\w+)\(", code, re.M))
+        calls = set(re.findall(r"\b([a-zA-Z]\w*)\s*(?:\(|\{)", code))
+        bare = set(re.findall(r"^\s*([a-z]\w*) [\w'\"]", code, re.M))
+        names |= (calls | bare) - KEYWORDS - local
+    return names
 
 
 def test_every_jenkinsfile_name_maps_to_a_pinned_plugin() -> None:
@@ -56,6 +65,25 @@ def test_every_jenkinsfile_name_maps_to_a_pinned_plugin() -> None:
             assert plugin in (None, "core") or plugin in pins, (name, plugin)
 
 
+def test_every_row_cites_the_pinned_version_of_its_plugin() -> None:
+    """A row's `version` is the pin of jenkins/plugins.txt and its `source` cites that version
+    (the tag the name was read at), so a bump that moves a pin without re-reading the step's
+    source fails here."""
+    pins = plugin_pins()
+    for section in ("steps", "options", "conditions", "agents"):
+        for name, row in STEPS[section].items():
+            if row["plugin"] == "core":
+                assert "version" not in row, (
+                    name
+                )  # core: the image's version (appstack:jenkins.image)
+                continue
+            assert row["version"] == pins[row["plugin"]], (section, name, row["version"])
+            assert row["version"] in row["source"], (section, name, row["source"])
+            # no other plugin version (e.g. a newer tag's) is cited beside it
+            cited = set(re.findall(r"\b\d+(?:\.\d+)*\.v[0-9a-f_]+", row["source"]))
+            assert cited <= {row["version"]}, (section, name, cited)
+
+
 def test_timestamps_and_change_request_have_their_plugins() -> None:
     pins = plugin_pins()
     assert "timestamps()" in CODE and "timestamper" in pins
@@ -67,9 +95,16 @@ def test_jcasc_defines_every_credential_the_jenkinsfile_binds(render: Render) ->
     doc = casc(render(jenkins_raw("prod", imageBuilder=True)))
     (domain,) = doc["credentials"]["system"]["domainCredentials"]
     defined = {next(iter(c.values()))["id"]: next(iter(c)) for c in domain["credentials"]}
-    assert _bound_credential_ids() <= set(defined)
-    kinds = {**PIPELINE_CREDENTIALS, REGISTRY_CREDENTIAL: "usernamePassword"}
-    for cred_id in _bound_credential_ids():
+    # the state backend's credential: the configured kind's only (test_state_backend.py)
+    other_backends = {c.id for k, c in BACKEND_CREDENTIALS.items() if k != "s3"}
+    bound = _bound_credential_ids() - other_backends
+    assert bound <= set(defined)
+    kinds = {
+        **PIPELINE_CREDENTIALS,
+        REGISTRY_CREDENTIAL: "usernamePassword",
+        BACKEND_CREDENTIALS["s3"].id: BACKEND_CREDENTIALS["s3"].kind,
+    }
+    for cred_id in bound:
         assert defined[cred_id] == kinds[cred_id]
     # values are files of the mounted Secret, never literals
     text = yaml.safe_dump(domain)
@@ -124,11 +159,12 @@ def test_only_deployers_can_approve_prod_and_admins_are_separate(render: Render)
     result = render(jenkins_raw("prod", authorization={"deployers": ["alice"]}))
     doc = casc(result)
     roles = _roles(result)
-    submitter = re.search(r"submitter: env\.(\w+) \?: '([^']+)'", CODE)
+    submitter = re.search(r"submitter: env\.(\w+) \?: '([^']+)'", PROD_CODE)
     assert submitter is not None and submitter.group(1) == APPROVERS_ENV
     env = doc["jenkins"]["globalNodeProperties"][0]["envVars"]["env"]
     (approvers,) = [e["value"] for e in env if e["key"] == APPROVERS_ENV]
-    assert approvers.split(",") == ["alice", submitter.group(2)]
+    # The local realm has no groups: the group is not an approver (test_prod_approval.py).
+    assert approvers.split(",") == ["alice"]
     # Overall/Administer answers any input (pipeline-input-step InputStepExecution.canSettle):
     # only the admin role has it, and it goes to the admin Secret's user alone.
     admins = [r for r in roles.values() if "Overall/Administer" in r["permissions"]]
@@ -137,7 +173,7 @@ def test_only_deployers_can_approve_prod_and_admins_are_separate(render: Render)
         {"user": "${readFile:/run/secrets/jenkins/admin-username}"}
     ]
     deployer_entries = roles["prod-deployer"]["entries"]
-    assert deployer_entries == [{"user": "alice"}, {"group": "appstack-prod-deployers"}]
+    assert deployer_entries == [{"user": "alice"}]
     assert roles["developer"]["entries"] == [{"group": "authenticated"}]
     assert "loggedInUsersCanDoAnything" not in doc["jenkins"]["authorizationStrategy"]
     users = [u["id"] for u in doc["jenkins"]["securityRealm"]["local"]["users"]]
@@ -188,4 +224,5 @@ def test_api_server_ports_are_configurable(render: Render) -> None:
     api = policies["jenkins-controller"]["spec"]["egress"][0]
     assert [p["port"] for p in api["ports"]] == [16443]
     agents_out = policies["jenkins-agent"]["spec"]["egress"][1]
-    assert [p["port"] for p in agents_out["ports"]] == [443, 6443, 8443]
+    # 80: the prod app's LoadBalancer port, where verify reads its health URL
+    assert [p["port"] for p in agents_out["ports"]] == [80, 443, 6443, 8443]

@@ -21,10 +21,16 @@ SNAPSHOT = json.loads((Path(__file__).parent / "data" / "urns-main-4f60886.json"
 #: Resources issue 14 adds after the snapshot: the prod stack file now enables the Jenkins Ingress
 #: (people and SCM webhooks). Credentials and users come from the operator's Secrets, which
 #: Pulumi does not own, so nothing else is new.
+#: Issue 26 (item 8): with the Ingress, a Service without endpoints takes its /prometheus path.
+METRICS_CLOSED = (
+    "appstack:jenkins:JenkinsController$kubernetes:core/v1:Service::jenkins-metrics-closed"
+)
 ADDED_BY_ISSUE_14 = {
     "prod-stack-file": {
-        "appstack:jenkins:JenkinsController$kubernetes:networking.k8s.io/v1:Ingress::jenkins-ingress"
-    }
+        "appstack:jenkins:JenkinsController$kubernetes:networking.k8s.io/v1:Ingress::jenkins-ingress",
+        METRICS_CLOSED,
+    },
+    "prod-ingress-loadbalancer": {METRICS_CLOSED},
 }
 
 ISSUE_11_BUILDER = "appstack:jenkins:JenkinsController$appstack:jenkins:JenkinsBuilder"
