@@ -54,13 +54,13 @@ from stackctl.rollback import run_rollback as run_rollback
 from stackctl.rollback import select_target as select_target
 from stackctl.rollback import write_backup as write_backup
 from stackctl.stacks import APPS_KEY as APPS_KEY
-from stackctl.stacks import ENVIRONMENTS as ENVIRONMENTS
 from stackctl.stacks import PROJECT as PROJECT
 from stackctl.stacks import deploy_message as deploy_message
 from stackctl.stacks import format_images as format_images
 from stackctl.stacks import git_commit as git_commit
 from stackctl.stacks import images_from_apps as images_from_apps
 from stackctl.stacks import images_from_message as images_from_message
+from stackctl.stacks import keeps_production_rules as keeps_production_rules
 from stackctl.stacks import policy_arguments as policy_arguments
 from stackctl.stacks import read_stack_images as read_stack_images
 from stackctl.stacks import rollback_message as rollback_message
@@ -130,9 +130,9 @@ BackendFactory = Callable[[str, Path, bool], StackBackend]
 
 def default_backend_factory(stack: str, project_dir: Path, create: bool) -> StackBackend:
     backend = PulumiAutomationBackend(stack, project_dir, create=create)
-    if backend.settings.is_local_file_backend and stack_environment(stack) == "prod":
+    if backend.settings.is_local_file_backend and keeps_production_rules(stack):
         print(
-            "warning: prod stack on a local file backend "
+            f"warning: {stack_environment(stack)} stack on a local file backend "
             f"({backend.settings.backend_url}); set PULUMI_BACKEND_URL to the team backend",
             file=sys.stderr,
         )
@@ -201,7 +201,7 @@ def _handle_rollback(args: argparse.Namespace) -> int:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stack", help="stack name: dev, prod (or <org>/<stack>)")
+    parser.add_argument("stack", help="stack name: dev, staging, prod (or <org>/<stack>)")
     parser.add_argument(
         "--project-dir",
         default=str(REPO_ROOT),

@@ -47,7 +47,6 @@ from components.config.app import (
 )
 from components.config.base import (
     DNS1123,
-    ENVIRONMENTS,
     MAX_APP_NAME,
     MOVING_TAGS,
     PROJECT,
@@ -90,11 +89,15 @@ from components.config.settings import (
     NamespaceQuota,
     NetworkSettings,
 )
-from components.config.stack import ENVIRONMENT_DEFAULTS, StackConfig
+from components.config.stack import (
+    ENVIRONMENT_DEFAULTS,
+    StackConfig,
+    environments,
+    production_rules,
+)
 
 __all__ = [
     "DNS1123",
-    "ENVIRONMENTS",
     "ENVIRONMENT_DEFAULTS",
     "JENKINS_DEFAULT_CIDR",
     "JENKINS_RESOURCE_DEFAULTS",
@@ -151,8 +154,10 @@ __all__ = [
     "canary_pods",
     "check_secret_keys",
     "deep_merge",
+    "environments",
     "format_errors",
     "image_parts",
     "load",
+    "production_rules",
     "with_defaults",
 ]

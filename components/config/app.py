@@ -25,6 +25,7 @@ from components.config.base import (
     PositiveQuantity,
     Problems,
     _environment,
+    _production_rules,
     image_parts,
 )
 from components.config.release import CanaryWeight as CanaryWeight
@@ -249,8 +250,8 @@ class AppConfig(Model):
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         self._release_rules(problems)
-        if env == "prod":
-            self._prod_rules(problems)
+        if _production_rules(info):
+            self._production_rules(env, problems)
         problems.raise_if_any()
         return self
 
@@ -319,18 +320,19 @@ class AppConfig(Model):
                     "weight, raise replicas or use pdb.maxUnavailable",
                 )
 
-    def _prod_rules(self, problems: Problems) -> None:
+    def _production_rules(self, env: str, problems: Problems) -> None:
+        """Prod's rules, in every environment whose `productionRules` is true (prod, staging)."""
         if self.min_pods < 2:
             key = "autoscaling.minReplicas" if self.autoscaling.enabled else "replicas"
             problems.add(
-                key, f"prod needs >= 2 replicas for availability; {key} is {self.min_pods}"
+                key, f"{env} needs >= 2 replicas for availability; {key} is {self.min_pods}"
             )
         if not self.pdb.enabled:
-            problems.add("pdb.enabled", "prod requires a PodDisruptionBudget (pdb.enabled: true)")
+            problems.add("pdb.enabled", f"{env} requires a PodDisruptionBudget (pdb.enabled: true)")
         if self.service.type == "LoadBalancer" and not self.service.effective_source_ranges:
             problems.add(
                 "service.loadBalancerSourceRanges",
-                "a prod LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
+                f"a {env} LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
                 "set service.openToInternet: true to open it to everyone explicitly",
             )
 

@@ -38,6 +38,7 @@ PIPELINE_CREDENTIALS: dict[str, str] = {
     "pulumi-passphrase": "string",
     "pulumi-backend-url": "string",
     "kubeconfig-dev": "file",
+    "kubeconfig-staging": "file",
     "kubeconfig-prod-preview": "file",
     "kubeconfig-prod": "file",
 }
