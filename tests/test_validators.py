@@ -54,6 +54,12 @@ def everything_raw() -> dict[str, object]:
             {"namespace": "payments", "ports": [{"port": 443}]},
         ],
         env={"FEATURE_X": "on"},
+        # issue 32: node placement, so kubernetes-validate and checkov judge the rendered fields
+        nodeSelector={"appstack.io/pool": "apps", "kubernetes.io/arch": "amd64"},
+        tolerations=[
+            {"key": "appstack.io/dedicated", "value": "apps", "effect": "NoSchedule"},
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+        ],
     )
     raw["apps"]["api"] = {  # type: ignore[index]
         "image": PROD_IMAGE,

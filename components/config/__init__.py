@@ -42,6 +42,7 @@ from components.config.app import (
     Rollout,
     ServiceSettings,
     SessionAffinity,
+    Toleration,
     Topology,
     canary_pods,
 )
@@ -150,6 +151,7 @@ __all__ = [
     "ServiceSettings",
     "SessionAffinity",
     "StackConfig",
+    "Toleration",
     "Topology",
     "canary_pods",
     "check_secret_keys",

@@ -19,6 +19,7 @@ from components.config.base import (
     FreeText,
     ImageRef,
     ImageTag,
+    LabelKey,
     LabelValue,
     Model,
     Port,
@@ -46,6 +47,7 @@ from components.config.workload import Probes as Probes
 from components.config.workload import ResourceList as ResourceList
 from components.config.workload import Resources as Resources
 from components.config.workload import Rollout as Rollout
+from components.config.workload import Toleration as Toleration
 from components.config.workload import Topology as Topology
 
 # --- Image build -----------------------------------------------------------------------------
@@ -147,6 +149,14 @@ class AppConfig(Model):
     """Rolling update and shutdown timing."""
     topology: Topology = Field(default_factory=Topology)
     """Topology spread."""
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Node labels every pod of the app requires (pod spec `nodeSelector`, in every workload of
+    the app). Keys and values follow the label rules the API server applies to it
+    (`ValidatePodSpec` -> apimachinery `ValidateLabels`: IsQualifiedName, IsValidLabelValue).
+    Empty (default): any node."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints every pod of the app tolerates (pod spec `tolerations`, in every workload of the
+    app). Empty (default): none."""
     security: PodSecurity = Field(default_factory=PodSecurity)
     """UID/GID the pod runs as."""
     tmp_size_limit: PositiveQuantity = "64Mi"

@@ -164,6 +164,17 @@ LabelKey = Annotated[
         "63 characters of letters, digits, '-', '_' and '.' starting and ending alphanumeric",
     ),
 ]
+OptionalLabelKey = Annotated[
+    str,
+    _rule(
+        "label_key",
+        _optional(grammar.is_qualified_name),
+        "is not a label key: [prefix/]name, prefix a DNS-1123 subdomain, name at most 63 "
+        "characters of letters, digits, '-', '_' and '.' starting and ending alphanumeric "
+        "(or empty)",
+    ),
+]
+"""A label key or nothing (a toleration's key: empty matches every taint key)."""
 LabelValue = Annotated[
     str,
     _rule(
