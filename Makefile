@@ -48,8 +48,8 @@ tools: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed node_modules/.installed
 render: venv ## render the dev stack (STACK=prod for prod) to out/$(STACK)
 	$(BIN)/python -m stackctl render $(STACK)
 
-render-all: venv ## render every stack
-	for s in dev prod; do $(BIN)/python -m stackctl render $$s; done
+render-all: venv ## render every stack (each Pulumi.<stack>.yaml: dev, staging, prod)
+	for f in Pulumi.*.yaml; do s=$${f#Pulumi.}; $(BIN)/python -m stackctl render $${s%.yaml}; done
 
 lint: $(VENV)/.dev-installed ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from .rules import ENVIRONMENTS, RULE_NAMES
+from .rules import PRODUCTION_RULES, RULE_NAMES, environments
 
 Level = Literal["advisory", "mandatory", "disabled"]
 
@@ -36,8 +36,8 @@ _LEVELS: Mapping[str, Level] = {
 
 def config_path(environment: str, config_dir: Path = CONFIG_DIR) -> Path:
     """The pack config file of an environment; ValueError for an unknown environment."""
-    if environment not in ENVIRONMENTS:
-        allowed = ", ".join(ENVIRONMENTS)
+    if environment not in PRODUCTION_RULES:
+        allowed = ", ".join(environments())
         raise ValueError(f"unknown environment {environment!r}; allowed: {allowed}")
     return config_dir / f"{environment}.json"
 
@@ -78,7 +78,8 @@ def parse_levels(
 
 
 def load_levels(environment: str, config_dir: Path = CONFIG_DIR) -> dict[str, Level]:
-    """Rule name -> "advisory" | "mandatory" | "disabled" for an environment ("dev" | "prod")."""
+    """Rule name -> "advisory" | "mandatory" | "disabled" for an environment (dev, staging,
+    prod)."""
     path = config_path(environment, config_dir)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -31,8 +31,8 @@ PULUMI_PROJECT/PULUMI_STACK before each analysis (`_configure_runtime_settings`;
 issue #42 made `pulumi.get_stack()` usable in policies), so the documented order is:
 1. an explicit `environment` property in the policy's pack config
    (`{"image-pinned": {"environment": "dev"}}`, declared in each policy's config schema);
-2. the stack name, when it is one of `ENVIRONMENTS` ("dev", "prod": Pulumi.dev.yaml,
-   Pulumi.prod.yaml);
+2. the stack name, when it is one of the environments of `PRODUCTION_RULES` (dev, staging,
+   prod: Pulumi.<environment>.yaml);
 3. otherwise "prod", the stricter reading: an unrecognised stack is never judged leniently.
 Enforcement levels are separate: they come from `--policy-pack-config policy/config/<env>.json`.
 """
@@ -63,7 +63,7 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
-from .rules import ENVIRONMENTS, RULES, Rule, RuleContext, object_id
+from .rules import PRODUCTION_RULES, RULES, Rule, RuleContext, environments, object_id
 
 UNKNOWN_SENTINELS: frozenset[str] = frozenset(
     {
@@ -94,9 +94,9 @@ ENVIRONMENT_CONFIG_SCHEMA = PolicyConfigSchema(
     properties={
         "environment": {
             "type": "string",
-            "enum": list(ENVIRONMENTS),
+            "enum": list(environments()),
             "description": "Judge the stack as this environment (default: the stack name if "
-            "it is dev or prod, else prod).",
+            "it is an environment, else prod).",
         }
     }
 )
@@ -229,13 +229,13 @@ def resolve_environment(policy_config: Mapping[str, Any], stack: str | None) -> 
     """Pack config `environment`, else the stack name if it is an environment, else prod."""
     configured = policy_config.get("environment")
     if configured is not None:
-        if configured not in ENVIRONMENTS:
-            allowed = ", ".join(ENVIRONMENTS)
+        if configured not in PRODUCTION_RULES:
+            allowed = ", ".join(environments())
             raise ValueError(f"policy config environment {configured!r} is not one of: {allowed}")
         return str(configured)
     if stack:
         short = stack.rsplit("/", 1)[-1]
-        if short in ENVIRONMENTS:
+        if short in PRODUCTION_RULES:
             return short
     return DEFAULT_ENVIRONMENT
 

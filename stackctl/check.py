@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "enforcement levels of policy/config/<environment>.json. Exit 1 on any mandatory "
         "violation.",
     )
-    parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml), e.g. dev or prod")
+    parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml), e.g. dev, staging or prod")
     parser.add_argument(
         "--project-dir",
         type=Path,

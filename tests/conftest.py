@@ -37,7 +37,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def base_raw(environment: str = "dev", **app_overrides: Any) -> dict[str, Any]:
     """A minimal valid config for `environment` with one app `web` (overrides merged in)."""
     app: dict[str, Any] = {"image": PROD_IMAGE}
-    if environment == "prod":
+    if config_model.production_rules(environment):  # prod's rules: source ranges on the LB
         app["service"] = {"loadBalancerSourceRanges": ["203.0.113.0/24"]}
     return {
         "environment": environment,

@@ -1,6 +1,7 @@
 """Digests of what `stackctl render` writes, for every stack the tests and the benchmark render:
-the shipped dev and prod stacks, the benchmark's synthetic stacks of 1, 10 and 50 services, and
-the variant configs the validator tests render (every optional feature, Jenkins, releases).
+the shipped stacks (dev, staging, prod), the benchmark's synthetic stacks of 1, 10 and 50
+services, and the variant configs the validator tests render (every optional feature, Jenkins,
+releases).
 
 `tests/golden/render-digests.json` holds, per case, the sha256 of every written file, of the
 whole tree, and of what the render records besides the files (resource options, stack outputs,
@@ -28,6 +29,7 @@ from typing import Any
 from components import config as config_model
 from stackctl import bench
 from stackctl.render import stack as render_mod
+from tests.tooling import SHIPPED_STACKS
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render-digests.json"
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
@@ -56,8 +58,7 @@ def cases() -> dict[str, Callable[[], render_mod.RenderResult]]:
         return lambda: render_mod.render_config(config_model.load(raw), stack_name)
 
     found: dict[str, Callable[[], render_mod.RenderResult]] = {
-        "dev": stack("dev"),
-        "prod": stack("prod"),
+        name: stack(name) for name in SHIPPED_STACKS
     }
     for size in bench.SYNTHETIC_SIZES:
         found[f"synthetic-{size}"] = config(bench.synthetic(size), "bench")

@@ -78,9 +78,9 @@ from tests.conftest import PROD_IMAGE, base_raw, load_error, with_app
             id="pdb-both-bounds",
         ),
         pytest.param(
-            {**base_raw(), "environment": "staging"},
+            {**base_raw(), "environment": "qa"},
             "appstack:environment:",
-            "allowed: dev, prod",
+            "allowed: dev, staging, prod",
             id="unknown-environment",
         ),
         pytest.param(

@@ -15,8 +15,9 @@ import pytest
 from stackctl.render.stack import RenderResult, render_stack
 from tests import crd_schemas
 from tests.monitoring.strategies import STRATEGIES, rendered
+from tests.tooling import SHIPPED_STACKS
 
-STACKS = ("dev", "prod")
+STACKS = SHIPPED_STACKS
 
 
 def _render(name: str) -> RenderResult:

@@ -29,6 +29,7 @@ from stackctl.mockruntime import engine, wire
 from stackctl.render.stack import render_config, render_stack
 from tests.render_digests import digest
 from tests.sdk_oracle import sdk_functions
+from tests.tooling import SHIPPED_STACKS
 
 SDK_SERIALIZE_PROPERTY = rpc.serialize_property
 
@@ -228,7 +229,7 @@ def input_types_compared() -> Iterator[list[type]]:
 
 def test_every_input_type_of_the_renders_reads_as_the_sdk_reads_it() -> None:
     with input_types_compared() as seen:
-        for stack in ("dev", "prod"):
+        for stack in SHIPPED_STACKS:
             render_stack(stack)
     assert len(set(seen)) > 20  # metadata, specs, containers, probes, policies, ...
     assert all(wire._stored_names(cls) is not None for cls in set(seen))
@@ -278,8 +279,7 @@ def requests_recorded() -> Iterator[list[Sent]]:
 
 
 RENDERS: dict[str, Callable[[], Any]] = {
-    "dev": lambda: render_stack("dev"),
-    "prod": lambda: render_stack("prod"),
+    **{stack: (lambda stack=stack: render_stack(stack)) for stack in SHIPPED_STACKS},
     "synthetic-3": lambda: render_config(config_model.load(synthetic(3)), "bench"),
 }
 

@@ -55,8 +55,9 @@ def app_settings(draw: st.DrawFn, env: str, others: list[str]) -> dict[str, Any]
         "metricsPort": port + draw(st.integers(1, 500)),
         "resources": draw(resources()),
     }
-    autoscale = draw(st.booleans()) if env == "dev" else True
-    low = 2 if env == "prod" else 1
+    strict = config_model.production_rules(env)
+    autoscale = True if strict else draw(st.booleans())
+    low = 2 if strict else 1
     min_pods = draw(st.integers(low, 5))
     if autoscale:
         app["autoscaling"] = {
@@ -74,7 +75,7 @@ def app_settings(draw: st.DrawFn, env: str, others: list[str]) -> dict[str, Any]
         app["pdb"] = {"maxUnavailable": draw(st.sampled_from([1, 2, "25%", "50%"]))}
     service_type = draw(st.sampled_from(["ClusterIP", "LoadBalancer", "NodePort"]))
     service: dict[str, Any] = {"type": service_type, "port": draw(st.integers(1, 65535))}
-    if service_type == "LoadBalancer" and (env == "prod" or draw(st.booleans())):
+    if service_type == "LoadBalancer" and (strict or draw(st.booleans())):
         service["loadBalancerSourceRanges"] = draw(
             st.lists(cidrs, min_size=1, max_size=3, unique=True)
         )
@@ -121,7 +122,7 @@ def app_settings(draw: st.DrawFn, env: str, others: list[str]) -> dict[str, Any]
 
 @st.composite
 def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
-    env = draw(st.sampled_from(["dev", "prod"]))
+    env = draw(st.sampled_from(config_model.environments()))
     names = draw(st.lists(app_names, min_size=1, max_size=3, unique=True))
     apps = {n: draw(app_settings(env, [o for o in names if o != n])) for n in names}
     return {

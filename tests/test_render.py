@@ -12,7 +12,7 @@ import yaml
 
 from stackctl.errors import UserError
 from stackctl.render import stack as render_mod
-from tests.tooling import REPO
+from tests.tooling import REPO, SHIPPED_STACKS
 
 
 def stackctl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -28,7 +28,7 @@ def stackctl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project's stack files in a scratch directory."""
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+    for name in ("Pulumi.yaml", *(f"Pulumi.{stack}.yaml" for stack in SHIPPED_STACKS)):
         shutil.copy(REPO / name, tmp_path / name)
     return tmp_path
 
@@ -64,9 +64,9 @@ def test_keys_are_in_a_stable_order(tmp_path: Path) -> None:
 
 
 def test_unknown_stack_exits_2_naming_the_available_stacks() -> None:
-    proc = stackctl("render", "staging")
+    proc = stackctl("render", "qa")
     assert proc.returncode == 2
-    assert "unknown stack 'staging'; available: dev, prod" in proc.stderr
+    assert "unknown stack 'qa'; available: dev, prod, staging" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -1,5 +1,6 @@
-"""Rendered dev, prod and a config using every optional feature pass the outside validators:
-kubernetes-validate --strict (1.30 and 1.33), checkov with zero failures, promtool check rules."""
+"""Rendered dev, staging, prod and a config using every optional feature pass the outside
+validators: kubernetes-validate --strict (1.30 and 1.33), checkov with zero failures, promtool
+check rules."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 from stackctl.render import stack as render_mod
 from tests.conftest import PROD_IMAGE, base_raw
 from tests.renders import Renders
-from tests.tooling import run_tool
+from tests.tooling import SHIPPED_STACKS, run_tool
 from tests.validators import (
     KUBERNETES_VERSIONS,
     CheckovServer,
@@ -53,6 +54,12 @@ def everything_raw() -> dict[str, object]:
             {"namespace": "payments", "ports": [{"port": 443}]},
         ],
         env={"FEATURE_X": "on"},
+        # issue 32: node placement, so kubernetes-validate and checkov judge the rendered fields
+        nodeSelector={"appstack.io/pool": "apps", "kubernetes.io/arch": "amd64"},
+        tolerations=[
+            {"key": "appstack.io/dedicated", "value": "apps", "effect": "NoSchedule"},
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+        ],
     )
     raw["apps"]["api"] = {  # type: ignore[index]
         "image": PROD_IMAGE,
@@ -69,8 +76,9 @@ SET = "stacks"
 
 @render_set(SET)
 def write_stacks(root: Path, renders: Renders) -> None:
-    """dev, prod and the config with every optional feature, as `stackctl render` writes them."""
-    for stack in ("dev", "prod"):
+    """Every shipped stack (dev, staging, prod) and the config with every optional feature, as
+    `stackctl render` writes them."""
+    for stack in SHIPPED_STACKS:
         render_mod.write(renders.stack(stack), root / stack)
     render_mod.write(renders.config(everything_raw(), "everything"), root / "everything")
 
@@ -157,7 +165,8 @@ def test_checkov_skips_are_only_the_listed_ones_each_with_a_reason(
 
 def test_rendered_prometheus_rules_pass_promtool(rendered: Path, tmp_path: Path) -> None:
     rules = sorted(rendered.rglob("prometheusrule-*.yaml"))
-    assert {p.parent.parent.name for p in rules} == {"prod", "everything"}
+    # monitoring is on in staging and prod (and the config with every feature), off in dev
+    assert {p.parent.parent.name for p in rules} == {"staging", "prod", "everything"}
     for path in rules:
         groups = yaml.safe_load(path.read_text())["spec"]["groups"]
         target = tmp_path / f"{path.parent.parent.name}-{path.stem}.rules.yaml"

@@ -13,6 +13,18 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _shipped_stacks() -> tuple[str, ...]:
+    from components.config import environments  # the one list of environments
+
+    return tuple(env for env in environments() if (REPO / f"Pulumi.{env}.yaml").is_file())
+
+
+#: The stacks the repository ships (Pulumi.<stack>.yaml), in promotion order (dev, staging,
+#: prod): every test that covers "each shipped stack" iterates this, so a new environment's stack
+#: file is validated like the others (tests/test_environments.py: one file per environment).
+SHIPPED_STACKS: tuple[str, ...] = _shipped_stacks()
 VENV_BIN = Path(sys.executable).parent
 CHECKOV_BIN = REPO / ".venv-checkov" / "bin"
 #: LibYAML's parser and emitter when PyYAML has them: the same documents, read and written some

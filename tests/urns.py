@@ -7,7 +7,7 @@ from the parent links each registration carries, with the program's one URN gram
 (`stackctl.mockruntime.urns`: `qualified_type`, `relative_urn`, `split_urn`). Stack and
 project are the same for every resource of a render and are left out: `<type chain>::<name>`.
 
-The configs are those whose URNs `tests/test_urns.py` keeps: both stack files, dev with monitoring
+The configs are those whose URNs `tests/test_urns.py` keeps: every stack file, dev with monitoring
 on, and every release strategy of `tests/monitoring/strategies.py` (monitoring on).
 """
 
@@ -103,6 +103,8 @@ def cases() -> dict[str, tuple[Callable[[], Mapping[str, Any]], str]]:
         "dev": (lambda: load_raw_config(REPO_ROOT, "dev"), "dev"),
         "dev-monitoring": (lambda: _monitoring_on(load_raw_config(REPO_ROOT, "dev")), "dev"),
         "prod": (lambda: load_raw_config(REPO_ROOT, "prod"), "prod"),
+        # issue 32: the staging stack (added to the snapshot with it; nothing else changed)
+        "staging": (lambda: load_raw_config(REPO_ROOT, "staging"), "staging"),
     }
     for name, raw in STRATEGIES.items():
         found[f"strategy-{name}"] = (lambda raw=raw: raw, name)  # type: ignore[misc]

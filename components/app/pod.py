@@ -104,6 +104,21 @@ def app_container(
     )
 
 
+def tolerations(app: AppConfig) -> list[k8s.core.v1.TolerationArgs] | None:
+    """The app's tolerations as the pod spec takes them (None when there are none, so the field
+    is not set). Each is written as configured, operator included."""
+    return [
+        k8s.core.v1.TolerationArgs(
+            key=t.key or None,
+            operator=t.operator,
+            value=t.value or None,
+            effect=t.effect or None,
+            toleration_seconds=t.toleration_seconds,
+        )
+        for t in app.tolerations
+    ] or None
+
+
 def pod_template(
     app_name: str,
     instance: str,
@@ -139,6 +154,10 @@ def pod_template(
             security_context=pod_security_context(sec.run_as_user, sec.run_as_group, sec.fs_group),
             termination_grace_period_seconds=app.rollout.termination_grace_period_seconds,
             topology_spread_constraints=topology_spread(app_name, instance, app, revision_label),
+            # Node placement (issue 32): off (unset) unless configured; every workload of the
+            # app (each strategy's Deployments, the Argo Rollout) is built from this template.
+            node_selector=dict(app.node_selector) or None,
+            tolerations=tolerations(app),
             containers=[app_container(app, image, config_map)],
             volumes=[
                 k8s.core.v1.VolumeArgs(

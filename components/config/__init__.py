@@ -42,12 +42,12 @@ from components.config.app import (
     Rollout,
     ServiceSettings,
     SessionAffinity,
+    Toleration,
     Topology,
     canary_pods,
 )
 from components.config.base import (
     DNS1123,
-    ENVIRONMENTS,
     MAX_APP_NAME,
     MOVING_TAGS,
     PROJECT,
@@ -90,11 +90,15 @@ from components.config.settings import (
     NamespaceQuota,
     NetworkSettings,
 )
-from components.config.stack import ENVIRONMENT_DEFAULTS, StackConfig
+from components.config.stack import (
+    ENVIRONMENT_DEFAULTS,
+    StackConfig,
+    environments,
+    production_rules,
+)
 
 __all__ = [
     "DNS1123",
-    "ENVIRONMENTS",
     "ENVIRONMENT_DEFAULTS",
     "JENKINS_DEFAULT_CIDR",
     "JENKINS_RESOURCE_DEFAULTS",
@@ -147,12 +151,15 @@ __all__ = [
     "ServiceSettings",
     "SessionAffinity",
     "StackConfig",
+    "Toleration",
     "Topology",
     "canary_pods",
     "check_secret_keys",
     "deep_merge",
+    "environments",
     "format_errors",
     "image_parts",
     "load",
+    "production_rules",
     "with_defaults",
 ]

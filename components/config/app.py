@@ -19,12 +19,14 @@ from components.config.base import (
     FreeText,
     ImageRef,
     ImageTag,
+    LabelKey,
     LabelValue,
     Model,
     Port,
     PositiveQuantity,
     Problems,
     _environment,
+    _production_rules,
     image_parts,
 )
 from components.config.release import CanaryWeight as CanaryWeight
@@ -45,6 +47,7 @@ from components.config.workload import Probes as Probes
 from components.config.workload import ResourceList as ResourceList
 from components.config.workload import Resources as Resources
 from components.config.workload import Rollout as Rollout
+from components.config.workload import Toleration as Toleration
 from components.config.workload import Topology as Topology
 
 # --- Image build -----------------------------------------------------------------------------
@@ -147,6 +150,14 @@ class AppConfig(Model):
     """Rolling update and shutdown timing."""
     topology: Topology = Field(default_factory=Topology)
     """Topology spread."""
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Node labels every pod of the app requires (pod spec `nodeSelector`, in every workload of
+    the app). Keys and values follow the label rules the API server applies to it
+    (`ValidatePodSpec` -> apimachinery `ValidateLabels`: IsQualifiedName, IsValidLabelValue).
+    Empty (default): any node."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints every pod of the app tolerates (pod spec `tolerations`, in every workload of the
+    app). Empty (default): none."""
     security: PodSecurity = Field(default_factory=PodSecurity)
     """UID/GID the pod runs as."""
     tmp_size_limit: PositiveQuantity = "64Mi"
@@ -250,8 +261,8 @@ class AppConfig(Model):
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         self._release_rules(problems)
-        if env == "prod":
-            self._prod_rules(problems)
+        if _production_rules(info):
+            self._production_rules(env, problems)
         problems.raise_if_any()
         return self
 
@@ -320,18 +331,19 @@ class AppConfig(Model):
                     "weight, raise replicas or use pdb.maxUnavailable",
                 )
 
-    def _prod_rules(self, problems: Problems) -> None:
+    def _production_rules(self, env: str, problems: Problems) -> None:
+        """Prod's rules, in every environment whose `productionRules` is true (prod, staging)."""
         if self.min_pods < 2:
             key = "autoscaling.minReplicas" if self.autoscaling.enabled else "replicas"
             problems.add(
-                key, f"prod needs >= 2 replicas for availability; {key} is {self.min_pods}"
+                key, f"{env} needs >= 2 replicas for availability; {key} is {self.min_pods}"
             )
         if not self.pdb.enabled:
-            problems.add("pdb.enabled", "prod requires a PodDisruptionBudget (pdb.enabled: true)")
+            problems.add("pdb.enabled", f"{env} requires a PodDisruptionBudget (pdb.enabled: true)")
         if self.service.type == "LoadBalancer" and not self.service.effective_source_ranges:
             problems.add(
                 "service.loadBalancerSourceRanges",
-                "a prod LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
+                f"a {env} LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
                 "set service.openToInternet: true to open it to everyone explicitly",
             )
 

@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -23,8 +23,9 @@ from pydantic_core import PydanticCustomError
 import appstack_grammar as grammar
 
 PROJECT = "appstack"
-Environment = Literal["dev", "prod"]
-ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
+#: An environment's name: a key of `ENVIRONMENT_DEFAULTS` (components/config/stack.py), which is
+#: the one list of environments; the stack model checks membership against it.
+Environment = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*$", max_length=20)]
 
 # --------------------------------------------------------------------------------------------
 # Field types with Kubernetes' own validation rules (the rules: appstack_grammar)
@@ -163,6 +164,17 @@ LabelKey = Annotated[
         "63 characters of letters, digits, '-', '_' and '.' starting and ending alphanumeric",
     ),
 ]
+OptionalLabelKey = Annotated[
+    str,
+    _rule(
+        "label_key",
+        _optional(grammar.is_qualified_name),
+        "is not a label key: [prefix/]name, prefix a DNS-1123 subdomain, name at most 63 "
+        "characters of letters, digits, '-', '_' and '.' starting and ending alphanumeric "
+        "(or empty)",
+    ),
+]
+"""A label key or nothing (a toleration's key: empty matches every taint key)."""
 LabelValue = Annotated[
     str,
     _rule(
@@ -284,6 +296,13 @@ class Problems:
 def _environment(info: ValidationInfo) -> str:
     context = info.context or {}
     return str(context.get("environment", "dev"))
+
+
+def _production_rules(info: ValidationInfo) -> bool:
+    """Whether the environment being loaded keeps prod's rules (its `productionRules` in
+    ENVIRONMENT_DEFAULTS, handed to validation as context by `components.config.load`)."""
+    context = info.context or {}
+    return bool(context.get("production_rules", False))
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

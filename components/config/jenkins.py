@@ -31,6 +31,7 @@ from components.config.base import (
     PositiveQuantity,
     Problems,
     _environment,
+    _production_rules,
     deep_merge,
     image_parts,
 )
@@ -125,7 +126,8 @@ class JenkinsCredentials(Model):
 
     secret_name: ObjectName = "jenkins-ci-credentials"
     """Secret with keys pulumi-passphrase, pulumi-backend-url, kubeconfig-dev,
-    kubeconfig-prod-preview, kubeconfig-prod, scm-username and scm-token (docs/ci.md)."""
+    kubeconfig-staging, kubeconfig-prod-preview, kubeconfig-prod, scm-username and scm-token
+    (docs/ci.md)."""
 
 
 class JenkinsAuthorization(Model):
@@ -411,36 +413,37 @@ class JenkinsSettings(Model):
                 f"memory limit ({self.resources.limits.memory}) is below 1Gi; the Jenkins "
                 "controller does not start reliably with less",
             )
-        if _environment(info) == "prod":
-            self._prod_rules(problems)
+        if _production_rules(info):
+            env = _environment(info)
+            self._production_rules(problems, env)
             if not self.kube_api_cidrs:
                 problems.add(
                     "kubeApiCidrs",
-                    "prod requires the Kubernetes API server CIDRs (controller egress on "
+                    f"{env} requires the Kubernetes API server CIDRs (controller egress on "
                     "443/6443); `kubectl get endpoints kubernetes -n default` lists them",
                 )
             if not self.job.repository:
                 problems.add(
                     "job.repository",
-                    "prod requires the repository of the pipeline job (https clone URL)",
+                    f"{env} requires the repository of the pipeline job (https clone URL)",
                 )
             if not self.home.protect:
                 problems.add(
                     "home.protect",
-                    "prod requires home.protect: true (JENKINS_HOME is protected and retained "
+                    f"{env} requires home.protect: true (JENKINS_HOME is protected and retained "
                     "on delete)",
                 )
         problems.raise_if_any()
         return self
 
-    def _prod_rules(self, problems: Problems) -> None:
-        """Prod: someone besides the break-glass admin can approve; the API server CIDRs are
-        real addresses."""
+    def _production_rules(self, problems: Problems, env: str) -> None:
+        """An environment with prod's rules: someone besides the break-glass admin can approve;
+        the API server CIDRs are real addresses."""
         auth = self.authorization
         if auth.realm == "local" and not auth.deployers:
             problems.add(
                 "authorization.deployers",
-                "prod needs at least one approver: with realm 'local' (no groups) list the users "
+                f"{env} needs at least one approver: with realm 'local' (no groups) list the users "
                 "who may approve prod deploys (each password is the key of that name in Secret "
                 f"'{auth.users_secret_name}'); deployersGroup needs an external realm",
             )

@@ -15,13 +15,14 @@ from pydantic import (
 
 from components.config.base import (
     CUSTOM_ERRORS,
-    ENVIRONMENTS,
     PROJECT,
     deep_merge,
 )
 from components.config.stack import (
     ENVIRONMENT_DEFAULTS,
     StackConfig,
+    environments,
+    production_rules,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -83,11 +84,11 @@ def load(raw: Mapping[str, Any]) -> StackConfig:
     Raises ConfigError listing every problem found.
     """
     environment = raw.get("environment")
-    if environment not in ENVIRONMENTS:
+    if not isinstance(environment, str) or environment not in ENVIRONMENT_DEFAULTS:
         # Without a valid environment no defaults apply; report it with the other problems.
         problems = [
             f"{PROJECT}:environment: {environment!r} is not an environment; "
-            f"allowed: {', '.join(ENVIRONMENTS)}"
+            f"allowed: {', '.join(environments())}"
         ]
         try:
             StackConfig.model_validate({**raw, "environment": "dev"})
@@ -98,7 +99,13 @@ def load(raw: Mapping[str, Any]) -> StackConfig:
         raise ConfigError(problems)
     merged = with_defaults(raw, str(environment))
     try:
-        return StackConfig.model_validate(merged, context={"environment": environment})
+        return StackConfig.model_validate(
+            merged,
+            context={
+                "environment": environment,
+                "production_rules": production_rules(environment),
+            },
+        )
     except ValidationError as exc:
         raise ConfigError(format_errors(exc)) from None
 

@@ -7,14 +7,17 @@ from typing import Annotated, Any
 from pydantic import (
     Field,
     SecretStr,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from components.config.app import (
     AppConfig,
     RegistryCredentials,
 )
 from components.config.base import (
+    CUSTOM_ERRORS,
     DNS1123,
     AppName,
     Environment,
@@ -34,12 +37,15 @@ from components.config.settings import (
 )
 from components.kube import labels
 
+CUSTOM_ERRORS.add("appstack_environment")
+
 
 class StackConfig(Model):
     """The whole stack: `appstack:*` keys."""
 
     environment: Environment
-    """dev or prod; selects the environment defaults and the prod invariants."""
+    """A key of ENVIRONMENT_DEFAULTS (dev, staging, prod); selects the environment defaults and
+    whether prod's rules apply (`productionRules`)."""
     namespace: DNS1123 = "appstack"
     """Namespace of the apps."""
     apps: dict[AppName, AppConfig] = Field(min_length=1)
@@ -62,6 +68,17 @@ class StackConfig(Model):
     # Jenkins (issue 4)
     jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)
     """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        if value not in ENVIRONMENT_DEFAULTS:
+            raise PydanticCustomError(
+                "appstack_environment",
+                "'{value}' is not an environment; allowed: {allowed}",
+                {"value": value, "allowed": ", ".join(environments())},
+            )
+        return value
 
     @model_validator(mode="after")
     def _cross_app_rules(self) -> StackConfig:
@@ -136,11 +153,22 @@ class StackConfig(Model):
 
 
 # --------------------------------------------------------------------------------------------
-# Environment defaults: data, not `if env == "prod"` in components.
+# Environments: data, not `if env == "prod"` in components.
+#
+# One entry per environment, in promotion order (dev -> staging -> prod); nothing else in the
+# program lists them (stackctl's stack names, the pipelines' order and the tests read this).
+# An entry is:
+#   productionRules  whether prod's rules apply: the invariants of the config model (>= 2 pods,
+#                    PDB, LoadBalancer source ranges, Jenkins API CIDRs / job / protected home)
+#                    and, in the policy pack, the strict reading (policy/rules/base.py
+#                    PRODUCTION_RULES says the same per environment; a test holds them equal);
+#   app              defaults under every `appstack:apps.<name>` value;
+#   stack            defaults under the stack-wide `appstack:*` values.
 # --------------------------------------------------------------------------------------------
 
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "dev": {
+        "productionRules": False,
         "app": {
             "replicas": 1,
             "service": {"type": "ClusterIP"},
@@ -163,7 +191,39 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    # staging: prod's rules and shape (autoscaled, PDB, zone spread, LoadBalancer with source
+    # ranges, monitoring thresholds between dev's and prod's), at about half prod's size.
+    "staging": {
+        "productionRules": True,
+        "app": {
+            "replicas": 2,
+            "service": {"type": "LoadBalancer"},
+            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4},
+            "pdb": {"enabled": True},
+            "rollout": {
+                "minReadySeconds": 10,
+                "terminationGracePeriodSeconds": 45,
+                "preStopSleepSeconds": 10,
+            },
+            "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
+            "slo": {"availability": 99.5},
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi", "ephemeralStorage": "64Mi"},
+                "limits": {"cpu": "500m", "memory": "256Mi", "ephemeralStorage": "256Mi"},
+            },
+        },
+        "stack": {
+            "monitoring": {"alerts": {"errorRatio": 0.05, "p95LatencySeconds": 0.5}},
+            # Jenkins runs once, in the prod stack; should a staging stack enable it, its home
+            # is protected as prod's (prod's rules), at a smaller size.
+            "jenkins": {
+                "home": {"size": "20Gi", "protect": True},
+                "service": {"type": "ClusterIP"},
+            },
+        },
+    },
     "prod": {
+        "productionRules": True,
         "app": {
             "replicas": 3,
             "service": {"type": "LoadBalancer"},
@@ -191,3 +251,13 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def environments() -> tuple[str, ...]:
+    """Every environment, in promotion order (the keys of ENVIRONMENT_DEFAULTS)."""
+    return tuple(ENVIRONMENT_DEFAULTS)
+
+
+def production_rules(environment: str) -> bool:
+    """Whether prod's rules apply to `environment` (KeyError for an unknown one)."""
+    return bool(ENVIRONMENT_DEFAULTS[environment]["productionRules"])

@@ -1,5 +1,5 @@
 """Settings of an app's pods and their count: resources, probes, autoscaling, PDB, rollout,
-topology spread, pod security (parts of `AppConfig`)."""
+topology spread, node placement (tolerations), pod security (parts of `AppConfig`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pydantic_core import PydanticCustomError
 from appstack_grammar import parse_quantity
 from components.config.base import (
     IntOrPercent,
+    LabelValue,
     Model,
+    OptionalLabelKey,
     ProbePath,
     Problems,
     Quantity,
@@ -191,6 +193,47 @@ class Topology(Model):
     """Maximum difference in pod count between domains."""
     when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "ScheduleAnyway"
     """What the scheduler does when the spread cannot be met."""
+
+
+class Toleration(Model):
+    """A taint the app's pods tolerate (core/v1 Toleration), validated as the API server does:
+    k8s.io/kubernetes pkg/apis/core/validation/validation.go `validateTolerations` (key a
+    qualified name, or empty only with operator Exists; Exists with an empty value; Equal with a
+    label value; effect empty or a taint effect; tolerationSeconds only with NoExecute). The
+    operators Lt and Gt (feature gate TaintTolerationComparisonOperators, alpha) are not offered."""
+
+    key: OptionalLabelKey = ""
+    """Taint key (a label key); empty with operator Exists matches every taint."""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    """Equal: the taint's value must be `value`; Exists: any value (then `value` stays empty)."""
+    value: LabelValue = ""
+    """Taint value for operator Equal (a label value)."""
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = ""
+    """Taint effect to tolerate; empty matches every effect."""
+    toleration_seconds: int | None = Field(default=None, ge=0)
+    """NoExecute only: how long a pod stays bound after the taint appears; None: forever."""
+
+    @model_validator(mode="after")
+    def _api_server_rules(self) -> Toleration:
+        problems = Problems()
+        if not self.key and self.operator != "Exists":
+            problems.add(
+                "operator",
+                f"operator must be Exists when key is empty (which matches every taint key); "
+                f"it is {self.operator}",
+            )
+        if self.operator == "Exists" and self.value:
+            problems.add(
+                "value", f"value must be empty when operator is Exists; it is {self.value!r}"
+            )
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            problems.add(
+                "tolerationSeconds",
+                "tolerationSeconds needs effect: NoExecute (it bounds how long a NoExecute "
+                f"taint leaves the pod running); effect is {self.effect or 'empty'}",
+            )
+        problems.raise_if_any()
+        return self
 
 
 class PodSecurity(Model):

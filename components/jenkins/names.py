@@ -41,6 +41,7 @@ PIPELINE_CREDENTIALS: dict[str, str] = {
     "pulumi-passphrase": "string",
     "pulumi-backend-url": "string",
     "kubeconfig-dev": "file",
+    "kubeconfig-staging": "file",
     "kubeconfig-prod-preview": "file",
 }
 #: The prod deploy credential: not global, but a credential of the prod folder

@@ -26,11 +26,12 @@ from typing import Any
 from appstack_grammar import parse_quantity, split_image
 from policy.rules.availability import check_pdb_consistent, check_zero_downtime_rollout
 from policy.rules.base import (
-    ENVIRONMENTS,
     POD_TEMPLATE_KINDS,
+    PRODUCTION_RULES,
     Rule,
     RuleContext,
     Violation,
+    environments,
     object_id,
     template_of,
 )
@@ -41,14 +42,15 @@ from policy.rules.rbac import SECRETS_REASON_ANNOTATION, check_rbac_no_wildcards
 from policy.rules.resources import check_probes, check_resources_requests_limits
 
 __all__ = [
-    "ENVIRONMENTS",
     "POD_TEMPLATE_KINDS",
+    "PRODUCTION_RULES",
     "RULES",
     "RULE_NAMES",
     "SECRETS_REASON_ANNOTATION",
     "Rule",
     "RuleContext",
     "Violation",
+    "environments",
     "evaluate",
     "object_id",
     "parse_quantity",

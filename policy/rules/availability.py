@@ -154,8 +154,9 @@ def check_pdb_consistent(objects: Objects, ctx: RuleContext) -> list[Violation]:
                     Violation(
                         rule,
                         object_id(workload),
-                        f"runs {replicas} replicas in prod but no PodDisruptionBudget selects "
-                        "its spec.template.metadata.labels; add a PDB (e.g. maxUnavailable 1)",
+                        f"runs {replicas} replicas in {ctx.environment} but no "
+                        "PodDisruptionBudget selects its spec.template.metadata.labels; add a "
+                        "PDB (e.g. maxUnavailable 1)",
                     )
                 )
     return out
@@ -215,7 +216,9 @@ def _strategy_problems(deployment: Mapping[str, Any], ctx: RuleContext) -> Itera
     if ctx.prod:
         min_ready = spec.get("minReadySeconds")
         if not is_int(min_ready) or min_ready <= 0:
-            yield f"spec.minReadySeconds is {show(min_ready)}; in prod it must be > 0"
+            yield (
+                f"spec.minReadySeconds is {show(min_ready)}; in {ctx.environment} it must be > 0"
+            )
 
 
 def _grace_problems(template: PodTemplate) -> Iterator[str]:

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeGuard
 
-ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
+#: Environment -> whether prod's rules apply to it: the strict reading of image-pinned (no moving
+#: tag), pdb-consistent (replicated workloads need a PDB), zero-downtime-rollout (minReadySeconds)
+#: and loadbalancer-source-ranges. Data, in promotion order: a new environment is an entry here,
+#: its enforcement levels in policy/config/<environment>.json and its defaults in
+#: components/config/stack.py ENVIRONMENT_DEFAULTS, whose `productionRules` says the same (the
+#: pack's venv has no `components`; tests/policy/test_environments.py holds the two equal).
+PRODUCTION_RULES: dict[str, bool] = {"dev": False, "staging": True, "prod": True}
+
+
+def environments() -> tuple[str, ...]:
+    """The environments the rules know, in promotion order."""
+    return tuple(PRODUCTION_RULES)
+
 
 # Kinds whose objects carry a pod template, and where the template lives.
 POD_TEMPLATE_KINDS: Mapping[str, str] = {
@@ -60,16 +72,17 @@ class Violation:
 @dataclass(frozen=True)
 class RuleContext:
     environment: str
-    """"dev" or "prod"."""
+    """A key of PRODUCTION_RULES: dev, staging, prod."""
 
     def __post_init__(self) -> None:
-        if self.environment not in ENVIRONMENTS:
-            allowed = ", ".join(ENVIRONMENTS)
+        if self.environment not in PRODUCTION_RULES:
+            allowed = ", ".join(environments())
             raise ValueError(f"unknown environment {self.environment!r}; allowed: {allowed}")
 
     @property
     def prod(self) -> bool:
-        return self.environment == "prod"
+        """Prod's rules apply (prod, staging: PRODUCTION_RULES)."""
+        return PRODUCTION_RULES[self.environment]
 
 
 Objects = Sequence[Mapping[str, Any]]

@@ -42,7 +42,7 @@ def _image_problems(path: str, image: str, ctx: RuleContext) -> Iterator[str]:
     elif ctx.prod and digest is None and tag in MOVING_TAGS:
         moving = ", ".join(sorted(MOVING_TAGS))
         yield (
-            f"{path} is {show(image)}: moving tag {show(tag)} in prod; use a "
+            f"{path} is {show(image)}: moving tag {show(tag)} in {ctx.environment}; use a "
             f"digest (@sha256:...) or a version tag (not {moving})"
         )
 

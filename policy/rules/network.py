@@ -39,7 +39,7 @@ def check_loadbalancer_source_ranges(objects: Objects, ctx: RuleContext) -> list
                     object_id(service),
                     "spec.loadBalancerSourceRanges is "
                     f"{show(spec.get('loadBalancerSourceRanges'))} on a LoadBalancer Service "
-                    "in prod; list the allowed CIDRs "
+                    f"in {ctx.environment}; list the allowed CIDRs "
                     "(0.0.0.0/0 only where the config explicitly allows the world)",
                 )
             )

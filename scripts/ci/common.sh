@@ -32,15 +32,28 @@ die() {
 
 stackctl() { (cd "$REPO_ROOT" && "$PYTHON" -m stackctl "$@"); }
 
-# The stack argument: dev, prod, <org>/prod, prod-eu ... (the environment is its first word).
+# The stack argument: dev, staging, prod, <org>/prod, prod-eu ... (the environment is its first
+# word).
 require_stack() {
   local stack="${1:-}"
-  [[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || die "usage: $(basename "$0") <stack> (dev or prod)"
+  [[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || die "usage: $(basename "$0") <stack> (dev, staging or prod)"
 }
 
 stack_environment() {
   local short="${1##*/}"
   printf '%s\n' "${short%%-*}"
+}
+
+# The environments whose failed deploy is rolled back automatically: those that keep prod's
+# rules (`productionRules` in components/config/stack.py ENVIRONMENT_DEFAULTS; tests/ci holds
+# this list equal to it). Others (dev) are left as they are, for debugging.
+ROLLBACK_ENVIRONMENTS=(staging prod)
+rolls_back_on_failure() {
+  local environment="$1" each
+  for each in "${ROLLBACK_ENVIRONMENTS[@]}"; do
+    [[ "$each" == "$environment" ]] && return 0
+  done
+  return 1
 }
 
 # Fail early, by name only, when a credential the deploy needs is missing.

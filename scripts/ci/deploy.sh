@@ -10,15 +10,17 @@
 #   verify.sh <stack>   every app checked from outside (python -m stackctl verify): a stack that
 #     updated but does not answer ready is a failed deploy too.
 #
-# On failure of a prod stack it rolls back (rollback.sh: only if an update actually ran) and then
-# exits non-zero EVEN IF THE ROLLBACK SUCCEEDED, so the pipeline stays red and someone looks.
-# Other stacks (dev) are left as they are, for debugging. ROLLBACK_ON_FAILURE=true|false
-# overrides the default. After a rollback the stack is verified again (reported, not fatal).
+# On failure of a stack that keeps prod's rules (staging, prod: ROLLBACK_ENVIRONMENTS in
+# common.sh) it rolls back (rollback.sh: only if an update actually ran) and then exits non-zero
+# EVEN IF THE ROLLBACK SUCCEEDED, so the pipeline stays red (a staging failure stops it before
+# the prod approval) and someone looks. Other stacks (dev) are left as they are, for debugging.
+# ROLLBACK_ON_FAILURE=true|false overrides the default. After a rollback the stack is verified
+# again (reported, not fatal).
 #
 # GitOps (GITOPS=true): the same step in the same place of the pipeline (so behind the same
 # approval for prod) publishes the stack's manifests with the built images instead
 # (publish-manifests.sh <stack>; Argo CD applies them) and verifies the apps (verify.sh). When a
-# prod stack fails that, its manifests are reverted on the branch (revert-manifests.sh), the
+# staging or prod stack fails that, its manifests are reverted on the branch (revert-manifests.sh), the
 # apps are checked again without expecting the new version, and the job still fails.
 #
 # Needs: the Pulumi CLI on PATH, the project venv (bootstrap.sh), PULUMI_BACKEND_URL or
@@ -35,7 +37,7 @@ built="$(deploy_images)"
 environment="$(stack_environment "$stack")"
 rollback="${ROLLBACK_ON_FAILURE:-}"
 if [[ -z "$rollback" ]]; then
-  if [[ "$environment" == prod ]]; then rollback=true; else rollback=false; fi
+  if rolls_back_on_failure "$environment"; then rollback=true; else rollback=false; fi
 fi
 
 if [[ "${GITOPS:-false}" == true ]]; then

@@ -2,8 +2,8 @@
 # GitOps rollback: put a stack's manifests back as they were before this pipeline published them:
 #   revert-manifests.sh <stack> [branch]      (branch: $MANIFESTS_BRANCH, default `manifests`)
 #
-# deploy.sh calls it when the apps of a prod stack fail verify.sh after publish-manifests.sh
-# pushed new manifests. That publish recorded the commit it pushed and the branch head before it
+# deploy.sh calls it when the apps of a staging or prod stack fail verify.sh after
+# publish-manifests.sh pushed new manifests. That publish recorded the commit it pushed and the branch head before it
 # ($STATE_DIR/published-<stack>). This script fetches the branch, restores manifests/<stack> as
 # it was at that earlier head (removes it when the stack had none) and pushes one commit,
 # "revert <stack> to <head>: <pushed> failed verification"; Argo CD then syncs the previous

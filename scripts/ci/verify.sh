@@ -5,7 +5,7 @@
 #
 # Every app's readiness URL (stack output `health_urls`: Ingress host or LoadBalancer address)
 # must answer 200 within VERIFY_TIMEOUT seconds (default 300). deploy.sh runs this after every
-# deploy; a failure there is a failed deploy (automatic rollback for prod).
+# deploy; a failure there is a failed deploy (automatic rollback for staging and prod).
 #
 # VERIFY_URLS ("app=URL,app=URL"): URLs to use instead of the stack output, for apps the runner
 # cannot reach at their own address (a dev ClusterIP Service: a port-forward, a VPN address).

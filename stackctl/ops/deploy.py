@@ -47,6 +47,7 @@ from stackctl.ops.rollback import (
 from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
+    keeps_production_rules,
     policy_arguments,
     read_stack_images,
     stack_environment,
@@ -115,9 +116,9 @@ BackendFactory = Callable[[str, Path, bool], StackBackend]
 
 def default_backend_factory(stack: str, project_dir: Path, create: bool) -> StackBackend:
     backend = PulumiAutomationBackend(stack, project_dir, create=create)
-    if backend.settings.is_local_file_backend and stack_environment(stack) == "prod":
+    if backend.settings.is_local_file_backend and keeps_production_rules(stack):
         print(
-            "warning: prod stack on a local file backend "
+            f"warning: {stack_environment(stack)} stack on a local file backend "
             f"({backend.settings.backend_url}); set PULUMI_BACKEND_URL to the team backend",
             file=sys.stderr,
         )
@@ -186,7 +187,7 @@ def _handle_rollback(args: argparse.Namespace) -> int:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stack", help="stack name: dev, prod (or <org>/<stack>)")
+    parser.add_argument("stack", help="stack name: dev, staging, prod (or <org>/<stack>)")
     parser.add_argument(
         "--project-dir",
         default=str(REPO_ROOT),

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import yaml
 
+from components.config import environments, production_rules
 from components.image.git import git_head
 from stackctl.errors import UserError
 
 PROJECT = "appstack"
 APPS_KEY = f"{PROJECT}:apps"
-ENVIRONMENTS = ("dev", "prod")
 _STACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _IMAGES_RE = re.compile(r"\bimages: (\S+)")
 
@@ -26,7 +26,9 @@ _IMAGES_RE = re.compile(r"\bimages: (\S+)")
 
 def validate_stack_name(stack: str) -> str:
     if not _STACK_NAME_RE.match(stack) or "//" in stack or stack.endswith("/"):
-        raise UserError(f"invalid stack name {stack!r}: expected dev, prod or <org>/<stack>")
+        raise UserError(
+            f"invalid stack name {stack!r}: expected {', '.join(environments())} or <org>/<stack>"
+        )
     return stack
 
 
@@ -36,15 +38,22 @@ def stack_short_name(stack: str) -> str:
 
 
 def stack_environment(stack: str) -> str:
-    """dev or prod from `dev`, `prod`, `org/prod`, `dev-alice`; anything else is an error."""
+    """The environment (a key of components.config.ENVIRONMENT_DEFAULTS) from `dev`, `staging`,
+    `org/prod`, `dev-alice`; anything else is an error."""
     short = stack_short_name(validate_stack_name(stack))
     env = short.split("-", 1)[0]
-    if env not in ENVIRONMENTS:
+    known = environments()
+    if env not in known:
         raise UserError(
             f"cannot tell the environment of stack {stack!r}: its name must be "
-            f"{' or '.join(ENVIRONMENTS)} (optionally <org>/ prefixed, or -suffixed)"
+            f"{', '.join(known[:-1])} or {known[-1]} (optionally <org>/ prefixed, or -suffixed)"
         )
     return env
+
+
+def keeps_production_rules(stack: str) -> bool:
+    """Whether the stack's environment keeps prod's rules (staging, prod)."""
+    return production_rules(stack_environment(stack))
 
 
 def policy_arguments(project_dir: Path, environment: str) -> tuple[list[str], list[str]]:

@@ -281,7 +281,7 @@ def register(subparsers: Any) -> None:
         description="GET each app's readiness URL (stack output health_urls) until it answers "
         "200 or the timeout passes. Exit 0 all ready, 1 any not ready, 2 bad input.",
     )
-    parser.add_argument("stack", help="stack name: dev, prod (or <org>/<stack>)")
+    parser.add_argument("stack", help="stack name: dev, staging, prod (or <org>/<stack>)")
     parser.add_argument("--project-dir", default=str(REPO_ROOT), help="directory with Pulumi.yaml")
     parser.add_argument("--timeout", type=_seconds, default=300.0, help="overall seconds (300)")
     parser.add_argument(

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from tests import tooling
+from tests.tooling import SHIPPED_STACKS
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -20,7 +22,8 @@ GITLAB_CI = REPO / ".gitlab-ci.yml"
 JENKINSFILE = REPO / "Jenkinsfile"
 CI_SCRIPTS = REPO / "scripts" / "ci"
 
-STACKS = ("dev", "prod")
+#: Every stack, in promotion order: each one's deploy waits for the one before it.
+STACKS = SHIPPED_STACKS
 SECRET_VARS = (
     "PULUMI_CONFIG_PASSPHRASE",
     "PULUMI_ACCESS_TOKEN",
@@ -183,10 +186,9 @@ def script_lines(job: Mapping[str, Any]) -> list[str]:
 
 def gitlab_problems(doc: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
-    if doc.get("stages") != ["test", "preview", "deploy-dev", "deploy-prod"]:
-        problems.append(
-            f"stages are {doc.get('stages')}, not test, preview, deploy-dev, deploy-prod"
-        )
+    expected_stages = ["test", "preview", *(f"deploy-{stack}" for stack in STACKS)]
+    if doc.get("stages") != expected_stages:
+        problems.append(f"stages are {doc.get('stages')}, not {', '.join(expected_stages)}")
     for name, job in gitlab_jobs(doc).items():
         text = "\n".join(script_lines(job))
         if SECRET_ECHO.search(text):
@@ -281,7 +283,8 @@ def jenkins_stages(source: str) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------
 # One gate for both paths (issue 11): image -> dev (deploy or GitOps publish, then verify) ->
-# approval -> prod. GitOps publishing happens only inside deploy.sh, i.e. in the deploy jobs.
+# staging (the same, issue 32) -> approval -> prod. GitOps publishing happens only inside
+# deploy.sh, i.e. in the deploy jobs.
 
 PUBLISH_CALL = re.compile(r"scripts/ci/publish-manifests\.sh")
 
@@ -311,9 +314,9 @@ def github_gate_problems(workflow: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     all_jobs = jobs(workflow)
     deployers = {deployed_stack(j): n for n, j in all_jobs.items() if deployed_stack(j)}
-    if set(deployers) != {"dev", "prod"}:
+    if set(deployers) != set(STACKS):
         return [f"expected one deploy job per stack, found {sorted(map(str, deployers))}"]
-    dev, prod = deployers["dev"], deployers["prod"]
+    prod = deployers["prod"]
     builders = [
         n
         for n, j in all_jobs.items()
@@ -322,7 +325,7 @@ def github_gate_problems(workflow: Mapping[str, Any]) -> list[str]:
     if len(builders) != 1:
         return [f"expected one image build job, found {builders}"]
     build = builders[0]
-    for name in (dev, prod):
+    for name in (deployers[stack] for stack in STACKS):
         if build not in upstream(all_jobs, name):
             problems.append(f"{name}: does not wait for the image build {build}")
         env = {k: v for s in steps(all_jobs[name]) for k, v in (s.get("env") or {}).items()}
@@ -330,8 +333,12 @@ def github_gate_problems(workflow: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name}: DEPLOY_IMAGES is not the digest output of {build}")
         if "vars.GITOPS" not in str(env.get("GITOPS", "")):
             problems.append(f"{name}: GITOPS is not passed, so the GitOps path skips this gate")
-    if dev not in upstream(all_jobs, prod):
-        problems.append(f"{prod}: prod does not wait for the dev deploy {dev}")
+    for before, stack in pairwise(STACKS):
+        if deployers[before] not in upstream(all_jobs, deployers[stack]):
+            problems.append(
+                f"{deployers[stack]}: {stack} does not wait for the {before} deploy "
+                f"{deployers[before]}"
+            )
     if environment_name(all_jobs[prod].get("environment")) != "production":
         problems.append(f"{prod}: prod without `environment: production` (approval)")
     for where, text in run_texts(workflow):
@@ -359,7 +366,7 @@ def gitlab_gate_problems(doc: Mapping[str, Any]) -> list[str]:
             deployers[match.group(1)] = name
         if PUBLISH_CALL.search("\n".join(script_lines(job))):
             problems.append(f"{name}: publishes manifests outside deploy.sh (bypasses the gate)")
-    if set(deployers) != {"dev", "prod"}:
+    if set(deployers) != set(STACKS):
         return [*problems, f"expected one deploy job per stack, found {sorted(deployers)}"]
     builders = [
         n for n, j in all_jobs.items() if any("build-image.sh" in ln for ln in script_lines(j))
@@ -370,9 +377,10 @@ def gitlab_gate_problems(doc: Mapping[str, Any]) -> list[str]:
     dotenv = ((all_jobs[build].get("artifacts") or {}).get("reports") or {}).get("dotenv")
     if dotenv != "out/ci/image.env":
         problems.append(f"{build}: the digest is not handed on as a dotenv report")
-    for stack, name in deployers.items():
+    for name in deployers.values():
         if build not in upstream(all_jobs, name):
             problems.append(f"{name}: does not wait for the image build {build}")
-        if stack == "prod" and deployers["dev"] not in upstream(all_jobs, name):
-            problems.append(f"{name}: prod does not wait for the dev deploy")
+    for before, stack in pairwise(STACKS):
+        if deployers[before] not in upstream(all_jobs, deployers[stack]):
+            problems.append(f"{deployers[stack]}: {stack} does not wait for the {before} deploy")
     return problems

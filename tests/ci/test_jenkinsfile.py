@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.ci.pipelines import JENKINSFILE, jenkins_stages, strip_comments
+from tests.tooling import SHIPPED_STACKS
 
 SOURCE = JENKINSFILE.read_text(encoding="utf-8")
 CODE = strip_comments(SOURCE)
@@ -25,6 +28,7 @@ def test_stages_in_order() -> None:
         "Preview",
         "Build image",
         "Deploy dev",
+        "Deploy staging",
         "Release",
     ]
     assert list(PROD_STAGES) == ["Release", "Approve prod", "Deploy prod"]
@@ -48,7 +52,7 @@ def test_options() -> None:
 
 def test_when_conditions() -> None:
     assert "changeRequest()" in STAGES["Preview"]
-    for stage in ("Build image", "Deploy dev", "Release"):
+    for stage in ("Build image", "Deploy dev", "Deploy staging", "Release"):
         assert "branch 'main'" in STAGES[stage], stage
     assert "changeRequest()" in STAGES["Diff"]
 
@@ -64,6 +68,7 @@ def test_credentials_are_bound_with_withcredentials() -> None:
     for binding in bindings:
         assert binding in CODE
     assert "withStackCredentials('kubeconfig-dev', 'scripts/ci/deploy.sh dev')" in CODE
+    assert "withStackCredentials('kubeconfig-staging', 'scripts/ci/deploy.sh staging')" in CODE
     # prod's kubeconfig: never in the multibranch job's pipeline, only in the prod job's
     assert "kubeconfig-prod'" not in CODE
     assert "string(credentialsId: 'kubeconfig-prod', variable: 'KUBECONFIG_DATA_B64')" in PROD_CODE
@@ -106,21 +111,44 @@ def test_prod_needs_approval_by_a_group_and_goes_one_at_a_time() -> None:
     assert approve.index("milestone(") < approve.index("input(") < approve.rindex("milestone(")
 
 
-def test_prod_failure_rolls_back() -> None:
-    deploy = PROD_STAGES["Deploy prod"]
+@pytest.mark.parametrize(
+    ("stack", "stages", "call"),
+    [
+        (
+            "staging",
+            STAGES,
+            "withStackCredentials('kubeconfig-staging', 'scripts/ci/rollback.sh staging')",
+        ),
+        ("prod", PROD_STAGES, "withProdCredentials('scripts/ci/rollback.sh prod')"),
+    ],
+)
+def test_prod_and_staging_failure_rolls_back(stack: str, stages: dict[str, str], call: str) -> None:
+    deploy = stages[f"Deploy {stack}"]
     post = re.search(r"\bpost\s*\{", deploy)
     assert post
     handlers = deploy[post.end() :]
     for condition in ("failure", "aborted"):
         block = re.search(rf"\b{condition}\s*\{{([^}}]*)\}}", handlers)
-        assert block, f"no post {condition} in Deploy prod"
-        assert "withProdCredentials('scripts/ci/rollback.sh prod')" in block.group(1)
+        assert block, f"no post {condition} in Deploy {stack}"
+        assert call in block.group(1)
 
 
-def test_preview_stage_previews_both_stacks_and_archives_the_summaries() -> None:
+def test_staging_is_deployed_and_verified_between_dev_and_the_prod_approval() -> None:
+    """dev, then staging with its functional checks (deploy.sh runs verify.sh), then the
+    approval: a staging failure fails the stage, and a failed stage skips every later one."""
+    names = list(STAGES)
+    assert names.index("Deploy dev") < names.index("Deploy staging") < names.index("Release")
+    staging = STAGES["Deploy staging"]
+    assert staging.index("unstash 'images'") < staging.index("scripts/ci/deploy.sh staging")
+    assert "catchError" not in staging  # its failure stops the build before the prod job starts
+    deploy = (JENKINSFILE.parent / "scripts" / "ci" / "deploy.sh").read_text(encoding="utf-8")
+    assert '"$CI_DIR/verify.sh" "$stack"' in deploy
+
+
+def test_preview_stage_previews_every_stack_and_archives_the_summaries() -> None:
     preview = STAGES["Preview"]
-    assert "'scripts/ci/preview.sh dev out/ci/preview-dev.md'" in preview
-    assert "'scripts/ci/preview.sh prod out/ci/preview-prod.md'" in preview
+    for stack in SHIPPED_STACKS:
+        assert f"'scripts/ci/preview.sh {stack} out/ci/preview-{stack}.md'" in preview
     assert "archiveArtifacts(artifacts: 'out/ci/preview-*.md'" in preview
 
 
@@ -134,9 +162,11 @@ def test_the_built_digest_is_what_both_deploys_run() -> None:
     assert "credentialsId: 'registry-push'" in build
     assert "stash(name: 'images', includes: 'out/ci/images')" in build
     names = list(STAGES)
-    body = STAGES["Deploy dev"]
-    assert body.index("unstash 'images'") < body.index("scripts/ci/deploy.sh")
-    assert names.index("Build image") < names.index("Deploy dev") < names.index("Release")
+    for stage in ("Deploy dev", "Deploy staging"):
+        body = STAGES[stage]
+        assert body.index("unstash 'images'") < body.index("scripts/ci/deploy.sh")
+    names_order = ("Build image", "Deploy dev", "Deploy staging", "Release")
+    assert [names.index(n) for n in names_order] == sorted(names.index(n) for n in names_order)
     # The release hands the same digest to the prod job, which deploys it after the approval.
     release = STAGES["Release"]
     assert release.index("unstash 'images'") < release.index(
@@ -148,9 +178,9 @@ def test_the_built_digest_is_what_both_deploys_run() -> None:
     assert "publish-manifests.sh" not in CODE  # GitOps only through deploy.sh: same gate
 
 
-def test_pull_requests_get_the_render_diff_of_both_stacks() -> None:
+def test_pull_requests_get_the_render_diff_of_every_stack() -> None:
     diff = STAGES["Diff"]
-    for stack in ("dev", "prod"):
+    for stack in SHIPPED_STACKS:
         assert f"sh 'scripts/ci/diff.sh {stack} \"$CHANGE_TARGET\" out/ci/diff-{stack}.md'" in diff
     assert "archiveArtifacts(artifacts: 'out/ci/diff-*.md'" in diff
     names = list(STAGES)

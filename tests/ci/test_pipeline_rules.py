@@ -28,6 +28,7 @@ from tests.ci.pipelines import (
     triggers,
     workflow_files,
 )
+from tests.tooling import SHIPPED_STACKS
 
 
 @pytest.fixture
@@ -113,10 +114,15 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
 
 def test_deploys_run_on_push_to_main_after_tests(deploy_workflow: dict[str, Any]) -> None:
     dev_name, dev = job_deploying(deploy_workflow, "dev")
+    staging_name, staging = job_deploying(deploy_workflow, "staging")
     _, prod = job_deploying(deploy_workflow, "prod")
     assert dev["needs"] == ["test", "image"]
-    assert prod["needs"] == [dev_name, "image"]
-    for job in (dev, prod):
+    assert staging["needs"] == [dev_name, "image"]
+    assert prod["needs"] == [staging_name, "image"]  # after staging's functional checks
+    assert staging["concurrency"] == {"group": "deploy-staging", "cancel-in-progress": False}
+    assert environment_name(staging["environment"]) == "staging"
+    assert any(s.get("run") == "scripts/ci/deploy.sh staging" for s in steps(staging))
+    for job in (dev, staging, prod):
         assert job["if"] == "github.event_name == 'push'"
         assert job["permissions"] == {"contents": "read"}
         secrets_env = {k for s in steps(job) for k in (s.get("env") or {})}
@@ -124,15 +130,18 @@ def test_deploys_run_on_push_to_main_after_tests(deploy_workflow: dict[str, Any]
     assert environment_name(prod["environment"]) == "production"
     assert prod["concurrency"] == {"group": "deploy-prod", "cancel-in-progress": False}
     # rollback needs the last good commit: full history
-    checkout = next(s for s in steps(prod) if str(s.get("uses", "")).startswith("actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0
+    for job in (staging, prod):
+        checkout = next(
+            s for s in steps(job) if str(s.get("uses", "")).startswith("actions/checkout")
+        )
+        assert checkout["with"]["fetch-depth"] == 0
 
 
 def test_preview_matrix_comments_on_the_pull_request(deploy_workflow: dict[str, Any]) -> None:
     preview = jobs(deploy_workflow)["preview"]
     assert "pull_request" in preview["if"]
     stacks = [entry["stack"] for entry in preview["strategy"]["matrix"]["include"]]
-    assert stacks == ["dev", "prod"]
+    assert stacks == list(SHIPPED_STACKS)
     assert preview["permissions"] == {"contents": "read", "pull-requests": "write"}
     runs = " ".join(str(s.get("run", "")) for s in steps(preview))
     assert 'scripts/ci/preview.sh "$STACK"' in runs
@@ -183,7 +192,7 @@ def test_gitlab_rules_catch_breakage(gitlab: dict[str, Any], breakage: Any, expe
 def test_gitlab_jobs_and_their_triggers(gitlab: dict[str, Any]) -> None:
     all_jobs = gitlab_jobs(gitlab)
     assert all_jobs["test"]["script"] == ["make test"]
-    for stack in ("dev", "prod"):
+    for stack in SHIPPED_STACKS:
         preview = all_jobs[f"preview-{stack}"]
         assert preview["stage"] == "preview"
         assert preview["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
@@ -192,14 +201,22 @@ def test_gitlab_jobs_and_their_triggers(gitlab: dict[str, Any]) -> None:
         assert preview["artifacts"]["paths"] == [f"out/ci/preview-{stack}.md"]
         assert preview["artifacts"]["when"] == "always"
         assert any("post-gitlab-note.sh" in line for line in script_lines(preview))
-    dev, prod = all_jobs["deploy-dev"], all_jobs["deploy-prod"]
-    assert (dev["stage"], prod["stage"]) == ("deploy-dev", "deploy-prod")
-    assert prod["needs"] == ["deploy-dev", "build-image"]
+    dev, staging, prod = (all_jobs[f"deploy-{s}"] for s in ("dev", "staging", "prod"))
+    assert (dev["stage"], staging["stage"], prod["stage"]) == (
+        "deploy-dev",
+        "deploy-staging",
+        "deploy-prod",
+    )
+    assert staging["needs"] == ["deploy-dev", "build-image"]
+    assert staging["script"] == ["scripts/ci/deploy.sh staging"]
+    assert staging["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]  # automatic
+    assert staging["environment"] == {"name": "staging", "deployment_tier": "staging"}
+    assert prod["needs"] == ["deploy-staging", "build-image"]
     assert prod["script"] == ["scripts/ci/deploy.sh prod"]
     assert prod["rules"] == [
         {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual", "allow_failure": False}
     ]
-    for job in (dev, prod):
+    for job in (dev, staging, prod):
         assert job["before_script"] == ["scripts/ci/bootstrap.sh"]
         assert job["image"] == "$PULUMI_IMAGE"
         assert job["variables"]["GIT_DEPTH"] == "0"
@@ -240,7 +257,7 @@ def test_prod_failure_path_calls_the_rollback_script(
     assert gitlab_jobs(gitlab)["deploy-prod"]["script"] == ["scripts/ci/deploy.sh prod"]
     deploy_sh = (CI_SCRIPTS / "deploy.sh").read_text()
     assert '"$CI_DIR/rollback.sh" "$stack"' in deploy_sh
-    assert 'if [[ "$environment" == prod ]]; then rollback=true' in deploy_sh
+    assert 'if rolls_back_on_failure "$environment"; then rollback=true' in deploy_sh
     # (tests/ci/test_scripts.py runs the failure path itself)
 
 
@@ -255,7 +272,14 @@ def test_github_gate(deploy_workflow: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
-        (lambda w: w["jobs"]["deploy-prod"].update(needs=["image"]), "wait for the dev deploy"),
+        (
+            lambda w: w["jobs"]["deploy-prod"].update(needs=["image"]),
+            "prod does not wait for the staging deploy",
+        ),
+        (
+            lambda w: w["jobs"]["deploy-staging"].update(needs=["image"]),
+            "staging does not wait for the dev deploy",
+        ),
         (lambda w: w["jobs"]["deploy-dev"].update(needs=["test"]), "wait for the image build"),
         (lambda w: w["jobs"]["deploy-prod"].pop("environment"), "approval"),
         (
@@ -298,7 +322,14 @@ def test_gitlab_gate(gitlab: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
-        (lambda d: d["deploy-prod"].update(needs=["build-image"]), "wait for the dev deploy"),
+        (
+            lambda d: d["deploy-prod"].update(needs=["build-image"]),
+            "prod does not wait for the staging deploy",
+        ),
+        (
+            lambda d: d["deploy-staging"].update(needs=["build-image"]),
+            "staging does not wait for the dev deploy",
+        ),
         (lambda d: d["deploy-dev"].update(needs=["test"]), "wait for the image build"),
         (lambda d: d["build-image"].pop("artifacts"), "dotenv"),
         (
@@ -331,7 +362,7 @@ def test_deploy_sh_publishes_gitops_manifests_only_in_its_own_step() -> None:
 def test_pull_requests_post_the_render_diff_in_every_system(gitlab: dict[str, Any]) -> None:
     diff = load_yaml(WORKFLOWS / "diff.yml")
     job = jobs(diff)["diff"]
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert job["strategy"]["matrix"]["stack"] == list(SHIPPED_STACKS)
     run = next(s for s in steps(job) if "diff.sh" in str(s.get("run")))
     assert run["run"] == 'scripts/ci/diff.sh "$STACK" "$TARGET_BRANCH" "out/ci/diff-$STACK.md"'
     allow = str(run["env"]["APPSTACK_ALLOW_RISKY_DIFF"])
@@ -339,7 +370,7 @@ def test_pull_requests_post_the_render_diff_in_every_system(gitlab: dict[str, An
     assert {"labeled", "unlabeled"} <= set(triggers(diff)["pull_request"]["types"])
     assert github_problems(diff) == []
     all_jobs = gitlab_jobs(gitlab)
-    for stack in ("dev", "prod"):
+    for stack in SHIPPED_STACKS:
         mr = all_jobs[f"diff-{stack}"]
         assert mr["variables"]["STACK"] == stack
         assert any("scripts/ci/diff.sh" in line for line in script_lines(mr))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from components import config as config_model
 from tests.ci.pipelines import CI_SCRIPTS
 
 PASSPHRASE = "sentinel-passphrase-7f3a"
@@ -493,24 +495,38 @@ def test_malformed_images_are_refused_before_anything_runs(sandbox: Sandbox) -> 
     assert sandbox.calls() == []
 
 
-def test_unhealthy_prod_update_is_rolled_back_to_the_previous_images(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_unhealthy_prod_or_staging_update_is_rolled_back_to_the_previous_images(
+    sandbox: Sandbox, stack: str
+) -> None:
     """The update succeeds, `stackctl verify` fails: the failure path rolls back to the last
-    good update, with the images it ran, and the job stays red."""
+    good update, with the images it ran, and the job stays red. Staging keeps prod's rules, so
+    its functional checks failing rolls it back too (and the red job stops the pipeline before
+    the prod approval)."""
     sandbox.history([{**good_row(2, sandbox.good), "images": OLD_IMAGES}])
-    result = sandbox.run("deploy.sh", "prod", DEPLOY_IMAGES=BUILT, FAKE_VERIFY="1,0")
+    result = sandbox.run("deploy.sh", stack, DEPLOY_IMAGES=BUILT, FAKE_VERIFY="1,0")
     assert result.code == 1, result.out
     assert sandbox.commands() == [
-        "history prod --json",
-        f"deploy prod --yes --image {BUILT}",
-        "verify prod --timeout 300",
-        "history prod --json",
-        f"deploy prod --yes --image {OLD_IMAGES}",
-        "verify prod --timeout 300",
+        f"history {stack} --json",
+        f"deploy {stack} --yes --image {BUILT}",
+        f"verify {stack} --timeout 300",
+        f"history {stack} --json",
+        f"deploy {stack} --yes --image {OLD_IMAGES}",
+        f"verify {stack} --timeout 300",
     ]
     assert Path(sandbox.calls()[4]["cwd"]).resolve() != sandbox.repo.resolve()  # at `good`
     assert "FAILED verification after a successful update" in result.out
-    assert "automatic rollback of prod finished" in result.out
+    assert f"automatic rollback of {stack} finished" in result.out
     no_leftovers(sandbox)
+
+
+def test_the_scripts_roll_back_exactly_the_environments_with_prods_rules() -> None:
+    """common.sh's ROLLBACK_ENVIRONMENTS is the config model's `productionRules`, read back."""
+    common = (CI_SCRIPTS / "common.sh").read_text()
+    match = re.search(r"^ROLLBACK_ENVIRONMENTS=\(([^)]*)\)$", common, re.M)
+    assert match, "common.sh defines ROLLBACK_ENVIRONMENTS"
+    strict = [env for env in config_model.environments() if config_model.production_rules(env)]
+    assert match.group(1).split() == strict
 
 
 def test_redeploy_of_a_commit_without_deploy_image_uses_its_stack_file(

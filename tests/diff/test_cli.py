@@ -184,10 +184,10 @@ def test_a_config_error_names_the_revision(repo: Repo) -> None:
 
 
 def test_a_stack_missing_at_the_base_revision_is_bad_input(repo: Repo) -> None:
-    (repo.path / "Pulumi.staging.yaml").write_text((repo.path / "Pulumi.dev.yaml").read_text())
-    result = repo.diff("staging")
+    (repo.path / "Pulumi.dev-alice.yaml").write_text((repo.path / "Pulumi.dev.yaml").read_text())
+    result = repo.diff("dev-alice")
     assert_clean_exit(result, 2)
-    assert "unknown stack 'staging' at revision HEAD" in result.stderr
+    assert "unknown stack 'dev-alice' at revision HEAD" in result.stderr
     assert_no_leftovers(repo)
 
 

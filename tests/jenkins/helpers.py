@@ -22,10 +22,11 @@ MOCK_PASSWORD = "mock-random-password"
 
 
 def jenkins_raw(environment: str = "dev", **jenkins: Any) -> dict[str, Any]:
-    """base_raw(environment) with Jenkins enabled (prod gets the required kubeApiCidrs)."""
+    """base_raw(environment) with Jenkins enabled (an environment with prod's rules gets the
+    required kubeApiCidrs and job repository)."""
     raw = base_raw(environment)
     settings: dict[str, Any] = {"enabled": True}
-    if environment == "prod":
+    if config_model.production_rules(environment):
         settings["kubeApiCidrs"] = [KUBE_API]
         settings["job"] = {"repository": REPOSITORY}
         settings["authorization"] = {"deployers": [DEPLOYER]}  # prod needs an approver

@@ -12,17 +12,20 @@ from tests.conftest import base_raw, load_error
 from tests.jenkins.helpers import KUBE_API, jenkins_raw
 
 
-def test_disabled_by_default_in_both_environments() -> None:
-    for env in ("dev", "prod"):
+def test_disabled_by_default_in_every_environment() -> None:
+    for env in config_model.environments():
         assert config_model.load(base_raw(env)).jenkins.enabled is False
 
 
 def test_environment_defaults() -> None:
     dev = config_model.load(jenkins_raw("dev")).jenkins
     prod = config_model.load(jenkins_raw("prod")).jenkins
+    staging = config_model.load(jenkins_raw("staging")).jenkins
     assert (dev.home.size, dev.home.protect, dev.service.type) == ("8Gi", False, "ClusterIP")
     assert (prod.home.size, prod.home.protect, prod.service.type) == ("50Gi", True, "ClusterIP")
-    for settings in (dev, prod):
+    # staging keeps prod's rules (a protected home) at a smaller size
+    assert (staging.home.size, staging.home.protect) == ("20Gi", True)
+    for settings in (dev, staging, prod):
         assert settings.namespace == "jenkins"
         assert settings.agent_connection == "websocket"
         assert settings.cloud.pod_retention == "never"

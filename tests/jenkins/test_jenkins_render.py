@@ -111,7 +111,7 @@ def _effective(container: Mapping[str, Any], pod: Mapping[str, Any], key: str) -
     return value if value is not None else (pod.get("securityContext") or {}).get(key)
 
 
-@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("environment", config_model.environments())
 def test_every_pod_and_container_is_restricted(render: Render, environment: str) -> None:
     result = render(jenkins_raw(environment))
     seen = []
@@ -574,7 +574,7 @@ def test_monitoring_objects_only_with_monitoring(prod: RenderResult, dev: Render
 # --- disabled / outputs ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("environment", config_model.environments())
 def test_disabled_renders_no_jenkins_object(render: Render, environment: str) -> None:
     raw = with_monitoring(base_raw(environment))
     raw["jenkins"] = {"enabled": False}

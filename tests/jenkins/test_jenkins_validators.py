@@ -15,7 +15,7 @@ import yaml
 from stackctl.render import stack as render_mod
 from tests.jenkins.helpers import NAMESPACE, agent_pods, jenkins_raw, with_monitoring
 from tests.renders import Renders
-from tests.tooling import load_yaml
+from tests.tooling import SHIPPED_STACKS, load_yaml
 from tests.validators import (
     KUBERNETES_VERSIONS,
     CheckovReport,
@@ -81,7 +81,7 @@ def write_jenkins_renders(root: Path, renders: Renders) -> list[Path]:
         agents = root / f"{label}-agents"
         agents.mkdir()
         _agent_pod_files(result, agents)  # schema-validated only
-    for stack in ("dev", "prod"):
+    for stack in SHIPPED_STACKS:
         render_mod.write(renders.stack(stack), root / f"stack-{stack}")
         scans.append(root / f"stack-{stack}")
     return scans

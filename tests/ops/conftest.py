@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.ops.operator import Console
+from tests.tooling import SHIPPED_STACKS
 
 PULUMI_DEV = """\
 config:
@@ -31,7 +32,7 @@ def make_project(root: Path, *, stack_yaml: str | None = PULUMI_DEV, stack: str 
         (root / f"Pulumi.{stack}.yaml").write_text(stack_yaml, encoding="utf-8")
     (root / "policy" / "config").mkdir(parents=True)
     (root / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n", encoding="utf-8")
-    for env in ("dev", "prod"):
+    for env in SHIPPED_STACKS:
         (root / "policy" / "config" / f"{env}.json").write_text("{}\n", encoding="utf-8")
     return root
 

@@ -61,7 +61,7 @@ def test_failed_up_exits_1(run: Any, capsys: Any) -> None:
 
 
 def test_unknown_environment_exits_2(run: Any) -> None:
-    code, backend = run("deploy", "staging", "--yes")
+    code, backend = run("deploy", "qa", "--yes")
     assert code == 2 and backend is None
 
 

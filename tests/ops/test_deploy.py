@@ -147,13 +147,20 @@ def test_missing_policy_pack_is_a_user_error(tmp_path: Path, recorder: Any) -> N
 
 @pytest.mark.parametrize(
     ("stack", "env"),
-    [("dev", "dev"), ("prod", "prod"), ("acme/prod", "prod"), ("dev-alice", "dev")],
+    [
+        ("dev", "dev"),
+        ("staging", "staging"),
+        ("acme/staging", "staging"),
+        ("prod", "prod"),
+        ("acme/prod", "prod"),
+        ("dev-alice", "dev"),
+    ],
 )
 def test_stack_environment(stack: str, env: str) -> None:
     assert stack_environment(stack) == env
 
 
-@pytest.mark.parametrize("stack", ["staging", "acme/qa", "../dev", "dev/"])
+@pytest.mark.parametrize("stack", ["qa", "acme/qa", "stage", "../dev", "dev/"])
 def test_stack_environment_rejects_other_names(stack: str) -> None:
     with pytest.raises(UserError):
         stack_environment(stack)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tooling import REPO
+from tests.tooling import REPO, SHIPPED_STACKS
 
 
 def check(stack: str, project: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def check(stack: str, project: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_shipped_stacks_pass_every_policy_rule(stack: str) -> None:
     proc = check(stack)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -33,21 +33,25 @@ def test_shipped_stacks_pass_every_policy_rule(stack: str) -> None:
 
 @pytest.fixture
 def no_min_ready(tmp_path: Path) -> Path:
-    """Both stacks with minReadySeconds 0: valid config, but not a zero-downtime rollout."""
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    for stack in ("dev", "prod"):
+    """Every stack with minReadySeconds 0: valid config, but not a zero-downtime rollout."""
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    for stack in SHIPPED_STACKS:
         path = tmp_path / f"Pulumi.{stack}.yaml"
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load((REPO / path.name).read_text())
         data["config"]["appstack:apps"]["web"]["rollout"] = {"minReadySeconds": 0}
         path.write_text(yaml.safe_dump(data))
     return tmp_path
 
 
-def test_a_mandatory_violation_fails_the_prod_check(no_min_ready: Path) -> None:
-    proc = check("prod", no_min_ready)
+@pytest.mark.parametrize(
+    ("stack", "namespace"), [("prod", "appstack"), ("staging", "appstack-staging")]
+)
+def test_a_mandatory_violation_fails_the_prod_and_staging_checks(
+    no_min_ready: Path, stack: str, namespace: str
+) -> None:
+    proc = check(stack, no_min_ready)
     assert proc.returncode == 1
-    assert "MANDATORY  zero-downtime-rollout  Deployment/appstack/web" in proc.stdout
+    assert f"MANDATORY  zero-downtime-rollout  Deployment/{namespace}/web" in proc.stdout
     assert "Traceback" not in proc.stderr
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from policy.enforcement import CONFIG_DIR, load_levels, parse_levels
-from policy.rules import RULE_NAMES, RULES, RuleContext
+from policy.rules import RULE_NAMES, RULES, RuleContext, environments
 
 
-def test_prod_is_mandatory_for_every_rule() -> None:
-    assert load_levels("prod") == dict.fromkeys(RULE_NAMES, "mandatory")
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_prod_and_staging_are_mandatory_for_every_rule(env: str) -> None:
+    # staging keeps prod's rules, so it enforces them as prod does
+    assert load_levels(env) == dict.fromkeys(RULE_NAMES, "mandatory")
 
 
 def test_dev_is_advisory_for_every_rule() -> None:
@@ -20,14 +22,15 @@ def test_dev_is_advisory_for_every_rule() -> None:
 
 
 def test_an_unknown_environment_names_the_allowed_values() -> None:
-    with pytest.raises(ValueError, match=r"unknown environment 'staging'; allowed: dev, prod"):
-        load_levels("staging")
-    with pytest.raises(ValueError, match="allowed: dev, prod"):
-        RuleContext("staging")
+    with pytest.raises(ValueError, match=r"unknown environment 'qa'; allowed: dev, staging, prod"):
+        load_levels("qa")
+    with pytest.raises(ValueError, match="allowed: dev, staging, prod"):
+        RuleContext("qa")
 
 
 def test_the_config_files_are_pulumi_policy_pack_config() -> None:
-    for env in ("dev", "prod"):
+    assert sorted(p.stem for p in CONFIG_DIR.glob("*.json")) == sorted(environments())
+    for env in environments():
         raw = json.loads((CONFIG_DIR / f"{env}.json").read_text())
         assert set(raw) <= {"all", *RULE_NAMES}
 

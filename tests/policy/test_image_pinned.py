@@ -1,10 +1,11 @@
-"""image-pinned: never latest/untagged; prod needs a digest or a non-moving tag; pull Always."""
+"""image-pinned: never latest/untagged; prod (and staging, which keeps prod's rules) needs a
+digest or a non-moving tag; pull Always."""
 
 from __future__ import annotations
 
 import pytest
 
-from policy.rules import split_image
+from policy.rules import environments, split_image
 from tests.policy.factory import DIGEST, compliant_stack, messages, mutated, run_rule, web
 
 RULE = "image-pinned"
@@ -22,23 +23,24 @@ def test_compliant_stack_passes() -> None:
     assert run_rule(compliant_stack(), RULE, "dev") == []
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", environments())
 def test_latest_tag_violates_everywhere(env: str) -> None:
     [msg] = messages(with_image("ghcr.io/acme/web:latest"), RULE, env)
     assert msg.startswith(f'{IMAGE} is "ghcr.io/acme/web:latest": the "latest" tag is forbidden')
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", environments())
 def test_untagged_image_violates_everywhere(env: str) -> None:
     [msg] = messages(with_image("registry:5000/acme/web"), RULE, env)
     assert msg.startswith(f'{IMAGE} is "registry:5000/acme/web": untagged')
 
 
 @pytest.mark.parametrize("tag", ["stable", "main", "master"])
-def test_a_moving_tag_violates_in_prod_only(tag: str) -> None:
+def test_a_moving_tag_violates_in_prod_and_staging_only(tag: str) -> None:
     objects = with_image(f"ghcr.io/acme/web:{tag}")
-    [msg] = messages(objects, RULE, "prod")
-    assert f'moving tag "{tag}" in prod' in msg and IMAGE in msg
+    for env in ("prod", "staging"):
+        [msg] = messages(objects, RULE, env)
+        assert f'moving tag "{tag}" in {env}' in msg and IMAGE in msg
     assert run_rule(objects, RULE, "dev") == []
 
 

@@ -191,7 +191,9 @@ def test_a_field_under_ignore_changes_is_not_judged_as_the_programs() -> None:
         ({}, "prod", "prod"),
         ({}, "dev", "dev"),
         ({}, "acme/appstack/dev", "dev"),
-        ({}, "staging", "prod"),
+        ({}, "staging", "staging"),
+        ({}, "acme/appstack/staging", "staging"),
+        ({}, "qa", "prod"),
         ({}, None, "prod"),
         ({"environment": "dev"}, "prod", "dev"),
     ],
@@ -201,7 +203,7 @@ def test_environment_resolution(config: dict[str, Any], stack: str | None, expec
 
 
 def test_a_bad_configured_environment_is_rejected() -> None:
-    with pytest.raises(ValueError, match="not one of: dev, prod"):
+    with pytest.raises(ValueError, match="not one of: dev, staging, prod"):
         resolve_environment({"environment": "qa"}, "prod")
 
 
