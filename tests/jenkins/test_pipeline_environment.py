@@ -54,7 +54,10 @@ OPTIONAL = {
 #: The other CI systems' own variables (GitHub Actions, GitLab CI); unused on Jenkins.
 OTHER_CI = re.compile(r"^(GITHUB_|RUNNER_|GH_|CI_)")
 #: Set inside the scripts (common.sh and each script's header) or by the shell.
-INTERNAL = {"REPO_ROOT", "CI_DIR", "STATE_DIR", "PYTHON", "DOCKER_CONFIG", "KUBECONFIG_CREATED"}
+INTERNAL = {
+    "REPO_ROOT", "CI_DIR", "STATE_DIR", "PYTHON", "DOCKER_CONFIG", "KUBECONFIG_CREATED",
+    "ROLLBACK_ENVIRONMENTS",
+}  # fmt: skip
 SHELL = {"BASH_SOURCE"}
 
 
