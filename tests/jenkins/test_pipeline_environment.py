@@ -22,6 +22,7 @@ JENKINSFILE = (ROOT / "Jenkinsfile").read_text() + (
 #: Needed on the Jenkins path, by source.
 JCASC = {
     "IMAGE_REPOSITORY",
+    "AGENT_IMAGE_REPOSITORY",
     "APPSTACK_PROD_APPROVERS",
     "APPSTACK_RELEASE_JOB",
     "APPSTACK_STATE_BACKEND",
