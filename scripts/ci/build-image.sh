@@ -1,15 +1,22 @@
 #!/bin/sh
-# Build and push the service image without a Docker daemon (GitLab CI, the Jenkins `builder`
-# agent):  build-image.sh [service] [context] [dockerfile]   (default: web app app/Dockerfile)
+# Build and push an image without a Docker daemon (GitLab CI, the Jenkins `builder` agent):
+#   build-image.sh [service] [context] [dockerfile] [repository]
+#   (default: web app app/Dockerfile $IMAGE_REPOSITORY)
+# The pipelines build two: the service image (`web`) and the Jenkins agent's tools image
+#   build-image.sh jenkins-agent jenkins/agent jenkins/agent/Dockerfile "$AGENT_IMAGE_REPOSITORY"
+# each into its own repository, each deployed by digest (`stackctl deploy --image <service>=...`).
 #
 # POSIX sh, not bash: it runs in the moby/buildkit:rootless image (Alpine, busybox sh, user
 # 1000), where `buildctl-daemonless.sh` starts a rootless buildkitd for the one build. That image
 # has no bash, and its user cannot install one.
 #
-#   tag    $IMAGE_REPOSITORY:<full commit sha>   (every main commit gets its own tag)
-#   cache  $IMAGE_REPOSITORY:buildcache           (registry cache, mode=max: all stages)
-#   out    $CI_STATE_DIR (default out/ci)/images      `<service>=<repo>@sha256:<digest>`
-#          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=...` (GitLab dotenv)
+#   tag    <repository>:<full commit sha>   (every main commit gets its own tag)
+#   cache  <repository>:buildcache           (registry cache, mode=max: all stages)
+#   out    $CI_STATE_DIR (default out/ci)/images      `<service>=<repo>@sha256:<digest>`, one
+#                                                     line per service: this service's line is
+#                                                     replaced, the other services' lines kept
+#          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=<every line, comma-joined>`
+#                                                     (GitLab dotenv)
 #
 # The digest comes from buildctl's --metadata-file (`containerimage.digest`): the deploy runs
 # exactly the manifest that was pushed, whatever the tag points to later.
@@ -25,7 +32,7 @@ context="${2:-app}"
 dockerfile="${3:-app/Dockerfile}"
 repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 state_dir="${CI_STATE_DIR:-$repo_root/out/ci}"
-repository="${IMAGE_REPOSITORY:-${CI_REGISTRY_IMAGE:-}}"
+repository="${4:-${IMAGE_REPOSITORY:-${CI_REGISTRY_IMAGE:-}}}"
 commit="${CI_COMMIT_SHA:-${GIT_COMMIT:-}}"
 [ -n "$commit" ] || commit="$(git -C "$repo_root" rev-parse HEAD)"
 
@@ -35,7 +42,7 @@ fail() {
 }
 printf '%s' "$service" | grep -Eq '^[a-z0-9][a-z0-9-]*$' || fail "bad service name: $service"
 printf '%s' "$repository" | grep -Eq '^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$' ||
-  fail "IMAGE_REPOSITORY must be <registry>/<path> in lowercase (got '${repository}')"
+  fail "the repository of $service (4th argument, else IMAGE_REPOSITORY) must be <registry>/<path> in lowercase (got '${repository}')"
 
 user="${REGISTRY_USERNAME:-${CI_REGISTRY_USER:-}}"
 password="${REGISTRY_PASSWORD:-${CI_REGISTRY_PASSWORD:-}}"
@@ -69,6 +76,13 @@ buildctl-daemonless.sh build \
 
 digest="$(sed -n 's/.*"containerimage\.digest": *"\(sha256:[0-9a-f]\{64\}\)".*/\1/p' "$metadata" | head -n 1)"
 [ -n "$digest" ] || fail "no containerimage.digest in $metadata: was the image pushed?"
-printf '%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/images"
-printf 'DEPLOY_IMAGES=%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/image.env"
+# One record per service: a second build (jenkins-agent after web) keeps the first one's line.
+records="$state_dir/images"
+others="$(grep -v "^$service=" "$records" 2>/dev/null || true)"
+{
+  [ -z "$others" ] || printf '%s\n' "$others"
+  printf '%s=%s@%s\n' "$service" "$repository" "$digest"
+} >"$records.new"
+mv -f -- "$records.new" "$records"
+printf 'DEPLOY_IMAGES=%s\n' "$(paste -s -d , "$records")" >"$state_dir/image.env"
 printf '==> pushed %s@%s\n' "$repository" "$digest" >&2
