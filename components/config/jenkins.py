@@ -405,29 +405,7 @@ class JenkinsSettings(Model):
             problems.add(
                 "job.repository", "a GitHub repository URL needs an owner and a repository"
             )
-        if self.image_builder and not self.pipeline.image_repository:
-            problems.add(
-                "pipeline.imageRepository",
-                "imageBuilder is on: set the repository the Build image stage pushes to "
-                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
-            )
-        if self.image_builder and not self.pipeline.agent_image_repository:
-            problems.add(
-                "pipeline.agentImageRepository",
-                "imageBuilder is on: set the repository the Build image stage pushes the "
-                "agent image (jenkins/agent/Dockerfile) to (AGENT_IMAGE_REPOSITORY, e.g. "
-                "registry.example.com/appstack/ci-agent)",
-            )
-        elif (
-            self.pipeline.agent_image_repository
-            and self.pipeline.agent_image_repository == self.pipeline.image_repository
-        ):
-            problems.add(
-                "pipeline.agentImageRepository",
-                f"'{self.pipeline.agent_image_repository}' is imageRepository too: the agent "
-                "image needs a repository of its own (its tags and build cache would mix with "
-                "the service image's)",
-            )
+        self._image_build_rules(problems)
         for problem in _plugin_problems(self.image):
             problems.add("image", problem)
         if self.ingress.enabled and not self.ingress.host:
@@ -459,6 +437,34 @@ class JenkinsSettings(Model):
                 )
         problems.raise_if_any()
         return self
+
+    def _image_build_rules(self, problems: Problems) -> None:
+        """`Build image` pushes the service image and the agent's tools image, each to its
+        own repository (IMAGE_REPOSITORY, AGENT_IMAGE_REPOSITORY)."""
+        pipeline = self.pipeline
+        if self.image_builder and not pipeline.image_repository:
+            problems.add(
+                "pipeline.imageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes to "
+                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
+            )
+        if self.image_builder and not pipeline.agent_image_repository:
+            problems.add(
+                "pipeline.agentImageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes the "
+                "agent image (jenkins/agent/Dockerfile) to (AGENT_IMAGE_REPOSITORY, e.g. "
+                "registry.example.com/appstack/ci-agent)",
+            )
+        elif (
+            pipeline.agent_image_repository
+            and pipeline.agent_image_repository == pipeline.image_repository
+        ):
+            problems.add(
+                "pipeline.agentImageRepository",
+                f"'{pipeline.agent_image_repository}' is imageRepository too: the agent "
+                "image needs a repository of its own (its tags and build cache would mix with "
+                "the service image's)",
+            )
 
     def _prod_rules(self, problems: Problems) -> None:
         """Prod: someone besides the break-glass admin can approve; the API server CIDRs are
