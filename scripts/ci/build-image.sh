@@ -3,7 +3,8 @@
 #   build-image.sh [service] [context] [dockerfile] [repository]
 #   (default: web app app/Dockerfile $IMAGE_REPOSITORY)
 # The pipelines build two: the service image (`web`) and the Jenkins agent's tools image
-#   build-image.sh jenkins-agent jenkins/agent jenkins/agent/Dockerfile "$AGENT_IMAGE_REPOSITORY"
+#   IMAGE_REVISION=context \
+#     build-image.sh jenkins-agent jenkins/agent jenkins/agent/Dockerfile "$AGENT_IMAGE_REPOSITORY"
 # each into its own repository, each deployed by digest (`stackctl deploy --image <service>=...`).
 #
 # POSIX sh, not bash: it runs in the moby/buildkit:rootless image (Alpine, busybox sh, user
@@ -17,6 +18,14 @@
 #                                                     replaced, the other services' lines kept
 #          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=<every line, comma-joined>`
 #                                                     (GitLab dotenv)
+#
+# IMAGE_REVISION=context (the agent image's build): the image's revision is the last commit that
+# changed its context or Dockerfile, and that commit's time its SOURCE_DATE_EPOCH (BuildKit >= 0.11
+# sets the `created` times of the image config and its history from it: docs/build-repro.md), so
+# a commit that leaves the context alone rebuilds from the registry cache to the same digest and
+# its deploy changes nothing. (The agent pod template lives in the Jenkins controller's
+# content-named JCasC ConfigMap: a new agent digest rolls the controller.) The tag is <commit> as
+# ever. A shallow clone may not reach that commit: then the revision is <commit>.
 #
 # The digest comes from buildctl's --metadata-file (`containerimage.digest`): the deploy runs
 # exactly the manifest that was pushed, whatever the tag points to later.
@@ -59,16 +68,27 @@ auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
 printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${repository%%/*}" "$auth" >"$DOCKER_CONFIG/config.json"
 unset auth password
 
+revision="$commit"
+set --
+if [ "${IMAGE_REVISION:-commit}" = context ] &&
+  [ "$(git -C "$repo_root" rev-parse --is-shallow-repository)" = false ]; then
+  changed="$(git -C "$repo_root" log -1 --format='%H %ct' "$commit" -- "$context" "$dockerfile" 2>/dev/null || true)"
+  if [ -n "$changed" ]; then
+    revision="${changed% *}"
+    set -- --opt "build-arg:SOURCE_DATE_EPOCH=${changed#* }"
+  fi
+fi
+
 mkdir -p "$state_dir"
 metadata="$state_dir/build-metadata.json"
 cd "$repo_root"
-printf '==> build %s from %s (%s), push %s:%s\n' "$service" "$context" "$dockerfile" "$repository" "$commit" >&2
+printf '==> build %s from %s (%s, revision %s), push %s:%s\n' "$service" "$context" "$dockerfile" "$revision" "$repository" "$commit" >&2
 buildctl-daemonless.sh build \
   --frontend dockerfile.v0 \
   --local "context=$context" \
   --local "dockerfile=$(dirname "$dockerfile")" \
   --opt "filename=$(basename "$dockerfile")" \
-  --opt "label:org.opencontainers.image.revision=$commit" \
+  --opt "label:org.opencontainers.image.revision=$revision" "$@" \
   --import-cache "type=registry,ref=$repository:buildcache" \
   --export-cache "type=registry,ref=$repository:buildcache,mode=max" \
   --output "type=image,name=$repository:$commit,push=true" \

@@ -847,3 +847,29 @@ def test_gitops_publishes_the_agent_digest_and_waits_only_for_apps(
     commands = sandbox.commands()
     assert commands[0] == f"images dev {BUILT} jenkins-agent={AGENT_REPO}@sha256:{'cd' * 32}"
     assert commands[2].endswith(f"--expect-version web={DIGEST[7:19]}")  # not the agent
+
+
+def test_the_agent_images_revision_is_the_last_commit_that_changed_it(builder: Sandbox) -> None:
+    """IMAGE_REVISION=context: the revision label and SOURCE_DATE_EPOCH (BuildKit >= 0.11: the
+    `created` times of the image config and its history, moby/buildkit docs/build-repro.md) come
+    from the last commit that changed jenkins/agent, so a commit that leaves it alone rebuilds
+    from the registry cache to the same digest. The service image keeps the commit."""
+    repo = builder.repo
+    (repo / "jenkins" / "agent").mkdir(parents=True)
+    (repo / "jenkins" / "agent" / "Dockerfile").write_text("FROM scratch\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "agent")
+    changed, epoch = git(repo, "log", "-1", "--format=%H %ct").split()
+    (repo / "Pulumi.yaml").write_text("name: appstack\n# later\n")
+    git(repo, "commit", "-q", "-am", "later")
+    head = git(repo, "rev-parse", "HEAD")
+
+    assert build(builder, GIT_COMMIT=head).code == 0
+    result = build(builder, *AGENT_ARGS, GIT_COMMIT=head, IMAGE_REVISION="context")
+    assert result.code == 0, result.out
+    web_call, agent_call = (builder.state / "buildctl.log").read_text().splitlines()
+    assert f"label:org.opencontainers.image.revision={head}" in web_call
+    assert "SOURCE_DATE_EPOCH" not in web_call
+    assert f"label:org.opencontainers.image.revision={changed}" in agent_call
+    assert f"--opt build-arg:SOURCE_DATE_EPOCH={epoch}" in agent_call
+    assert f"name={AGENT_REPO}:{head},push=true" in agent_call  # the tag is still the commit

@@ -70,7 +70,9 @@ def test_the_shipped_prod_stack_builds_the_agent_into_its_own_repository(
     assert env["AGENT_IMAGE_REPOSITORY"] != env["IMAGE_REPOSITORY"]
     assert _tools_image(agent_pods(result)).startswith(env["AGENT_IMAGE_REPOSITORY"] + ":")
     jenkinsfile = (ROOT / "Jenkinsfile").read_text()
-    assert "build-image.sh jenkins-agent jenkins/agent jenkins/agent/Dockerfile" in jenkinsfile
+    assert "IMAGE_REVISION=context scripts/ci/build-image.sh jenkins-agent jenkins/agent" in (
+        jenkinsfile
+    )
     assert '"$AGENT_IMAGE_REPOSITORY"' in jenkinsfile
 
 
