@@ -39,15 +39,16 @@ from typing import Any
 import yaml
 
 from components.config.base import IMAGE_PATTERN, MOVING_TAGS
+from components.config.stack import AGENT_IMAGE_NAME
 from stackctl.errors import UserError
 from stackctl.ops.automation import ConfigValue, StackBackend
 from stackctl.ops.stacks import stack_environment
 
 APPS_KEY = "appstack:apps"
 JENKINS_KEY = "appstack:jenkins"
-#: `--image jenkins-agent=...` -> appstack:jenkins.pulumiAgentImage (not an app's name: an app
-#: name is a DNS-1035 label of the config model, and this one is reserved for the agent image).
-AGENT_SERVICE = "jenkins-agent"
+#: `--image jenkins-agent=...` -> appstack:jenkins.pulumiAgentImage (never an app's name: the
+#: config model reserves it).
+AGENT_SERVICE = AGENT_IMAGE_NAME
 AGENT_FIELD = "pulumiAgentImage"
 AGENT_KEY = f"{JENKINS_KEY}.{AGENT_FIELD}"
 

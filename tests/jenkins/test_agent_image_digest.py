@@ -114,3 +114,13 @@ def test_prod_refuses_an_unpinned_agent_image(image: str) -> None:
 def test_prod_takes_the_agent_image_by_digest() -> None:
     cfg = config_model.load(jenkins_raw("prod", pulumiAgentImage=AGENT_DIGEST))
     assert cfg.jenkins.pulumi_agent_image == AGENT_DIGEST
+
+
+def test_no_app_may_take_the_agent_images_name() -> None:
+    """`--image jenkins-agent=...` always means the agent image, never an app."""
+    raw = jenkins_raw("dev")
+    raw["apps"]["jenkins-agent"] = dict(raw["apps"]["web"])
+    message = load_error(raw)
+    assert "appstack:apps.jenkins-agent: the name 'jenkins-agent' is reserved for the Jenkins" in (
+        message
+    )
