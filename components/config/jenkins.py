@@ -171,6 +171,13 @@ class JenkinsPipeline(Model):
     """IMAGE_REPOSITORY of `Build image`: `<registry>[:port]/<path>`, lowercase, no tag (the
     pattern scripts/ci/build-image.sh checks); required with
     imageBuilder. Its registry's port (default 443) is opened for the builder pods."""
+    agent_image_repository: str = Field(
+        default="", pattern=r"^([a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)?$"
+    )
+    """AGENT_IMAGE_REPOSITORY of `Build image`: where the pipeline pushes the agent's tools
+    image (jenkins/agent/Dockerfile), in the same form as imageRepository and a repository of
+    its own; required with imageBuilder. The deploy then runs it by digest (`stackctl deploy
+    --image jenkins-agent=<repo>@sha256:...` sets pulumiAgentImage)."""
     state_backend: Literal["s3", "azblob", "gs", "cloud"] = "s3"
     """Kind of the Pulumi state backend (PULUMI_BACKEND_URL): its own credentials come from the
     CI Secret and are bound with every stack operation (components/jenkins/names.py
@@ -286,7 +293,10 @@ class JenkinsSettings(Model):
     pulumi_agent_image: ImageRef = "python:3.11.14-slim-bookworm"
     """Tools container of the `pulumi` agent template; it must carry python 3.11, make, git, the
     Pulumi CLI, promtool, Node.js and Java (this repo's pipeline runs `make test` and deploys):
-    build jenkins/agent/Dockerfile and set its pushed image here."""
+    built from jenkins/agent/Dockerfile. The pipeline builds and pushes it to
+    pipeline.agentImageRepository and deploys it by digest (`stackctl deploy --image
+    jenkins-agent=<repo>@sha256:...`), like the service image; the stack file holds the
+    reviewed default, pinned."""
     home: JenkinsHome = Field(default_factory=JenkinsHome)
     """JENKINS_HOME volume."""
     resources: Resources = Field(default_factory=lambda: _jenkins_resources("resources"))
@@ -397,12 +407,7 @@ class JenkinsSettings(Model):
             problems.add(
                 "job.repository", "a GitHub repository URL needs an owner and a repository"
             )
-        if self.image_builder and not self.pipeline.image_repository:
-            problems.add(
-                "pipeline.imageRepository",
-                "imageBuilder is on: set the repository the Build image stage pushes to "
-                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
-            )
+        self._image_build_rules(problems)
         for problem in _plugin_problems(self.image):
             problems.add("image", problem)
         if self.ingress.enabled and not self.ingress.host:
@@ -435,6 +440,34 @@ class JenkinsSettings(Model):
                 )
         problems.raise_if_any()
         return self
+
+    def _image_build_rules(self, problems: Problems) -> None:
+        """`Build image` pushes the service image and the agent's tools image, each to its
+        own repository (IMAGE_REPOSITORY, AGENT_IMAGE_REPOSITORY)."""
+        pipeline = self.pipeline
+        if self.image_builder and not pipeline.image_repository:
+            problems.add(
+                "pipeline.imageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes to "
+                "(IMAGE_REPOSITORY, e.g. registry.example.com/appstack/web)",
+            )
+        if self.image_builder and not pipeline.agent_image_repository:
+            problems.add(
+                "pipeline.agentImageRepository",
+                "imageBuilder is on: set the repository the Build image stage pushes the "
+                "agent image (jenkins/agent/Dockerfile) to (AGENT_IMAGE_REPOSITORY, e.g. "
+                "registry.example.com/appstack/ci-agent)",
+            )
+        elif (
+            pipeline.agent_image_repository
+            and pipeline.agent_image_repository == pipeline.image_repository
+        ):
+            problems.add(
+                "pipeline.agentImageRepository",
+                f"'{pipeline.agent_image_repository}' is imageRepository too: the agent "
+                "image needs a repository of its own (its tags and build cache would mix with "
+                "the service image's)",
+            )
 
     def _production_rules(self, problems: Problems, env: str) -> None:
         """An environment with prod's rules: someone besides the break-glass admin can approve;

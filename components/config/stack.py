@@ -39,6 +39,10 @@ from components.kube import labels
 
 CUSTOM_ERRORS.add("appstack_environment")
 
+#: `--image <name>=...` of `stackctl deploy` names an app or, with this name, the Jenkins agent's
+#: tools image (stackctl/ops/images.py), so no app may take it.
+AGENT_IMAGE_NAME = "jenkins-agent"
+
 
 class StackConfig(Model):
     """The whole stack: `appstack:*` keys."""
@@ -88,6 +92,13 @@ class StackConfig(Model):
                 problems.add(
                     f"secrets.{owner}", f"no app named {owner!r}; apps: {sorted(self.apps)}"
                 )
+        if AGENT_IMAGE_NAME in self.apps:
+            problems.add(
+                f"apps.{AGENT_IMAGE_NAME}",
+                f"the name {AGENT_IMAGE_NAME!r} is reserved for the Jenkins agent image "
+                f"(`stackctl deploy --image {AGENT_IMAGE_NAME}=...` sets "
+                "appstack:jenkins.pulumiAgentImage); rename the app",
+            )
         for name, app in self.apps.items():
             for i, rule in enumerate(app.egress):
                 if rule.app is not None and rule.app not in self.apps:

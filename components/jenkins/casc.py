@@ -92,6 +92,8 @@ def pipeline_environment(settings: JenkinsSettings) -> dict[str, str]:
         env[RELEASE_JOB_ENV] = f"{settings.job.name}/{RELEASE_BRANCH}"
     if settings.pipeline.image_repository:
         env["IMAGE_REPOSITORY"] = settings.pipeline.image_repository
+    if settings.pipeline.agent_image_repository:
+        env["AGENT_IMAGE_REPOSITORY"] = settings.pipeline.agent_image_repository
     return env
 
 

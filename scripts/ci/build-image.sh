@@ -1,15 +1,31 @@
 #!/bin/sh
-# Build and push the service image without a Docker daemon (GitLab CI, the Jenkins `builder`
-# agent):  build-image.sh [service] [context] [dockerfile]   (default: web app app/Dockerfile)
+# Build and push an image without a Docker daemon (GitLab CI, the Jenkins `builder` agent):
+#   build-image.sh [service] [context] [dockerfile] [repository]
+#   (default: web app app/Dockerfile $IMAGE_REPOSITORY)
+# The pipelines build two: the service image (`web`) and the Jenkins agent's tools image
+#   IMAGE_REVISION=context \
+#     build-image.sh jenkins-agent jenkins/agent jenkins/agent/Dockerfile "$AGENT_IMAGE_REPOSITORY"
+# each into its own repository, each deployed by digest (`stackctl deploy --image <service>=...`).
 #
 # POSIX sh, not bash: it runs in the moby/buildkit:rootless image (Alpine, busybox sh, user
 # 1000), where `buildctl-daemonless.sh` starts a rootless buildkitd for the one build. That image
 # has no bash, and its user cannot install one.
 #
-#   tag    $IMAGE_REPOSITORY:<full commit sha>   (every main commit gets its own tag)
-#   cache  $IMAGE_REPOSITORY:buildcache           (registry cache, mode=max: all stages)
-#   out    $CI_STATE_DIR (default out/ci)/images      `<service>=<repo>@sha256:<digest>`
-#          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=...` (GitLab dotenv)
+#   tag    <repository>:<full commit sha>   (every main commit gets its own tag)
+#   cache  <repository>:buildcache           (registry cache, mode=max: all stages)
+#   out    $CI_STATE_DIR (default out/ci)/images      `<service>=<repo>@sha256:<digest>`, one
+#                                                     line per service: this service's line is
+#                                                     replaced, the other services' lines kept
+#          $CI_STATE_DIR/image.env                      `DEPLOY_IMAGES=<every line, comma-joined>`
+#                                                     (GitLab dotenv)
+#
+# IMAGE_REVISION=context (the agent image's build): the image's revision is the last commit that
+# changed its context or Dockerfile, and that commit's time its SOURCE_DATE_EPOCH (BuildKit >= 0.11
+# sets the `created` times of the image config and its history from it: docs/build-repro.md), so
+# a commit that leaves the context alone rebuilds from the registry cache to the same digest and
+# its deploy changes nothing. (The agent pod template lives in the Jenkins controller's
+# content-named JCasC ConfigMap: a new agent digest rolls the controller.) The tag is <commit> as
+# ever. A shallow clone may not reach that commit: then the revision is <commit>.
 #
 # The digest comes from buildctl's --metadata-file (`containerimage.digest`): the deploy runs
 # exactly the manifest that was pushed, whatever the tag points to later.
@@ -25,7 +41,7 @@ context="${2:-app}"
 dockerfile="${3:-app/Dockerfile}"
 repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
 state_dir="${CI_STATE_DIR:-$repo_root/out/ci}"
-repository="${IMAGE_REPOSITORY:-${CI_REGISTRY_IMAGE:-}}"
+repository="${4:-${IMAGE_REPOSITORY:-${CI_REGISTRY_IMAGE:-}}}"
 commit="${CI_COMMIT_SHA:-${GIT_COMMIT:-}}"
 [ -n "$commit" ] || commit="$(git -C "$repo_root" rev-parse HEAD)"
 
@@ -35,7 +51,7 @@ fail() {
 }
 printf '%s' "$service" | grep -Eq '^[a-z0-9][a-z0-9-]*$' || fail "bad service name: $service"
 printf '%s' "$repository" | grep -Eq '^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$' ||
-  fail "IMAGE_REPOSITORY must be <registry>/<path> in lowercase (got '${repository}')"
+  fail "the repository of $service (4th argument, else IMAGE_REPOSITORY) must be <registry>/<path> in lowercase (got '${repository}')"
 
 user="${REGISTRY_USERNAME:-${CI_REGISTRY_USER:-}}"
 password="${REGISTRY_PASSWORD:-${CI_REGISTRY_PASSWORD:-}}"
@@ -52,16 +68,27 @@ auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
 printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${repository%%/*}" "$auth" >"$DOCKER_CONFIG/config.json"
 unset auth password
 
+revision="$commit"
+set --
+if [ "${IMAGE_REVISION:-commit}" = context ] &&
+  [ "$(git -C "$repo_root" rev-parse --is-shallow-repository)" = false ]; then
+  changed="$(git -C "$repo_root" log -1 --format='%H %ct' "$commit" -- "$context" "$dockerfile" 2>/dev/null || true)"
+  if [ -n "$changed" ]; then
+    revision="${changed% *}"
+    set -- --opt "build-arg:SOURCE_DATE_EPOCH=${changed#* }"
+  fi
+fi
+
 mkdir -p "$state_dir"
 metadata="$state_dir/build-metadata.json"
 cd "$repo_root"
-printf '==> build %s from %s (%s), push %s:%s\n' "$service" "$context" "$dockerfile" "$repository" "$commit" >&2
+printf '==> build %s from %s (%s, revision %s), push %s:%s\n' "$service" "$context" "$dockerfile" "$revision" "$repository" "$commit" >&2
 buildctl-daemonless.sh build \
   --frontend dockerfile.v0 \
   --local "context=$context" \
   --local "dockerfile=$(dirname "$dockerfile")" \
   --opt "filename=$(basename "$dockerfile")" \
-  --opt "label:org.opencontainers.image.revision=$commit" \
+  --opt "label:org.opencontainers.image.revision=$revision" "$@" \
   --import-cache "type=registry,ref=$repository:buildcache" \
   --export-cache "type=registry,ref=$repository:buildcache,mode=max" \
   --output "type=image,name=$repository:$commit,push=true" \
@@ -69,6 +96,13 @@ buildctl-daemonless.sh build \
 
 digest="$(sed -n 's/.*"containerimage\.digest": *"\(sha256:[0-9a-f]\{64\}\)".*/\1/p' "$metadata" | head -n 1)"
 [ -n "$digest" ] || fail "no containerimage.digest in $metadata: was the image pushed?"
-printf '%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/images"
-printf 'DEPLOY_IMAGES=%s=%s@%s\n' "$service" "$repository" "$digest" >"$state_dir/image.env"
+# One record per service: a second build (jenkins-agent after web) keeps the first one's line.
+records="$state_dir/images"
+others="$(grep -v "^$service=" "$records" 2>/dev/null || true)"
+{
+  [ -z "$others" ] || printf '%s\n' "$others"
+  printf '%s=%s@%s\n' "$service" "$repository" "$digest"
+} >"$records.new"
+mv -f -- "$records.new" "$records"
+printf 'DEPLOY_IMAGES=%s\n' "$(paste -s -d , "$records")" >"$state_dir/image.env"
 printf '==> pushed %s@%s\n' "$repository" "$digest" >&2

@@ -14,7 +14,8 @@
 # deployed version on `GET /` (Argo CD syncs asynchronously; until then the old pods answer).
 # That version is the first 12 hex digits of the image digest: the version label appstack gives
 # an image pinned by digest only (components/config/app.py, `label_version`). An app whose
-# config sets `version` explicitly: VERIFY_EXPECT_VERSION=false.
+# config sets `version` explicitly: VERIFY_EXPECT_VERSION=false. The agent image (`jenkins-agent`)
+# serves nothing: it is not waited for.
 set -euo pipefail
 # shellcheck source=scripts/ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -34,7 +35,8 @@ if [[ "${GITOPS:-false}" == true ]]; then
     built="$(deploy_images)"
     for image in $built; do
       ref="${image#*=}"
-      if [[ "$ref" == *@sha256:* ]]; then
+      # jenkins-agent: the Jenkins agent's tools image, not an app that answers HTTP
+      if [[ "${image%%=*}" != jenkins-agent && "$ref" == *@sha256:* ]]; then
         digest="${ref##*@sha256:}"
         args+=(--expect-version "${image%%=*}=${digest:0:12}")
       fi

@@ -80,6 +80,8 @@ def run_deploy(
     override = apply_image_overrides(backend, images) if images else None
     for service, image in sorted((images or {}).items()):
         console.print(f"image {service}: {image}")
+    for note in override.notes if override else ():
+        console.print(note)
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -158,7 +160,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         refresh=args.refresh,
         console=Console.from_environment(),
-        images=parse_image_overrides(args.image),
+        images=parse_image_overrides(args.image, environment=stack_environment(stack)),
     )
 
 
@@ -211,7 +213,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="SERVICE=IMAGE",
-        help="deploy this image (e.g. web=<repo>@sha256:<digest>): set in the stack config, "
+        help="deploy this image (e.g. web=<repo>@sha256:<digest>; jenkins-agent=<repo>@sha256:... "
+        "sets appstack:jenkins.pulumiAgentImage, by digest in prod): set in the stack config, "
         "recorded in history, restored by rollback; repeatable",
     )
     deploy.set_defaults(handler=_handle_deploy)

@@ -16,6 +16,13 @@ in CI that is a throw-away checkout, so the committed file keeps its reviewed de
 
 For GitOps (`publish-manifests.sh`), `write_stack_file_images` applies the same override to the
 stack file before `stackctl render`, so the published manifests carry the digest too.
+
+Besides the apps, one name is the Jenkins agent's tools image (jenkins/agent/Dockerfile, built
+and pushed by the same pipeline step): `--image jenkins-agent=<repo>@sha256:...` sets
+`appstack:jenkins.pulumiAgentImage`, the `pulumi` container of the agent pod template. In a prod
+stack it must be a digest (the chain always has one). A stack that runs no Jenkins
+(`appstack:jenkins.enabled` not true, the dev seed) skips it with a note, so the same list of
+built images goes to every stack's deploy.
 """
 
 from __future__ import annotations
@@ -32,15 +39,26 @@ from typing import Any
 import yaml
 
 from components.config.base import IMAGE_PATTERN, MOVING_TAGS
+from components.config.stack import AGENT_IMAGE_NAME
 from stackctl.errors import UserError
 from stackctl.ops.automation import ConfigValue, StackBackend
+from stackctl.ops.stacks import stack_environment
 
 APPS_KEY = "appstack:apps"
+JENKINS_KEY = "appstack:jenkins"
+#: `--image jenkins-agent=...` -> appstack:jenkins.pulumiAgentImage (never an app's name: the
+#: config model reserves it).
+AGENT_SERVICE = AGENT_IMAGE_NAME
+AGENT_FIELD = "pulumiAgentImage"
+AGENT_KEY = f"{JENKINS_KEY}.{AGENT_FIELD}"
 
 
-def parse_image_overrides(values: Sequence[str]) -> dict[str, str]:
+def parse_image_overrides(
+    values: Sequence[str], *, environment: str | None = None
+) -> dict[str, str]:
     """`["web=repo@sha256:..."]` -> {"web": "repo@sha256:..."}; each ref is checked by the same
-    rule as `appstack:apps.<name>.image` (pinned: an immutable tag or a digest)."""
+    rule as `appstack:apps.<name>.image` (pinned: an immutable tag or a digest), and in a prod
+    `environment` the agent image (`jenkins-agent`) only by digest."""
     images: dict[str, str] = {}
     for raw in values:
         service, sep, ref = raw.partition("=")
@@ -58,6 +76,11 @@ def parse_image_overrides(values: Sequence[str]) -> dict[str, str]:
                 f"--image {service}: {ref!r} is not pinned; pass the pushed digest "
                 "(<repo>@sha256:<64 hex>) or an immutable tag"
             )
+        if service == AGENT_SERVICE and environment == "prod" and match.group("digest") is None:
+            raise UserError(
+                f"--image {AGENT_SERVICE}: {ref!r} has no digest; prod runs the agent image "
+                f"({AGENT_KEY}) by digest: pass the pushed one, <repo>@sha256:<64 hex>"
+            )
         if service in images and images[service] != ref:
             raise UserError(f"--image {service} is given twice with different images")
         images[service] = ref
@@ -65,14 +88,16 @@ def parse_image_overrides(values: Sequence[str]) -> dict[str, str]:
 
 
 def apps_with_images(apps: Any, images: Mapping[str, str], where: str) -> dict[str, Any]:
-    """A copy of an `appstack:apps` object with each named service's `image` replaced."""
+    """A copy of an `appstack:apps` object with each named service's `image` replaced (the agent
+    image, `jenkins-agent`, is left to `jenkins_with_agent_image`)."""
     if not isinstance(apps, dict) or not apps:
         raise UserError(f"{where}: {APPS_KEY} is not set (a map of services); nothing to deploy")
+    images = {svc: ref for svc, ref in images.items() if svc != AGENT_SERVICE}
     unknown = sorted(set(images) - set(apps))
     if unknown:
         raise UserError(
             f"--image {', '.join(unknown)}: no such app in {APPS_KEY} of {where}; "
-            f"apps: {', '.join(sorted(apps))}"
+            f"apps: {', '.join(sorted(apps))} (or {AGENT_SERVICE}: {AGENT_KEY})"
         )
     updated = copy.deepcopy(apps)
     for service, ref in images.items():
@@ -83,12 +108,32 @@ def apps_with_images(apps: Any, images: Mapping[str, str], where: str) -> dict[s
     return updated
 
 
+def jenkins_with_agent_image(jenkins: Any, image: str, where: str) -> dict[str, Any] | None:
+    """A copy of an `appstack:jenkins` object with `pulumiAgentImage` set to `image`, or None
+    when the stack runs no Jenkins (`enabled` is not true): nothing there runs the agent."""
+    if jenkins is None or (isinstance(jenkins, dict) and jenkins.get("enabled") is not True):
+        return None
+    if not isinstance(jenkins, dict):
+        raise UserError(f"{where}: {JENKINS_KEY} is not a map")
+    updated = copy.deepcopy(jenkins)
+    updated[AGENT_FIELD] = image
+    return updated
+
+
+def _note_skipped(where: str) -> str:
+    return (
+        f"image {AGENT_SERVICE}: not used by {where} ({JENKINS_KEY}.enabled is not true: "
+        "this stack runs no Jenkins agents)"
+    )
+
+
 @dataclass(frozen=True)
 class ImageOverride:
     """What `apply_image_overrides` changed."""
 
     previous: dict[str, str]  # service -> image before, for the services overridden
     images: dict[str, str]  # every service's image after (the deploy message lists them)
+    notes: tuple[str, ...] = ()  # overrides this stack does not use (no Jenkins), for the log
 
 
 def _apps_object(value: ConfigValue) -> Any:
@@ -101,21 +146,38 @@ def _apps_object(value: ConfigValue) -> Any:
 
 
 def apply_image_overrides(backend: StackBackend, images: Mapping[str, str]) -> ImageOverride:
-    """Set `appstack:apps.<service>.image` in the stack's config for the coming update."""
+    """Set `appstack:apps.<service>.image` (and, for `jenkins-agent`,
+    `appstack:jenkins.pulumiAgentImage`) in the stack's config for the coming update."""
     config = backend.get_config()
     current = config.get(APPS_KEY)
     where = f"stack {backend.stack_name}"
     apps = _apps_object(current) if current is not None else None
     updated = apps_with_images(apps, images, where)
     assert isinstance(apps, dict)  # apps_with_images rejects anything else
-    previous = {svc: str(apps[svc].get("image", "")) for svc in images}
-    backend.set_config({APPS_KEY: ConfigValue(json.dumps(updated), object_value=updated)})
+    app_images = {svc: ref for svc, ref in images.items() if svc != AGENT_SERVICE}
+    previous = {svc: str(apps[svc].get("image", "")) for svc in app_images}
+    values = {APPS_KEY: ConfigValue(json.dumps(updated), object_value=updated)}
     after = {
         str(svc): str(settings["image"])
         for svc, settings in sorted(updated.items())
         if isinstance(settings, dict) and settings.get("image")
     }
-    return ImageOverride(previous=previous, images=after)
+    notes: tuple[str, ...] = ()
+    if AGENT_SERVICE in images:
+        current_jenkins = config.get(JENKINS_KEY)
+        if current_jenkins is not None and current_jenkins.secret:
+            raise UserError(f"{where}: {JENKINS_KEY} holds a secret; set {AGENT_KEY} by hand")
+        jenkins = _apps_object(current_jenkins) if current_jenkins is not None else None
+        agent = jenkins_with_agent_image(jenkins, images[AGENT_SERVICE], where)
+        if agent is None:
+            notes = (_note_skipped(where),)
+        else:
+            assert isinstance(jenkins, dict)
+            previous[AGENT_SERVICE] = str(jenkins.get(AGENT_FIELD, ""))
+            values[JENKINS_KEY] = ConfigValue(json.dumps(agent), object_value=agent)
+            after[AGENT_SERVICE] = images[AGENT_SERVICE]
+    backend.set_config(values)
+    return ImageOverride(previous=previous, images=dict(sorted(after.items())), notes=notes)
 
 
 def write_stack_file_images(project_dir: Path, stack: str, images: Mapping[str, str]) -> Path:
@@ -129,6 +191,12 @@ def write_stack_file_images(project_dir: Path, stack: str, images: Mapping[str, 
     if not isinstance(config, dict):
         raise UserError(f"{path.name}: no `config:` map")
     config[APPS_KEY] = apps_with_images(config.get(APPS_KEY), images, path.name)
+    if AGENT_SERVICE in images:
+        agent = jenkins_with_agent_image(config.get(JENKINS_KEY), images[AGENT_SERVICE], path.name)
+        if agent is None:
+            print(_note_skipped(path.name), file=sys.stderr)
+        else:
+            config[JENKINS_KEY] = agent
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
     return path
 
@@ -137,16 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m stackctl.ops.images <stack> <service>=<ref>...`: write the stack file (GitOps)."""
     parser = argparse.ArgumentParser(
         prog="python -m stackctl.ops.images",
-        description="Set appstack:apps.<service>.image in Pulumi.<stack>.yaml (CI checkout).",
+        description="Set appstack:apps.<service>.image (jenkins-agent: "
+        "appstack:jenkins.pulumiAgentImage) in Pulumi.<stack>.yaml (CI checkout).",
     )
     parser.add_argument("stack")
     parser.add_argument("images", nargs="+", metavar="SERVICE=IMAGE")
     parser.add_argument("--project-dir", default=str(Path(__file__).resolve().parents[2]))
     args = parser.parse_args(argv)
     try:
-        path = write_stack_file_images(
-            Path(args.project_dir), args.stack, parse_image_overrides(args.images)
-        )
+        images = parse_image_overrides(args.images, environment=stack_environment(args.stack))
+        path = write_stack_file_images(Path(args.project_dir), args.stack, images)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

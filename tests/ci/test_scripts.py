@@ -10,6 +10,7 @@ in the output, even under `bash -x`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -738,3 +739,153 @@ def test_diff_needs_a_target_branch(pr_sandbox: Sandbox) -> None:
     assert pr_sandbox.run("diff.sh", "dev").code == 2
     assert pr_sandbox.run("diff.sh", "dev", "no-such-branch").code == 2
     assert pr_sandbox.calls() == []
+
+
+# --------------------------------------------------------------------------------------------
+# build-image.sh: the service image and the Jenkins agent's tools image, each by digest
+
+BUILDCTL_STUB = """#!/bin/sh
+# buildctl-daemonless.sh stand-in: records its arguments, "pushes" (a digest derived from the
+# image name) and writes the metadata file as buildctl does (`containerimage.digest`).
+printf '%s\\n' "$*" >>"$FAKE_STATE/buildctl.log"
+name="" metadata=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --output) name="$(printf '%s' "$2" | sed -n 's/.*name=\\([^,]*\\).*/\\1/p')"; shift ;;
+    --metadata-file) metadata="$2"; shift ;;
+  esac
+  shift
+done
+digest="$(printf '%s' "$name" | sha256sum | cut -c1-64)"
+printf '{"containerimage.digest": "sha256:%s"}\\n' "$digest" >"$metadata"
+"""
+
+WEB_REPO = "registry.example.com/appstack/web"
+AGENT_REPO = "registry.example.com/appstack/ci-agent"
+
+
+def pushed_digest(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+@pytest.fixture
+def builder(sandbox: Sandbox, tmp_path: Path) -> Sandbox:
+    stub = tmp_path / "bin" / "buildctl-daemonless.sh"
+    stub.write_text(BUILDCTL_STUB)
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    sandbox.env.update(
+        {
+            "IMAGE_REPOSITORY": WEB_REPO,
+            "GIT_COMMIT": "c" * 40,
+            "REGISTRY_USERNAME": "ci-bot",
+            "REGISTRY_PASSWORD": "sentinel-registry-token-5d1e",
+        }
+    )
+    return sandbox
+
+
+def build(sandbox: Sandbox, *args: str, **env: str) -> Result:
+    proc = subprocess.run(
+        ["sh", str(sandbox.repo / "scripts" / "ci" / "build-image.sh"), *args],
+        cwd=sandbox.repo,
+        env={**sandbox.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return Result(proc.returncode, proc.stdout + proc.stderr, proc.stdout)
+
+
+AGENT_ARGS = ("jenkins-agent", "jenkins/agent", "jenkins/agent/Dockerfile", AGENT_REPO)
+
+
+def test_the_agent_image_is_built_into_its_own_repository_beside_the_service_image(
+    builder: Sandbox,
+) -> None:
+    """The pipelines' build step: web, then the agent's tools image. Each is pushed to its own
+    repository (tag = commit, its own cache) and both digests are handed on, neither clobbering
+    the other: the Jenkins stash (`images`) and the GitLab dotenv (`DEPLOY_IMAGES`)."""
+    assert build(builder).code == 0
+    result = build(builder, *AGENT_ARGS)
+    assert result.code == 0, result.out
+    assert "sentinel-registry-token-5d1e" not in result.out
+
+    commit = "c" * 40
+    web = f"web={WEB_REPO}@{pushed_digest(f'{WEB_REPO}:{commit}')}"
+    agent = f"jenkins-agent={AGENT_REPO}@{pushed_digest(f'{AGENT_REPO}:{commit}')}"
+    state = Path(builder.env["CI_STATE_DIR"])
+    assert (state / "images").read_text() == f"{web}\n{agent}\n"
+    assert (state / "image.env").read_text() == f"DEPLOY_IMAGES={web},{agent}\n"
+
+    web_call, agent_call = (builder.state / "buildctl.log").read_text().splitlines()
+    assert "--local context=app --local dockerfile=app --opt filename=Dockerfile" in web_call
+    assert (
+        "--local context=jenkins/agent --local dockerfile=jenkins/agent --opt filename=Dockerfile"
+        in agent_call
+    )
+    assert f"type=registry,ref={AGENT_REPO}:buildcache,mode=max" in agent_call
+    assert f"name={AGENT_REPO}:{'c' * 40},push=true" in agent_call
+    assert WEB_REPO not in agent_call
+
+    # a rebuild of one service replaces its own record only
+    commit = "d" * 40
+    assert build(builder, *AGENT_ARGS, GIT_COMMIT=commit).code == 0
+    agent2 = f"jenkins-agent={AGENT_REPO}@{pushed_digest(f'{AGENT_REPO}:{commit}')}"
+    assert (state / "images").read_text() == f"{web}\n{agent2}\n"
+
+
+def test_the_agent_image_needs_its_repository(builder: Sandbox) -> None:
+    result = build(builder, *AGENT_ARGS[:3], "", IMAGE_REPOSITORY="")
+    assert result.code == 2
+    assert "repository of jenkins-agent" in result.out
+    assert not (builder.state / "buildctl.log").exists()
+
+
+BOTH = f"{BUILT},jenkins-agent={AGENT_REPO}@sha256:{'cd' * 32}"
+
+
+def test_deploy_passes_the_agent_digest_too(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    result = sandbox.run("deploy.sh", "prod", DEPLOY_IMAGES=BOTH)
+    assert result.code == 0, result.out
+    assert sandbox.commands()[1] == (
+        f"deploy prod --yes --image {BUILT} --image jenkins-agent={AGENT_REPO}@sha256:{'cd' * 32}"
+    )
+
+
+def test_gitops_publishes_the_agent_digest_and_waits_only_for_apps(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    gitops_remote(sandbox, tmp_path)
+    env = {"GITOPS": "true", "DEPLOY_IMAGES": BOTH, "VERIFY_URLS": "web=https://web.dev/ready"}
+    result = sandbox.run("deploy.sh", "dev", **env)
+    assert result.code == 0, result.out
+    commands = sandbox.commands()
+    assert commands[0] == f"images dev {BUILT} jenkins-agent={AGENT_REPO}@sha256:{'cd' * 32}"
+    assert commands[2].endswith(f"--expect-version web={DIGEST[7:19]}")  # not the agent
+
+
+def test_the_agent_images_revision_is_the_last_commit_that_changed_it(builder: Sandbox) -> None:
+    """IMAGE_REVISION=context: the revision label and SOURCE_DATE_EPOCH (BuildKit >= 0.11: the
+    `created` times of the image config and its history, moby/buildkit docs/build-repro.md) come
+    from the last commit that changed jenkins/agent, so a commit that leaves it alone rebuilds
+    from the registry cache to the same digest. The service image keeps the commit."""
+    repo = builder.repo
+    (repo / "jenkins" / "agent").mkdir(parents=True)
+    (repo / "jenkins" / "agent" / "Dockerfile").write_text("FROM scratch\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "agent")
+    changed, epoch = git(repo, "log", "-1", "--format=%H %ct").split()
+    (repo / "Pulumi.yaml").write_text("name: appstack\n# later\n")
+    git(repo, "commit", "-q", "-am", "later")
+    head = git(repo, "rev-parse", "HEAD")
+
+    assert build(builder, GIT_COMMIT=head).code == 0
+    result = build(builder, *AGENT_ARGS, GIT_COMMIT=head, IMAGE_REVISION="context")
+    assert result.code == 0, result.out
+    web_call, agent_call = (builder.state / "buildctl.log").read_text().splitlines()
+    assert f"label:org.opencontainers.image.revision={head}" in web_call
+    assert "SOURCE_DATE_EPOCH" not in web_call
+    assert f"label:org.opencontainers.image.revision={changed}" in agent_call
+    assert f"--opt build-arg:SOURCE_DATE_EPOCH={epoch}" in agent_call
+    assert f"name={AGENT_REPO}:{head},push=true" in agent_call  # the tag is still the commit

@@ -17,6 +17,7 @@ KUBE_API = "10.0.0.10/32"
 DEPLOYER = "alice"
 REPOSITORY = "https://github.com/example/appstack.git"
 IMAGE_REPOSITORY = "registry.example.com/appstack/web"
+AGENT_IMAGE_REPOSITORY = "registry.example.com/appstack/ci-agent"
 # The mock runtime's RandomPassword result (stackctl.mockruntime.engine._mock_outputs).
 MOCK_PASSWORD = "mock-random-password"
 
@@ -30,8 +31,11 @@ def jenkins_raw(environment: str = "dev", **jenkins: Any) -> dict[str, Any]:
         settings["kubeApiCidrs"] = [KUBE_API]
         settings["job"] = {"repository": REPOSITORY}
         settings["authorization"] = {"deployers": [DEPLOYER]}  # prod needs an approver
-    if jenkins.get("imageBuilder"):  # `Build image` pushes to IMAGE_REPOSITORY (required)
-        settings["pipeline"] = {"imageRepository": IMAGE_REPOSITORY}
+    if jenkins.get("imageBuilder"):  # `Build image` pushes to both repositories (required)
+        settings["pipeline"] = {
+            "imageRepository": IMAGE_REPOSITORY,
+            "agentImageRepository": AGENT_IMAGE_REPOSITORY,
+        }
     raw["jenkins"] = config_model.deep_merge(settings, jenkins)
     return raw
 
