@@ -163,12 +163,23 @@ def _cmdline(pid: int) -> str:
 def processes_of(base: Path) -> list[int]:
     """Processes of this node: those whose command line names the base directory (kubelet,
     containerd, shims) and those in the node's cgroups (pod sandboxes and containers)."""
+    return sorted(set(daemons_of(base)) | set(pod_processes()))
+
+
+def daemons_of(base: Path) -> list[int]:
+    """The kubelet, containerd and the shims: their command lines name the base directory."""
     me = os.getpid()
     pids: set[int] = set()
     for entry in Path("/proc").iterdir():
         pid = int(entry.name) if entry.name.isdigit() else me
         if pid != me and str(base) in _cmdline(pid):
             pids.add(pid)
+    return sorted(pids)
+
+
+def pod_processes() -> list[int]:
+    """Every process in the node's cgroups (pod sandboxes and containers)."""
+    pids: set[int] = set()
     for root in cgroup_dirs():
         if not root.is_dir():
             continue
@@ -277,15 +288,19 @@ def cleanup(state: State | None) -> list[str]:
     """Remove everything a run of this node creates; returns what it did. Safe to run on a clean
     host and more than once. Processes are found by base directory and cgroup, never by name."""
     done: list[str] = []
-    # 1. processes: the kubelet first (it would restart containers), then the rest.
+    # 1. processes: the kubelet first (it would restart containers), containerd and the shims
+    # get SIGTERM, then SIGKILL; pod processes get SIGKILL at once (a container's PID 1, such as
+    # httpd, ignores SIGTERM, and the pods are being thrown away).
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        pids = processes_of(NODE_BASE)
+        daemons = daemons_of(NODE_BASE)
+        pods = pod_processes()
+        pids = sorted(set(daemons) | set(pods))
         if not pids:
             break
-        kubelets = [p for p in pids if "kubelet" in _cmdline(p).split(" ", 1)[0]]
-        _kill_all(kubelets, sig)
-        _kill_all(pids, sig)
-        done.append(f"{sig.name} {len(pids)} processes")
+        _kill_all([p for p in daemons if "kubelet" in _cmdline(p).split(" ", 1)[0]], sig)
+        _kill_all(pods, signal.SIGKILL)
+        _kill_all(daemons, sig)
+        done.append(f"{sig.name} {len(daemons)} node processes, SIGKILL {len(pods)} pod processes")
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.2)
