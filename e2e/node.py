@@ -359,8 +359,9 @@ def cleanup(state: State | None) -> list[str]:
     return done
 
 
-def leftovers() -> list[str]:
-    """What of a node is still on the host (empty after a clean stop)."""
+def leftovers(added_routes: list[str] | None = None) -> list[str]:
+    """What of a node is still on the host (empty after a clean stop). Routes count only when
+    named (the routes a run added): another run may hold the same unreachable routes."""
     found = []
     if processes_of(NODE_BASE):
         found.append(f"processes {processes_of(NODE_BASE)}")
@@ -369,7 +370,7 @@ def leftovers() -> list[str]:
     if bridge_exists():
         found.append(f"bridge {BRIDGE}")
     found += [f"cgroup {d}" for d in cgroup_dirs() if d.exists()]
-    found += [f"route unreachable {r}" for r in unreachable_routes() if r in UNREACHABLE]
+    found += [f"route unreachable {r}" for r in unreachable_routes() if r in (added_routes or [])]
     if NODE_BASE.exists():
         found.append(f"directory {NODE_BASE}")
     return found
@@ -467,9 +468,11 @@ class RealNode:
                     os.killpg(proc.popen.pid, signal.SIGKILL)
                 proc.popen.wait(timeout=5)
         self.processes.clear()
-        self.cleanup_report += cleanup(self.state or State.load())
+        self._untaint_kwok_nodes()
+        state = self.state or State.load()
+        self.cleanup_report += cleanup(state)
         self.state = None
-        left = leftovers()
+        left = leftovers(state.routes if state else None)
         if left:
             raise NodeError(f"the real node left: {left}")
 
@@ -767,6 +770,20 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             taints = [t for t in node["spec"].get("taints") or [] if t["key"] != KWOK_TAINT["key"]]
             self.cluster.kube.patch("Node", name, {"spec": {"taints": [*taints, KWOK_TAINT]}})
 
+    def _untaint_kwok_nodes(self) -> None:
+        """Give the kwok nodes back as the cluster made them (the control plane may outlive
+        the node, as with `python -m e2e.node`'s Ctrl-C)."""
+        apiserver = getattr(self.cluster, "apiserver", None)
+        if apiserver is None or apiserver.popen.poll() is not None:
+            return
+        for name in getattr(self.cluster, "node_names", []):
+            with contextlib.suppress(Exception):
+                node = self.cluster.kube.get("Node", name)
+                taints = node["spec"].get("taints") or []
+                kept = [t for t in taints if t["key"] != KWOK_TAINT["key"]]
+                if kept != taints:
+                    self.cluster.kube.patch("Node", name, {"spec": {"taints": kept or None}})
+
     # ---------------------------------------------------------------- health
 
     def assert_running(self) -> None:
@@ -793,6 +810,9 @@ def main() -> int:
             print(line)
         left = leftovers()
         print("left on the host:", left or "nothing")
+        held = [r for r in unreachable_routes() if r in UNREACHABLE]
+        if held:
+            print("unreachable routes held (by a running node, or another harness):", held)
         return 1 if left else 0
     install_signal_handlers()
     try:
