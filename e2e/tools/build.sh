@@ -220,7 +220,7 @@ build_node_images() {
   # busybox-static: one binary; the image gets it as /bin/busybox plus the applet links a shell
   # script needs, a world-writable /tmp (so a refused write there shows a read-only root
   # filesystem, not a permission) and no other file (no /etc/passwd: pods give numeric uids).
-  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date)
+  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut)
   local args=(--file /bin/busybox:bin/busybox:0755 --dir tmp:1777) a
   for a in "${applets[@]}"; do args+=(--symlink "bin/$a:busybox"); done
   python3 "$here/node/oci_image.py" --name "$BUSYBOX_IMAGE" \
