@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e \
+	e2e-node-tools e2e-node e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -84,7 +85,21 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode"
+
+# Tiers beside `make e2e` (README "e2e tiers"). e2e-node: one real node (kubelet, containerd,
+# runc, bridge CNI; e2e/node.py) joined to the same control plane, tests marked `realnode`.
+# Needs root (mounts, cgroups, a bridge); its Debian packages come from scripts/install-node-deps.sh.
+e2e-node-tools: ## build the real-node tools (kubelet, containerd, runc, pause and test images) into $(E2E_CACHE)/bin
+	scripts/install-node-deps.sh
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node
+
+e2e-node: e2e-node-tools $(VENV)/.dev-installed ## a restricted pod on one real node: security context in force, scheduled->Ready figure
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realnode
+
+e2e-all: e2e e2e-node ## every e2e tier
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

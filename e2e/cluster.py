@@ -264,6 +264,14 @@ class Cluster:
         )
         self._leaf("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}\n", "serverAuth")
         self._leaf("admin", "/O=system:masters/CN=appstack-e2e-admin", "", "clientAuth")
+        # The API server's client certificate towards kubelets (pods/log, exec, port-forward on
+        # real nodes, e2e/node.py); kwok nodes serve none of these.
+        self._leaf(
+            "apiserver-kubelet-client",
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            "",
+            "clientAuth",
+        )
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         for key in self.pki.glob("*.key"):
@@ -406,6 +414,9 @@ class Cluster:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
                 # Default admission plugins stay on (PodSecurity among them); NodeRestriction
                 # as a real cluster has it.
                 "--enable-admission-plugins=NodeRestriction",

@@ -6,6 +6,7 @@ refused or, found on PATH, run with a version warning."""
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 from e2e.engine import PROVIDER_PLUGINS, tool_versions
@@ -34,3 +35,48 @@ def test_the_venv_runs_the_pinned_kubernetes_sdk() -> None:
 
 def test_the_cli_is_not_older_than_the_python_sdk() -> None:
     assert release(tool_versions()["PULUMI_VERSION"]) >= release(pins()["pulumi"])
+
+
+# The real-node family (e2e/tools/node/, make e2e-node-tools): the pins Go builds from agree with
+# versions.env (build.sh refuses otherwise; this says so without Go), and the kubelet is the
+# control plane's release, built against the same staging modules.
+TOOLS = REPO / "e2e" / "tools"
+
+
+def gomod_requires(path: str) -> dict[str, str]:
+    text = (TOOLS / path / "go.mod").read_text(encoding="utf-8")
+    found = re.findall(r"^\s*(?:require\s+)?(\S+)\s+(v\S+)(?:\s*//.*)?$", text, re.M)
+    return dict(found)
+
+
+def gomod_replaces(path: str) -> list[str]:
+    text = (TOOLS / path / "go.mod").read_text(encoding="utf-8")
+    block = re.search(r"^replace \((.*?)^\)", text, re.M | re.S)
+    assert block, f"{path}/go.mod has no replace block"
+    return sorted(ln.strip() for ln in block.group(1).splitlines() if "=>" in ln)
+
+
+def test_the_kubelet_is_the_control_planes_release() -> None:
+    versions = tool_versions()
+    want = f"v{versions['KUBERNETES_VERSION']}"
+    assert gomod_requires("node/kubelet")["k8s.io/kubernetes"] == want
+    assert gomod_requires("k8s")["k8s.io/kubernetes"] == want
+    assert gomod_replaces("node/kubelet") == gomod_replaces("k8s")
+    staging = f"v0.{want.removeprefix('v1.')}"
+    assert all(line.endswith(staging) for line in gomod_replaces("node/kubelet"))
+
+
+def test_the_node_runtime_pins_match_versions_env() -> None:
+    versions = tool_versions()
+    containerd = gomod_requires("node/containerd")["github.com/containerd/containerd/v2"]
+    assert containerd == f"v{versions['CONTAINERD_VERSION']}"
+    runc = gomod_requires("node/runc")["github.com/opencontainers/runc"]
+    assert runc == f"v{versions['RUNC_VERSION']}"
+
+
+def test_the_node_images_carry_their_versions() -> None:
+    versions = tool_versions()
+    assert versions["PAUSE_IMAGE"].endswith(f"/pause:{versions['PAUSE_VERSION']}")
+    for key in ("PAUSE_IMAGE", "BUSYBOX_IMAGE"):
+        # Imported into containerd, never pulled: a name no registry answers for.
+        assert versions[key].startswith("localhost/appstack-e2e/"), versions[key]

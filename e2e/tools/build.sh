@@ -9,8 +9,14 @@
 #   kubernetes/   pulumi-resource-kubernetes (wrapper main, embeds generated from the module)
 #   pulumi-policy/ policy-cli/pulumi + policy-cli/pulumi-analyzer-policy-python: the newest served
 #                 CLI that still runs Python policy packs through that shim (see versions.env)
-# A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum and Go sources,
-# versions.env, this script and the Go version. Usage: build.sh [family...] (default: all).
+#   node/         a real node (make e2e-node; needs scripts/install-node-deps.sh first):
+#                 node/kubelet/ kubelet, node/containerd/ containerd + containerd-shim-runc-v2 +
+#                 ctr, node/runc/ runc (cgo, seccomp), and the OCI archives of the pause image
+#                 (kubernetes' build/pause/linux/pause.c, gcc -static) and of the test image
+#                 (Debian busybox-static), written by node/oci_image.py
+# A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
+# sources, versions.env, this script and the Go version (node: also gcc's, libseccomp's and
+# busybox-static's Debian versions). Usage: build.sh [family...] (default: all).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,6 +35,8 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
 GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
+# Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
+extra_families=(node)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -40,7 +48,10 @@ binaries_of() {
     python-host) echo pulumi-language-python ;;
     kubernetes) echo pulumi-resource-kubernetes ;;
     pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
-    *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]})" >&2; return 1 ;;
+    node) echo kubelet containerd containerd-shim-runc-v2 ctr runc \
+      node-images/pause.oci.tar node-images/busybox.oci.tar ;;
+    *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
+      return 1 ;;
   esac
 }
 
@@ -52,8 +63,11 @@ stamp_of() {
     "$GO" version
     echo "${GOOS:-} ${GOARCH:-}"
     cat "$here/build.sh" "$here/versions.env"
-    (cd "$here/$fam" && find . -name '*.go' -o -name go.mod -o -name go.sum | LC_ALL=C sort |
-      xargs sha256sum)
+    (cd "$here/$fam" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
+      -o -name go.sum | LC_ALL=C sort | xargs sha256sum)
+    if [ "$fam" = node ]; then
+      dpkg-query -W gcc libc6-dev libseccomp-dev busybox-static 2>/dev/null || true
+    fi
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -165,12 +179,64 @@ PY
     "-X $mod/pkg/version.Version=v$KUBERNETES_PROVIDER_VERSION"
 }
 
+build_node() {
+  local k8s_ld="" p minor
+  expect_version node/kubelet k8s.io/kubernetes "v$KUBERNETES_VERSION"
+  expect_version node/containerd github.com/containerd/containerd/v2 "v$CONTAINERD_VERSION"
+  expect_version node/runc github.com/opencontainers/runc "v$RUNC_VERSION"
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    k8s_ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    k8s_ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
+  done
+  gobuild node/kubelet kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ld"
+  # containerd's Makefile: CGO off for the shim, tag urfave_cli_no_docs, version via -X.
+  local c=github.com/containerd/containerd/v2
+  local c_ld="-X $c/version.Version=v$CONTAINERD_VERSION -X $c/version.Package=$c"
+  for p in containerd containerd-shim-runc-v2 ctr; do
+    GOFLAGS="$GOFLAGS -tags=urfave_cli_no_docs" gobuild node/containerd "$p" "$c/cmd/$p" "$c_ld"
+  done
+  # runc's seccomp support (RuntimeDefault profiles) is cgo against libseccomp; built without
+  # the tag, runc runs every container unconfined. (libpathrs, in upstream's default tags, is a
+  # Rust library that Debian does not ship; runc falls back to filepath-securejoin without it.)
+  CGO_ENABLED=1 GOFLAGS="$GOFLAGS -tags=seccomp,urfave_cli_no_docs" \
+    gobuild node/runc runc github.com/opencontainers/runc "-X main.gitCommit=v$RUNC_VERSION"
+  build_node_images
+}
+
+# The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked
+# statically as upstream's build/pause/Makefile does, and the test image: Debian's busybox-static.
+build_node_images() {
+  local kdir work
+  kdir=$(cd "$here/node/kubelet" && "$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)
+  work=$(mktemp -d)
+  mkdir -p "$bin/node-images"
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-v$KUBERNETES_VERSION" \
+    -o "$work/pause" "$kdir/build/pause/linux/pause.c"
+  python3 "$here/node/oci_image.py" --name "$PAUSE_IMAGE" --out "$bin/node-images/.pause.oci.tar" \
+    --user 65535:65535 --entrypoint /pause --file "$work/pause:pause:0755"
+  mv -f "$bin/node-images/.pause.oci.tar" "$bin/node-images/pause.oci.tar"
+  echo "built node-images/pause.oci.tar ($PAUSE_IMAGE)"
+  # busybox-static: one binary; the image gets it as /bin/busybox plus the applet links a shell
+  # script needs, a world-writable /tmp (so a refused write there shows a read-only root
+  # filesystem, not a permission) and no other file (no /etc/passwd: pods give numeric uids).
+  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut)
+  local args=(--file /bin/busybox:bin/busybox:0755 --dir tmp:1777) a
+  for a in "${applets[@]}"; do args+=(--symlink "bin/$a:busybox"); done
+  python3 "$here/node/oci_image.py" --name "$BUSYBOX_IMAGE" \
+    --out "$bin/node-images/.busybox.oci.tar" --env PATH=/bin --entrypoint /bin/sh "${args[@]}"
+  mv -f "$bin/node-images/.busybox.oci.tar" "$bin/node-images/busybox.oci.tar"
+  echo "built node-images/busybox.oci.tar ($BUSYBOX_IMAGE, busybox-static" \
+    "$(dpkg-query -W -f '${Version}' busybox-static))"
+  rm -rf "$work"
+}
+
 for fam in "${families[@]}"; do
   read -r -a outs <<<"$(binaries_of "$fam")"
   stamp=$(stamp_of "$fam")
   fresh=1
   [ "$(cat "$stamps/$fam" 2>/dev/null)" = "$stamp" ] || fresh=0
-  for b in "${outs[@]}"; do [ -x "$bin/$b" ] || fresh=0; done
+  for b in "${outs[@]}"; do [ -e "$bin/$b" ] || fresh=0; done
   if [ $fresh = 1 ]; then
     echo "e2e tools: $fam up to date (${outs[*]})"
     continue

@@ -7,8 +7,10 @@ Go. The session starts one control plane (e2e/cluster.py) and one engine world
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,8 @@ if os.environ.get("APPSTACK_E2E") != "1":
     collect_ignore_glob = ["test_*.py"]
 
 FIGURES: dict[str, float] = {}
+FIGURES_FILE = Path("out/e2e-figures.json")
+NODE_CLEANUP: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +53,45 @@ def kube(cluster: Any) -> Any:
     return cluster.kube
 
 
+@pytest.fixture(scope="session")
+def real_node(cluster: Any) -> Iterator[Any]:
+    """One real node (e2e/node.py) joined to the session's control plane; only the tests marked
+    `realnode` (make e2e-node) ask for it."""
+    from e2e.node import RealNode
+
+    with RealNode(cluster) as node:
+        yield node
+        FIGURES.update(node.timings)
+    NODE_CLEANUP.extend(node.cleanup_report)
+
+
+@pytest.fixture(scope="session")
+def figures() -> dict[str, float]:
+    """Figures (name -> number) a test reports; printed and written to out/e2e-figures.json."""
+    return FIGURES
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    if not FIGURES:
+        return
+    # Merge: each tier (make e2e, make e2e-node) adds its figures under stable names.
+    try:
+        current = json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = {}
+    current.update({k: round(v, 3) for k, v in FIGURES.items()})
+    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES_FILE.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if NODE_CLEANUP:
+        terminalreporter.section("real node cleanup (e2e/node.py; leftovers checked empty)")
+        for line in NODE_CLEANUP:
+            terminalreporter.write_line(line)
     if not FIGURES:
         return
     terminalreporter.section("e2e figures (wall time, this machine; a benchmark, not a test)")
     for name, seconds in FIGURES.items():
         terminalreporter.write_line(f"{name:<48} {seconds:7.1f} s")
+    terminalreporter.write_line(f"(written to {FIGURES_FILE})")
