@@ -13,7 +13,7 @@ from components.endpoints import health_url
 from components.image import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs
 from components.monitoring import AppMonitoring, AppMonitoringArgs
-from components.namespace import QUOTA_USAGE_OUTPUT, AppNamespace, AppNamespaceArgs
+from components.namespace import AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
@@ -31,8 +31,6 @@ class StackOutputs:
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
     health_urls: dict[str, pulumi.Output[str]]
     """Readiness URL per app from outside (components/endpoints.py; `stackctl verify`)."""
-    quota_usage: dict[str, dict[str, object]]
-    """Each workload's peak share of the namespace quota; the next update reads it back."""
 
     def as_dict(self) -> dict[str, object]:
         """Every output under its stable export key."""
@@ -42,7 +40,6 @@ class StackOutputs:
             "addresses": self.addresses,
             "jenkins_url": self.jenkins_url,
             "health_urls": self.health_urls,
-            QUOTA_USAGE_OUTPUT: self.quota_usage,
         }
 
     def export(self) -> None:
@@ -95,15 +92,6 @@ def _jenkins(cfg: StackConfig, instance: str) -> pulumi.Output[str]:
     return jenkins.url
 
 
-def _previous_quota_usage(cfg: StackConfig) -> pulumi.Output[object] | None:
-    """The `quota_usage` output of this stack's last update (None before the first one): a
-    StackReference to the stack itself, which reads the outputs of its latest checkpoint."""
-    if not cfg.namespace_quota.enabled:
-        return None
-    stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    return pulumi.StackReference("previous-update", stack_name=stack).get_output(QUOTA_USAGE_OUTPUT)
-
-
 def deploy(cfg: StackConfig) -> StackOutputs:
     """Register every resource of the stack and return its outputs."""
     instance = pulumi.get_stack()
@@ -116,7 +104,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             quota=cfg.namespace_quota,
             limit_range=cfg.limit_range,
             network=cfg.network,
-            previous_usage=_previous_quota_usage(cfg),
+            argo_allowed=cfg.monitoring.enabled,  # argoRollouts needs monitoring (config)
         ),
     )
     pull_secrets: list[pulumi.Input[str]] = []
@@ -177,5 +165,4 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         health_urls={
             name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
         },
-        quota_usage={key: usage.as_output() for key, usage in sorted(namespace.usage.items())},
     )

@@ -44,8 +44,6 @@ class Snapshot:
     """Per object, its Pulumi URN without stack and project (`parent$...$type::name`)."""
     aliases: dict[str, list[str]] = field(default_factory=dict)
     """Per object, the URNs (same form) its `aliases` option answers to."""
-    outputs: dict[str, Any] = field(default_factory=dict)
-    """The stack outputs the next update reads back (`quota_usage`), as the render exports them."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -55,7 +53,6 @@ class Snapshot:
             secrets=dict(data.get("secrets") or {}),
             urns=dict(data.get("urns") or {}),
             aliases=dict(data.get("aliases") or {}),
-            outputs=dict(data.get("outputs") or {}),
         )
 
     @classmethod

@@ -61,17 +61,11 @@ class Capture:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mocks that echo inputs as state, give LoadBalancers an address, answer a StackReference
-    with the given earlier outputs (none: a stack's first update), and record every call."""
+    """Mocks that echo inputs as state, give LoadBalancers an address, and record every call."""
 
-    def __init__(
-        self,
-        options: dict[tuple[str, str], dict[str, Any]],
-        previous_outputs: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, options: dict[tuple[str, str], dict[str, Any]]) -> None:
         self.registered: list[CapturedResource] = []
         self._options = options
-        self._previous_outputs = dict(previous_outputs or {})
         self._lock = threading.Lock()
 
     def new_resource(
@@ -86,8 +80,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "loadBalancer": {"ingress": [{"hostname": name + MOCK_LB_HOSTNAME_SUFFIX}]}
                 }
         state.update(_mock_outputs(args.typ, args.name, state))
-        if args.typ == "pulumi:pulumi:StackReference":
-            state.update({"outputs": self._previous_outputs, "secretOutputNames": []})
         with self._lock:
             options = dict(self._options.get((args.typ, args.name), {}))
             parent_type = options.pop("parent_type", None)
@@ -356,9 +348,7 @@ def _record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.Reso
 
 
 @contextlib.contextmanager
-def mocked_runtime(
-    project: str, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> Iterator[RecordingMocks]:
+def mocked_runtime(project: str, stack: str) -> Iterator[RecordingMocks]:
     """Pulumi's mock runtime for the duration of the block; settings restored afterwards.
 
     Without source positions: for every resource the SDK walks the Python stack and turns each
@@ -381,7 +371,7 @@ def mocked_runtime(
     """
     with _LOCK, _own_event_loop() as loop:
         options: dict[tuple[str, str], dict[str, Any]] = {}
-        mocks = RecordingMocks(options, previous_outputs)
+        mocks = RecordingMocks(options)
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
             mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)
@@ -458,13 +448,11 @@ def capture(
     *,
     project: str,
     stack: str,
-    previous_outputs: Mapping[str, Any] | None = None,
 ) -> Capture:
     """Run `program` under mocks; return every registered resource and the resolved value
-    of whatever the program returned (Outputs resolved). `previous_outputs`: the stack outputs
-    of an earlier update, as a StackReference to the stack reads them (default: none)."""
+    of whatever the program returned (Outputs resolved)."""
     result = Capture()
-    with mocked_runtime(project, stack, previous_outputs) as mocks, _cyclic_gc_paused():
+    with mocked_runtime(project, stack) as mocks, _cyclic_gc_paused():
 
         async def outputs(returned: Any) -> None:  # Output.from_input(returned).apply(update)
             value, known = await resolve.resolved(returned)

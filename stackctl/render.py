@@ -207,19 +207,15 @@ def manifests(cap: Capture) -> tuple[list[dict[str, Any]], dict[str, dict[str, A
     return objects, options
 
 
-def render_config(
-    cfg: config_model.StackConfig, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> RenderResult:
-    """Run deploy(cfg) under mocks and return the manifests; `previous_outputs` stands for the
-    outputs of the stack's last update (default: a first update)."""
+def render_config(cfg: config_model.StackConfig, stack: str) -> RenderResult:
+    """Run deploy(cfg) under mocks and return the manifests: a function of config and code
+    alone (the program reads no earlier state), so it is what the engine applies."""
     from components.stack import deploy
 
     def program() -> Any:
         return deploy(cfg).as_dict()
 
-    cap = capture(
-        program, project=config_model.PROJECT, stack=stack, previous_outputs=previous_outputs
-    )
+    cap = capture(program, project=config_model.PROJECT, stack=stack)
     objects, options = manifests(cap)
     return RenderResult(
         stack=stack,
