@@ -20,6 +20,7 @@ RISKS: dict[str, str] = {
     "immutable-field": "a field Kubernetes cannot update in place changes: the update fails",
     "selector": "a workload's selector changes",
     "controller-owned": "the program sets a field another controller owns",
+    "stale-selector": "a Service keeps a selector key the pods of its new workload lack",
     "pdb-blocks-evictions": "a PodDisruptionBudget allows no eviction at all",
     "secret-value": "a Secret value changes (value not shown)",
     "urn-change": "an object's Pulumi URN changes without an alias: the engine recreates it",

@@ -15,7 +15,7 @@ from typing import Any
 
 from e2e.cluster import Cluster
 from e2e.engine import Engine, changes
-from e2e.kube import Kube
+from e2e.kube import STRATEGIC_MERGE_PATCH, Kube
 from tests.e2e.live import (
     assert_engine_matches_prediction,
     assert_pods_admitted_restricted,
@@ -354,6 +354,64 @@ def test_dev_leaving_blue_green_runs_both_colours_beside_the_new_deployment(
     assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert kube.get("Deployment", "web", DEV_NS)["status"].get("readyReplicas")
+
+
+# Argo Rollouts on and off, each in one update (issue 27 item 2). No Argo controller runs
+# here: it is emulated by the one write it makes to a Service, a strategic merge patch of
+# `rollouts-pod-template-hash` into spec.selector (argo-rollouts rollout/service.go
+# `switchServiceSelector`), under its field manager, as the HPA's write is emulated above.
+ARGO_MANAGER = "rollouts-controller"
+ARGO_HASH = "rollouts-pod-template-hash"
+
+
+def selector_owners(obj: dict[str, Any]) -> set[str]:
+    """Field managers that own .spec.selector (an atomic map on a Service: owned whole)."""
+    return {
+        f["manager"]
+        for f in obj["metadata"].get("managedFields") or []
+        if "f:selector" in ((f.get("fieldsV1") or {}).get("f:spec") or {})
+    }
+
+
+def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: Kube) -> None:
+    doc = engine.read_config("dev")
+    doc["config"]["appstack:monitoring"] = {"enabled": True}  # argoRollouts needs it
+    engine.write_config("dev", doc)
+    ops = change_and_check(
+        engine, "dev", "argoRollouts on", release={"strategy": "blueGreen", "argoRollouts": True}
+    )
+    assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
+    assert ops.get(("Deployment", DEV_NS, "web")) == "delete", ops
+    stable = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
+    assert ARGO_HASH not in stable
+    # The controller points both Services at its ReplicaSet.
+    for name, value in (("web", "6f8d9c7b5"), ("web-preview", "6f8d9c7b5")):
+        kube.patch(
+            "Service", name,
+            {"metadata": {"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}},
+             "spec": {"selector": {ARGO_HASH: value}}},
+            namespace=DEV_NS, content_type=STRATEGIC_MERGE_PATCH, field_manager=ARGO_MANAGER,
+        )  # fmt: skip
+        assert selector_owners(kube.get("Service", name, DEV_NS)) == {ARGO_MANAGER}, name
+    # Under Argo an image bump updates the Service (its version label) without touching the
+    # selector the controller owns: the provider drops it from the apply (await.go
+    # handleSSAIgnoreFields).
+    ops = change_and_check(engine, "dev", "argo image bump", image=f"{IMAGE}:1.1.0")
+    assert ops.get(("Service", DEV_NS, "web")) == "update", ops
+    web = kube.get("Service", "web", DEV_NS)
+    assert web["spec"]["selector"] == {**stable, ARGO_HASH: "6f8d9c7b5"}
+    assert selector_owners(web) == {ARGO_MANAGER}
+    # Off: the Service takes its selector back in the same update, forced (no conflict with
+    # the controller's ownership), without the hash of the Rollout's pods.
+    ops = change_and_check(engine, "dev", "argoRollouts off", release={"strategy": "rolling"})
+    assert ops.get(("Rollout", DEV_NS, "web")) == "delete", ops
+    assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
+    assert ops.get(("Service", DEV_NS, "web")) == "update", ops
+    web = kube.get("Service", "web", DEV_NS)
+    assert web["spec"]["selector"] == stable, web["spec"]["selector"]
+    assert ARGO_MANAGER not in selector_owners(web)
+    wait_workloads_available(kube, [DEV_NS], timeout=90)
+    assert {p["metadata"]["name"] for p in web_pods(kube, DEV_NS)}, "no pod behind the Service"
 
 
 def test_dev_destroy_removes_the_stack(engine: Engine, kube: Kube) -> None:
