@@ -17,7 +17,6 @@ the state in clear, so it is refused (`components.config.check_secret_keys`).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pulumi.runtime.config import (
@@ -28,6 +27,7 @@ from pulumi.runtime.config import (
 )
 
 from components.config import PROJECT, check_secret_keys
+from components.config.reading import engine_value
 
 
 def engine_config() -> dict[str, Any]:
@@ -41,7 +41,8 @@ def engine_secret_keys(keys: list[str]) -> list[str]:
 
 
 def raw_from_engine() -> dict[str, Any]:
-    """Every `appstack:<key>`, JSON values decoded (objects, lists, numbers, booleans).
+    """Every `appstack:<key>`, decoded as the render decodes the stack files
+    (components/config/reading.py `engine_value`: objects and lists decoded, scalars kept).
 
     Raises ConfigError when a key other than appstack:secrets / appstack:registry is a secret.
     """
@@ -52,9 +53,5 @@ def raw_from_engine() -> dict[str, Any]:
     for full_key, value in config.items():
         if not full_key.startswith(prefix):
             continue
-        key = full_key[len(prefix) :]
-        try:
-            raw[key] = json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError:
-            raw[key] = value
+        raw[full_key[len(prefix) :]] = engine_value(value)
     return raw

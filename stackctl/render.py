@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pulumi.runtime import rpc
 
 from components import config as config_model
+from components.config import reading
 from stackctl.engine import Capture, CapturedResource, capture
 from stackctl.errors import UserError
 from stackctl.yaml_out import dump
@@ -67,14 +67,11 @@ def available_stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path.name}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path.name}: expected a mapping at the top level")
-    return data
+        return path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path.name}: cannot read: {exc.strerror}") from None
 
 
 def _secure_to_placeholder(value: Any, path: str) -> Any:
@@ -102,14 +99,20 @@ def load_raw_config(project_dir: Path, stack: str) -> dict[str, Any]:
             f"unknown stack {stack!r}; available: {', '.join(stacks) or 'none'} "
             f"(Pulumi.<stack>.yaml files in {project_dir})"
         )
-    project = _read_yaml(project_dir / "Pulumi.yaml")
-    stack_file = _read_yaml(project_dir / f"Pulumi.{stack}.yaml")
+    # Read as the engine reads them (components/config/reading.py): a top-level scalar is its
+    # text, a mapping or list its JSON; the program decodes both paths with `engine_value`.
+    try:
+        defaults = reading.project_defaults(_read_text(project_dir / "Pulumi.yaml"), "Pulumi.yaml")
+        values = reading.stack_file_config(
+            _read_text(project_dir / f"Pulumi.{stack}.yaml"), f"Pulumi.{stack}.yaml"
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     prefix = f"{config_model.PROJECT}:"
     raw: dict[str, Any] = {}
-    for key, spec in (project.get("config") or {}).items():
-        if isinstance(spec, Mapping) and "default" in spec:
-            raw[key.removeprefix(prefix)] = spec["default"]
-    for key, value in (stack_file.get("config") or {}).items():
+    for key, value in defaults.items():
+        raw[key.removeprefix(prefix)] = value
+    for key, value in values.items():
         if ":" in key and not key.startswith(prefix):
             continue  # another package's config (kubernetes:context, ...)
         short = key.removeprefix(prefix)

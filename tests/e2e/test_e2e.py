@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.config.reading import engine_value
 from e2e.cluster import Cluster
 from e2e.engine import Engine, changes
 from e2e.kube import STRATEGIC_MERGE_PATCH, Kube
+from stackctl.render import load_raw_config
 from tests.e2e.live import (
     assert_engine_matches_prediction,
     assert_pods_admitted_restricted,
@@ -103,12 +105,28 @@ def settle(engine: Engine, stack: str, applied: dict[tuple[str, str, str], str],
     assert pending == {}, f"after {what}: {pending}"
 
 
+def assert_one_reading(engine: Engine, stack: str) -> None:
+    """The config values the real CLI holds (`pulumi config --json`: what it hands the program),
+    decoded as the program decodes them, equal the render's reading of the stack file
+    (components/config/reading.py; issue 27 item 4)."""
+    held = json.loads(engine.pulumi("config", "--json", "--stack", stack).stdout)
+    from_engine = {
+        key.removeprefix("appstack:"): engine_value(entry["value"])
+        for key, entry in held.items()
+        if key.startswith("appstack:") and not entry.get("secret")
+    }
+    from_render = load_raw_config(engine.project, stack)
+    assert from_engine, held
+    assert from_engine == {key: from_render.get(key) for key in from_engine}
+
+
 # ================================================================ dev
 
 
 def test_dev_preview_then_up_creates_every_object(engine: Engine, kube: Kube) -> None:
     engine.init_stack("dev")
     engine.commit("e2e: dev stack initialised")
+    assert_one_reading(engine, "dev")
     steps = engine.preview_steps("dev")
     ops = {s.op for s in steps}
     assert ops == {"create"}, f"preview of an empty dev stack: {ops}"
@@ -438,6 +456,7 @@ def test_prod_preview_then_up_creates_every_object(
     doc["config"]["appstack:jenkins"].setdefault("admin", {})["existingSecret"] = "jenkins-admin"
     engine.write_config("prod", doc)
     engine.commit("e2e: prod stack initialised")
+    assert_one_reading(engine, "prod")
     steps = engine.preview_steps("prod")
     assert {s.op for s in steps} == {"create"}
     engine.up("prod", timing="pulumi up prod (from empty)")
