@@ -223,9 +223,34 @@ def test_dev_autoscaling_off_takes_replicas_back(engine: Engine, kube: Kube) -> 
     assert kube.get("Deployment", "web", DEV_NS)["spec"]["replicas"] == 2
 
 
+SECRET_PATH = "appstack:secrets.web.API_TOKEN"
+SECRET_VALUE = "e2e-token-0001"
+CONFIG_ROUND_TRIP = """
+from pathlib import Path
+from stackctl.automation import PulumiAutomationBackend
+backend = PulumiAutomationBackend("dev", Path.cwd())
+backend.set_config(backend.get_config())
+"""
+
+
+def assert_secret_per_leaf(engine: Engine) -> None:
+    """The stack file holds the secret as one `secure:` leaf (not the object as one blob), and
+    the CLI reads the value back."""
+    secrets = engine.read_config("dev")["config"]["appstack:secrets"]
+    assert set(secrets) == {"web"} and set(secrets["web"]) == {"API_TOKEN"}, secrets
+    assert set(secrets["web"]["API_TOKEN"]) == {"secure"}, secrets
+    got = engine.pulumi("config", "get", "--path", SECRET_PATH, "--stack", "dev").stdout
+    assert got.strip() == SECRET_VALUE
+
+
 def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> None:
-    # Back to a rolling release, deployed with stackctl (Automation API, policy pack on).
+    # Back to a rolling release, deployed with stackctl (Automation API, policy pack on), with
+    # a secret set per leaf the documented way (README: `--secret --path`).
     engine.edit_app("dev", "web", image=f"{IMAGE}:1.0.0")
+    engine.pulumi(
+        "config", "set", "--secret", "--path", SECRET_PATH, SECRET_VALUE, "--stack", "dev"
+    )
+    assert_secret_per_leaf(engine)
     engine.commit("e2e: rolling 1.0.0")
     engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     wait_workloads_available(kube, [DEV_NS], timeout=90)
@@ -258,6 +283,12 @@ def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> Non
     assert started <= up_started
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert images(kube, DEV_NS) == {f"{IMAGE}:1.0.0"}, "previous image not running"
+    assert_secret_per_leaf(engine)
+    # What a rollback does when the operator declines (stackctl/rollback.py
+    # `_restore_previous`): the config read back and written again, the secret object
+    # included. The stack file keeps its shape (issue 27 item 3).
+    engine.run([str(engine.project / ".venv" / "bin" / "python"), "-c", CONFIG_ROUND_TRIP])
+    assert_secret_per_leaf(engine)
     engine.git("checkout", "--", ".")  # the rollback rewrote Pulumi.dev.yaml; HEAD has 1.0.0
 
 
