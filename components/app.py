@@ -424,6 +424,7 @@ def _network_policy(scope: _Scope) -> AppNetworkPolicy:
             network=args.network,
             client_apps=tuple(args.client_apps),
             egress=tuple(app.egress),
+            internal=app.service.type == "ClusterIP" and not app.ingress.enabled,
         ),
         opts=scope.child,
     )

@@ -11,6 +11,7 @@ from components.config.app import (
 )
 from components.config.base import (
     DNS1123,
+    Cidr,
     HttpUrl,
     LabelKey,
     LabelValue,
@@ -32,6 +33,10 @@ class NetworkSettings(Model):
         default_factory=lambda: {"k8s-app": "kube-dns"}
     )
     """Labels of the cluster DNS pods."""
+    api_server_cidrs: list[Cidr] = Field(default_factory=list)
+    """Addresses the Kubernetes API server connects to pods from: an app reachable only inside
+    the cluster (no Ingress, ClusterIP) admits them on its port, so `stackctl verify` can
+    check it through the API server's service proxy from outside (stackctl/api_proxy.py)."""
 
 
 class NamespaceQuota(Model):
