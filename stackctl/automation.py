@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from stackctl import config_paths
 from stackctl.errors import OperationFailed, UserError
+from stackctl.stacks import stack_short_name
 
 OnOutput = Callable[[str], None]
 
@@ -421,20 +422,20 @@ class PulumiAutomationBackend:
             "pulumi config", ["config", "--show-secrets", "--json", "--stack", self._stack_name]
         )
         raw: dict[str, dict[str, Any]] = json.loads(out or "{}")
-        # Which leaves of an object are `secure:` in the stack file: the redacted listing shows
-        # them as config_paths.REDACTED_LEAF (set_config writes them back leaf by leaf).
-        redacted: dict[str, dict[str, Any]] = {}
-        if any(cv.get("secret") and cv.get("objectValue") is not None for cv in raw.values()):
-            listed = self._run("pulumi config", ["config", "--json", "--stack", self._stack_name])
-            redacted = json.loads(listed or "{}")
+        # Which leaves of an object are `secure:` in the stack file (set_config writes them
+        # back leaf by leaf); the CLI's redacted listing elides secret objects entirely
+        # (pkg/cmd/pulumi/config/config.go: `entry.ObjectValue = nil`), so read the file.
+        stored = config_paths.stack_file_config(
+            Path(self.settings.work_dir) / f"Pulumi.{stack_short_name(self._stack_name)}.yaml"
+        )
         return {
             key: ConfigValue(
                 value=str(cv.get("value", "")),
                 secret=bool(cv.get("secret", False)),
                 object_value=cv.get("objectValue"),
-                secret_leaves=config_paths.secret_leaf_paths(
-                    (redacted.get(key) or {}).get("objectValue")
-                ),
+                secret_leaves=config_paths.secret_leaf_paths(stored.get(key))
+                if cv.get("secret") and cv.get("objectValue") is not None
+                else (),
             )
             for key, cv in raw.items()
         }

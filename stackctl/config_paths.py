@@ -10,11 +10,26 @@ file held it as `secure:`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-REDACTED_LEAF = "[secret]"
-"""What `pulumi config --json` (without --show-secrets) shows for a secure leaf of an object
-(pkg/cmd/pulumi/config: values read through the blinding decrypter)."""
+import yaml
+
+
+def stack_file_config(path: Path) -> dict[str, Any]:
+    """The `config:` of a stack file as stored (secure leaves as `{"secure": ciphertext}`);
+    {} when the file is missing or unreadable."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    found = doc.get("config") if isinstance(doc, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def _secure(value: Any) -> bool:
+    """A stack file's encrypted leaf (config/value.go `isSecureValue`)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
 
 
 def _key(segment: str | int) -> str:
@@ -22,17 +37,19 @@ def _key(segment: str | int) -> str:
     return f"[{segment}]" if isinstance(segment, int) else f"[{json.dumps(segment)}]"
 
 
-def secret_leaf_paths(redacted: Any, prefix: str = "") -> tuple[str, ...]:
-    """Property paths of the REDACTED_LEAF leaves of a redacted `objectValue`."""
-    if isinstance(redacted, dict):
+def secret_leaf_paths(stored: Any, prefix: str = "") -> tuple[str, ...]:
+    """Property paths of the `secure:` leaves of a value as the stack file stores it."""
+    if _secure(stored):
+        return (prefix,) if prefix else ()
+    if isinstance(stored, dict):
         return tuple(
-            p for k, v in sorted(redacted.items()) for p in secret_leaf_paths(v, prefix + _key(k))
+            p for k, v in sorted(stored.items()) for p in secret_leaf_paths(v, prefix + _key(k))
         )
-    if isinstance(redacted, list):
+    if isinstance(stored, list):
         return tuple(
-            p for i, v in enumerate(redacted) for p in secret_leaf_paths(v, prefix + _key(i))
+            p for i, v in enumerate(stored) for p in secret_leaf_paths(v, prefix + _key(i))
         )
-    return (prefix,) if redacted == REDACTED_LEAF and prefix else ()
+    return ()
 
 
 def leaves(

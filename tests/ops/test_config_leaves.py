@@ -13,37 +13,43 @@ real round trip (tests/e2e/test_e2e.py::test_dev_stackctl_deploy_history_rollbac
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from stackctl.automation import ConfigValue
+from stackctl.automation import ConfigValue, PulumiAutomationBackend
 from stackctl.config_paths import leaves, secret_leaf_paths
-from tests.ops.test_automation import backend_with
+from tests.ops.test_automation import StandInStack, StandInWorkspace, backend_with
 
 SECRETS = {"web": {"API_TOKEN": "t0k3n", "DB_PASSWORD": "pw"}, "api": {"KEY": "k"}}
 REGISTRY = {"server": "registry.example.com", "username": "ci", "password": "p4ss"}
 
 
-def test_get_config_learns_which_leaves_are_secure_from_the_redacted_listing() -> None:
+def test_get_config_learns_which_leaves_are_secure_from_the_stack_file(tmp_path: Path) -> None:
+    # The CLI's redacted listing elides a secret object entirely (pulumi pkg/cmd/pulumi/config/
+    # config.go: `entry.ObjectValue = nil` when the value is secure and secrets are not
+    # shown), so the secure leaves come from Pulumi.<stack>.yaml itself.
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n"
+        "  appstack:secrets:\n"
+        "    web:\n      API_TOKEN:\n        secure: v1:aaa\n"
+        "      DB_PASSWORD:\n        secure: v1:bbb\n"
+        "    api:\n      KEY:\n        secure: v1:ccc\n"
+        "  appstack:registry:\n"
+        "    server: registry.example.com\n    username: ci\n"
+        "    password:\n      secure: v1:ddd\n"
+    )
     shown = {
         "appstack:secrets": {"value": json.dumps(SECRETS), "objectValue": SECRETS, "secret": True},
         "appstack:registry": {
             "value": json.dumps(REGISTRY), "objectValue": REGISTRY, "secret": True
         },
     }  # fmt: skip
-    redacted = {
-        "appstack:secrets": {"objectValue": {"web": {"API_TOKEN": "[secret]",
-                                                     "DB_PASSWORD": "[secret]"},
-                                             "api": {"KEY": "[secret]"}}, "secret": True},
-        "appstack:registry": {"objectValue": {**REGISTRY, "password": "[secret]"}, "secret": True},
-    }  # fmt: skip
-    backend, stack = backend_with(
-        {"config --show-secrets": json.dumps(shown), "config --json": json.dumps(redacted)}
-    )
+    backend = PulumiAutomationBackend("dev", tmp_path, "file:///repo/.pulumi-state")
+    backend._stack = StandInStack(StandInWorkspace({"config --show-secrets": json.dumps(shown)}))
     cfg = backend.get_config()
     assert cfg["appstack:registry"].secret_leaves == ('["password"]',)
     assert set(cfg["appstack:secrets"].secret_leaves) == {
         '["web"]["API_TOKEN"]', '["web"]["DB_PASSWORD"]', '["api"]["KEY"]'
     }  # fmt: skip
-    assert ["config", "--json", "--stack", "dev"] in stack.workspace.ran
 
 
 def test_a_secret_object_goes_back_leaf_by_leaf_never_as_one_json_blob() -> None:
@@ -88,7 +94,8 @@ def test_leaf_paths_round_trip_lists_and_non_string_leaves() -> None:
         'appstack:k["a"][1]["b"]': ("true", False),
         'appstack:k["c"]': ("x", False),
     }
-    assert secret_leaf_paths({"a": ["[secret]", {"b": "[secret]"}], "c": "x"}) == (
+    stored = {"a": [{"secure": "v1:x"}, {"b": {"secure": "v1:y"}}], "c": "x"}
+    assert secret_leaf_paths(stored) == (
         '["a"][0]',
         '["a"][1]["b"]',
     )
