@@ -1,10 +1,10 @@
 """The stack's namespace: Pod Security admission 'restricted', a ResourceQuota sized from the
-apps' worst case, a LimitRange, and the baseline NetworkPolicies."""
+apps' worst strategy transition (config alone), a LimitRange, and the baseline NetworkPolicies."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,85 +17,82 @@ from components.config import AppConfig, LimitRangeSettings, NamespaceQuota, Net
 from components.kube import labels
 from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
 
-#: The stack output in which every update records each workload's share of the quota. The next
-#: update reads it back (components/stack.py) so that the workloads it deletes still count.
-QUOTA_USAGE_OUTPUT = "quota_usage"
 _COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What one workload can hold of the quota at its peak, before headroom."""
+def strategy_variants(app: AppConfig, argo_allowed: bool) -> list[AppConfig]:
+    """The app at its own sizes under every release strategy its config may switch to: rolling,
+    blueGreen with the idle colour running, canary at each of `steps`, and, where the stack
+    allows Argo Rollouts (`argo_allowed`: monitoring on), its blueGreen and canary Rollouts."""
+    settings = app.release
+    image = settings.canary_image or app.image
+    plain: dict[str, object] = {"argo_rollouts": False, "blue_image": None, "green_image": None}
+    updates: list[dict[str, object]] = [
+        {**plain, "strategy": "rolling", "weight": 0, "canary_image": None},
+        {**plain, "strategy": "blueGreen", "weight": 0, "canary_image": None},
+    ]
+    updates[1]["scale_down_idle"] = False
+    for weight in settings.steps:
+        updates.append({**plain, "strategy": "canary", "weight": weight, "canary_image": image})
+    if argo_allowed:
+        for strategy in ("blueGreen", "canary"):
+            updates.append(
+                {"argo_rollouts": True, "blue_image": None, "green_image": None, "weight": 0,
+                 "strategy": strategy, "canary_image": None}
+            )  # fmt: skip
+    return [
+        app,
+        *(app.model_copy(update={"release": settings.model_copy(update=u)}) for u in updates),
+    ]
 
-    pods: int
-    """Peak pods (components.app.release.peak_pods_by_workload)."""
-    compute: Mapping[str, Decimal]
-    """Peak requests and limits of cpu (cores) and memory (bytes), keyed as in the quota."""
 
-    def as_output(self) -> dict[str, object]:
-        return {"pods": self.pods, **{key: str(value) for key, value in self.compute.items()}}
+def transition_pods(app_name: str, app: AppConfig, argo_allowed: bool) -> int:
+    """The most pods the app can run at once during any one update that switches between two of
+    its `strategy_variants` (or stays in one), at the app's sizes.
 
-    @classmethod
-    def from_output(cls, value: object) -> Usage | None:
-        """The usage an earlier update exported; None for anything else (an older program)."""
-        if not isinstance(value, Mapping) or not isinstance(value.get("pods"), int | float):
-            return None
-        try:
-            compute = {key: Decimal(str(value[key])) for key in _COMPUTE}
-        except (KeyError, ArithmeticError):
-            return None
-        return cls(int(value["pods"]), compute)
+    While an update runs, every workload of the new strategy may be at its peak (rolling it
+    out, `release.peak_pods_by_workload`), and every workload of the old strategy that the new
+    one drops still runs: the engine deletes removed resources only after every create and
+    update of the run. A workload both have (same kind and name) counts once, at the larger
+    of its two peaks. The maximum over every ordered pair is a function of the app's config
+    alone, and the same for every strategy the app may be in, so a strategy switch never
+    changes the quota and never waits on it.
+    """
+    peaks = [
+        release.peak_pods_by_workload(release.plan(app_name, variant), variant)
+        for variant in strategy_variants(app, argo_allowed)
+    ]
+    return max(
+        sum(max(old.get(key, 0), new.get(key, 0)) for key in old.keys() | new.keys())
+        for old in peaks
+        for new in peaks
+    )
 
 
-def workload_usage(apps: Mapping[str, AppConfig]) -> dict[str, Usage]:
-    """Each workload's peak share of the quota, keyed `<kind>/<name>` (one namespace)."""
-    usage: dict[str, Usage] = {}
+def quota_hard(
+    apps: Mapping[str, AppConfig], quota: NamespaceQuota, argo_allowed: bool
+) -> dict[str, str]:
+    """ResourceQuota `hard`: per app its worst strategy transition (`transition_pods`), each pod
+    at the app's requests and limits, times (1 + headroom)."""
+    factor = Decimal(100 + quota.headroom_percent) / 100
+    totals = dict.fromkeys(_COMPUTE, Decimal(0))
+    pods = 0
     for app_name, app in apps.items():
+        count = transition_pods(app_name, app, argo_allowed)
+        pods += count
         per_pod = {
             "requests.cpu": parse_quantity(app.resources.requests.cpu),
             "limits.cpu": parse_quantity(app.resources.limits.cpu),
             "requests.memory": parse_quantity(app.resources.requests.memory),
             "limits.memory": parse_quantity(app.resources.limits.memory),
         }
-        peaks = release.peak_pods_by_workload(release.plan(app_name, app), app)
-        for key, count in peaks.items():
-            usage[key] = Usage(count, {k: count * per_pod[k] for k in _COMPUTE})
-    return usage
-
-
-def carried_over(previous: object, current: Mapping[str, Usage]) -> list[Usage]:
-    """The workloads of the last update (its `quota_usage` output) that this one deletes.
-
-    The engine deletes a removed resource only after every create and update of the run, so the
-    old workloads' pods keep counting against the quota while the new ones start: leaving
-    blue-green, say, runs both colours beside the new Deployment until it is ready. Sized
-    without them, the quota refuses the new pods and the update waits for the provider's
-    timeout (found by `make e2e`). The next update, with nothing left to delete, returns the
-    quota to its steady size.
-    """
-    if not isinstance(previous, Mapping):
-        return []
-    carried = []
-    for key, value in sorted(previous.items()):
-        usage = Usage.from_output(value)
-        if key not in current and usage is not None:
-            carried.append(usage)
-    return carried
-
-
-def quota_hard(
-    apps: Mapping[str, AppConfig], quota: NamespaceQuota, usages: Sequence[Usage]
-) -> dict[str, str]:
-    """ResourceQuota `hard` for the apps' worst case: `usages` (every workload at the peak pod
-    count of its release strategy, `workload_usage`, plus the workloads this update deletes,
-    `carried_over`), times (1 + headroom)."""
-    factor = Decimal(100 + quota.headroom_percent) / 100
-    totals = {key: sum((u.compute[key] for u in usages), Decimal(0)) for key in _COMPUTE}
+        for key in _COMPUTE:
+            totals[key] += count * per_pod[key]
     hard = {
         key: format_cpu(value * factor) if key.endswith("cpu") else format_bytes(value * factor)
         for key, value in totals.items()
     }
-    hard["pods"] = str(math.ceil(sum(u.pods for u in usages) * factor))
+    hard["pods"] = str(math.ceil(pods * factor))
     hard["services.loadbalancers"] = str(
         sum(1 for a in apps.values() if a.service.type == "LoadBalancer")
     )
@@ -125,8 +122,8 @@ class AppNamespaceArgs:
     """LimitRange defaults."""
     network: NetworkSettings
     """DNS location for the baseline policies."""
-    previous_usage: pulumi.Input[object] = None
-    """The last update's `quota_usage` output (None: no earlier update, or a render)."""
+    argo_allowed: bool = False
+    """The stack may run Argo Rollouts (monitoring on): the quota holds a switch to them."""
 
 
 def _resource_map(cpu: str, memory: str, storage: str) -> dict[str, str]:
@@ -154,16 +151,8 @@ class AppNamespace(pulumi.ComponentResource):
             labels.PART_OF_KEY: labels.PART_OF,
             labels.MANAGED_BY_KEY: labels.MANAGED_BY,
         }
-        # Each workload's peak share of the quota (plain data; the stack exports it).
-        self.usage: dict[str, Usage] = workload_usage(args.apps)
         if args.quota.enabled:
-            hard = pulumi.Output.from_input(args.previous_usage).apply(
-                lambda previous: quota_hard(
-                    args.apps,
-                    args.quota,
-                    [*self.usage.values(), *carried_over(previous, self.usage)],
-                )
-            )
+            hard = quota_hard(args.apps, args.quota, args.argo_allowed)
             k8s.core.v1.ResourceQuota(
                 f"{name}-quota",
                 metadata=k8s.meta.v1.ObjectMetaArgs(

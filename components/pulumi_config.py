@@ -20,13 +20,13 @@ the state in clear, so it is refused (`components.config.check_secret_keys`).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
 from pulumi.runtime import get_config_env, get_config_secret_keys_env, is_config_secret
 
 from components.config import PROJECT, StackConfig, check_secret_keys
+from components.config.reading import engine_value
 
 
 def engine_config() -> dict[str, Any]:
@@ -47,7 +47,8 @@ def engine_secret_keys(keys: list[str]) -> list[str]:
 
 
 def raw_from_engine() -> dict[str, Any]:
-    """Every `appstack:<key>`, JSON values decoded (objects, lists, numbers, booleans).
+    """Every `appstack:<key>`, decoded as the render decodes the stack files
+    (components/config/reading.py `engine_value`: objects and lists decoded, scalars kept).
 
     Raises ConfigError when a key other than appstack:secrets / appstack:registry is a secret.
     """
@@ -58,9 +59,5 @@ def raw_from_engine() -> dict[str, Any]:
     for full_key, value in config.items():
         if not full_key.startswith(prefix):
             continue
-        key = full_key[len(prefix) :]
-        try:
-            raw[key] = json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError:
-            raw[key] = value
+        raw[full_key[len(prefix) :]] = engine_value(value)
     return raw

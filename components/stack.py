@@ -14,7 +14,7 @@ from components.image.component import PROJECT_DIR, ServiceImage, ServiceImageAr
 from components.jenkins import JenkinsController, JenkinsControllerArgs, VerifiedApp
 from components.kube import labels
 from components.monitoring.component import AppMonitoring, AppMonitoringArgs
-from components.namespace import QUOTA_USAGE_OUTPUT, AppNamespace, AppNamespaceArgs
+from components.namespace import AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
 
@@ -32,8 +32,6 @@ class StackOutputs:
     """URL of the Jenkins UI; "" when Jenkins is disabled (the output always exists)."""
     health_urls: dict[str, pulumi.Output[str]]
     """Readiness URL per app from outside (components/app/endpoints.py; `stackctl verify`)."""
-    quota_usage: dict[str, dict[str, object]]
-    """Each workload's peak share of the namespace quota; the next update reads it back."""
 
     def as_dict(self) -> dict[str, object]:
         """Every output under its stable export key."""
@@ -43,7 +41,6 @@ class StackOutputs:
             "addresses": self.addresses,
             "jenkins_url": self.jenkins_url,
             "health_urls": self.health_urls,
-            QUOTA_USAGE_OUTPUT: self.quota_usage,
         }
 
     def export(self) -> None:
@@ -113,15 +110,6 @@ def _verified_apps(cfg: StackConfig, instance: str) -> tuple[VerifiedApp, ...]:
     return tuple(out)
 
 
-def _previous_quota_usage(cfg: StackConfig) -> pulumi.Output[object] | None:
-    """The `quota_usage` output of this stack's last update (None before the first one): a
-    StackReference to the stack itself, which reads the outputs of its latest checkpoint."""
-    if not cfg.namespace_quota.enabled:
-        return None
-    stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    return pulumi.StackReference("previous-update", stack_name=stack).get_output(QUOTA_USAGE_OUTPUT)
-
-
 def deploy(cfg: StackConfig) -> StackOutputs:
     """Register every resource of the stack and return its outputs."""
     instance = pulumi.get_stack()
@@ -134,7 +122,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
             quota=cfg.namespace_quota,
             limit_range=cfg.limit_range,
             network=cfg.network,
-            previous_usage=_previous_quota_usage(cfg),
+            argo_allowed=cfg.monitoring.enabled,  # argoRollouts needs monitoring (config)
         ),
     )
     pull_secrets: list[pulumi.Input[str]] = []
@@ -195,5 +183,4 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         health_urls={
             name: health_url(cfg.apps[name], svc.address) for name, svc in services.items()
         },
-        quota_usage={key: usage.as_output() for key, usage in sorted(namespace.usage.items())},
     )

@@ -289,10 +289,12 @@ def test_namespace_enforces_restricted_pod_security(render: Render) -> None:
 def test_quota_covers_every_app_at_max_replicas_plus_surge(render: Render) -> None:
     raw = with_app(PROD, "api", service={"type": "ClusterIP"})
     hard = one(render(raw).objects, "ResourceQuota")["spec"]["hard"]
-    # two apps, each max 10 replicas (prod default) + 25 % surge (3) = 26 pods; +25 % headroom
-    assert hard["pods"] == "33"
-    assert hard["limits.memory"] == "16640Mi"  # 26 x 512Mi x 1.25
-    assert hard["requests.cpu"] == "8125m"  # 26 x 250m x 1.25
+    # Each app at its worst strategy switch (issue 27; tests/release/test_quota_transition.py):
+    # max 10 replicas (prod default) + 25 % surge (3) = 13 per Deployment; canary (stable 13 +
+    # canary 3 + 1) to blue-green (2 x 13) runs 43 pods at once. Two apps 86; +25 % headroom.
+    assert hard["pods"] == "108"
+    assert hard["limits.memory"] == "55040Mi"  # 86 x 512Mi x 1.25
+    assert hard["requests.cpu"] == "26875m"  # 86 x 250m x 1.25
     assert hard["services.loadbalancers"] == "1"
 
 

@@ -229,6 +229,25 @@ def _workload_context(
     )
 
 
+def _route_annotations(
+    argo_managed: bool, annotations: Mapping[str, str] | None = None
+) -> dict[str, str] | None:
+    """Annotations of a traffic Service. One the program applies the selector of (not managed
+    by Argo Rollouts) carries `pulumi.com/patchForce`: after leaving argoRollouts the
+    controller still owns the whole atomic `spec.selector` (its strategic merge patch of
+    `rollouts-pod-template-hash` made it the owner), so an unforced apply of the program's
+    selector is a Server-Side Apply conflict with "rollouts-controller"; forced, the apply
+    takes the field back and replaces the selector, dropping the stale hash (pulumi-kubernetes
+    v4.25.0 provider/pkg/await/await.go: `ssaUpdate` sends `Force: patchForce(...)`,
+    `patchForce` is true for this annotation, `handleSSAErr` wraps the conflict otherwise).
+    The annotation also differs between the two modes, so switching Argo on or off always
+    updates the Service: its selector is reapplied in the same update."""
+    found = dict(annotations or {})
+    if not argo_managed:
+        found[workloads.PATCH_FORCE_ANNOTATION] = "true"
+    return found or None
+
+
 def _route_options(
     scope: _Scope, before_routes: Sequence[pulumi.Resource]
 ) -> dict[bool, pulumi.ResourceOptions]:
@@ -261,9 +280,12 @@ def _main_service(
     """The app's Service: its type, session affinity and source ranges come from config."""
     svc_settings = scope.args.config.service
     affinity = svc_settings.session_affinity
+    argo_managed = plan.route("").argo_managed
     return k8s.core.v1.Service(
         f"{scope.name}-service",
-        metadata=scope.meta("server", annotations=dict(svc_settings.annotations) or None),
+        metadata=scope.meta(
+            "server", annotations=_route_annotations(argo_managed, svc_settings.annotations)
+        ),
         spec=k8s.core.v1.ServiceSpecArgs(
             type=svc_settings.type,
             selector={**scope.selector, **plan.route("").selector},
@@ -278,7 +300,7 @@ def _main_service(
             if svc_settings.type == "LoadBalancer"
             else None,
         ),
-        opts=route_opts[plan.route("").argo_managed],
+        opts=route_opts[argo_managed],
     )
 
 
@@ -292,7 +314,9 @@ def _services(
     for route in plan.routes[1:]:
         routes[route.key] = k8s.core.v1.Service(
             f"{scope.name}-{route.key}-service",
-            metadata=scope.meta("server", route.name),
+            metadata=scope.meta(
+                "server", route.name, annotations=_route_annotations(route.argo_managed)
+            ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector={**scope.selector, **route.selector},
@@ -401,6 +425,7 @@ def _network_policy(scope: _Scope) -> AppNetworkPolicy:
             network=args.network,
             client_apps=tuple(args.client_apps),
             egress=tuple(app.egress),
+            internal=app.service.type == "ClusterIP" and not app.ingress.enabled,
         ),
         opts=scope.child,
     )

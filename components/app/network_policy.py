@@ -38,6 +38,9 @@ class AppNetworkPolicyArgs:
     """Apps of this stack that declared egress to this one."""
     egress: Sequence[EgressRule] = field(default_factory=tuple)
     """Outbound traffic the app declared."""
+    internal: bool = False
+    """Reachable only inside the cluster (no Ingress, ClusterIP): checked from outside through
+    the API server's service proxy, whose connections come from `network.apiServerCidrs`."""
 
 
 def _peers_for(rule: EgressRule, instance: str) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
@@ -87,6 +90,14 @@ def app_ingress_rules(
             for agents in args.network.pipeline_agents
         ]
         rules.append(k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=peers, ports=app_port))
+    if args.internal and args.network.api_server_cidrs:
+        # The service proxy (`stackctl verify` from outside the cluster): the API server dials a
+        # pod of the Service on its target port from its own address.
+        rules.append(
+            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                from_=cidr_peers(args.network.api_server_cidrs), ports=app_port
+            )
+        )
     rules.append(
         k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[

@@ -15,7 +15,8 @@ the config stays plain and never has to be treated as secret.
 One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service;
 its parts in `workload`, `traffic` and `release`),
 `settings` (stack-wide facts, monitoring), `jenkins`, `stack` (`StackConfig`, environment
-defaults) and `loading` (`load`, error formatting). Import from `components.config`.
+defaults), `loading` (`load`, error formatting) and `reading` (the one reading of raw values
+that the engine path and the render share). Import from `components.config`.
 """
 
 from __future__ import annotations

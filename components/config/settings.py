@@ -11,6 +11,7 @@ from components.config.app import (
 )
 from components.config.base import (
     DNS1123,
+    Cidr,
     HttpUrl,
     LabelKey,
     LabelValue,
@@ -48,6 +49,10 @@ class NetworkSettings(Model):
     pipeline_agents: list[PipelineAgents] = Field(default_factory=list)
     """CI agents allowed to reach every app's HTTP port (ClusterIP apps verified in-cluster by
     a Jenkins agent: docs/ci.md, "Network paths of the pipeline")."""
+    api_server_cidrs: list[Cidr] = Field(default_factory=list)
+    """Addresses the Kubernetes API server connects to pods from: an app reachable only inside
+    the cluster (no Ingress, ClusterIP) admits them on its port, so `stackctl verify` can
+    check it through the API server's service proxy from outside (stackctl/ops/api_proxy.py)."""
 
 
 class NamespaceQuota(Model):

@@ -87,10 +87,22 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_app_rules(self) -> StackConfig:
         problems = Problems()
-        for owner in self.secrets:
+        for owner, values in self.secrets.items():
             if owner not in self.apps:
                 problems.add(
                     f"secrets.{owner}", f"no app named {owner!r}; apps: {sorted(self.apps)}"
+                )
+                continue
+            # One variable, two definitions: a plain value in the ConfigMap (`env`) and a secret
+            # (`secrets`, mounted under /var/run/secrets/appstack): which one the app reads
+            # would be its own silent rule.
+            for key in sorted(set(values) & set(self.apps[owner].env)):
+                problems.add(
+                    f"secrets.{owner}.{key}",
+                    f"{key} is defined twice for app {owner!r}: as a plain value "
+                    f"(appstack:apps.{owner}.env.{key}) and as a secret "
+                    f"(appstack:secrets.{owner}.{key}); define it once: in secrets if the value "
+                    "is secret, else in env",
                 )
         if AGENT_IMAGE_NAME in self.apps:
             problems.add(

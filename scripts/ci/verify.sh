@@ -7,8 +7,10 @@
 # must answer 200 within VERIFY_TIMEOUT seconds (default 300). deploy.sh runs this after every
 # deploy; a failure there is a failed deploy (automatic rollback for staging and prod).
 #
-# VERIFY_URLS ("app=URL,app=URL"): URLs to use instead of the stack output, for apps the runner
-# cannot reach at their own address (a dev ClusterIP Service: a port-forward, a VPN address).
+# An app without an Ingress or LoadBalancer (dev's ClusterIP Service) is checked from outside the
+# cluster through the API server's service proxy with the deploy kubeconfig (KUBECONFIG, set up
+# here as deploy.sh does; stackctl/ops/api_proxy.py): no variable needed on a hosted runner.
+# VERIFY_URLS ("app=URL,app=URL"): URLs to use instead of the stack output (a VPN address).
 # GitOps (GITOPS=true): there is no Pulumi stack whose outputs could be read, so VERIFY_URLS must
 # name every app, and the check also waits until each app built by this pipeline reports the
 # deployed version on `GET /` (Argo CD syncs asynchronously; until then the old pods answer).
@@ -44,6 +46,11 @@ if [[ "${GITOPS:-false}" == true ]]; then
   fi
 else
   require_credentials # the stack outputs come from the backend
+  # A cluster-internal app is checked through the API server: with the deploy kubeconfig,
+  # when the job has one (an app behind an Ingress or LoadBalancer needs none).
+  if [[ -n "${KUBECONFIG_DATA:-}${KUBECONFIG_DATA_B64:-}${APPSTACK_KUBECONFIG:-}" || -f "${KUBECONFIG:-}" ]]; then
+    use_kubeconfig
+  fi
 fi
 
 log "verify $stack"

@@ -117,11 +117,40 @@ def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot)
         if change is None or change.action == "delete":
             continue
         selector = _sets_unignored(after, service, ("spec", "selector"))
-        if selector is not None:
+        # Argo no longer manages it (argoRollouts turned off): taking the selector back is
+        # right, and a forced apply takes it without a conflict (pulumi.com/patchForce,
+        # components/app.py `_route_annotations`; provider/pkg/await/await.go `patchForce`).
+        taken_back = service not in _argo_services(after) and _patch_force(after, service)
+        if selector is not None and not taken_back:
             change.add_risk(
                 "controller-owned",
                 f"Service {service[2]} sets spec.selector, which Argo Rollout {rollout[2]} owns "
                 f"(it writes {ARGO_HASH_LABEL} into the atomic map): server-side apply conflicts",
+            )
+
+
+def _entering_argo(changes: dict[Ref, Change], before: Snapshot, after: Snapshot) -> None:
+    """A Service Argo Rollouts starts managing whose selector loses keys (leaving blueGreen's
+    colour or an Ingress canary's track): the Service ignores changes to spec.selector from
+    this update on, and while Pulumi still owns the field the provider applies its live value
+    (provider/pkg/await/await.go `handleSSAIgnoreFields`, pulumi-kubernetes v4.25.0), so the
+    old key stays; Argo only adds its hash label, and the Rollout's pods lack the old key."""
+    managed_before = _argo_services(before)
+    for service, rollout in sorted(_argo_services(after).items()):
+        old, new = before.index().get(service), after.index().get(service)
+        if service in managed_before or old is None or new is None:
+            continue
+        stale = sorted(
+            set((old.get("spec") or {}).get("selector") or {})
+            - set((new.get("spec") or {}).get("selector") or {})
+        )
+        holder = changes.get(service) or changes.get(rollout)
+        if stale and holder is not None:
+            holder.add_risk(
+                "stale-selector",
+                f"Service {service[2]} keeps {', '.join(stale)} in spec.selector once Argo "
+                f"Rollout {rollout[2]} manages it, and the Rollout's pods lack it: the Service "
+                "would select no pod. Switch to rolling first, then to argoRollouts",
             )
 
 

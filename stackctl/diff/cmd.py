@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,19 +220,7 @@ def render_both(stack: str, base: str, project_dir: Path = REPO_ROOT) -> tuple[S
             before = worker.result()
         finally:
             worker.stop()
-    if deletes_a_workload(before, current):
-        # The program sizes the quota of such an update with its last update's outputs
-        # (components/namespace.py `carried_over`): render again with the base's.
-        current = Snapshot.from_json(diff_render.snapshot(project_dir, stack, before.outputs))
     return before, current
-
-
-def deletes_a_workload(before: Snapshot, after: Snapshot) -> bool:
-    """Whether `after` drops a workload that `before` exported in its `quota_usage` output."""
-    old, new = (s.outputs.get(diff_render.QUOTA_USAGE) for s in (before, after))
-    return isinstance(old, Mapping) and bool(
-        set(old) - set(new if isinstance(new, Mapping) else {})
-    )
 
 
 def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Change]:

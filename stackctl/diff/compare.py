@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from stackctl.diff import rules
 from stackctl.diff.cluster import (
     _blocking_budgets,
+    _entering_argo,
     _owned_fields,
     expected_pods,
     pdb_blocks_evictions,
@@ -89,6 +90,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[Change]:
         changes[ref] = change
     _blocking_budgets(changes, after)
     _owned_fields(changes, before, after)
+    _entering_argo(changes, before, after)
     return sorted(changes.values(), key=lambda c: (c.namespace, c.kind, c.name))
 
 

@@ -20,6 +20,7 @@ RISKS: dict[str, str] = {
     "immutable-field": "a field Kubernetes cannot update in place changes: the update fails",
     "selector": "a workload's selector changes",
     "controller-owned": "the program sets a field another controller owns",
+    "stale-selector": "a Service keeps a selector key the pods of its new workload lack",
     "pdb-blocks-evictions": "a PodDisruptionBudget allows no eviction at all",
     "secret-value": "a Secret value changes (value not shown)",
     "urn-change": "an object's Pulumi URN changes without an alias: the engine recreates it",
@@ -44,8 +45,6 @@ class Snapshot:
     """Per object, its Pulumi URN without stack and project (`parent$...$type::name`)."""
     aliases: dict[str, list[str]] = field(default_factory=dict)
     """Per object, the URNs (same form) its `aliases` option answers to."""
-    outputs: dict[str, Any] = field(default_factory=dict)
-    """The stack outputs the next update reads back (`quota_usage`), as the render exports them."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -55,7 +54,6 @@ class Snapshot:
             secrets=dict(data.get("secrets") or {}),
             urns=dict(data.get("urns") or {}),
             aliases=dict(data.get("aliases") or {}),
-            outputs=dict(data.get("outputs") or {}),
         )
 
     @classmethod

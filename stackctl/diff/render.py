@@ -50,10 +50,6 @@ OPTION_KEYS = (
     "delete_before_replace",
     "depends_on",
 )
-#: Stack outputs the program reads back from its last update (components/namespace.py
-#: QUOTA_USAGE_OUTPUT); plain names here, the worker of an older revision imports nothing else.
-QUOTA_USAGE = "quota_usage"
-READ_BACK_OUTPUTS = (QUOTA_USAGE,)
 #: Exit statuses of the worker: the diff maps them to its own.
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -132,14 +128,11 @@ def _options(result: Any) -> dict[str, dict[str, Any]]:
 def snapshot_of(result: Any, urns: UrnRecorder | None = None) -> dict[str, Any]:
     """A RenderResult as the JSON-safe snapshot `stackctl.diff.compare` takes."""
     resources = list(getattr(result, "resources", []) or [])
-    outputs = getattr(result, "outputs", None) or {}
     data = {
         "stack": getattr(result, "stack", ""),
         "objects": result.objects,
         "options": _options(result),
         "secrets": _secret_fingerprints(resources),
-        # what the next update reads back from this one (components/stack.py)
-        "outputs": {k: outputs[k] for k in READ_BACK_OUTPUTS if k in outputs},
     }
     if urns is not None:
         data["urns"], data["aliases"] = urns.by_object(resources)
@@ -267,11 +260,8 @@ def recording_urns() -> Iterator[UrnRecorder]:
         stack_module.deploy = original
 
 
-def snapshot(
-    project_dir: Path, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Load, validate and render `stack` from `project_dir` (raises UserError on bad input);
-    `previous_outputs`: the outputs of the update before it (default: none)."""
+def snapshot(project_dir: Path, stack: str) -> dict[str, Any]:
+    """Load, validate and render `stack` from `project_dir` (raises UserError on bad input)."""
     from components import config as config_model
     from stackctl import render
     from stackctl.errors import UserError
@@ -282,20 +272,15 @@ def snapshot(
         cfg = config_model.load(raw)
     except config_model.ConfigError as exc:
         raise UserError(str(exc)) from None
-    return snapshot_config(cfg, stack, previous_outputs)
+    return snapshot_config(cfg, stack)
 
 
-def snapshot_config(
-    cfg: Any, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def snapshot_config(cfg: Any, stack: str) -> dict[str, Any]:
     """Render a validated StackConfig under mocks, URNs recorded, as a snapshot."""
     from stackctl import render
 
     with recording_urns() as urns:
-        if previous_outputs:
-            result = render.render_config(cfg, stack, previous_outputs=previous_outputs)
-        else:  # the render API of every revision (the worker runs older ones too)
-            result = render.render_config(cfg, stack)
+        result = render.render_config(cfg, stack)
     return snapshot_of(result, urns)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pulumi
@@ -26,16 +26,14 @@ _UNTOUCHED_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def untouched_runtime(
-    project: str, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> Iterator[RecordingMocks]:
+def untouched_runtime(project: str, stack: str) -> Iterator[RecordingMocks]:
     """Pulumi's mock runtime exactly as the SDK sets it (`pulumi.runtime.set_mocks` with its own
     MockMonitor, the thread's event loop, no function of the SDK replaced), with the same mocks
     and the same option-recording stack transformation as `engine.mocked_runtime`; the runtime
     settings are reset on exit."""
     with _UNTOUCHED_LOCK:
         options: dict[tuple[str, str], dict[str, Any]] = {}
-        mocks = RecordingMocks(options, previous_outputs)
+        mocks = RecordingMocks(options)
         pulumi.runtime.reset_options()
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
         pulumi.runtime.register_stack_transformation(record_options(options))
@@ -50,18 +48,16 @@ def capture(
     *,
     project: str,
     stack: str,
-    previous_outputs: Mapping[str, Any] | None = None,
     shortcuts: bool = True,
 ) -> Capture:
     """Run `program` under mocks; return every registered resource and the resolved value
-    of whatever the program returned (Outputs resolved). `previous_outputs`: the stack outputs
-    of an earlier update, as a StackReference to the stack reads them (default: none).
+    of whatever the program returned (Outputs resolved).
     `shortcuts=False`: under the SDK's mock runtime untouched (`untouched_runtime`), the
     program's value resolved by `Output.from_input`, as `pulumi.runtime.test` resolves it."""
     if not shortcuts:
-        return _capture_untouched(program, project, stack, previous_outputs)
+        return _capture_untouched(program, project, stack)
     result = Capture()
-    with mocked_runtime(project, stack, previous_outputs) as mocks, cyclic_gc_paused():
+    with mocked_runtime(project, stack) as mocks, cyclic_gc_paused():
 
         async def outputs(returned: Any) -> None:  # Output.from_input(returned).apply(update)
             value, known = await resolve.resolved(returned)
@@ -78,14 +74,13 @@ def _capture_untouched(
     program: Callable[[], Any],
     project: str,
     stack: str,
-    previous_outputs: Mapping[str, Any] | None,
 ) -> Capture:
     result = Capture()
 
     def keep(value: Any) -> None:
         result.outputs.update(value if isinstance(value, dict) else {})
 
-    with untouched_runtime(project, stack, previous_outputs) as mocks:
+    with untouched_runtime(project, stack) as mocks:
         run_test: Callable[[Callable[[], Any]], Callable[[], None]] = pulumi.runtime.test
         run_test(lambda: pulumi.Output.from_input(program()).apply(keep))()
         result.resources.extend(mocks.registered)

@@ -62,17 +62,11 @@ class Capture:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mocks that echo inputs as state, give LoadBalancers an address, answer a StackReference
-    with the given earlier outputs (none: a stack's first update), and record every call."""
+    """Mocks that echo inputs as state, give LoadBalancers an address, and record every call."""
 
-    def __init__(
-        self,
-        options: dict[tuple[str, str], dict[str, Any]],
-        previous_outputs: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, options: dict[tuple[str, str], dict[str, Any]]) -> None:
         self.registered: list[CapturedResource] = []
         self._options = options
-        self._previous_outputs = dict(previous_outputs or {})
         self._lock = threading.Lock()
 
     def new_resource(
@@ -87,8 +81,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "loadBalancer": {"ingress": [{"hostname": name + MOCK_LB_HOSTNAME_SUFFIX}]}
                 }
         state.update(_mock_outputs(args.typ, args.name, state))
-        if args.typ == "pulumi:pulumi:StackReference":
-            state.update({"outputs": self._previous_outputs, "secretOutputNames": []})
         with self._lock:
             options = dict(self._options.get((args.typ, args.name), {}))
             parent_type = options.pop("parent_type", None)
@@ -359,9 +351,7 @@ def record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.Resou
 
 
 @contextlib.contextmanager
-def mocked_runtime(
-    project: str, stack: str, previous_outputs: Mapping[str, Any] | None = None
-) -> Iterator[RecordingMocks]:
+def mocked_runtime(project: str, stack: str) -> Iterator[RecordingMocks]:
     """Pulumi's mock runtime for the duration of the block; settings restored afterwards.
 
     Without source positions: for every resource the SDK walks the Python stack and turns each
@@ -384,7 +374,7 @@ def mocked_runtime(
     """
     with _LOCK, _own_event_loop() as loop:
         options: dict[tuple[str, str], dict[str, Any]] = {}
-        mocks = RecordingMocks(options, previous_outputs)
+        mocks = RecordingMocks(options)
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
             mocks, project=project, stack=stack, preview=False, monitor=InlineMonitor(mocks)

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stackctl.errors import OperationFailed, UserError
+from stackctl.ops import config_paths
+from stackctl.ops.stacks import stack_short_name
 
 OnOutput = Callable[[str], None]
 
@@ -53,6 +55,9 @@ class ConfigValue:
     value: str
     secret: bool = False
     object_value: Any = field(default=None, compare=False)
+    secret_leaves: tuple[str, ...] = field(default=(), compare=False)
+    """Structured config: the property paths (`["web"]["API_TOKEN"]`) of the leaves the stack
+    file holds as `secure:` values (`pulumi config set --secret --path`)."""
 
     def __repr__(self) -> str:
         shown = SECRET_SENTINEL if self.secret else repr(self.value)
@@ -417,11 +422,20 @@ class PulumiAutomationBackend:
             "pulumi config", ["config", "--show-secrets", "--json", "--stack", self._stack_name]
         )
         raw: dict[str, dict[str, Any]] = json.loads(out or "{}")
+        # Which leaves of an object are `secure:` in the stack file (set_config writes them
+        # back leaf by leaf); the CLI's redacted listing elides secret objects entirely
+        # (pkg/cmd/pulumi/config/config.go: `entry.ObjectValue = nil`), so read the file.
+        stored = config_paths.stack_file_config(
+            Path(self.settings.work_dir) / f"Pulumi.{stack_short_name(self._stack_name)}.yaml"
+        )
         return {
             key: ConfigValue(
                 value=str(cv.get("value", "")),
                 secret=bool(cv.get("secret", False)),
                 object_value=cv.get("objectValue"),
+                secret_leaves=config_paths.secret_leaf_paths(stored.get(key))
+                if cv.get("secret") and cv.get("objectValue") is not None
+                else (),
             )
             for key, cv in raw.items()
         }
@@ -434,14 +448,32 @@ class PulumiAutomationBackend:
         stack = self._get_stack()
         plain = {k: v for k, v in values.items() if v.object_value is None}
         structured = {k: v for k, v in values.items() if v.object_value is not None}
+        # A secret object goes back leaf by leaf (`set-all --path`), each secure leaf its own
+        # `secure:` value as `pulumi config set --secret --path` wrote it; `set-all --json`
+        # would store the whole object as one encrypted blob (issue 27 item 3).
+        per_leaf = {k: v for k, v in structured.items() if v.secret or v.secret_leaves}
+        as_json = {k: v for k, v in structured.items() if k not in per_leaf}
+        leaves = {
+            path: leaf
+            for key, v in sorted(per_leaf.items())
+            for path, leaf in config_paths.leaves(
+                key, v.object_value, v.secret, v.secret_leaves
+            ).items()
+        }
         with self._cli("pulumi config set-all"):
             if plain:
                 stack.set_all_config(
                     {k: auto.ConfigValue(value=v.value, secret=v.secret) for k, v in plain.items()}
                 )
-            if structured:
+            if as_json:
                 # Objects must stay objects in Pulumi.<stack>.yaml (render reads that file).
-                stack.set_all_config_json(config_set_all_json(structured))
+                stack.set_all_config_json(config_set_all_json(as_json))
+            if per_leaf:
+                stack.remove_all_config(sorted(per_leaf))  # no leaf of the old value stays
+                stack.set_all_config(
+                    {p: auto.ConfigValue(value=t, secret=sec) for p, (t, sec) in leaves.items()},
+                    path=True,
+                )
 
     def remove_config(self, keys: list[str]) -> None:
         if not keys:

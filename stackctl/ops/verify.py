@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stackctl.errors import UserError
+from stackctl.ops.api_proxy import ApiAccess, route
 from stackctl.ops.deploy import REPO_ROOT
 from stackctl.ops.operator import Console
 from stackctl.ops.stacks import validate_stack_name
@@ -83,13 +84,17 @@ def _said(code: int, body: Any) -> str:
     return f"{code} {status}" if status else f"HTTP {code}"
 
 
-def fetch(url: str, timeout: float) -> Answer:
-    """GET `url` once; 200 is ready, anything else is named (status, refused, timeout, DNS)."""
-    request = urllib.request.Request(
-        url, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
-    )
+def fetch(url: str, timeout: float, access: ApiAccess | None = None) -> Answer:
+    """GET `url` once; 200 is ready, anything else is named (status, refused, timeout, DNS).
+    With `access`, a URL on its API server carries its credentials (stackctl/ops/api_proxy.py)."""
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    context = None
+    if access is not None and url.startswith(access.server.rstrip("/") + "/"):
+        headers.update(access.headers)
+        context = access.context
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             body = _json(response.read(65536))
             return Answer(response.status == 200, _said(response.status, body), body)
     except urllib.error.HTTPError as exc:
@@ -259,8 +264,20 @@ def _handle(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--expect-version {', '.join(unknown)}: no such app to verify")
     budget = Budget(args.timeout, args.request_timeout, args.interval)
+    # A cluster-internal URL, checked from outside the cluster: through the API server's
+    # service proxy with the deploy kubeconfig (stackctl/ops/api_proxy.py).
+    urls, access = route(urls)
+
+    def fetch_(url: str, timeout: float) -> Answer:
+        return fetch(url, timeout, access)
+
     return run_verify(
-        stack, urls, budget, console=Console.from_environment(), expect_versions=versions
+        stack,
+        urls,
+        budget,
+        console=Console.from_environment(),
+        expect_versions=versions,
+        fetch_=fetch_,
     )
 
 

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components import config as config_model
+from components.config import reading
 from stackctl.errors import UserError
 from stackctl.mockruntime import Capture, CapturedResource, capture, is_secret, unwrap_secret
 from stackctl.render.yaml_out import dump
@@ -66,14 +65,11 @@ def available_stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path.name}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path.name}: expected a mapping at the top level")
-    return data
+        return path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path.name}: cannot read: {exc.strerror}") from None
 
 
 def _secure_to_placeholder(value: Any, path: str) -> Any:
@@ -101,14 +97,20 @@ def load_raw_config(project_dir: Path, stack: str) -> dict[str, Any]:
             f"unknown stack {stack!r}; available: {', '.join(stacks) or 'none'} "
             f"(Pulumi.<stack>.yaml files in {project_dir})"
         )
-    project = _read_yaml(project_dir / "Pulumi.yaml")
-    stack_file = _read_yaml(project_dir / f"Pulumi.{stack}.yaml")
+    # Read as the engine reads them (components/config/reading.py): a top-level scalar is its
+    # text, a mapping or list its JSON; the program decodes both paths with `engine_value`.
+    try:
+        defaults = reading.project_defaults(_read_text(project_dir / "Pulumi.yaml"), "Pulumi.yaml")
+        values = reading.stack_file_config(
+            _read_text(project_dir / f"Pulumi.{stack}.yaml"), f"Pulumi.{stack}.yaml"
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     prefix = f"{config_model.PROJECT}:"
     raw: dict[str, Any] = {}
-    for key, spec in (project.get("config") or {}).items():
-        if isinstance(spec, Mapping) and "default" in spec:
-            raw[key.removeprefix(prefix)] = spec["default"]
-    for key, value in (stack_file.get("config") or {}).items():
+    for key, value in defaults.items():
+        raw[key.removeprefix(prefix)] = value
+    for key, value in values.items():
         if ":" in key and not key.startswith(prefix):
             continue  # another package's config (kubernetes:context, ...)
         short = key.removeprefix(prefix)
@@ -209,25 +211,18 @@ def manifests(cap: Capture) -> tuple[list[dict[str, Any]], dict[str, dict[str, A
 def render_config(
     cfg: config_model.StackConfig,
     stack: str,
-    previous_outputs: Mapping[str, Any] | None = None,
     *,
     shortcuts: bool = True,
 ) -> RenderResult:
-    """Run deploy(cfg) under mocks and return the manifests; `previous_outputs` stands for the
-    outputs of the stack's last update (default: a first update). `shortcuts=False`: under the
-    SDK's mock runtime untouched (the fidelity test's reference)."""
+    """Run deploy(cfg) under mocks and return the manifests: a function of config and code
+    alone (the program reads no earlier state), so it is what the engine applies.
+    `shortcuts=False`: under the SDK's mock runtime untouched (the fidelity test's reference)."""
     from components.stack import deploy
 
     def program() -> Any:
         return deploy(cfg).as_dict()
 
-    cap = capture(
-        program,
-        project=config_model.PROJECT,
-        stack=stack,
-        previous_outputs=previous_outputs,
-        shortcuts=shortcuts,
-    )
+    cap = capture(program, project=config_model.PROJECT, stack=stack, shortcuts=shortcuts)
     objects, options = manifests(cap)
     return RenderResult(
         stack=stack,

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from components.config.reading import engine_value
 from e2e.cluster import Cluster
 from e2e.engine import Engine, changes
-from e2e.kube import Kube
+from e2e.kube import STRATEGIC_MERGE_PATCH, Kube
+from stackctl.render import load_raw_config
 from tests.e2e.live import (
     assert_engine_matches_prediction,
     assert_pods_admitted_restricted,
@@ -94,19 +96,28 @@ def change_and_check(
 
 
 def settle(engine: Engine, stack: str, applied: dict[tuple[str, str, str], str], what: str) -> None:
-    """After an update the next one changes nothing, except after an update that deleted a
-    workload: that one counted the deleted workload's pods in the namespace quota while they
-    still ran (components/namespace.py `carried_over`), and the next update returns the quota
-    to its steady size and changes nothing else."""
-    deleted = [k for k, op in applied.items() if op == "delete" and k[0] in WORKLOAD_KINDS]
-    pending = changes(engine.preview_steps(stack))
-    if not deleted:
-        assert pending == {}, f"after {what}: {pending}"
-        return
-    namespace = deleted[0][1]
-    assert pending == {("ResourceQuota", namespace, "appstack-quota"): "update"}, (what, pending)
-    engine.up(stack, timing=None)
-    assert changes(engine.preview_steps(stack)) == {}, f"after {what}, settled"
+    """Any single update converges: the next preview changes nothing, strategy switches
+    included (the quota is sized from config alone for every switch the config allows,
+    components/namespace.py `transition_pods`; no switch changes it or waits on it)."""
+    assert applied
+    # One preview: `--expect-no-changes` fails the command on any pending step.
+    pending = changes(engine.preview_steps(stack, "--expect-no-changes"))
+    assert pending == {}, f"after {what}: {pending}"
+
+
+def assert_one_reading(engine: Engine, stack: str) -> None:
+    """The config values the real CLI holds (`pulumi config --json`: what it hands the program),
+    decoded as the program decodes them, equal the render's reading of the stack file
+    (components/config/reading.py; issue 27 item 4)."""
+    held = json.loads(engine.pulumi("config", "--json", "--stack", stack).stdout)
+    from_engine = {
+        key.removeprefix("appstack:"): engine_value(entry["value"])
+        for key, entry in held.items()
+        if key.startswith("appstack:") and not entry.get("secret")
+    }
+    from_render = load_raw_config(engine.project, stack)
+    assert from_engine, held
+    assert from_engine == {key: from_render.get(key) for key in from_engine}
 
 
 # ================================================================ dev
@@ -115,6 +126,7 @@ def settle(engine: Engine, stack: str, applied: dict[tuple[str, str, str], str],
 def test_dev_preview_then_up_creates_every_object(engine: Engine, kube: Kube) -> None:
     engine.init_stack("dev")
     engine.commit("e2e: dev stack initialised")
+    assert_one_reading(engine, "dev")
     steps = engine.preview_steps("dev")
     ops = {s.op for s in steps}
     assert ops == {"create"}, f"preview of an empty dev stack: {ops}"
@@ -129,11 +141,10 @@ def test_dev_second_up_changes_nothing(engine: Engine) -> None:
     engine.up("dev", timing="pulumi up dev (no changes)")
     engine.pulumi("preview", "--expect-no-changes", "--stack", "dev")
     last = json.loads(engine.pulumi("stack", "history", "--json", "--stack", "dev").stdout)[0]
-    # `read` is the StackReference the program reads its last update through; pulumi counts
-    # neither same nor read steps as changes (pkg/engine/update.go `HasChanges`).
-    unchanged = ("same", "read")
-    changed = {k: v for k, v in (last.get("resourceChanges") or {}).items() if k not in unchanged}
-    assert not changed, f"second up changed resources: {changed}"
+    # Every step of the second update is `same`: no read either, the program reads no earlier
+    # state (no StackReference to itself, issue 27).
+    steps = last.get("resourceChanges") or {}
+    assert set(steps) == {"same"}, f"second up: {steps}"
 
 
 def test_dev_env_change_rolls_pods_through_a_new_configmap(engine: Engine, kube: Kube) -> None:
@@ -212,9 +223,34 @@ def test_dev_autoscaling_off_takes_replicas_back(engine: Engine, kube: Kube) -> 
     assert kube.get("Deployment", "web", DEV_NS)["spec"]["replicas"] == 2
 
 
+SECRET_PATH = "appstack:secrets.web.API_TOKEN"
+SECRET_VALUE = "e2e-token-0001"
+CONFIG_ROUND_TRIP = """
+from pathlib import Path
+from stackctl.automation import PulumiAutomationBackend
+backend = PulumiAutomationBackend("dev", Path.cwd())
+backend.set_config(backend.get_config())
+"""
+
+
+def assert_secret_per_leaf(engine: Engine) -> None:
+    """The stack file holds the secret as one `secure:` leaf (not the object as one blob), and
+    the CLI reads the value back."""
+    secrets = engine.read_config("dev")["config"]["appstack:secrets"]
+    assert set(secrets) == {"web"} and set(secrets["web"]) == {"API_TOKEN"}, secrets
+    assert set(secrets["web"]["API_TOKEN"]) == {"secure"}, secrets
+    got = engine.pulumi("config", "get", "--path", SECRET_PATH, "--stack", "dev").stdout
+    assert got.strip() == SECRET_VALUE
+
+
 def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> None:
-    # Back to a rolling release, deployed with stackctl (Automation API, policy pack on).
+    # Back to a rolling release, deployed with stackctl (Automation API, policy pack on), with
+    # a secret set per leaf the documented way (README: `--secret --path`).
     engine.edit_app("dev", "web", image=f"{IMAGE}:1.0.0")
+    engine.pulumi(
+        "config", "set", "--secret", "--path", SECRET_PATH, SECRET_VALUE, "--stack", "dev"
+    )
+    assert_secret_per_leaf(engine)
     engine.commit("e2e: rolling 1.0.0")
     engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     wait_workloads_available(kube, [DEV_NS], timeout=90)
@@ -247,6 +283,12 @@ def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> Non
     assert started <= up_started
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert images(kube, DEV_NS) == {f"{IMAGE}:1.0.0"}, "previous image not running"
+    assert_secret_per_leaf(engine)
+    # What a rollback does when the operator declines (stackctl/rollback.py
+    # `_restore_previous`): the config read back and written again, the secret object
+    # included. The stack file keeps its shape (issue 27 item 3).
+    engine.run([str(engine.project / ".venv" / "bin" / "python"), "-c", CONFIG_ROUND_TRIP])
+    assert_secret_per_leaf(engine)
     engine.git("checkout", "--", ".")  # the rollback rewrote Pulumi.dev.yaml; HEAD has 1.0.0
 
 
@@ -276,8 +318,10 @@ def test_dev_policy_pack_with_the_real_analyzer(engine: Engine, tmp_path: Path) 
     assert "loadbalancer-source-ranges" in text and "mandatory" in text.lower(), bad.tail()
 
 
-# Strategy switches: rolling -> canary -> blue-green -> rolling. Each switch runs the workloads
-# it deletes beside the new ones until they are ready; the quota holds both (settle()).
+# Strategy switches: rolling -> canary -> blue-green -> rolling -> Argo blue-green -> rolling.
+# Each switch runs the workloads it deletes beside the new ones until they are ready; the quota,
+# sized from config for every switch, holds both, and the preview right after is empty
+# (settle()).
 
 
 def test_dev_canary_step_changes_only_the_canary_track(engine: Engine, kube: Kube) -> None:
@@ -350,15 +394,73 @@ def test_dev_blue_green_flip_moves_traffic_without_restarting_pods(
 def test_dev_leaving_blue_green_runs_both_colours_beside_the_new_deployment(
     engine: Engine, kube: Kube
 ) -> None:
-    """Blue-green -> rolling in one update: before the quota counted the workloads an update
-    deletes, the new Deployment's pods were refused (`exceeded quota: appstack-quota`) while
-    both colours still ran, and the update waited for the provider's timeout."""
+    """Blue-green -> rolling in one update: with a quota sized for the new strategy alone, the
+    new Deployment's pods were refused (`exceeded quota: appstack-quota`) while both colours
+    still ran, and the update waited for the provider's timeout."""
     ops = change_and_check(engine, "dev", "strategy rolling", release={"strategy": "rolling"})
     assert ops.get(("Deployment", DEV_NS, "web-blue")) == "delete", ops
     assert ops.get(("Deployment", DEV_NS, "web-green")) == "delete", ops
     assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert kube.get("Deployment", "web", DEV_NS)["status"].get("readyReplicas")
+
+
+# Argo Rollouts on and off, each in one update (issue 27 item 2). No Argo controller runs
+# here: it is emulated by the one write it makes to a Service, a strategic merge patch of
+# `rollouts-pod-template-hash` into spec.selector (argo-rollouts rollout/service.go
+# `switchServiceSelector`), under its field manager, as the HPA's write is emulated above.
+ARGO_MANAGER = "rollouts-controller"
+ARGO_HASH = "rollouts-pod-template-hash"
+
+
+def selector_owners(obj: dict[str, Any]) -> set[str]:
+    """Field managers that own .spec.selector (an atomic map on a Service: owned whole)."""
+    return {
+        f["manager"]
+        for f in obj["metadata"].get("managedFields") or []
+        if "f:selector" in ((f.get("fieldsV1") or {}).get("f:spec") or {})
+    }
+
+
+def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: Kube) -> None:
+    doc = engine.read_config("dev")
+    doc["config"]["appstack:monitoring"] = {"enabled": True}  # argoRollouts needs it
+    engine.write_config("dev", doc)
+    ops = change_and_check(
+        engine, "dev", "argoRollouts on", release={"strategy": "blueGreen", "argoRollouts": True}
+    )
+    assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
+    assert ops.get(("Deployment", DEV_NS, "web")) == "delete", ops
+    stable = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
+    assert ARGO_HASH not in stable
+    # The controller points both Services at its ReplicaSet.
+    for name, value in (("web", "6f8d9c7b5"), ("web-preview", "6f8d9c7b5")):
+        kube.patch(
+            "Service", name,
+            {"metadata": {"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}},
+             "spec": {"selector": {ARGO_HASH: value}}},
+            namespace=DEV_NS, content_type=STRATEGIC_MERGE_PATCH, field_manager=ARGO_MANAGER,
+        )  # fmt: skip
+        assert selector_owners(kube.get("Service", name, DEV_NS)) == {ARGO_MANAGER}, name
+    # Under Argo an image bump updates the Service (its version label) without touching the
+    # selector the controller owns: the provider drops it from the apply (await.go
+    # handleSSAIgnoreFields).
+    ops = change_and_check(engine, "dev", "argo image bump", image=f"{IMAGE}:1.1.0")
+    assert ops.get(("Service", DEV_NS, "web")) == "update", ops
+    web = kube.get("Service", "web", DEV_NS)
+    assert web["spec"]["selector"] == {**stable, ARGO_HASH: "6f8d9c7b5"}
+    assert selector_owners(web) == {ARGO_MANAGER}
+    # Off: the Service takes its selector back in the same update, forced (no conflict with
+    # the controller's ownership), without the hash of the Rollout's pods.
+    ops = change_and_check(engine, "dev", "argoRollouts off", release={"strategy": "rolling"})
+    assert ops.get(("Rollout", DEV_NS, "web")) == "delete", ops
+    assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
+    assert ops.get(("Service", DEV_NS, "web")) == "update", ops
+    web = kube.get("Service", "web", DEV_NS)
+    assert web["spec"]["selector"] == stable, web["spec"]["selector"]
+    assert ARGO_MANAGER not in selector_owners(web)
+    wait_workloads_available(kube, [DEV_NS], timeout=90)
+    assert {p["metadata"]["name"] for p in web_pods(kube, DEV_NS)}, "no pod behind the Service"
 
 
 def test_dev_destroy_removes_the_stack(engine: Engine, kube: Kube) -> None:
@@ -385,6 +487,7 @@ def test_prod_preview_then_up_creates_every_object(
     doc["config"]["appstack:jenkins"].setdefault("admin", {})["existingSecret"] = "jenkins-admin"
     engine.write_config("prod", doc)
     engine.commit("e2e: prod stack initialised")
+    assert_one_reading(engine, "prod")
     steps = engine.preview_steps("prod")
     assert {s.op for s in steps} == {"create"}
     engine.up("prod", timing="pulumi up prod (from empty)")

@@ -116,15 +116,19 @@ class StandInStack:
         self.set_all: list[dict[str, Any]] = []
         self.set_all_json: list[str] = []
         self.removed: list[list[str]] = []
+        self.calls: list[str] = []
 
-    def set_all_config(self, config: dict[str, Any]) -> None:
+    def set_all_config(self, config: dict[str, Any], path: bool = False) -> None:
         self.set_all.append(config)
+        self.calls.append("set-all --path" if path else "set-all")
 
     def set_all_config_json(self, text: str) -> None:
         self.set_all_json.append(text)
+        self.calls.append("set-all --json")
 
     def remove_all_config(self, keys: list[str]) -> None:
         self.removed.append(keys)
+        self.calls.append("rm-all")
 
 
 def backend_with(outputs: dict[str, str]) -> tuple[PulumiAutomationBackend, StandInStack]:

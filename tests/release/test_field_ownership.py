@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Render, base_raw
-from tests.release.helpers import NEW_IMAGE, argo, blue_green
+from tests.release.helpers import NEW_IMAGE, argo, blue_green, canary
 
 INGRESS = {"enabled": True, "host": "shop.example.com"}
 
@@ -168,6 +168,15 @@ CHANGES = {
         argo("blueGreen"),
         argo("blueGreen", service={"port": 8081, "loadBalancerSourceRanges": ["203.0.113.0/24"]}),
     ),
+    # argoRollouts off (issue 27 item 2): the controller is gone after the change, and still
+    # owns the Services' selectors: a plain apply of them conflicts, a forced one is right.
+    "argo blue-green off, to rolling": (argo("blueGreen"), base_raw("prod")),
+    "argo blue-green off, to blue-green": (argo("blueGreen"), blue_green("prod")),
+    "argo canary off, to canary by Ingress": (
+        argo("canary", ingress=INGRESS),
+        canary("prod", ingress=INGRESS),
+    ),
+    "argo blue-green on, from rolling": (base_raw("prod"), argo("blueGreen")),
 }
 
 

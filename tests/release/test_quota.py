@@ -86,7 +86,8 @@ def test_the_quota_holds_the_peak_pod_count_of_the_strategy(render: Render, name
     hard = one(objects, "ResourceQuota")["spec"]["hard"]
     expected = peak(objects)
     assert expected > 0
-    assert int(hard["pods"]) == math.ceil(expected * (100 + HEADROOM_PERCENT) / 100)
+    # at least: the quota holds every strategy switch too (tests/release/test_quota_transition)
+    assert int(hard["pods"]) >= math.ceil(expected * (100 + HEADROOM_PERCENT) / 100)
 
 
 def test_argo_canary_with_traffic_routing_makes_room_for_twice_the_replicas(render: Render) -> None:

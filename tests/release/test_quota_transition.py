@@ -1,33 +1,34 @@
-"""The namespace quota holds a release-strategy switch while it runs (a `make e2e` finding).
+"""The namespace quota holds every release-strategy switch the config allows, and is a function
+of config alone (issue 27 item 1).
 
 The engine deletes the resources a program no longer declares only after every create and
 update of the run, and the provider waits for each new workload to become ready. So while an
 update switches strategy, the workloads it deletes still run beside the new ones, and the
-quota admission counts both. The oracle is the two renders, before and after: the old workloads
-the new render no longer has, at their peak, plus the new workloads at theirs (the peak rules
-of tests/release/test_quota.py), each pod at its rendered requests and limits. The quota of
-the update (the render after, given the outputs of the render before, as the stack reads its
-last update) must hold that sum; rendered without the earlier outputs it does not.
+quota admission counts both. The oracle is the two renders, before and after: every workload of
+either render at its peak (the peak rules of tests/release/test_quota.py, read from the rendered
+objects), a workload both renders have counted once at the larger of its two peaks, each pod at
+its rendered requests and limits. The quota of the render after must hold that for every
+switch between the strategies the config allows (Argo Rollouts only with monitoring on, as the
+config validation requires), and a switch must not change the quota at all: then no switch
+waits for a quota update, and the update after a switch has nothing left to do.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+import itertools
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from appstack_grammar import parse_quantity
-from components import config as config_model
-from stackctl.render.stack import RenderResult, render_config
-from tests.conftest import base_raw, one
-from tests.release.helpers import argo, blue_green, canary
-from tests.release.test_quota import HEADROOM_PERCENT, peak
+from tests.conftest import Render, base_raw, one
+from tests.release.helpers import NEW_IMAGE, release_raw
+from tests.release.test_quota import INGRESS, peak
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Rollout")
 COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+STEPS = (10, 25, 50, 100)  # appstack:apps.<app>.release.steps default (Pulumi.yaml docs)
 
 
 def tight(raw: dict[str, Any]) -> dict[str, Any]:
@@ -35,111 +36,133 @@ def tight(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "namespaceQuota": {"headroomPercent": 0}}
 
 
-TRANSITIONS = {
-    "blueGreen -> rolling": (blue_green("dev", replicas=3), base_raw("dev", replicas=3)),
-    "rolling -> blueGreen": (base_raw("dev", replicas=3), blue_green("dev", replicas=3)),
-    "canary -> rolling": (
-        canary("prod", weight=25, replicas=4, autoscaling={"enabled": False}),
-        base_raw("prod", replicas=4, autoscaling={"enabled": False}),
-    ),
-    "rolling (HPA) -> Argo canary": (base_raw("prod"), argo("canary")),
-    "Argo blueGreen -> blueGreen": (argo("blueGreen"), blue_green("prod")),
+#: Apps at fixed sizes; each is rendered under every strategy below.
+SIZES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "dev, 3 replicas": ("dev", {"replicas": 3}, False),
+    "prod, HPA 3..12": ("prod", {}, False),
+    "prod, HPA, monitoring (Argo allowed)": ("prod", {}, True),
+    "dev, 4 replicas, Ingress, monitoring": ("dev", {"replicas": 4, "ingress": INGRESS}, True),
 }
 
 
-def render(raw: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> RenderResult:
-    return render_config(config_model.load(dict(raw)), "dev", previous_outputs=previous)
-
-
-def workloads(result: RenderResult) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (o["kind"], o["metadata"]["name"]): o for o in result.objects if o["kind"] in WORKLOAD_KINDS
+def strategies(environment: str, app: dict[str, Any], monitoring: bool) -> dict[str, Any]:
+    """Every strategy the config allows at these sizes, as raw configs (tight)."""
+    autoscaled = environment == "prod"
+    found: dict[str, dict[str, Any]] = {
+        "rolling": {},
+        "blueGreen": {"strategy": "blueGreen", "active": "blue", "greenImage": NEW_IMAGE},
+        "blueGreen, green active": {"strategy": "blueGreen", "active": "green"},
+        "canary weight 0": {"strategy": "canary", "canaryImage": NEW_IMAGE, "weight": 0},
+        **{
+            f"canary {w}": {"strategy": "canary", "canaryImage": NEW_IMAGE, "weight": w}
+            for w in STEPS
+        },
     }
+    if not autoscaled:  # scaleDownIdle is not allowed with autoscaling
+        found["blueGreen, idle scaled down"] = {"strategy": "blueGreen", "scaleDownIdle": True}
+    if monitoring:
+        found["Argo blueGreen"] = {"strategy": "blueGreen", "argoRollouts": True}
+        found["Argo canary"] = {"strategy": "canary", "argoRollouts": True}
+    raws = {}
+    for name, release in found.items():
+        raw = release_raw(environment, release, **app)
+        if monitoring:
+            raw["monitoring"] = {"enabled": True}
+        raws[name] = tight(raw)
+    return raws
 
 
-def demand(result: RenderResult, keys: set[tuple[str, str]]) -> dict[str, Decimal]:
-    """Pods, requests and limits of the workloads `keys` of a render, each at its peak."""
-    hpas = [o for o in result.objects if o["kind"] == "HorizontalPodAutoscaler"]
-    total = dict.fromkeys(("pods", *COMPUTE), Decimal(0))
-    for key, workload in workloads(result).items():
-        if key not in keys:
+def peaks(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """Per workload of a render: pods, requests and limits at its peak."""
+    hpas = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    found = {}
+    for workload in objects:
+        if workload["kind"] not in WORKLOAD_KINDS:
             continue
         pods = peak([workload, *hpas])
-        total["pods"] += pods
+        demand = dict.fromkeys(("pods", *COMPUTE), Decimal(0))
+        demand["pods"] = Decimal(pods)
         for container in workload["spec"]["template"]["spec"]["containers"]:
             for kind in ("requests", "limits"):
                 for resource in ("cpu", "memory"):
                     amount = container["resources"][kind][resource]
-                    total[f"{kind}.{resource}"] += pods * parse_quantity(amount)
-    return total
+                    demand[f"{kind}.{resource}"] += pods * parse_quantity(amount)
+        found[(workload["kind"], workload["metadata"]["name"])] = demand
+    return found
 
 
-def hard(result: RenderResult) -> dict[str, Decimal]:
-    spec = one(result.objects, "ResourceQuota")["spec"]["hard"]
+def switch_demand(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """What an update from `before` to `after` runs at once (module docstring)."""
+    old, new = peaks(before), peaks(after)
+    zero = dict.fromkeys(("pods", *COMPUTE), Decimal(0))
+    return {
+        key: sum(
+            (max(old.get(w, zero)[key], new.get(w, zero)[key]) for w in old.keys() | new.keys()),
+            Decimal(0),
+        )
+        for key in zero
+    }
+
+
+def hard(objects: list[dict[str, Any]]) -> dict[str, Decimal]:
+    spec = one(objects, "ResourceQuota")["spec"]["hard"]
     return {key: parse_quantity(str(spec[key])) for key in ("pods", *COMPUTE)}
 
 
-def switch(name: str) -> tuple[RenderResult, RenderResult, dict[str, Decimal]]:
-    """(render before, render after given the outputs before, what the switch runs at once)."""
-    before_raw, after_raw = (tight(raw) for raw in TRANSITIONS[name])
-    before = render(before_raw)
-    after = render(after_raw, before.outputs)
-    deleted = set(workloads(before)) - set(workloads(after))
-    assert deleted, f"{name}: no workload is deleted, so nothing is a switch"
-    old, new = demand(before, deleted), demand(after, set(workloads(after)))
-    return before, after, {key: old[key] + new[key] for key in old}
+@pytest.fixture
+def rendered(render: Render) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    return {
+        size: {name: render(raw).objects for name, raw in strategies(*spec).items()}
+        for size, spec in SIZES.items()
+    }
 
 
-@pytest.mark.parametrize("name", list(TRANSITIONS))
-def test_the_quota_of_a_strategy_switch_holds_old_and_new_workloads(name: str) -> None:
-    _, after, running = switch(name)
-    quota = hard(after)
-    assert {k: v for k, v in running.items() if v > quota[k]} == {}, (running, quota)
-
-
-@pytest.mark.parametrize("name", list(TRANSITIONS))
-def test_the_steady_quota_alone_would_refuse_the_new_pods(name: str) -> None:
-    """What the e2e run hit: sized for the new strategy only, the switch does not fit."""
-    _, _, running = switch(name)
-    steady = hard(render(tight(TRANSITIONS[name][1])))
-    assert running["pods"] > steady["pods"], (running, steady)
-
-
-@pytest.mark.parametrize("name", list(TRANSITIONS))
-def test_the_update_after_a_switch_returns_the_quota_to_its_steady_size(name: str) -> None:
-    _, after, _ = switch(name)
-    settled = render(tight(TRANSITIONS[name][1]), after.outputs)
-    steady = render(tight(TRANSITIONS[name][1]))
-    assert one(settled.objects, "ResourceQuota") == one(steady.objects, "ResourceQuota")
-
-
-def test_an_update_that_deletes_no_workload_keeps_the_steady_quota() -> None:
-    before = render(tight(canary("dev", weight=25, replicas=4)))
-    after = render(tight(canary("dev", weight=50, replicas=4)), before.outputs)
-    assert hard(after) == hard(render(tight(canary("dev", weight=50, replicas=4))))
-
-
-@pytest.mark.parametrize(
-    "previous",
-    [
-        {},  # a stack's first update
-        {"namespace": "appstack-dev"},  # an older program: no quota_usage output
-        {"quota_usage": {"Deployment/old": {"pods": "many"}}},  # not what this program writes
-        {"quota_usage": ["Deployment/old"]},
-    ],
-)
-def test_outputs_without_a_usable_quota_usage_carry_nothing_over(
-    previous: dict[str, Any],
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_quota_after_any_strategy_switch_holds_old_and_new_workloads(
+    rendered: dict[str, dict[str, list[dict[str, Any]]]], size: str
 ) -> None:
-    raw = tight(base_raw("dev", replicas=3))
-    assert hard(render(raw, previous)) == hard(render(raw))
+    renders = rendered[size]
+    short = {}
+    for (a, before), (b, after) in itertools.product(renders.items(), repeat=2):
+        running, quota = switch_demand(before, after), hard(after)
+        over = {k: (v, quota[k]) for k, v in running.items() if v > quota[k]}
+        if over:
+            short[f"{a} -> {b}"] = over
+    assert short == {}
 
 
-def test_the_carried_pods_are_counted_with_headroom_like_the_rest() -> None:
-    before, after = TRANSITIONS["blueGreen -> rolling"]
-    old = render(before)
-    quota = hard(render(after, old.outputs))
-    running = demand(old, set(workloads(old)) - set(workloads(render(after))))
-    steady = demand(render(after), set(workloads(render(after))))
-    headroom = Decimal(100 + HEADROOM_PERCENT) / 100
-    assert quota["pods"] == math.ceil((running["pods"] + steady["pods"]) * headroom)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_strategy_switch_leaves_the_quota_unchanged(
+    rendered: dict[str, dict[str, list[dict[str, Any]]]], size: str
+) -> None:
+    quotas = {name: one(objects, "ResourceQuota") for name, objects in rendered[size].items()}
+    first = next(iter(quotas.values()))
+    assert {name for name, quota in quotas.items() if quota != first} == set()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_quota_is_the_worst_switch_and_no_more(
+    rendered: dict[str, dict[str, list[dict[str, Any]]]], size: str
+) -> None:
+    """Tight (no headroom) the pod count is exactly the worst switch: the quota still bounds a
+    runaway workload."""
+    renders = list(rendered[size].values())
+    worst = max(switch_demand(a, b)["pods"] for a, b in itertools.product(renders, repeat=2))
+    assert hard(renders[0])["pods"] == worst
+
+
+def test_argo_is_in_the_worst_case_only_where_the_config_allows_it(render: Render) -> None:
+    """Without monitoring the config refuses argoRollouts, so its Rollouts do not size the
+    quota; with monitoring they may (their preview or canary ReplicaSet at full size)."""
+    without = hard(render(tight(base_raw("prod"))).objects)["pods"]
+    with_monitoring = tight({**base_raw("prod"), "monitoring": {"enabled": True}})
+    assert hard(render(with_monitoring).objects)["pods"] > without
+
+
+def test_the_render_reads_no_earlier_state(render: Render) -> None:
+    """No StackReference (to the stack itself or any other): what the program registers is a
+    function of config and code alone."""
+    for environment in ("dev", "prod"):
+        result = render(base_raw(environment))
+        assert "pulumi:pulumi:StackReference" not in {r.type for r in result.resources}
+        assert "quota_usage" not in result.outputs
