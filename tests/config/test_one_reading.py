@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.runtime import config as runtime_config
+from pulumi.runtime import set_all_config
 
 from components import config as config_model
 from components import pulumi_config
@@ -82,7 +82,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def engine_raw(monkeypatch: pytest.MonkeyPatch) -> Any:
     def read(values: dict[str, str]) -> dict[str, Any]:
-        runtime_config.set_all_config({})
+        set_all_config({})
         monkeypatch.setenv("PULUMI_CONFIG", json.dumps(values))
         monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
         return pulumi_config.raw_from_engine()
