@@ -23,6 +23,7 @@ from __future__ import annotations
 from components.config.app import (
     RESERVED_ENV,
     AppConfig,
+    AppVolume,
     Autoscaling,
     CanaryWeight,
     Colour,
@@ -110,6 +111,7 @@ __all__ = [
     "AlertSettings",
     "AppConfig",
     "AppName",
+    "AppVolume",
     "Autoscaling",
     "CanaryWeight",
     "Cidr",
