@@ -290,6 +290,7 @@ def test_a_shared_claim_is_allowed_with_any_release_strategy(release: dict[str, 
     [
         ("/", "other than /"),
         ("var/lib", "absolute path"),
+        ("/data/./x", "normalised"),
         ("/data/../tmp", "normalised"),
         ("/data/", "normalised"),
         ("/tmp", "overlaps /tmp"),

@@ -4,7 +4,6 @@ topology spread, node placement (tolerations), pod security, the optional data v
 
 from __future__ import annotations
 
-import posixpath
 from typing import Literal
 
 from pydantic import (
@@ -19,6 +18,7 @@ from components.config.base import (
     IntOrPercent,
     LabelValue,
     Model,
+    MountPath,
     ObjectName,
     OptionalLabelKey,
     PositiveQuantity,
@@ -275,7 +275,7 @@ class AppVolume(Model):
     """Requested storage, a quantity (e.g. 1Gi)."""
     storage_class_name: ObjectName | None = None
     """StorageClass of the claim; unset means the cluster's default StorageClass."""
-    mount_path: str
+    mount_path: MountPath
     """Absolute path in the container; not /, not over /tmp or /var/run/secrets/appstack."""
     access_mode: AccessMode = "ReadWriteOnce"
     """ReadWriteOnce (default; one node), ReadWriteOncePod (one pod) or ReadWriteMany."""
@@ -287,19 +287,13 @@ class AppVolume(Model):
     def _mount_path(self) -> AppVolume:
         path = self.mount_path
         problems = Problems()
-        if not path.startswith("/") or posixpath.normpath(path) != path or path == "/":
-            problems.add(
-                "mountPath",
-                f"mountPath ({path!r}) must be a normalised absolute path other than /",
-            )
-        else:
-            for taken in POD_MOUNTS:
-                if _overlaps(path, taken):
-                    problems.add(
-                        "mountPath",
-                        f"mountPath ({path}) overlaps {taken}, which the pod already mounts; "
-                        "allowed: a path neither under nor above " + " nor ".join(POD_MOUNTS),
-                    )
+        for taken in POD_MOUNTS:
+            if _overlaps(path, taken):
+                problems.add(
+                    "mountPath",
+                    f"mountPath ({path}) overlaps {taken}, which the pod already mounts; "
+                    "allowed: a path neither under nor above " + " nor ".join(POD_MOUNTS),
+                )
         problems.raise_if_any()
         return self
 
