@@ -60,6 +60,14 @@ def everything_raw() -> dict[str, object]:
             {"key": "appstack.io/dedicated", "value": "apps", "effect": "NoSchedule"},
             {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
         ],
+        # issue 32: the app's data claim (prod's rules: ReadWriteMany, protected)
+        volume={
+            "size": "2Gi",
+            "storageClassName": "shared-files",
+            "mountPath": "/var/lib/web",
+            "accessMode": "ReadWriteMany",
+            "protect": True,
+        },
     )
     raw["apps"]["api"] = {  # type: ignore[index]
         "image": PROD_IMAGE,

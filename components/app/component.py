@@ -3,9 +3,9 @@
 ServiceAccount (no token), content-named immutable ConfigMap (a config change rolls the pods),
 Secret (from Pulumi secrets, mounted as files), Deployment (restricted pod security, probes,
 zero-downtime rolling update, topology spread), Service (+ a ClusterIP metrics Service),
-HPA, PDB, optional Ingress and the app's NetworkPolicy. Which Deployments (or Argo Rollout),
-Services, PDBs and Ingresses exist, and what they select, follows the app's release strategy
-(components/app/release.py).
+HPA, PDB, optional Ingress, the optional data PersistentVolumeClaim and the app's NetworkPolicy.
+Which Deployments (or Argo Rollout), Services, PDBs and Ingresses exist, and what they select,
+follows the app's release strategy (components/app/release.py).
 
 The constructor reads as its parts, each a builder below with `parent=self` (so a child's URN
 is the same whichever builder creates it): identity, configuration, workloads of the release
@@ -187,11 +187,38 @@ def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Se
     return config_map, secret
 
 
+#: Argo CD sync option on the app's claim: never pruned (as the JENKINS_HOME claim).
+NO_PRUNE = {"argocd.argoproj.io/sync-options": "Prune=false"}
+
+
+def _data_claim(scope: _Scope) -> pulumi.Output[str] | None:
+    """Storage: the app's PersistentVolumeClaim (apps.<name>.volume), None when off. As the
+    JENKINS_HOME claim (components/jenkins/storage.py): standalone, never pruned by Argo CD, and
+    with `volume.protect` (required where prod's rules apply) protected and retained on delete."""
+    volume = scope.args.config.volume
+    if volume is None:
+        return None
+    claim = k8s.core.v1.PersistentVolumeClaim(
+        f"{scope.name}-data",
+        metadata=scope.meta("storage", labels.resource_name(scope.args.app, "data"), NO_PRUNE),
+        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+            access_modes=[volume.access_mode],
+            storage_class_name=volume.storage_class_name,
+            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
+        ),
+        opts=pulumi.ResourceOptions(
+            parent=scope.parent, protect=volume.protect, retain_on_delete=volume.protect
+        ),
+    )
+    return claim.metadata.name
+
+
 def _workload_context(
     scope: _Scope,
     account: k8s.core.v1.ServiceAccount,
     config_map: k8s.core.v1.ConfigMap,
     secret: k8s.core.v1.Secret,
+    claim: pulumi.Output[str] | None = None,
 ) -> workloads.WorkloadContext:
     """What the release plan's workloads are built from: the pod template and the image."""
     args = scope.args
@@ -211,6 +238,7 @@ def _workload_context(
             extra_labels=extra_labels,
             revision_label=revision_label,
             image_pull_secrets=args.image_pull_secrets,
+            claim=claim,
         )
 
     return workloads.WorkloadContext(
@@ -453,12 +481,13 @@ class AppService(pulumi.ComponentResource):
 
         account = _service_account(scope)
         config_map, secret = _configuration(scope)
+        claim = _data_claim(scope)
 
         # Workloads, Services, PDBs and the HPAs follow the release strategy. blueGreen: the
         # colour becoming active is updated before the Services switch to it, the colour
         # becoming idle after (so traffic only ever moves to running pods).
         plan = release.plan(args.app, args.config)
-        context = _workload_context(scope, account, config_map, secret)
+        context = _workload_context(scope, account, config_map, secret, claim)
         created = workloads.create_workloads(context, plan, ("free", "before-routes"))
         before_routes = [c.resource for c in created if c.workload.order == "before-routes"]
         routes = _services(scope, plan, before_routes)

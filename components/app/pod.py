@@ -13,11 +13,14 @@ import pulumi_kubernetes as k8s
 
 from components.app import release
 from components.config import AppConfig, Probe
+from components.config.workload import SECRETS_MOUNT as SECRETS_MOUNT
+from components.config.workload import TMP_MOUNT
 from components.kube import labels
 from components.kube.security import container_security_context, pod_security_context
 
-SECRETS_MOUNT = "/var/run/secrets/appstack"
 CONTAINER = "app"
+#: Name of the pod volume of the app's PersistentVolumeClaim (apps.<name>.volume).
+DATA_VOLUME = "data"
 
 
 def _http_probe(probe: Probe) -> k8s.core.v1.ProbeArgs:
@@ -98,9 +101,14 @@ def app_container(
         if app.rollout.pre_stop_sleep_seconds > 0
         else None,
         volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP_MOUNT),
             k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
-        ],
+        ]
+        + (
+            [k8s.core.v1.VolumeMountArgs(name=DATA_VOLUME, mount_path=app.volume.mount_path)]
+            if app.volume is not None
+            else []
+        ),
     )
 
 
@@ -131,8 +139,11 @@ def pod_template(
     extra_labels: Mapping[str, str] | None = None,
     revision_label: str = release.DEPLOYMENT_REVISION_LABEL,
     image_pull_secrets: Sequence[pulumi.Input[str]] = (),
+    claim: pulumi.Input[str] | None = None,
 ) -> k8s.core.v1.PodTemplateSpecArgs:
-    """The pod of an app: restricted security, probes, resources, graceful shutdown."""
+    """The pod of an app: restricted security, probes, resources, graceful shutdown; with
+    `claim` (apps.<name>.volume) the app's PersistentVolumeClaim, writable by the non-root uid
+    through the pod's fsGroup (the kubelet gives the volume that group, setgid)."""
     sec = app.security
     annotations = {"kubectl.kubernetes.io/default-container": CONTAINER}
     return k8s.core.v1.PodTemplateSpecArgs(
@@ -170,6 +181,18 @@ def pod_template(
                         secret_name=secret, default_mode=0o440
                     ),
                 ),
-            ],
+            ]
+            + (
+                [
+                    k8s.core.v1.VolumeArgs(
+                        name=DATA_VOLUME,
+                        persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                            claim_name=claim
+                        ),
+                    )
+                ]
+                if claim is not None
+                else []
+            ),
         ),
     )

@@ -97,7 +97,12 @@ Order = Literal["free", "before-routes", "after-routes"]
 
 
 def rolling_strategy(app: AppConfig) -> k8s.apps.v1.DeploymentStrategyArgs:
-    """Zero-downtime rolling update: never below the desired count, surge > 0."""
+    """Zero-downtime rolling update: never below the desired count, surge > 0. The exception:
+    a ReadWriteOnce/ReadWriteOncePod volume (config allows it only outside prod's rules, with one
+    replica and the rolling strategy): a surge pod could not mount the claim (another node, or
+    another pod for RWOP) and the rollout would hang, so the old pod goes first (Recreate)."""
+    if app.volume is not None and app.volume.single_writer:
+        return k8s.apps.v1.DeploymentStrategyArgs(type="Recreate")
     return k8s.apps.v1.DeploymentStrategyArgs(
         type="RollingUpdate",
         rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(

@@ -24,6 +24,7 @@ from __future__ import annotations
 from components.config.app import (
     RESERVED_ENV,
     AppConfig,
+    AppVolume,
     Autoscaling,
     CanaryWeight,
     Colour,
@@ -111,6 +112,7 @@ __all__ = [
     "AlertSettings",
     "AppConfig",
     "AppName",
+    "AppVolume",
     "Autoscaling",
     "CanaryWeight",
     "Cidr",

@@ -39,6 +39,7 @@ from components.config.traffic import EgressRule as EgressRule
 from components.config.traffic import Ingress as Ingress
 from components.config.traffic import ServiceSettings as ServiceSettings
 from components.config.traffic import SessionAffinity as SessionAffinity
+from components.config.workload import AppVolume as AppVolume
 from components.config.workload import Autoscaling as Autoscaling
 from components.config.workload import Pdb as Pdb
 from components.config.workload import PodSecurity as PodSecurity
@@ -166,6 +167,10 @@ class AppConfig(Model):
     """Outbound traffic allowed besides DNS; nothing else leaves the pod."""
     build: ImageBuild | None = None
     """Build and push `image` from source; None deploys `image` as it is."""
+    volume: AppVolume | None = None
+    """A PersistentVolumeClaim mounted in the app's container; None (default): no claim.
+    ReadWriteOnce/ReadWriteOncePod need one replica, no HPA, the rolling strategy (then
+    Recreate) and an environment without prod's rules (docs/releases.md)."""
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     """Release strategy: rolling (default), blueGreen or canary, optionally with Argo Rollouts."""
     slo: Slo = Field(default_factory=Slo)
@@ -261,7 +266,9 @@ class AppConfig(Model):
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         self._release_rules(problems)
-        if _production_rules(info):
+        production = _production_rules(info)
+        self._volume_rules(env, production, problems)
+        if production:
             self._production_rules(env, problems)
         problems.raise_if_any()
         return self
@@ -331,6 +338,42 @@ class AppConfig(Model):
                     "weight, raise replicas or use pdb.maxUnavailable",
                 )
 
+    def _volume_rules(self, env: str, production: bool, problems: Problems) -> None:
+        """A ReadWriteOnce claim is attached to one node, a ReadWriteOncePod claim to one pod:
+        no surge, second colour or canary pod on another node can mount it. Such an app runs
+        one pod, replaced by a Recreate rollout (no zero downtime), so prod's rules refuse it."""
+        volume = self.volume
+        if volume is None or not volume.single_writer:
+            return
+        mode = volume.access_mode
+        if production:
+            problems.add(
+                "volume.accessMode",
+                f"{env} keeps zero-downtime rollouts, which a {mode} claim cannot serve "
+                "(one node or pod holds it); allowed: ReadWriteMany",
+            )
+            return
+        release = self.release
+        if release.strategy != "rolling" or release.argo_rollouts:
+            what = "argoRollouts" if release.argo_rollouts else release.strategy
+            problems.add(
+                "volume.accessMode",
+                f"a {mode} claim cannot be shared by the pods of a {what} release; "
+                "allowed with it: ReadWriteMany",
+            )
+        if self.autoscaling.enabled:
+            problems.add(
+                "autoscaling.enabled",
+                f"a {mode} volume needs a single pod, so no HPA; allowed: false "
+                "(or volume.accessMode: ReadWriteMany)",
+            )
+        elif self.replicas != 1:
+            problems.add(
+                "replicas",
+                f"a {mode} volume needs a single pod (rolled out by Recreate); replicas is "
+                f"{self.replicas}, allowed: 1 (or volume.accessMode: ReadWriteMany)",
+            )
+
     def _production_rules(self, env: str, problems: Problems) -> None:
         """Prod's rules, in every environment whose `productionRules` is true (prod, staging)."""
         if self.min_pods < 2:
@@ -345,6 +388,12 @@ class AppConfig(Model):
                 "service.loadBalancerSourceRanges",
                 f"a {env} LoadBalancer needs loadBalancerSourceRanges (client CIDRs); "
                 "set service.openToInternet: true to open it to everyone explicitly",
+            )
+        if self.volume is not None and not self.volume.protect:
+            problems.add(
+                "volume.protect",
+                f"{env} requires volume.protect: true (the app's data is protected and "
+                "retained on delete); allowed: true",
             )
 
 

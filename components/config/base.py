@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -207,6 +208,16 @@ PositiveQuantity = Annotated[str, _quantity(positive=True)]
 ProbePath = Annotated[
     str, _rule("abs_path", lambda v: v.startswith("/"), "must be absolute (start with '/')")
 ]
+MountPath = Annotated[
+    str,
+    _rule(
+        "mount_path",
+        lambda v: v.startswith("/") and v != "/" and posixpath.normpath(v) == v,
+        "is not allowed: mountPath must be a normalised absolute path other than / "
+        "(no trailing '/', '.' or '..')",
+    ),
+]
+"""A container mount path: absolute, normalised, not the root (which would hide the image)."""
 Cidr = Annotated[
     str, _rule("cidr", grammar.is_cidr, "is not a CIDR block like '203.0.113.0/24' (no host bits)")
 ]

@@ -1,5 +1,6 @@
 """Settings of an app's pods and their count: resources, probes, autoscaling, PDB, rollout,
-topology spread, node placement (tolerations), pod security (parts of `AppConfig`)."""
+topology spread, node placement (tolerations), pod security, the optional data volume (parts of
+`AppConfig`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from components.config.base import (
     IntOrPercent,
     LabelValue,
     Model,
+    MountPath,
+    ObjectName,
     OptionalLabelKey,
+    PositiveQuantity,
     ProbePath,
     Problems,
     Quantity,
@@ -245,3 +249,55 @@ class PodSecurity(Model):
     """GID (>= 10000)."""
     fs_group: int = Field(default=10001, ge=10000)
     """Group owning mounted volumes."""
+
+
+#: Paths the app's pod already mounts (components/app/pod.py): the writable /tmp emptyDir and the
+#: app's Secret. The data volume may not be mounted at, above or below one of them.
+TMP_MOUNT = "/tmp"
+SECRETS_MOUNT = "/var/run/secrets/appstack"
+POD_MOUNTS = (TMP_MOUNT, SECRETS_MOUNT)
+
+AccessMode = Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]
+#: Access modes one node (RWO) or one pod (RWOP) holds: no second pod elsewhere can mount them.
+SINGLE_WRITER_MODES: tuple[AccessMode, ...] = ("ReadWriteOnce", "ReadWriteOncePod")
+
+
+def _overlaps(path: str, other: str) -> bool:
+    return path == other or path.startswith(other + "/") or other.startswith(path + "/")
+
+
+class AppVolume(Model):
+    """A PersistentVolumeClaim of the app, mounted in its container in every workload. A
+    ReadWriteOnce claim is attached to one node and a ReadWriteOncePod claim to one pod, so no
+    surge, second colour or canary pod elsewhere can mount it (AppConfig's volume rules)."""
+
+    size: PositiveQuantity
+    """Requested storage, a quantity (e.g. 1Gi)."""
+    storage_class_name: ObjectName | None = None
+    """StorageClass of the claim; unset means the cluster's default StorageClass."""
+    mount_path: MountPath
+    """Absolute path in the container; not /, not over /tmp or /var/run/secrets/appstack."""
+    access_mode: AccessMode = "ReadWriteOnce"
+    """ReadWriteOnce (default; one node), ReadWriteOncePod (one pod) or ReadWriteMany."""
+    protect: bool = False
+    """Pulumi `protect` + `retainOnDelete` on the claim, like JENKINS_HOME (required where
+    prod's rules apply)."""
+
+    @model_validator(mode="after")
+    def _mount_path(self) -> AppVolume:
+        path = self.mount_path
+        problems = Problems()
+        for taken in POD_MOUNTS:
+            if _overlaps(path, taken):
+                problems.add(
+                    "mountPath",
+                    f"mountPath ({path}) overlaps {taken}, which the pod already mounts; "
+                    "allowed: a path neither under nor above " + " nor ".join(POD_MOUNTS),
+                )
+        problems.raise_if_any()
+        return self
+
+    @property
+    def single_writer(self) -> bool:
+        """ReadWriteOnce or ReadWriteOncePod: one node or one pod holds the claim."""
+        return self.access_mode in SINGLE_WRITER_MODES

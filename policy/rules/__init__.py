@@ -91,7 +91,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "zero-downtime-rollout",
-        "Deployments roll with maxUnavailable 0 and surge > 0, minReadySeconds in prod, no "
+        "Deployments roll with maxUnavailable 0 and surge > 0 (outside prod's rules, Recreate "
+        "when they mount a ReadWriteOnce/ReadWriteOncePod claim), minReadySeconds in prod, no "
         "replicas when an HPA owns them, grace period longer than the preStop sleep.",
         check_zero_downtime_rollout,
     ),

@@ -189,12 +189,46 @@ def _prestop_sleep_seconds(container: Mapping[str, Any]) -> Decimal | None:
     return None
 
 
-def _strategy_problems(deployment: Mapping[str, Any], ctx: RuleContext) -> Iterator[str]:
-    """A Deployment's rolling update: maxUnavailable 0, surge > 0, minReadySeconds in prod."""
+#: Access modes one node (RWO) or one pod (RWOP) holds: a surge pod elsewhere cannot mount them.
+SINGLE_WRITER_MODES = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
+
+
+def _single_writer_claim(deployment: Mapping[str, Any], objects: Objects) -> str | None:
+    """The name of a ReadWriteOnce/ReadWriteOncePod PersistentVolumeClaim of `objects` that the
+    Deployment's pods mount, or None."""
+    template = template_of(deployment)
+    if template is None:
+        return None
+    namespace = namespace_of(deployment)
+    mounted = {
+        as_map(volume.get("persistentVolumeClaim")).get("claimName")
+        for volume in (as_map(v) for v in as_list(template.spec.get("volumes")))
+    }
+    for claim in of_kind(objects, "PersistentVolumeClaim"):
+        modes = {str(m) for m in as_list(as_map(claim.get("spec")).get("accessModes"))}
+        if (
+            name_of(claim) in mounted
+            and namespace_of(claim) == namespace
+            and modes & SINGLE_WRITER_MODES
+        ):
+            return name_of(claim)
+    return None
+
+
+def _strategy_problems(
+    deployment: Mapping[str, Any], ctx: RuleContext, objects: Objects = ()
+) -> Iterator[str]:
+    """A Deployment's rolling update: maxUnavailable 0, surge > 0, minReadySeconds in prod.
+    The one exception, outside prod's rules only: Recreate for a Deployment mounting a
+    ReadWriteOnce/ReadWriteOncePod claim (a surge pod on another node, or any second pod for
+    RWOP, could never mount it, so the rolling update would hang); the app's config
+    (apps.<name>.volume) then holds it to one replica and gives up zero downtime."""
     spec = as_map(deployment.get("spec"))
     strategy = as_map(spec.get("strategy"))
     strategy_type = strategy.get("type", "RollingUpdate")
-    if strategy_type != "RollingUpdate":
+    if strategy_type == "Recreate" and not ctx.prod and _single_writer_claim(deployment, objects):
+        pass
+    elif strategy_type != "RollingUpdate":
         yield f"spec.strategy.type is {show(strategy_type)}; it must be RollingUpdate"
     else:
         rolling = as_map(strategy.get("rollingUpdate"))
@@ -245,7 +279,7 @@ def check_zero_downtime_rollout(objects: Objects, ctx: RuleContext) -> list[Viol
     targets = _hpa_targets(objects)
     for deployment in of_kind(objects, "Deployment"):
         oid = object_id(deployment)
-        out.extend(Violation(rule, oid, m) for m in _strategy_problems(deployment, ctx))
+        out.extend(Violation(rule, oid, m) for m in _strategy_problems(deployment, ctx, objects))
     for workload in of_kind(objects, *REPLICATED_KINDS):
         hpa = _hpa_for(workload, targets)
         replicas = as_map(workload.get("spec")).get("replicas")
