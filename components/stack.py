@@ -95,7 +95,7 @@ def _jenkins(cfg: StackConfig, instance: str) -> pulumi.Output[str]:
 
 
 def _verified_apps(cfg: StackConfig, instance: str) -> tuple[VerifiedApp, ...]:
-    """Where the pipeline's verify step reaches each app (components/endpoints.py's URL): its
+    """Where the pipeline's verify step reaches each app (components/app/endpoints.py's URL): its
     pods on the container port, and the outside port of its Ingress or LoadBalancer."""
     out = []
     for name, app in sorted(cfg.apps.items()):

@@ -227,7 +227,7 @@ SECRET_PATH = "appstack:secrets.web.API_TOKEN"
 SECRET_VALUE = "e2e-token-0001"
 CONFIG_ROUND_TRIP = """
 from pathlib import Path
-from stackctl.automation import PulumiAutomationBackend
+from stackctl.ops.automation import PulumiAutomationBackend
 backend = PulumiAutomationBackend("dev", Path.cwd())
 backend.set_config(backend.get_config())
 """
@@ -284,7 +284,7 @@ def test_dev_stackctl_deploy_history_rollback(engine: Engine, kube: Kube) -> Non
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert images(kube, DEV_NS) == {f"{IMAGE}:1.0.0"}, "previous image not running"
     assert_secret_per_leaf(engine)
-    # What a rollback does when the operator declines (stackctl/rollback.py
+    # What a rollback does when the operator declines (stackctl/ops/rollback.py
     # `_restore_previous`): the config read back and written again, the secret object
     # included. The stack file keeps its shape (issue 27 item 3).
     engine.run([str(engine.project / ".venv" / "bin" / "python"), "-c", CONFIG_ROUND_TRIP])
