@@ -141,8 +141,10 @@ class Notifier:
             _warn(self.err, f"notification not sent: the webhook answered HTTP {exc.code}")
             return False
         except (OSError, ValueError) as exc:
-            # URLError, timeouts, refused connections; the message may hold the host: not shown
-            _warn(self.err, f"notification not sent: {type(exc).__name__} reaching the webhook")
+            # refused, unresolvable, timed out: only the cause's type, its message may hold the URL
+            cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            name = type(cause).__name__ if isinstance(cause, BaseException) else "URLError"
+            _warn(self.err, f"notification not sent: {name} reaching the webhook")
             return False
         return True
 
