@@ -30,7 +30,41 @@ die() {
   exit 2
 }
 
-stackctl() { (cd "$REPO_ROOT" && "$PYTHON" -m stackctl "$@"); }
+stackctl() { (cd "$REPO_ROOT" && "${NO_NOTIFY[@]}" "$PYTHON" -m stackctl "$@"); }
+
+# Deploy notifications (stackctl/ops/notify.py, docs/ci.md "Notifications"): the webhook URL is a
+# secret from the CI's store, APPSTACK_NOTIFY_WEBHOOK_URL or a file named by
+# APPSTACK_NOTIFY_WEBHOOK_URL_FILE; neither set, nothing is sent. The scripts post them
+# themselves (deploy.sh: a failed deploy; rollback.sh: an automatic rollback and its outcome), so
+# every stackctl they start runs without the URL (NO_NOTIFY), or people would hear twice.
+NO_NOTIFY=(env -u APPSTACK_NOTIFY_WEBHOOK_URL -u APPSTACK_NOTIFY_WEBHOOK_URL_FILE)
+
+# notify <event> <stack> <reason> [--image svc=img ...] [--rolled-back-to V]: one POST (10 s
+# timeout, no retry). It never fails the caller: a notification that is not sent is one line.
+notify() {
+  [[ -n "${APPSTACK_NOTIFY_WEBHOOK_URL:-}${APPSTACK_NOTIFY_WEBHOOK_URL_FILE:-}" ]] || return 0
+  local event="$1" stack="$2" reason="$3" status=0
+  shift 3
+  (cd "$REPO_ROOT" && timeout 30 "$PYTHON" -m stackctl.ops.notify "$event" "$stack" \
+    --reason "$reason" --project-dir "$REPO_ROOT" "$@") || status=$?
+  if [[ "$status" -ne 0 ]]; then
+    warn "notification ($event, $stack) not sent (exit $status)"
+  fi
+  return 0
+}
+
+# failure_line <file>: the one-line reason stackctl printed last (`failed: ...`/`error: ...`).
+failure_line() {
+  local line="" each
+  if [[ -f "$1" ]]; then
+    while IFS= read -r each; do
+      if [[ "$each" == "failed: "* || "$each" == "error: "* ]]; then
+        line="${each#*: }"
+      fi
+    done <"$1"
+  fi
+  printf '%s\n' "${line:0:300}"
+}
 
 # The stack argument: dev, staging, prod, <org>/prod, prod-eu ... (the environment is its first
 # word).

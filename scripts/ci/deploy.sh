@@ -17,6 +17,11 @@
 # ROLLBACK_ON_FAILURE=true|false overrides the default. After a rollback the stack is verified
 # again (reported, not fatal).
 #
+# Notifications (APPSTACK_NOTIFY_WEBHOOK_URL or APPSTACK_NOTIFY_WEBHOOK_URL_FILE set, from the
+# CI's secret store): a failed deploy posts one message (stack, environment, apps and images, the
+# reason in one line, whether a rollback follows) before the rollback starts; rollback.sh posts
+# the rollback's outcome. A notification never changes this script's exit status.
+#
 # GitOps (GITOPS=true): the same step in the same place of the pipeline (so behind the same
 # approval for prod) publishes the stack's manifests with the built images instead
 # (publish-manifests.sh <stack>; Argo CD applies them) and verifies the apps (verify.sh). When a
@@ -40,6 +45,20 @@ if [[ -z "$rollback" ]]; then
   if rolls_back_on_failure "$environment"; then rollback=true; else rollback=false; fi
 fi
 
+# What the failure message says comes next, and the images this deploy meant to run (none: the
+# notification names the stack file's).
+next_step() {
+  if [[ "$rollback" == true ]]; then
+    printf 'automatic rollback follows\n'
+  else
+    printf 'no automatic rollback (%s)\n' "$environment"
+  fi
+}
+image_args=()
+for image in $built; do
+  image_args+=(--image "$image")
+done
+
 if [[ "${GITOPS:-false}" == true ]]; then
   [[ -n "${VERIFY_URLS:-}" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...) so the deploy can be verified"
   log "GitOps: publishing the $stack manifests; Argo CD applies them"
@@ -48,14 +67,20 @@ if [[ "${GITOPS:-false}" == true ]]; then
     exit 0
   fi
   log "GitOps: $stack FAILED verification after its manifests were published"
+  notify deploy-failed "$stack" \
+    "GitOps: the apps did not pass verification after the manifests were published; $(next_step)" \
+    "${image_args[@]}"
   if [[ "$rollback" != true ]]; then
     log "no automatic rollback for $stack (ROLLBACK_ON_FAILURE=$rollback)"
   elif "$CI_DIR/revert-manifests.sh" "$stack"; then
     log "manifests of $stack reverted; the failed deploy still fails this pipeline"
+    notify rolled-back "$stack" "GitOps: the manifests of $stack were reverted to their previous commit"
     VERIFY_EXPECT_VERSION=false "$CI_DIR/verify.sh" "$stack" ||
       log "$stack does not pass verification after the revert either"
   else
     log "automatic revert of $stack FAILED: the manifests branch needs an operator (docs/ci.md)"
+    notify rollback-failed "$stack" \
+      "GitOps: reverting the manifests failed; the manifests branch needs an operator"
   fi
   exit 1
 fi
@@ -77,14 +102,20 @@ args=(deploy "$stack" --yes)
 if [[ "${DEPLOY_REFRESH:-false}" == true ]]; then
   args+=(--refresh)
 fi
-for image in $built; do
-  args+=(--image "$image")
-done
+args+=("${image_args[@]}")
 
 log "deploy $stack (history before: v$since)"
 status=0
-(cd "$REPO_ROOT" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
-  "$PYTHON" -m stackctl "${args[@]}") || status=$?
+# stderr also goes to a file, for the failure's one-line reason (stdout untouched)
+errors="$(state_file deploy-errors "$stack")"
+{
+  (cd "$REPO_ROOT" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
+    "${NO_NOTIFY[@]}" "$PYTHON" -m stackctl "${args[@]}") 2>&1 1>&3 3>&- | tee "$errors" >&2
+} 3>&1 || status=$?
+reason="$(failure_line "$errors")"
+if [[ "$status" -eq 124 ]]; then
+  reason="stackctl deploy timed out after ${DEPLOY_TIMEOUT:-45m}${reason:+: $reason}"
+fi
 if [[ "$status" -eq 0 ]]; then
   log "deploy $stack: succeeded; checking it from outside"
   if "$CI_DIR/verify.sh" "$stack"; then
@@ -95,9 +126,12 @@ if [[ "$status" -eq 0 ]]; then
   # The update succeeded, so rollback_plan.py must undo it although its result is `succeeded`.
   export ROLLBACK_UNHEALTHY=true
   log "deploy $stack: FAILED verification after a successful update"
+  reason="the update succeeded but the apps did not pass verification (stackctl verify)"
 else
   log "deploy $stack: FAILED (exit $status)"
 fi
+notify deploy-failed "$stack" "${reason:-stackctl deploy exited $status}; $(next_step)" \
+  "${image_args[@]}"
 
 if [[ "$rollback" == true ]]; then
   if "$CI_DIR/rollback.sh" "$stack"; then

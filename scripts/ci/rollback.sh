@@ -16,6 +16,9 @@
 # Exit 0 when the stack is back on its last good update (or nothing needed undoing), non-zero
 # otherwise. Safe to call twice for one deploy (deploy.sh, then a pipeline's failure handler):
 # the second call reports the first one's result. Callers keep the pipeline red either way.
+# Notifications (common.sh `notify`): a rollback that ran (config, redeploy) posts its outcome
+# with the version rolled back to; one that was needed but not possible (fail), or died, posts a
+# failure; `none` and a repeated call post nothing.
 set -euo pipefail
 # shellcheck source=scripts/ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -46,12 +49,30 @@ mkdir -p "$STATE_DIR"
 require_credentials
 use_kubeconfig
 worktree=""
+action="" version="" commit="" images="" impossible=""
+notify_outcome() {
+  local status="$1" args=()
+  if [[ "$version" =~ ^[0-9]+$ ]]; then
+    args+=(--rolled-back-to "$version")
+  fi
+  if [[ -n "$images" && "$images" != "-" ]]; then
+    args+=(--image "$images")
+  fi
+  if [[ "$status" -ne 0 ]]; then
+    notify rollback-failed "$stack" \
+      "automatic rollback ${impossible:-exited $status}; the stack needs an operator" "${args[@]}"
+  elif [[ "$action" == config || "$action" == redeploy ]]; then
+    notify rolled-back "$stack" \
+      "automatic rollback after a failed deploy: v$version (commit $commit) runs again" "${args[@]}"
+  fi
+}
 # shellcheck disable=SC2329 # called by the EXIT trap of common.sh
 on_exit() {
   if [[ -n "$worktree" ]]; then
     git -C "$REPO_ROOT" worktree remove --force "$worktree" || true
   fi
   printf '%s %s\n' "$since" "$1" >"$result_file"
+  notify_outcome "$1"
 }
 
 head="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || true)"
@@ -60,9 +81,11 @@ plan_args=(--since "$since" --head "$head")
 if [[ "${ROLLBACK_UNHEALTHY:-false}" == true ]]; then
   plan_args+=(--unhealthy)
 fi
+plan_reason="$(state_file rollback-plan "$stack")"
 read -r action version commit images < <(
-  printf '%s' "$history_json" | "$PYTHON" "$CI_DIR/rollback_plan.py" "${plan_args[@]}"
+  printf '%s' "$history_json" | "$PYTHON" "$CI_DIR/rollback_plan.py" "${plan_args[@]}" 2>"$plan_reason"
 ) || true
+cat -- "$plan_reason" >&2 || true
 
 case "${action:-}" in
   none)
@@ -101,10 +124,11 @@ case "${action:-}" in
       fi
     fi
     (cd "$worktree" && timeout --signal=INT --kill-after=5m "${DEPLOY_TIMEOUT:-45m}" \
-      "$PYTHON" -m stackctl "${redeploy[@]}")
+      "${NO_NOTIFY[@]}" "$PYTHON" -m stackctl "${redeploy[@]}")
     ;;
   *)
     log "rollback of $stack: not possible automatically; an operator decides (docs/operations.md)"
+    impossible="not possible: $(head -n 1 "$plan_reason" 2>/dev/null || true)"
     exit 1
     ;;
 esac

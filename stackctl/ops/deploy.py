@@ -35,8 +35,10 @@ from stackctl.ops.history import (
     run_history,
 )
 from stackctl.ops.images import apply_image_overrides, parse_image_overrides
+from stackctl.ops.notify import Notice, Notifier
 from stackctl.ops.operator import (
     Console,
+    Declined,
     confirm,
     engine_step,
     require_confirmation_possible,
@@ -70,6 +72,45 @@ def run_deploy(
     refresh: bool = False,
     console: Console,
     images: Mapping[str, str] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
+    to `notifier`, and the failure is raised as it would be without it."""
+    try:
+        return _deploy(
+            backend,
+            project_dir=project_dir,
+            preview_only=preview_only,
+            assume_yes=assume_yes,
+            refresh=refresh,
+            console=console,
+            images=images,
+        )
+    except Declined:
+        raise
+    except OperationFailed as exc:
+        if notifier is not None and not preview_only:
+            deployed = {**read_stack_images(project_dir, backend.stack_name), **(images or {})}
+            notifier.send(
+                Notice(
+                    event="deploy-failed",
+                    stack=backend.stack_name,
+                    reason=str(exc),
+                    images=deployed,
+                )
+            )
+        raise
+
+
+def _deploy(
+    backend: StackBackend,
+    *,
+    project_dir: Path,
+    preview_only: bool,
+    assume_yes: bool,
+    refresh: bool,
+    console: Console,
+    images: Mapping[str, str] | None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
@@ -100,7 +141,7 @@ def run_deploy(
         return 0
 
     if not confirm(console, assume_yes, f"Deploy these changes to {stack}?"):
-        raise OperationFailed(f"deploy of {stack} cancelled by the operator; nothing changed")
+        raise Declined(f"deploy of {stack} cancelled by the operator; nothing changed")
 
     deployed = override.images if override else read_stack_images(project_dir, stack)
     message = deploy_message(git_commit(project_dir), deployed)
@@ -161,6 +202,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         refresh=args.refresh,
         console=Console.from_environment(),
         images=parse_image_overrides(args.image, environment=stack_environment(stack)),
+        notifier=Notifier.from_environment(),
     )
 
 
@@ -185,6 +227,7 @@ def _handle_rollback(args: argparse.Namespace) -> int:
         steps=args.steps,
         assume_yes=args.yes,
         console=Console.from_environment(),
+        notifier=Notifier.from_environment(),
     )
 
 

@@ -38,6 +38,10 @@ class Console:
         print(text, file=self.out, flush=True)
 
 
+class Declined(OperationFailed):
+    """The operator answered no: nothing failed, so nobody is notified (stackctl.ops.notify)."""
+
+
 def require_confirmation_possible(console: Console, assume_yes: bool, action: str) -> None:
     """Fail before touching anything when we would have to ask but cannot."""
     if not assume_yes and not console.interactive:

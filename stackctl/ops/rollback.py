@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import (
@@ -22,7 +22,14 @@ from stackctl.ops.history import (
     record_update,
     sorted_history,
 )
-from stackctl.ops.operator import Console, confirm, engine_step, require_confirmation_possible
+from stackctl.ops.notify import Notice, Notifier
+from stackctl.ops.operator import (
+    Console,
+    Declined,
+    confirm,
+    engine_step,
+    require_confirmation_possible,
+)
 from stackctl.ops.stacks import (
     APPS_KEY,
     git_commit,
@@ -253,7 +260,10 @@ def run_rollback(
     console: Console,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     current_head: Callable[[Path], str] | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
+    """Roll back; once the target is chosen, the outcome (rolled back, or failed) is posted to
+    `notifier`; an operator's no is not."""
     stack = backend.stack_name
     environment = stack_environment(stack)
     if (to_version is None) == (steps is None):
@@ -273,6 +283,70 @@ def run_rollback(
     before = backend.get_config()
     plan = plan_config_restore(target, before)
 
+    apps = plan.desired.get(APPS_KEY)
+    images = images_from_apps(
+        apps.object_value
+        if apps and apps.object_value is not None
+        else (apps.value if apps else "")
+    )
+
+    def notify(event: Literal["rolled-back", "rollback-failed"], reason: str) -> None:
+        if notifier is not None:
+            notifier.send(
+                Notice(
+                    event=event,
+                    stack=stack,
+                    reason=reason,
+                    images=images,
+                    rolled_back_to=target_version,
+                )
+            )
+
+    try:
+        _restore_and_up(
+            backend,
+            console,
+            project_dir=project_dir,
+            plan=plan,
+            before=before,
+            policy=(packs, pack_configs),
+            versions=(target_version, current_version),
+            message=rollback_message(target_version, current_version, head[:7], images),
+            assume_yes=assume_yes,
+            now=now,
+        )
+    except Declined:
+        raise
+    except OperationFailed as exc:
+        notify("rollback-failed", str(exc))
+        raise
+    notify(
+        "rolled-back",
+        f"stackctl rollback from v{current_version} to v{target_version} succeeded",
+    )
+    console.print(
+        f"rolled {stack} back to v{target_version}. Pulumi.{stack_short_name(stack)}.yaml now "
+        "holds that config: commit it, or the next deploy re-applies the previous config"
+    )
+    return 0
+
+
+def _restore_and_up(
+    backend: StackBackend,
+    console: Console,
+    *,
+    project_dir: Path,
+    plan: ConfigPlan,
+    before: dict[str, ConfigValue],
+    policy: tuple[list[str], list[str]],
+    versions: tuple[int, int],
+    message: str,
+    assume_yes: bool,
+    now: Callable[[], datetime],
+) -> None:
+    """Back up the state, restore the target's config, preview, confirm, up."""
+    stack = backend.stack_name
+    target_version, current_version = versions
     # (2) backup of the current state, before any change
     path = write_backup(
         backup_path(project_dir, stack, current_version, now()), backend.export_state()
@@ -283,27 +357,15 @@ def run_rollback(
     _apply_config_plan(backend, console, plan, target_version)
 
     # (5) preview, confirm, up
-    if not _preview_rollback(backend, console, (packs, pack_configs), target_version, assume_yes):
+    if not _preview_rollback(backend, console, policy, target_version, assume_yes):
         _restore_previous(backend, plan, before)
-        raise OperationFailed(
+        raise Declined(
             f"rollback of {stack} cancelled by the operator; config restored, nothing deployed"
         )
 
-    apps = plan.desired.get(APPS_KEY)
-    images = images_from_apps(
-        apps.object_value
-        if apps and apps.object_value is not None
-        else (apps.value if apps else "")
-    )
-    message = rollback_message(target_version, current_version, head[:7], images)
-    outcome = record_update(console, backend, stack, message, (packs, pack_configs))
+    outcome = record_update(console, backend, stack, message, policy)
     if outcome.result != "succeeded":
         raise OperationFailed(
             f"rollback of {stack} to v{target_version} ended with result {outcome.result!r}; "
             f"the stack config now holds v{target_version}'s values, state backup: {path}"
         )
-    console.print(
-        f"rolled {stack} back to v{target_version}. Pulumi.{stack_short_name(stack)}.yaml now "
-        "holds that config: commit it, or the next deploy re-applies the previous config"
-    )
-    return 0

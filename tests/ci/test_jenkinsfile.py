@@ -77,6 +77,15 @@ def test_credentials_are_bound_with_withcredentials() -> None:
         assert "credentials(" not in code  # no secrets in a pipeline-wide environment block
 
 
+def test_the_notification_webhook_is_an_optional_credential_of_every_stack_operation() -> None:
+    binding = "string(credentialsId: id, variable: 'APPSTACK_NOTIFY_WEBHOOK_URL')"
+    for code, helper in ((CODE, "withStackCredentials"), (PROD_CODE, "withProdCredentials")):
+        assert binding in code
+        assert "String id = env.APPSTACK_NOTIFY_CREDENTIAL ?: ''" in code
+        body = code[code.index(f"void {helper}(") :]
+        assert "] + backendCredentials() + notifyCredentials()) {" in body[: body.index("sh(")]
+
+
 def test_every_shell_command_is_a_single_quoted_literal() -> None:
     """Groovy interpolates "..." before the shell runs: a secret would reach the command line
     and the log. Every sh step and helper call takes a single-quoted string."""

@@ -137,6 +137,19 @@ def test_deploys_run_on_push_to_main_after_tests(deploy_workflow: dict[str, Any]
         assert checkout["with"]["fetch-depth"] == 0
 
 
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_deploy_steps_get_the_notification_webhook_from_a_secret(
+    deploy_workflow: dict[str, Any], gitlab: dict[str, Any], stack: str
+) -> None:
+    _, job = job_deploying(deploy_workflow, stack)
+    step = next(s for s in steps(job) if s.get("run") == f"scripts/ci/deploy.sh {stack}")
+    assert step["env"]["APPSTACK_NOTIFY_WEBHOOK_URL"] == (
+        "${{ secrets.APPSTACK_NOTIFY_WEBHOOK_URL }}"
+    )
+    # GitLab: a masked CI/CD variable reaches the job by itself; never set in the file
+    assert "APPSTACK_NOTIFY_WEBHOOK_URL" not in str(gitlab)
+
+
 def test_preview_matrix_comments_on_the_pull_request(deploy_workflow: dict[str, Any]) -> None:
     preview = jobs(deploy_workflow)["preview"]
     assert "pull_request" in preview["if"]

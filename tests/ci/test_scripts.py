@@ -26,6 +26,9 @@ import pytest
 
 from components import config as config_model
 from tests.ci.pipelines import CI_SCRIPTS
+from tests.webhook_sink import payload_text, slack_shape_problems, unreachable_url, webhook_sink
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PASSPHRASE = "sentinel-passphrase-7f3a"
 KUBE_SECRET = "sentinel-kube-token-91c2"
@@ -39,6 +42,8 @@ from pathlib import Path
 
 argv = sys.argv[1:]
 state = Path(os.environ["FAKE_STATE"])
+if argv[:2] == ["-m", "stackctl.ops.notify"]:  # the real sender, posting to the test's sink
+    os.execve({python!r}, [{python!r}, *argv], {{**os.environ, "PYTHONPATH": {root!r}}})
 if argv[:2] == ["-m", "stackctl.ops.images"]:  # GitOps: digests written into the stack file
     with (state / "calls.jsonl").open("a") as fh:
         fh.write(json.dumps({{"args": ["images", *argv[2:]], "cwd": os.getcwd(),
@@ -50,6 +55,7 @@ args = argv[2:]
 kube = os.environ.get("KUBECONFIG", "")
 with (state / "calls.jsonl").open("a") as fh:
     fh.write(json.dumps({{"args": args, "cwd": os.getcwd(),
+        "notify_env": any(k.startswith("APPSTACK_NOTIFY") for k in os.environ),
         "kubeconfig_ok": bool(kube) and Path(kube).is_file()
             and "{secret}" in Path(kube).read_text()}}) + "\\n")
 hist = state / "history.json"
@@ -193,7 +199,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stub = bin_dir / "python-stub"
-    stub.write_text(STUB.format(python=sys.executable, secret=KUBE_SECRET))
+    stub.write_text(STUB.format(python=sys.executable, secret=KUBE_SECRET, root=str(REPO_ROOT)))
     pulumi = bin_dir / "pulumi"
     pulumi.write_text("#!/bin/sh\necho v3.0.0-stub\n")
     for exe in (stub, pulumi):
@@ -889,3 +895,167 @@ def test_the_agent_images_revision_is_the_last_commit_that_changed_it(builder: S
     assert f"label:org.opencontainers.image.revision={changed}" in agent_call
     assert f"--opt build-arg:SOURCE_DATE_EPOCH={epoch}" in agent_call
     assert f"name={AGENT_REPO}:{head},push=true" in agent_call  # the tag is still the commit
+
+
+# --------------------------------------------------------------------------------------------
+# Notifications: the real sender (stackctl.ops.notify) posting to a local sink
+# (tests/webhook_sink.py: an http.server on 127.0.0.1; the payload judged by Slack's
+# incoming-webhook shape, the content by the deploy's own outcome).
+
+NOTIFY_URL = "APPSTACK_NOTIFY_WEBHOOK_URL"
+OLD_IMAGE = "web=registry.example.com/appstack/web:1.0.0"
+
+
+def assert_quiet_children(sandbox: Sandbox, result: Result, url: str) -> None:
+    """The URL is in no output (even under bash -x) and no stackctl the scripts ran saw it."""
+    assert url not in result.out
+    assert "sentinel-webhook-token" not in result.out
+    assert not any(call.get("notify_env") for call in sandbox.calls())
+
+
+def test_failed_dev_deploy_posts_one_notification(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    with webhook_sink() as sink:
+        env = {NOTIFY_URL: sink.url, "DEPLOY_IMAGES": BUILT, "FAKE_DEPLOY": "early"}
+        result = sandbox.run("deploy.sh", "dev", trace=True, **env)
+    assert result.code == 1, result.out
+    (body,) = sink.payloads()
+    assert slack_shape_problems(body) == []
+    assert body["text"] == (
+        "Deploy of dev (dev) FAILED: policy violation in preview; no automatic rollback (dev)"
+    )
+    seen = payload_text(body)
+    assert "*Stack*\ndev" in seen and "*Environment*\ndev" in seen and "*Apps*\nweb" in seen
+    assert BUILT in seen
+    assert_quiet_children(sandbox, result, sink.url)
+
+
+def test_automatic_rollback_posts_the_version_rolled_back_to(sandbox: Sandbox) -> None:
+    sandbox.history([{**good_row(2, sandbox.good), "images": OLD_IMAGE}, good_row(1, sandbox.good)])
+    with webhook_sink() as sink:
+        env = {NOTIFY_URL: sink.url, "DEPLOY_IMAGES": BUILT, "FAKE_DEPLOY": "failed"}
+        result = sandbox.run("deploy.sh", "prod", trace=True, **env)
+    assert result.code == 1, result.out  # red although the rollback succeeded
+    failed, rolled = sink.payloads()
+    assert [slack_shape_problems(b) for b in (failed, rolled)] == [[], []]
+    assert failed["text"] == (
+        "Deploy of prod (prod) FAILED: stackctl deploy exited 1; automatic rollback follows"
+    )
+    assert BUILT in payload_text(failed)
+    assert rolled["text"] == (
+        f"prod (prod) rolled back to v2: automatic rollback after a failed deploy: v2 (commit "
+        f"{sandbox.good}) runs again"
+    )
+    assert "*Rolled back to*\nv2" in payload_text(rolled)
+    assert OLD_IMAGE in payload_text(rolled) and BUILT not in payload_text(rolled)
+    assert_quiet_children(sandbox, result, sink.url)
+
+    again = sandbox.run("rollback.sh", "prod", **{NOTIFY_URL: sink.url})  # a failure handler
+    assert again.code == 0 and "already ran" in again.out
+    assert len(sink.requests) == 2
+
+
+def test_unhealthy_update_and_failed_rollback_are_posted(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(2, sandbox.good)])
+    with webhook_sink() as sink:
+        env = {NOTIFY_URL: sink.url, "FAKE_VERIFY": "1", "FAKE_REDEPLOY": "failed"}
+        result = sandbox.run("deploy.sh", "staging", **env)
+    assert result.code == 1, result.out
+    failed, rollback = sink.payloads()
+    assert failed["text"].startswith(
+        "Deploy of staging (staging) FAILED: the update succeeded but the apps did not pass "
+        "verification"
+    )
+    assert rollback["text"] == (
+        "Rollback of staging (staging) to v2 FAILED: automatic rollback exited 1; the stack "
+        "needs an operator"
+    )
+
+
+def test_impossible_rollback_is_posted_with_its_reason(sandbox: Sandbox) -> None:
+    sandbox.history(None)  # a first deploy: nothing to roll back to
+    with webhook_sink() as sink:
+        result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed", **{NOTIFY_URL: sink.url})
+    assert result.code == 1, result.out
+    texts = [b["text"] for b in sink.payloads()]
+    assert len(texts) == 2
+    assert texts[1].startswith("Rollback of prod (prod) FAILED: automatic rollback not possible: ")
+    assert "no successful update" in texts[1]
+
+
+def test_success_and_a_failure_that_changed_nothing_post_only_the_failure(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    with webhook_sink() as sink:
+        assert sandbox.run("deploy.sh", "dev", **{NOTIFY_URL: sink.url}).code == 0
+        assert sink.requests == []
+        result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="early", **{NOTIFY_URL: sink.url})
+    assert result.code == 1, result.out
+    assert "nothing changed" in result.out  # rollback.sh: plan `none`, posts nothing
+    assert [b["text"].split(":")[0] for b in sink.payloads()] == ["Deploy of prod (prod) FAILED"]
+
+
+def test_unset_url_posts_nothing(sandbox: Sandbox) -> None:
+    sandbox.history([good_row(2, sandbox.good)])
+    with webhook_sink() as sink:
+        result = sandbox.run("deploy.sh", "prod", FAKE_DEPLOY="failed")
+    assert result.code == 1, result.out
+    assert sink.requests == []
+    assert "notification" not in result.out
+
+
+def test_url_from_a_secret_file(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.history([good_row(1, sandbox.good)])
+    secret = tmp_path / "webhook-url"
+    with webhook_sink() as sink:
+        secret.write_text(sink.url + "\n")
+        env = {"APPSTACK_NOTIFY_WEBHOOK_URL_FILE": str(secret), "FAKE_DEPLOY": "failed"}
+        result = sandbox.run("deploy.sh", "dev", trace=True, **env)
+    assert result.code == 1, result.out
+    assert len(sink.requests) == 1
+    assert_quiet_children(sandbox, result, sink.url)
+
+
+@pytest.mark.parametrize(
+    ("stack", "env", "code"),
+    [
+        ("dev", {"FAKE_DEPLOY": "failed"}, 1),
+        ("prod", {"FAKE_DEPLOY": "failed"}, 1),
+        ("prod", {"FAKE_DEPLOY": "failed", "FAKE_REDEPLOY": "failed"}, 1),
+        ("prod", {"FAKE_DEPLOY": "early"}, 1),
+    ],
+)
+def test_an_unreachable_webhook_changes_no_exit_status_or_step(
+    sandbox: Sandbox, stack: str, env: dict[str, str], code: int
+) -> None:
+    sandbox.history([good_row(2, sandbox.good)])
+    url = unreachable_url()
+    result = sandbox.run("deploy.sh", stack, trace=True, **{NOTIFY_URL: url, **env})
+    assert result.code == code, result.out
+    with_url = sandbox.commands()
+
+    (sandbox.state / "calls.jsonl").unlink()
+    shutil.rmtree(sandbox.env["CI_STATE_DIR"])
+    sandbox.history([good_row(2, sandbox.good)])
+    without = sandbox.run("deploy.sh", stack, **env)
+    assert without.code == code
+    assert sandbox.commands() == with_url
+    assert "notification not sent: ConnectionRefusedError" in result.out
+    assert_quiet_children(sandbox, result, url)
+    no_leftovers(sandbox)
+
+
+def test_failed_gitops_deploy_posts_the_failure_and_the_revert(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    gitops_remote(sandbox, tmp_path)
+    assert sandbox.run("publish-manifests.sh", "prod").code == 0
+    with webhook_sink() as sink:
+        env = {**GITOPS_PROD, "FAKE_VERIFY": "1,0", NOTIFY_URL: sink.url}
+        result = sandbox.run("deploy.sh", "prod", **env)
+    assert result.code == 1, result.out
+    failed, reverted = (b["text"] for b in sink.payloads())
+    assert failed.startswith("Deploy of prod (prod) FAILED: GitOps: the apps did not pass")
+    assert reverted.startswith("prod (prod) rolled back: GitOps: the manifests of prod were")
+    assert_quiet_children(sandbox, result, sink.url)

@@ -36,6 +36,8 @@ CREDENTIALS = {
     "REGISTRY_USERNAME",
     "REGISTRY_PASSWORD",
     "KUBECONFIG_DATA_B64",  # prod: the folder credential kubeconfig-prod
+    # optional: the credential whose id APPSTACK_NOTIFY_CREDENTIAL names (docs/ci.md)
+    "APPSTACK_NOTIFY_WEBHOOK_URL",
 }
 JENKINSFILE_ENV = {"CI"}
 #: Set by Jenkins for every build of a multibranch job: GIT_COMMIT by the git plugin
@@ -51,13 +53,14 @@ OPTIONAL = {
     "PULUMI_CONFIG_PASSPHRASE_FILE", "ROLLBACK_ON_FAILURE", "ROLLBACK_UNHEALTHY", "TMPDIR",
     "VERIFY_EXPECT_VERSION", "VERIFY_TIMEOUT", "VERIFY_URLS", "CI_STATE_DIR",
     "APPSTACK_KUBECONFIG", "PREVIEW_NOTE_TOKEN", "IMAGE_REVISION",
+    "APPSTACK_NOTIFY_CREDENTIAL", "APPSTACK_NOTIFY_WEBHOOK_URL_FILE",
 }  # fmt: skip
 #: The other CI systems' own variables (GitHub Actions, GitLab CI); unused on Jenkins.
 OTHER_CI = re.compile(r"^(GITHUB_|RUNNER_|GH_|CI_)")
 #: Set inside the scripts (common.sh and each script's header) or by the shell.
 INTERNAL = {
     "REPO_ROOT", "CI_DIR", "STATE_DIR", "PYTHON", "DOCKER_CONFIG", "KUBECONFIG_CREATED",
-    "ROLLBACK_ENVIRONMENTS",
+    "ROLLBACK_ENVIRONMENTS", "NO_NOTIFY",
 }  # fmt: skip
 SHELL = {"BASH_SOURCE"}
 
