@@ -9,20 +9,4 @@
 set -euo pipefail
 packages=(libseccomp-dev pkg-config gcc libc6-dev busybox-static containernetworking-plugins
   iptables conntrack iproute2 util-linux)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-[ ${#missing[@]} -gt 0 ] || exit 0
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-  else
-    echo "missing Debian packages (${missing[*]}) and this user cannot install them" >&2
-    exit 1
-  fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+exec "$(dirname "$0")/apt-install.sh" "${packages[@]}"
