@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stackctl.ops.deploy",
     "stackctl.diff.cmd",
     "stackctl.ops.verify",
+    "stackctl.ops.prune",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -29,6 +29,9 @@ from components.config.base import (
 from components.config.jenkins import (
     JenkinsSettings,
 )
+from components.config.retention import (
+    RegistryRetention,
+)
 from components.config.settings import (
     LimitRangeSettings,
     Monitoring,
@@ -69,6 +72,8 @@ class StackConfig(Model):
     """Secret values per app (`pulumi config set --secret --path 'secrets.web.API_TOKEN'`)."""
     registry: RegistryCredentials | None = None
     """Login used to push images built from a `build` block; None uses Docker's own config."""
+    registry_retention: RegistryRetention = Field(default_factory=RegistryRetention)
+    """Commit-tag retention for `stackctl registry prune` (not rendered)."""
     # Jenkins (issue 4)
     jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)
     """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
