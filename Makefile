@@ -107,7 +107,7 @@ e2e-supply-tools: ## build the supply-chain tools (registry from distribution v3
 	scripts/apt-install.sh buildah skopeo mmdebstrap apache2-utils
 	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh registry
 
-e2e-supply: e2e-supply-tools $(VENV)/.dev-installed ## image built by buildah, pushed to a real registry, pulled by digest; registry prune with deletes
+e2e-supply: e2e-tools e2e-supply-tools $(VENV)/.dev-installed ## image built by buildah, pushed to a real registry, pulled by digest; registry prune with deletes
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m supply

@@ -31,6 +31,7 @@ from tests.tooling import REPO
 
 GROOVY_LINT = REPO / "node_modules" / ".bin" / "npm-groovy-lint"
 PROD_JENKINSFILE = REPO / "jenkins" / "prod-deploy.Jenkinsfile"
+PRUNE_JENKINSFILE = REPO / "jenkins" / "registry-prune.Jenkinsfile"
 SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 #: npm-groovy-lint's severities, lowest first (its `--failon` levels)
 SEVERITIES = ("info", "warning", "error")
@@ -55,6 +56,8 @@ def groovy_files() -> dict[str, str]:
         "Jenkinsfile": JENKINSFILE.read_text(encoding="utf-8"),
         # the prod deploy job's pipeline (its own folder and credential)
         "prod-deploy.Jenkinsfile": PROD_JENKINSFILE.read_text(encoding="utf-8"),
+        # the scheduled registry retention job (scripts/ci/registry-prune.sh)
+        "registry-prune.Jenkinsfile": PRUNE_JENKINSFILE.read_text(encoding="utf-8"),
     }
     for scm, url in JOB_DSL_SOURCES.items():
         settings = config_model.load(jenkins_raw("prod", job={"scm": scm, "repository": url}))
@@ -116,7 +119,7 @@ def failing(findings: tuple[Finding, ...], level: str) -> list[str]:
 @pytest.mark.slow
 def test_jenkinsfile_has_no_warning_and_job_dsl_scripts_no_error() -> None:
     found = lint_all()
-    pipelines = {"Jenkinsfile", "prod-deploy.Jenkinsfile"}
+    pipelines = {"Jenkinsfile", "prod-deploy.Jenkinsfile", "registry-prune.Jenkinsfile"}
     assert set(found) == {*pipelines, *(f"job-dsl-{scm}.groovy" for scm in JOB_DSL_SOURCES)}
     failures = {
         name: failing(findings, "warning" if name in pipelines else "error")
