@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stackctl",
         description="Operate appstack stacks: render, check, diff, deploy, verify, history, "
-        "rollback.",
+        "rollback, registry prune.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:

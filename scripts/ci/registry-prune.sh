@@ -12,7 +12,8 @@
 # kubeconfig; the registry login needs delete permission:
 #   REGISTRY_AUTH_FILE   a containers/Docker auth file (`docker login` writes one), or
 #   REGISTRY_USER + REGISTRY_PASSWORD (a temporary auth file is written, mode 0600, removed at
-#   exit) with REGISTRY_HOST, the registry host of the stacks' images.
+#   exit) for REGISTRY_HOST, the registry host of the stacks' images (default: the host part of
+#   IMAGE_REPOSITORY, which JCasC sets on Jenkins).
 # Deleting manifests frees no space by itself: the registry's garbage collector does
 # (docs/operations.md, "Registry retention").
 set -euo pipefail
@@ -24,13 +25,16 @@ for stack in ${PRUNE_STACKS:-dev staging prod}; do
   require_stack "$stack"
   args+=(--stack "$stack")
 done
+if [[ -z "${REGISTRY_HOST:-}" && -n "${IMAGE_REPOSITORY:-}" ]]; then
+  REGISTRY_HOST="${IMAGE_REPOSITORY%%/*}"
+fi
 if [[ -z "${REGISTRY_AUTH_FILE:-}" && -n "${REGISTRY_USER:-}" ]]; then
   [[ -n "${REGISTRY_PASSWORD:-}" && -n "${REGISTRY_HOST:-}" ]] ||
     die "REGISTRY_USER needs REGISTRY_PASSWORD and REGISTRY_HOST"
   auth_dir="$(mktemp -d)"
   trap 'rm -rf "$auth_dir"' EXIT
   REGISTRY_AUTH_FILE="$auth_dir/auth.json"
-  (umask 077 && REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" "$PYTHON" -c '
+  (umask 077 && REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" REGISTRY_HOST="$REGISTRY_HOST" "$PYTHON" -c '
 import base64, json, os
 login = (os.environ["REGISTRY_USER"] + ":" + os.environ["REGISTRY_PASSWORD"]).encode()
 entry = {"auth": base64.b64encode(login).decode()}

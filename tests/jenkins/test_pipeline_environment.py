@@ -14,10 +14,12 @@ from tests.renders import Renders
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = [*sorted((ROOT / "scripts/ci").glob("*.sh")), ROOT / "scripts/ci/rollback_plan.py"]
-#: The multibranch job's Jenkinsfile and the prod deploy job's pipeline.
-JENKINSFILE = (ROOT / "Jenkinsfile").read_text() + (
-    ROOT / "jenkins/prod-deploy.Jenkinsfile"
-).read_text()
+#: The multibranch job's Jenkinsfile, the prod deploy job's and the registry prune job's pipelines.
+JENKINSFILE = (
+    (ROOT / "Jenkinsfile").read_text()
+    + (ROOT / "jenkins/prod-deploy.Jenkinsfile").read_text()
+    + (ROOT / "jenkins/registry-prune.Jenkinsfile").read_text()
+)
 
 #: Needed on the Jenkins path, by source.
 JCASC = {
@@ -35,6 +37,7 @@ CREDENTIALS = {
     "KUBECONFIG",
     "REGISTRY_USERNAME",
     "REGISTRY_PASSWORD",
+    "REGISTRY_USER",  # the registry prune job's credential registry-prune
     "KUBECONFIG_DATA_B64",  # prod: the folder credential kubeconfig-prod
     # optional: the credential whose id APPSTACK_NOTIFY_CREDENTIAL names (docs/ci.md)
     "APPSTACK_NOTIFY_WEBHOOK_URL",
@@ -54,6 +57,8 @@ OPTIONAL = {
     "VERIFY_EXPECT_VERSION", "VERIFY_TIMEOUT", "VERIFY_URLS", "CI_STATE_DIR",
     "APPSTACK_KUBECONFIG", "PREVIEW_NOTE_TOKEN", "IMAGE_REVISION",
     "APPSTACK_NOTIFY_CREDENTIAL", "APPSTACK_NOTIFY_WEBHOOK_URL_FILE",
+    "PRUNE_STACKS", "REGISTRY_AUTH_FILE", "REGISTRY_CA_FILE", "REGISTRY_HOST",
+    "REGISTRY_PRUNE_APPLY",
 }  # fmt: skip
 #: The other CI systems' own variables (GitHub Actions, GitLab CI); unused on Jenkins.
 OTHER_CI = re.compile(r"^(GITHUB_|RUNNER_|GH_|CI_)")

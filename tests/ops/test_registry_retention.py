@@ -19,6 +19,7 @@ from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.deploy import run_deploy
 from stackctl.ops.images import parse_image_overrides
 from stackctl.ops.prune import Settings, resolve_settings, run_prune
+from stackctl.ops.registry_api import parse_created, split_repository
 from stackctl.ops.retention import Policy, TagInfo, companion_tags, history_digests, plan
 from stackctl.ops.rollback import select_target
 from stackctl.ops.stacks import images_from_apps
@@ -215,3 +216,29 @@ def test_an_unreadable_history_stops_the_prune_before_any_registry_call(recorder
             now=NOW,
         )
     assert contacted == []
+
+
+# -------------------------------------------------------------------------- registry API inputs
+
+
+def test_repositories_split_as_the_docker_reference_grammar_does() -> None:
+    # distribution/reference splitDockerDomain: the first component is a registry host only if
+    # it has a '.' or a ':' or is 'localhost'
+    assert split_repository("registry.example.com:5000/appstack/web:1.0") == (
+        "registry.example.com:5000",
+        "appstack/web",
+    )
+    assert split_repository(f"localhost/web@{digest(1)}") == ("localhost", "web")
+    assert split_repository("127.0.0.1:5000/a/b") == ("127.0.0.1:5000", "a/b")
+    with pytest.raises(UserError, match="expected <registry host>/<path>"):
+        split_repository("appstack/web:1.0")  # Docker Hub implied: name the registry
+
+
+def test_image_creation_times_read_as_go_writes_them() -> None:
+    # buildah and docker write `created` with nanoseconds (Go's RFC3339Nano)
+    assert parse_created("2026-12-07T05:21:19.504493697Z") == datetime(
+        2026, 12, 7, 5, 21, 19, 504493, tzinfo=UTC
+    )
+    assert parse_created("2026-01-01T00:00:00+01:00") == datetime(2025, 12, 31, 23, tzinfo=UTC)
+    assert parse_created("2026-01-01T00:00:00") is None  # no zone: not RFC 3339
+    assert parse_created(None) is None
