@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e \
+.PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
 	e2e-node-tools e2e-node e2e-supply-tools e2e-supply e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
@@ -112,7 +112,16 @@ e2e-supply: e2e-tools e2e-supply-tools $(VENV)/.dev-installed ## image built by 
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m supply
 
-e2e-all: e2e e2e-node e2e-supply ## every e2e tier
+# e2e-monitoring: a real Prometheus (Debian prometheus 2.42, scripts/install-promtool.sh installs
+# it with promtool) on loopback scrapes the reference app run as a process and evaluates the
+# rendered rules and dashboard queries (e2e/prometheus.py); no Go, no cluster, about a minute, so
+# `make e2e` runs these tests too (marker `monitoring`); this target runs them alone. Not the
+# operator path: static targets stand in for ServiceMonitor discovery until the real-node tier.
+e2e-monitoring: $(VENV)/.dev-installed ## real Prometheus over the reference app alone (also in make e2e): rules, a fault's alerts firing and clearing, dashboard queries
+	mkdir -p out
+	APPSTACK_E2E=1 $(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m monitoring
+
+e2e-all: e2e e2e-node e2e-supply ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

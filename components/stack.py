@@ -13,7 +13,12 @@ from components.config import StackConfig
 from components.image.component import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs, VerifiedApp
 from components.kube import labels
-from components.monitoring.component import AppMonitoring, AppMonitoringArgs
+from components.monitoring.component import (
+    AppMonitoring,
+    AppMonitoringArgs,
+    StackDashboard,
+    StackDashboardArgs,
+)
 from components.namespace import AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
@@ -110,6 +115,36 @@ def _verified_apps(cfg: StackConfig, instance: str) -> tuple[VerifiedApp, ...]:
     return tuple(out)
 
 
+def _monitoring(cfg: StackConfig, namespace: pulumi.Output[str], instance: str) -> None:
+    """Per app a ServiceMonitor, PrometheusRule and dashboard, and the stack's dashboard, when
+    monitoring is on (CRD-backed objects; the dashboards are for the Grafana beside them)."""
+    if not cfg.monitoring.enabled:
+        return
+    for name in sorted(cfg.apps):
+        AppMonitoring(
+            f"{name}-monitoring",
+            AppMonitoringArgs(
+                app=name,
+                config=cfg.apps[name],
+                namespace=cfg.namespace,
+                namespace_input=namespace,
+                instance=instance,
+                settings=cfg.monitoring,
+            ),
+        )
+    if cfg.monitoring.dashboards.enabled:
+        StackDashboard(
+            "stack-dashboard",
+            StackDashboardArgs(
+                apps=dict(cfg.apps),
+                namespace=cfg.namespace,
+                namespace_input=namespace,
+                instance=instance,
+                settings=cfg.monitoring,
+            ),
+        )
+
+
 def deploy(cfg: StackConfig) -> StackOutputs:
     """Register every resource of the stack and return its outputs."""
     instance = pulumi.get_stack()
@@ -162,18 +197,7 @@ def deploy(cfg: StackConfig) -> StackOutputs:
                 image_pull_secrets=[*cfg.apps[name].image_pull_secrets, *pull_secrets],
             ),
         )
-        if cfg.monitoring.enabled:
-            AppMonitoring(
-                f"{name}-monitoring",
-                AppMonitoringArgs(
-                    app=name,
-                    config=cfg.apps[name],
-                    namespace=cfg.namespace,
-                    namespace_input=namespace.name,
-                    instance=instance,
-                    settings=cfg.monitoring,
-                ),
-            )
+    _monitoring(cfg, namespace.name, instance)
     jenkins_url = _jenkins(cfg, instance)
     return StackOutputs(
         namespace=namespace.name,

@@ -16,6 +16,10 @@ naming the variable and its allowed range and exits with code 2 (no traceback):
 * ``DRAIN_TIMEOUT_SECONDS`` (``20``): 0-300; once the listener is closed, wait at most this
   long for in-flight requests, then exit anyway.
 * ``APP_VERSION`` (``dev``): 1-128 printable characters (no control characters).
+* ``FAULT_ERROR_RATIO`` (``0``, off): 0-1; the fault switch for alert and rollout tests. That
+  share of the requests to the user routes (``/`` and ``/sleep``), spread evenly (the n-th fails
+  when floor(n x ratio) grows), is answered 500 ``{"error": "fault injected"}``; the probes
+  (``/health``, ``/health/ready``) are never failed. Never set it in a real environment.
 
 Endpoints on PORT (only GET and HEAD; HEAD answers like GET without a body; every body is JSON):
 

@@ -12,6 +12,7 @@ from typing import Final
 _PORT_RANGE: Final = (1, 65535)
 _SECONDS_RANGE: Final = (0.0, 300.0)
 _SECONDS_RE: Final = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
+_RATIO_RE: Final = re.compile(r"[01](?:\.[0-9]{1,6})?")
 #: A non-negative integer of at most nine digits (ports here, `/sleep?ms=` in the handlers).
 INTEGER: Final = re.compile(r"[0-9]{1,9}")
 _VERSION_MAX_LEN: Final = 128
@@ -29,6 +30,7 @@ class Config:
     shutdown_delay_seconds: float = 0.0
     drain_timeout_seconds: float = 20.0
     version: str = "dev"
+    fault_error_ratio: float = 0.0
 
 
 def _shown(value: str) -> str:
@@ -58,6 +60,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return float(raw)
 
 
+def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if _RATIO_RE.fullmatch(raw) is None or not 0.0 <= float(raw) <= 1.0:
+        raise ConfigError(f"{name} must be a ratio in 0-1 (e.g. 0 or 0.5), got {_shown(raw)}")
+    return float(raw)
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Read and validate the configuration; raise `ConfigError` naming the first bad variable."""
     defaults = Config()
@@ -82,4 +93,5 @@ def load_config(env: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"APP_VERSION must be 1-{_VERSION_MAX_LEN} printable characters, got {_shown(version)}"
         )
-    return Config(host, port, metrics_port, delay, drain, version)
+    fault = _ratio(env, "FAULT_ERROR_RATIO", defaults.fault_error_ratio)
+    return Config(host, port, metrics_port, delay, drain, version, fault)

@@ -223,6 +223,10 @@ class AppHandler(Handler):
                 {"error": "method not allowed"},
                 {"Allow": ", ".join(ALLOWED_METHODS)},
             )
+        elif self.route not in (ROUTE_HEALTH, ROUTE_READY) and self.server.state.fault_due():
+            # the documented fault switch (FAULT_ERROR_RATIO, off by default): user routes only,
+            # so the probes keep the pod in service while it fails its users
+            self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "fault injected"})
         elif self.route == ROUTE_ROOT:
             config = self.server.state.config
             self.send_json(HTTPStatus.OK, {"service": SERVICE_NAME, "version": config.version})

@@ -31,6 +31,19 @@ class ServiceState:
         self._draining = threading.Event()
         self._cond = threading.Condition()
         self._in_flight = 0
+        self._fault_lock = threading.Lock()
+        self._user_requests = 0
+
+    def fault_due(self) -> bool:
+        """Whether this user request is one the fault switch fails (FAULT_ERROR_RATIO): the
+        n-th request fails when floor(n * ratio) grows, so exactly that share fails, evenly."""
+        ratio = self.config.fault_error_ratio
+        if ratio <= 0:
+            return False
+        with self._fault_lock:
+            self._user_requests += 1
+            n = self._user_requests
+        return int(n * ratio) > int((n - 1) * ratio)
 
     @property
     def draining(self) -> bool:

@@ -90,6 +90,43 @@ class AlertSettings(Model):
     """Alert when throttled / total CFS periods exceeds this."""
     restarts_per_hour: int = Field(default=3, ge=1)
     """Alert when a container restarts more often than this in an hour."""
+    # How long each condition must hold before its alert fires (the rule's `for:`). The
+    # defaults are the production values; a test stack may shorten them here, never in code.
+    error_ratio_for: PrometheusDuration = "5m"
+    """`for:` of <App>HighErrorRatio."""
+    latency_for: PrometheusDuration = "10m"
+    """`for:` of <App>HighLatencyP95."""
+    memory_for: PrometheusDuration = "15m"
+    """`for:` of <App>MemoryNearLimit."""
+    cpu_throttle_for: PrometheusDuration = "15m"
+    """`for:` of <App>CPUThrottling."""
+    restarts_for: PrometheusDuration = "5m"
+    """`for:` of <App>PodRestarting."""
+    crashloop_for: PrometheusDuration = "15m"
+    """`for:` of <App>CrashLooping."""
+    target_down_for: PrometheusDuration = "5m"
+    """`for:` of <App>TargetDown."""
+    hpa_at_max_for: PrometheusDuration = "15m"
+    """`for:` of <App>HPAAtMaxReplicas."""
+    rollout_stuck_for: PrometheusDuration = "15m"
+    """`for:` of <App>RolloutStuck."""
+    replicas_unavailable_for: PrometheusDuration = "15m"
+    """`for:` of <App>ReplicasUnavailable."""
+    pdb_no_disruptions_for: PrometheusDuration = "1h"
+    """`for:` of <App>PDBNoDisruptionsAllowed."""
+
+
+class Dashboards(Model):
+    """Grafana dashboards (components/monitoring/dashboards.py) as ConfigMaps in the apps'
+    namespace, loaded by the Grafana sidecar of kube-prometheus-stack (docs/slo.md)."""
+
+    enabled: bool = True
+    """Render a dashboard per app and one for the stack (only with monitoring.enabled)."""
+    sidecar_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"}, min_length=1
+    )
+    """Labels the Grafana sidecar selects dashboard ConfigMaps by (kube-prometheus-stack values
+    `grafana.sidecar.dashboards.label` / `labelValue`: grafana_dashboard "1")."""
 
 
 class Monitoring(Model):
@@ -107,3 +144,5 @@ class Monitoring(Model):
     """Base of every alert's runbook_url."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     """Alert thresholds."""
+    dashboards: Dashboards = Field(default_factory=Dashboards)
+    """Grafana dashboards (ConfigMaps for the Grafana sidecar)."""

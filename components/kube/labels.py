@@ -57,6 +57,7 @@ OBJECT_SUFFIXES: tuple[str, ...] = (
     "blue",  # blue-green Deployments
     "green",
     "error-ratio",  # Argo Rollouts AnalysisTemplate
+    "dashboard",  # the Grafana dashboard ConfigMap (monitoring on)
 )
 RESOURCE_SUFFIXES: tuple[str, ...] = (
     "sa",
@@ -88,6 +89,7 @@ RESOURCE_SUFFIXES: tuple[str, ...] = (
     "monitoring",
     "monitoring-servicemonitor",
     "monitoring-prometheusrule",
+    "monitoring-dashboard",
 )
 
 

@@ -486,3 +486,11 @@ def app_rule_groups(
         {"name": f"{target.app}.recording", "rules": _recording_rules(target)},
         {"name": f"{target.app}.alerts", "rules": _alerting_rules(target, thresholds, severities)},
     ]
+
+
+# The selectors the dashboards share with the alerts (components/monitoring/dashboard_queries.py),
+# so a panel and the alert beside it read exactly the same series.
+selector = _selector
+pod_pattern = _pod_pattern
+alternatives = _alternatives
+rollout_series = _rollout_series

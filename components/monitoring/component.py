@@ -8,7 +8,8 @@ typed Args class for CRDs in pulumi-kubernetes, so these use `apiextensions.Cust
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,8 +19,16 @@ from components.app.pod import CONTAINER
 from components.config import AppConfig, Monitoring
 from components.kube import labels
 from components.monitoring import alert_rules, slo_rules
+from components.monitoring.dashboard_model import AppView, DashboardSpec
+from components.monitoring.dashboard_queries import app_dashboard, stack_dashboard
+from components.monitoring.dashboards import dashboard_json
 
 API_VERSION = "monitoring.coreos.com/v1"
+#: The `for:` durations config sets (`appstack:monitoring.alerts.<name>For`): every
+#: `AlertThresholds` field ending in `_for`.
+FOR_DURATIONS: tuple[str, ...] = tuple(
+    f.name for f in fields(alert_rules.AlertThresholds) if f.name.endswith("_for")
+)
 METRICS_COMPONENT = "metrics"
 
 
@@ -32,6 +41,7 @@ def thresholds(settings: Monitoring) -> alert_rules.AlertThresholds:
         memory_limit_ratio=alerts.memory_limit_ratio,
         cpu_throttle_ratio=alerts.cpu_throttle_ratio,
         restarts_per_hour=alerts.restarts_per_hour,
+        **{name: getattr(alerts, name) for name in FOR_DURATIONS},
     )
 
 
@@ -63,6 +73,46 @@ def rule_groups(
     return alert_rules.app_rule_groups(
         rule_target(app_name, namespace, app, settings), thresholds(settings)
     ) + slo_rules.slo_groups_for(app_name, namespace, app.slo, settings.runbook_base_url)
+
+
+def app_view(app_name: str, namespace: str, app: AppConfig, settings: Monitoring) -> AppView:
+    """What an app's dashboard shows, from the same render as its PrometheusRule: the rule
+    target, the thresholds, the SLO and the name of every alert of the rule groups."""
+    groups = rule_groups(app_name, namespace, app, settings)
+    slo = (
+        slo_rules.SloTarget(app_name, namespace, app.slo.availability, settings.runbook_base_url)
+        if app.slo.enabled
+        else None
+    )
+    return AppView(
+        target=rule_target(app_name, namespace, app, settings),
+        thresholds=thresholds(settings),
+        slo=slo,
+        alert_names=tuple(
+            str(rule["alert"])
+            for group in groups
+            for rule in cast("list[dict[str, object]]", group["rules"])
+            if "alert" in rule
+        ),
+    )
+
+
+def dashboard_config_map(
+    resource: str,
+    name: str,
+    spec: DashboardSpec,
+    namespace: pulumi.Input[str],
+    meta_labels: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.ConfigMap:
+    """A dashboard as the Grafana sidecar loads it: one data key `<uid>.json` in a ConfigMap
+    carrying the sidecar's label (components/monitoring/dashboards.py)."""
+    return k8s.core.v1.ConfigMap(
+        resource,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=meta_labels),
+        data={f"{spec.uid}.json": dashboard_json(spec)},
+        opts=opts,
+    )
 
 
 def service_monitor_spec(
@@ -147,6 +197,16 @@ class AppMonitoring(pulumi.ComponentResource):
             spec={"groups": rule_groups(app, args.namespace, args.config, args.settings)},
             opts=child,
         )
+        if args.settings.dashboards.enabled:
+            view = app_view(app, args.namespace, args.config, args.settings)
+            dashboard_config_map(
+                f"{name}-dashboard",
+                labels.resource_name(app, "dashboard"),
+                app_dashboard(view),
+                args.namespace_input,
+                {**meta_labels, **args.settings.dashboards.sidecar_labels},
+                child,
+            )
         # CustomResource has no typed metadata output; the names are ours, tied to each resource.
         obj_name = labels.resource_name(app)
         self.service_monitor_name: pulumi.Output[str] = monitor.urn.apply(lambda _: obj_name)
@@ -157,3 +217,54 @@ class AppMonitoring(pulumi.ComponentResource):
                 "prometheus_rule_name": self.prometheus_rule_name,
             }
         )
+
+
+#: Name of the stack dashboard's ConfigMap: every app's own ends in `-dashboard`, so no app name
+#: can collide with it.
+STACK_DASHBOARD_NAME = "appstack-overview"
+
+
+@dataclass(frozen=True)
+class StackDashboardArgs:
+    """Inputs of the stack's dashboard."""
+
+    apps: dict[str, AppConfig]
+    """Every app of the stack, by name."""
+    namespace: str
+    """Namespace of the apps."""
+    namespace_input: pulumi.Input[str]
+    """The same namespace as an Output of the Namespace resource (orders creation after it)."""
+    instance: str
+    """app.kubernetes.io/instance label value."""
+    settings: Monitoring
+    """Monitoring config: thresholds, SLO runbooks, the sidecar's labels."""
+
+
+class StackDashboard(pulumi.ComponentResource):
+    """The stack's Grafana dashboard: every app of the namespace side by side."""
+
+    def __init__(
+        self, name: str, args: StackDashboardArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("appstack:monitoring:StackDashboard", name, None, opts)
+        views = tuple(
+            app_view(app, args.namespace, config, args.settings)
+            for app, config in sorted(args.apps.items())
+        )
+        meta_labels = {
+            **labels.standard_labels(STACK_DASHBOARD_NAME, args.instance, "monitoring"),
+            **args.settings.dashboards.sidecar_labels,
+        }
+        config_map = dashboard_config_map(
+            f"{name}-configmap",
+            STACK_DASHBOARD_NAME,
+            stack_dashboard(args.namespace, views),
+            args.namespace_input,
+            meta_labels,
+            pulumi.ResourceOptions(parent=self),
+        )
+        # The name is ours, tied to the resource (as AppMonitoring's outputs).
+        self.config_map_name: pulumi.Output[str] = config_map.urn.apply(
+            lambda _: STACK_DASHBOARD_NAME
+        )
+        self.register_outputs({"config_map_name": self.config_map_name})

@@ -150,8 +150,31 @@ def _entering_argo(changes: dict[Ref, Change], before: Snapshot, after: Snapshot
                 "stale-selector",
                 f"Service {service[2]} keeps {', '.join(stale)} in spec.selector once Argo "
                 f"Rollout {rollout[2]} manages it, and the Rollout's pods lack it: the Service "
-                "would select no pod. Switch to rolling first, then to argoRollouts",
+                "would select no pod. " + two_steps(rollout[2], _argo_strategy(after, rollout)),
             )
+
+
+def _argo_strategy(snapshot: Snapshot, rollout: Ref) -> str:
+    """blueGreen or canary: the strategy block of the Rollout's spec."""
+    strategy = (snapshot.index()[rollout].get("spec") or {}).get("strategy") or {}
+    return "blueGreen" if "blueGreen" in strategy else "canary"
+
+
+def two_steps(app: str, strategy: str) -> str:
+    """Why entering argoRollouts from a colour or track selector takes two updates, and which.
+    In the update that hands the selector to Argo the Service already ignores it: the engine
+    resets an ignored input to its previous value (pulumi pkg/resource/deploy/step_generator.go
+    `processIgnoreChanges`) and the provider applies the live value of a field Pulumi owns
+    (pulumi-kubernetes v4.25.0 provider/pkg/await/await.go `handleSSAIgnoreFields`), so the
+    old key cannot be dropped in that update; without ignore_changes every later update would
+    fight the controller over the selector."""
+    key = f"appstack:apps.{app}.release"
+    return (
+        "One update cannot drop the key (the update that hands the selector to Argo already "
+        "ignores it: the engine keeps the previous input, the provider the live value). "
+        f"Take two updates: 1) {key}: strategy rolling, argoRollouts false, then pulumi up; "
+        f"2) {key}: strategy {strategy}, argoRollouts true, then pulumi up"
+    )
 
 
 def _matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:

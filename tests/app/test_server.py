@@ -46,6 +46,7 @@ SERVICE_ENV = (
     "SHUTDOWN_DELAY_SECONDS",
     "DRAIN_TIMEOUT_SECONDS",
     "APP_VERSION",
+    "FAULT_ERROR_RATIO",
 )
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -549,6 +550,8 @@ def test_sigint_drains_and_exits_0_like_sigterm(spawn: Callable[..., Service]) -
         ("HOST", "localhost", "address literal"),
         ("APP_VERSION", "", "1-128 printable"),
         ("APP_VERSION", "1.0\x1b[2J", "1-128 printable"),
+        ("FAULT_ERROR_RATIO", "1.5", "ratio in 0-1"),
+        ("FAULT_ERROR_RATIO", "half", "ratio in 0-1"),
     ],
 )
 def test_invalid_env_exits_2_with_one_error_line_naming_the_variable(

@@ -283,7 +283,12 @@ def test_switching_to_argo_rollouts_replaces_deployments_by_a_rollout() -> None:
 def test_monitoring_on_only_creates_monitoring_objects() -> None:
     _, changes = scenario("monitoring on")
     assert {c.action for c in changes} == {"create"}
-    assert {c.kind for c in changes} <= {"ServiceMonitor", "PrometheusRule", "Service"}
+    assert {c.kind for c in changes} <= {"ServiceMonitor", "PrometheusRule", "Service", "ConfigMap"}
+    # the ConfigMaps are the Grafana dashboards: one per app that gets a ServiceMonitor, and the
+    # stack's (components/monitoring/component.py)
+    monitored = {c.name for c in changes if c.kind == "ServiceMonitor"}
+    dashboards = {c.name for c in changes if c.kind == "ConfigMap"}
+    assert dashboards == {f"{app}-dashboard" for app in monitored} | {"appstack-overview"}
 
 
 def test_jenkins_on_only_creates_and_leaves_the_apps_alone() -> None:

@@ -463,6 +463,52 @@ def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: 
     assert {p["metadata"]["name"] for p in web_pods(kube, DEV_NS)}, "no pod behind the Service"
 
 
+def test_dev_argo_on_straight_from_blue_green_takes_two_updates(engine: Engine, kube: Kube) -> None:
+    """Issue 27 item 2, the rest. Entering argoRollouts straight from blueGreen (or an Ingress
+    canary) cannot be one update: in the update that hands the Service's selector to Argo the
+    selector is already ignored, so the engine keeps its previous input (pulumi
+    pkg/resource/deploy/step_generator.go processIgnoreChanges) and the provider its live value
+    (pulumi-kubernetes v4.25.0 await.go handleSSAIgnoreFields): the colour key stays, and the
+    Rollout's pods lack it. Shown here under the real engine; `stackctl diff` refuses the change
+    (exit 3, `stale-selector`) naming the two updates, and those two updates work."""
+    change_and_check(
+        engine, "dev", "strategy blueGreen (before Argo)",
+        release={"strategy": "blueGreen", "active": "blue"},
+    )  # fmt: skip
+    colour = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
+    stale = sorted(set(colour) - {"app.kubernetes.io/name", "app.kubernetes.io/instance"})
+    assert stale, colour
+    engine.edit_app("dev", "web", release={"strategy": "blueGreen", "argoRollouts": True})
+    diff = engine.stackctl("diff", "dev", "--base", "HEAD", check=False)
+    assert diff.returncode == 3, diff.tail()
+    assert "stale-selector" in diff.stdout, diff.stdout
+    assert (
+        "1) appstack:apps.web.release: strategy rolling, argoRollouts false, then pulumi up; "
+        "2) appstack:apps.web.release: strategy blueGreen, argoRollouts true"
+    ) in " ".join(diff.stdout.split()), diff.stdout
+    # What the one update does, under the real engine: the colour key stays in the selector.
+    engine.up("dev", timing=None)
+    engine.commit("e2e: argoRollouts straight from blueGreen (the stale selector)")
+    web = kube.get("Service", "web", DEV_NS)
+    assert {k: web["spec"]["selector"].get(k) for k in stale} == {k: colour[k] for k in stale}
+    rollout = kube.get("Rollout", "web", DEV_NS)
+    pod_labels = rollout["spec"]["template"]["metadata"]["labels"]
+    assert not set(stale) & set(pod_labels), pod_labels  # the Service would select no pod
+    # The two updates the tool names: rolling (the selector is taken back, forced), then Argo.
+    change_and_check(engine, "dev", "strategy rolling (step 1)", release={"strategy": "rolling"})
+    change_and_check(
+        engine, "dev", "argoRollouts on (step 2)",
+        release={"strategy": "blueGreen", "argoRollouts": True},
+    )  # fmt: skip
+    selector = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
+    assert not set(stale) & set(selector), selector
+    assert all(pod_labels.get(k) == v for k, v in selector.items()), (selector, pod_labels)
+    change_and_check(
+        engine, "dev", "strategy rolling (after Argo)", release={"strategy": "rolling"}
+    )
+    wait_workloads_available(kube, [DEV_NS], timeout=90)
+
+
 def test_dev_destroy_removes_the_stack(engine: Engine, kube: Kube) -> None:
     engine.pulumi("destroy", "--yes", "--skip-preview", "--stack", "dev")
 

@@ -129,3 +129,9 @@ def test_entering_argo_flags_a_selector_key_the_rollout_pods_lack(
     changes = compare(snapshot(before_raw), snapshot(after_raw))
     found = [r for c in changes for r in c.risks if r.startswith("stale-selector")]
     assert bool(found) is stale, found
+    strategy = "canary" if with_ingress else "blueGreen"
+    for risk in found:  # the two updates that do it, with the config keys to set
+        assert (
+            "1) appstack:apps.web.release: strategy rolling, argoRollouts false, then pulumi up; "
+            f"2) appstack:apps.web.release: strategy {strategy}, argoRollouts true"
+        ) in risk, risk
