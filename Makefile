@@ -87,14 +87,15 @@ e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode"
 
-# Tiers beside `make e2e` (README "e2e tiers"). e2e-node: one real node (kubelet, containerd,
-# runc, bridge CNI; e2e/node.py) joined to the same control plane, tests marked `realnode`.
-# Needs root (mounts, cgroups, a bridge); its Debian packages come from scripts/install-node-deps.sh.
-e2e-node-tools: ## build the real-node tools (kubelet, containerd, runc, pause and test images) into $(E2E_CACHE)/bin
+# Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
+# runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
+# pods; e2e/realnode) joined to the same control plane, tests marked `realnode`. Needs root
+# (mounts, cgroups, network namespaces); its Debian packages come from scripts/install-node-deps.sh.
+e2e-node-tools: ## build the real-node tools (kubelet, kube-proxy, containerd, runc, CoreDNS, kube-router, images) into $(E2E_CACHE)/bin
 	scripts/install-node-deps.sh
-	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node coredns kube-router
 
-e2e-node: e2e-node-tools $(VENV)/.dev-installed ## a restricted pod on one real node: security context in force, scheduled->Ready figure
+e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, pod-to-pod, ClusterIP, DNS, NetworkPolicy, prod spread and drain
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realnode

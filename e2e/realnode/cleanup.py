@@ -96,9 +96,11 @@ def cleanup(state: State | None) -> list[str]:
     _stop_processes(done)
     _unmount(done)
     _network(state, done)
+    removed: dict[str, int] = {}
     for root in host.node_cgroup_roots():
         host.remove_cgroup(root)
-        done.append(f"removed cgroup {root}")
+        removed[root.name] = removed.get(root.name, 0) + 1
+    done += [f"removed cgroup {name} ({n} hierarchies)" for name, n in sorted(removed.items())]
     if state is not None:
         done += [f"restored {r}" for r in host.restore_sysctls(state.sysctls)]
     if BASE.exists():

@@ -228,7 +228,9 @@ build_node_images() {
   # busybox-static: one binary; the image gets it as /bin/busybox plus the applet links a shell
   # script needs, a world-writable /tmp (so a refused write there shows a read-only root
   # filesystem, not a permission) and no other file (no /etc/passwd: pods give numeric uids).
-  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut)
+  # (busybox 1.35.0's `wget -T` segfaults: tests bound wget with the `timeout` applet instead.)
+  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut
+    nslookup timeout)
   local args=(--file /bin/busybox:bin/busybox:0755 --dir tmp:1777) a
   for a in "${applets[@]}"; do args+=(--symlink "bin/$a:busybox"); done
   python3 "$here/node/oci_image.py" --name "$BUSYBOX_IMAGE" \
@@ -255,7 +257,9 @@ build_coredns() {
 # elf_files <binary...>: oci_image.py --file arguments for the binaries' shared libraries and
 # dynamic loader (as ldd resolves them here), each at the path the binary looks it up.
 elf_files() {
-  ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | LC_ALL=C sort -u |
+  # (ldd of several files also prints each file's name as a "path:" header line: skipped)
+  ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*[^:]$/ {print $1}' |
+    LC_ALL=C sort -u |
     while read -r lib; do echo "--file=$(readlink -f "$lib"):${lib#/}:0755"; done
 }
 

@@ -112,6 +112,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FIGURES:
         return
     terminalreporter.section("e2e figures (wall time, this machine; a benchmark, not a test)")
-    for name, seconds in FIGURES.items():
-        terminalreporter.write_line(f"{name:<48} {seconds:7.1f} s")
+    for name, value in FIGURES.items():
+        unit = " s" if name.endswith("_s") else ""  # seconds, else a count
+        terminalreporter.write_line(f"{name:<48} {value:7.1f}{unit}")
     terminalreporter.write_line(f"(written to {FIGURES_FILE})")

@@ -124,6 +124,16 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
+def scheduled_to_ready(pod: dict[str, Any]) -> float:
+    """Seconds from the PodScheduled to the Ready condition (the API server's timestamps)."""
+    from datetime import datetime
+
+    conds = {c["type"]: c["lastTransitionTime"] for c in pod["status"]["conditions"]}
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    scheduled = datetime.strptime(conds["PodScheduled"], stamp)
+    return (datetime.strptime(conds["Ready"], stamp) - scheduled).total_seconds()
+
+
 def wait_ready(
     kube: Kube, nodes: RealNodes, namespace: str, names: list[str], timeout: float = 180
 ) -> dict[str, dict[str, Any]]:
@@ -151,13 +161,15 @@ def exec_in(
     proc = node.ctr(
         "task", "exec", "--exec-id", f"e2e-{next(_exec_ids)}", container, *cmd, check=False
     )
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
+    # ctr's own log lines (level=warning: cgroup v1 deprecation) are not the command's output.
+    errors = [line for line in proc.stderr.splitlines() if " level=" not in line]
+    return proc.returncode, "\n".join([proc.stdout.strip(), *errors]).strip()
 
 
 def fetch(nodes: RealNodes, client: dict[str, Any], url: str, seconds: int = 3) -> str | None:
     """The page at `url` as the client pod gets it, or None when the connection fails (refused,
-    timed out: wget's -T bounds the attempt)."""
-    code, out = exec_in(nodes, client, "wget", "-q", "-O-", "-T", str(seconds), url)
+    timed out: `timeout` bounds the attempt; busybox 1.35.0's own `wget -T` segfaults)."""
+    code, out = exec_in(nodes, client, "timeout", str(seconds), "wget", "-q", "-O-", url)
     return out if code == 0 else None
 
 
