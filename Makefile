@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e \
-	e2e-node-tools e2e-node e2e-all
+	e2e-node-tools e2e-node e2e-node-bench e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -99,6 +99,10 @@ e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, p
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realnode
+
+e2e-node-bench: e2e-node-tools $(VENV)/.dev-installed ## figures per real-node count (1, 2, 4): nodes Ready, add-ons Ready, pod scheduled->Ready
+	mkdir -p out
+	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.realnode.bench
 
 e2e-all: e2e e2e-node ## every e2e tier
 

@@ -16,7 +16,11 @@ from e2e.realnode.layout import CLUSTER_DOMAIN, DNS_IP, NODE_LABEL
 
 NAMESPACE = "kube-system"
 FIELD_MANAGER = "appstack-e2e-addons"
-DNS_PORT = 5353  # unprivileged: the container has no NET_BIND_SERVICE; the Service maps 53
+# In the pod as upstream's manifest has it (NetworkPolicies name the pod's port, 53, after the
+# Service's translation: the rendered allow-dns-egress policy allows exactly 53). The container
+# has no capability: the pod's network namespace lets unprivileged processes bind from 53 on
+# (`net.ipv4.ip_unprivileged_port_start`, a namespaced sysctl the kubelet allows as safe).
+DNS_PORT = 53
 COREDNS_REPLICAS = 2
 COREFILE = f""".:{DNS_PORT} {{
     errors
@@ -98,6 +102,9 @@ def coredns_objects() -> list[dict[str, Any]]:
                             "runAsUser": 65532,
                             "runAsGroup": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"},
+                            "sysctls": [
+                                {"name": "net.ipv4.ip_unprivileged_port_start", "value": "53"}
+                            ],
                         },
                         "topologySpreadConstraints": [
                             {
