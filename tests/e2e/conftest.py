@@ -113,6 +113,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("e2e figures (wall time, this machine; a benchmark, not a test)")
     for name, value in FIGURES.items():
-        unit = " s" if name.endswith("_s") else ""  # seconds, else a count
+        unit = "" if name.endswith(".count") else " s"  # seconds, but for counts
         terminalreporter.write_line(f"{name:<48} {value:7.1f}{unit}")
     terminalreporter.write_line(f"(written to {FIGURES_FILE})")
