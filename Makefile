@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-supply-tools e2e-supply e2e-all
+	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -87,14 +87,15 @@ e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply"
 
-# Tiers beside `make e2e` (README "e2e tiers"). e2e-node: one real node (kubelet, containerd,
-# runc, bridge CNI; e2e/node.py) joined to the same control plane, tests marked `realnode`.
-# Needs root (mounts, cgroups, a bridge); its Debian packages come from scripts/install-node-deps.sh.
-e2e-node-tools: ## build the real-node tools (kubelet, containerd, runc, pause and test images) into $(E2E_CACHE)/bin
+# Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
+# runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
+# pods; e2e/realnode) joined to the same control plane, tests marked `realnode`. Needs root
+# (mounts, cgroups, network namespaces); its Debian packages come from scripts/install-node-deps.sh.
+e2e-node-tools: ## build the real-node tools (kubelet, kube-proxy, containerd, runc, CoreDNS, kube-router, images) into $(E2E_CACHE)/bin
 	scripts/install-node-deps.sh
-	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node coredns kube-router
 
-e2e-node: e2e-node-tools $(VENV)/.dev-installed ## a restricted pod on one real node: security context in force, scheduled->Ready figure
+e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, pod-to-pod, ClusterIP, DNS, NetworkPolicy, prod spread and drain
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realnode
@@ -120,6 +121,10 @@ e2e-supply: e2e-tools e2e-supply-tools $(VENV)/.dev-installed ## image built by 
 e2e-monitoring: $(VENV)/.dev-installed ## real Prometheus over the reference app alone (also in make e2e): rules, a fault's alerts firing and clearing, dashboard queries
 	mkdir -p out
 	APPSTACK_E2E=1 $(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m monitoring
+
+e2e-node-bench: e2e-node-tools $(VENV)/.dev-installed ## figures per real-node count (1, 2, 4): nodes Ready, add-ons Ready, pod scheduled->Ready
+	mkdir -p out
+	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.realnode.bench
 
 e2e-all: e2e e2e-node e2e-supply ## every e2e tier (e2e includes e2e-monitoring's tests)
 

@@ -162,6 +162,10 @@ class Cluster:
     """The control plane; use as a context manager or call start()/stop()."""
 
     binaries: Path = field(default_factory=bin_dir)
+    # Where the API server listens and what it advertises: loopback for `make e2e`; the host's
+    # address on the real nodes' bridge for `make e2e-node` (e2e/realnode), so that kubelets,
+    # kube-proxy and pods in the nodes' network namespaces reach it.
+    address: str = "127.0.0.1"
     keep: bool = field(default_factory=lambda: os.environ.get("APPSTACK_E2E_KEEP") == "1")
     root: Path = field(init=False)
     kubeconfig: Path = field(init=False)
@@ -258,8 +262,9 @@ class Cluster:
             "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         )  # fmt: skip
+        extra_ip = "" if self.address == "127.0.0.1" else f"IP:{self.address},"
         sans = (
-            "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            f"IP:127.0.0.1,{extra_ip}IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
             "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
         )
         self._leaf("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}\n", "serverAuth")
@@ -277,7 +282,7 @@ class Cluster:
         for key in self.pki.glob("*.key"):
             key.chmod(0o600)
         self.apiserver_port = free_port()
-        server = f"https://127.0.0.1:{self.apiserver_port}"
+        server = f"https://{self.address}:{self.apiserver_port}"
         self.kubeconfig = self.root / "kubeconfig"
         self.kubeconfig.write_text(
             json.dumps(
@@ -403,8 +408,8 @@ class Cluster:
             "kube-apiserver",
             [
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.apiserver_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -422,8 +427,11 @@ class Cluster:
                 "--enable-admission-plugins=NodeRestriction",
                 "--allow-privileged=false",
                 # A loopback address cannot be an Endpoints address: no reconciler for the
-                # `kubernetes` Service (nothing here reaches the API through it).
-                "--endpoint-reconciler-type=none",
+                # `kubernetes` Service then (nothing under kwok reaches the API through it). On
+                # the real nodes' bridge, pods (CoreDNS, kube-router) reach it at its ClusterIP
+                # through kube-proxy, so the lease reconciler publishes the address.
+                "--endpoint-reconciler-type="
+                + ("none" if self.address == "127.0.0.1" else "lease"),
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
             ],

@@ -39,6 +39,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "LimitRange": ("api/v1", "limitranges", True),
     "Deployment": ("apis/apps/v1", "deployments", True),
     "StatefulSet": ("apis/apps/v1", "statefulsets", True),
+    "DaemonSet": ("apis/apps/v1", "daemonsets", True),
     "ReplicaSet": ("apis/apps/v1", "replicasets", True),
     "HorizontalPodAutoscaler": ("apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets", True),

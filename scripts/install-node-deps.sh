@@ -4,9 +4,10 @@
 #   gcc, libc6-dev               the pause binary is linked statically from kubernetes' pause.c
 #   busybox-static               the test image's only binary
 #   containernetworking-plugins  CNI bridge, host-local, loopback, portmap (/usr/lib/cni)
-#   iptables, conntrack          used by the CNI plugins and the kubelet
+#   iptables, conntrack          used by the CNI plugins, kube-proxy and the kube-router image
+#   ipset                        kube-router's firewall (its image carries this binary)
 #   iproute2, util-linux         ip (bridge, routes), mount/umount
 set -euo pipefail
 packages=(libseccomp-dev pkg-config gcc libc6-dev busybox-static containernetworking-plugins
-  iptables conntrack iproute2 util-linux)
+  iptables conntrack ipset iproute2 util-linux)
 exec "$(dirname "$0")/apt-install.sh" "${packages[@]}"

@@ -13,7 +13,11 @@
 #                 node/kubelet/ kubelet, node/containerd/ containerd + containerd-shim-runc-v2 +
 #                 ctr, node/runc/ runc (cgo, seccomp), and the OCI archives of the pause image
 #                 (kubernetes' build/pause/linux/pause.c, gcc -static) and of the test image
-#                 (Debian busybox-static), written by node/oci_image.py
+#                 (Debian busybox-static), written by node/oci_image.py; kube-proxy (same module
+#                 as the kubelet)
+#   coredns/      CoreDNS with the cluster-DNS plugins only, and its image (make e2e-node-tools)
+#   kube-router/  kube-router (NetworkPolicy firewall only) and its image: the binary plus
+#                 Debian's iptables (nft front end) and ipset with their libraries
 #   registry/     registry (github.com/distribution/distribution/v3, an OCI registry) for the
 #                 supply-chain tier (make e2e-supply; e2e/registry.py runs it)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
@@ -38,7 +42,7 @@ GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node registry)
+extra_families=(node coredns kube-router registry)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -50,8 +54,10 @@ binaries_of() {
     python-host) echo pulumi-language-python ;;
     kubernetes) echo pulumi-resource-kubernetes ;;
     pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
-    node) echo kubelet containerd containerd-shim-runc-v2 ctr runc \
+    node) echo kubelet kube-proxy containerd containerd-shim-runc-v2 ctr runc \
       node-images/pause.oci.tar node-images/busybox.oci.tar ;;
+    coredns) echo coredns node-images/coredns.oci.tar ;;
+    kube-router) echo kube-router node-images/kube-router.oci.tar ;;
     registry) echo registry ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
@@ -68,9 +74,10 @@ stamp_of() {
     cat "$here/build.sh" "$here/versions.env"
     (cd "$here/$fam" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
       -o -name go.sum | LC_ALL=C sort | xargs sha256sum)
-    if [ "$fam" = node ]; then
-      dpkg-query -W gcc libc6-dev libseccomp-dev busybox-static 2>/dev/null || true
-    fi
+    case $fam in
+      node) dpkg-query -W gcc libc6-dev libseccomp-dev busybox-static 2>/dev/null || true ;;
+      kube-router) dpkg-query -W iptables ipset libc6 2>/dev/null || true ;;
+    esac
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -193,6 +200,7 @@ build_node() {
     k8s_ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
   done
   gobuild node/kubelet kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ld"
+  gobuild node/kubelet kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$k8s_ld"
   # containerd's Makefile: CGO off for the shim, tag urfave_cli_no_docs, version via -X.
   local c=github.com/containerd/containerd/v2
   local c_ld="-X $c/version.Version=v$CONTAINERD_VERSION -X $c/version.Package=$c"
@@ -231,7 +239,9 @@ build_node_images() {
   # busybox-static: one binary; the image gets it as /bin/busybox plus the applet links a shell
   # script needs, a world-writable /tmp (so a refused write there shows a read-only root
   # filesystem, not a permission) and no other file (no /etc/passwd: pods give numeric uids).
-  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut)
+  # (busybox 1.35.0's `wget -T` segfaults: tests bound wget with the `timeout` applet instead.)
+  local applets=(sh cat echo grep id ls mkdir nc printf sleep touch httpd wget date tr cut
+    nslookup timeout)
   local args=(--file /bin/busybox:bin/busybox:0755 --dir tmp:1777) a
   for a in "${applets[@]}"; do args+=(--symlink "bin/$a:busybox"); done
   python3 "$here/node/oci_image.py" --name "$BUSYBOX_IMAGE" \
@@ -240,6 +250,54 @@ build_node_images() {
   echo "built node-images/busybox.oci.tar ($BUSYBOX_IMAGE, busybox-static" \
     "$(dpkg-query -W -f '${Version}' busybox-static))"
   rm -rf "$work"
+}
+
+# CoreDNS: cmd/coredns of the coredns/ tools module (upstream's main with only the plugins a
+# cluster DNS server without upstream needs), CGO off as upstream's Makefile; its image runs it
+# as a non-root user.
+build_coredns() {
+  expect_version coredns github.com/coredns/coredns "v$COREDNS_VERSION"
+  mkdir -p "$bin/node-images"
+  gobuild coredns coredns ./cmd/coredns "-X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION"
+  python3 "$here/node/oci_image.py" --name "$COREDNS_IMAGE" --out "$bin/node-images/.coredns.oci.tar" \
+    --user 65532:65532 --entrypoint /coredns --file "$bin/coredns:coredns:0755" --dir tmp:1777
+  mv -f "$bin/node-images/.coredns.oci.tar" "$bin/node-images/coredns.oci.tar"
+  echo "built node-images/coredns.oci.tar ($COREDNS_IMAGE)"
+}
+
+# elf_files <binary...>: oci_image.py --file arguments for the binaries' shared libraries and
+# dynamic loader (as ldd resolves them here), each at the path the binary looks it up.
+elf_files() {
+  # (ldd of several files also prints each file's name as a "path:" header line: skipped)
+  ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*[^:]$/ {print $1}' |
+    LC_ALL=C sort -u |
+    while read -r lib; do echo "--file=$(readlink -f "$lib"):${lib#/}:0755"; done
+}
+
+# kube-router: cmd/kube-router, CGO off, version -X flags as its Makefile. Its image: the binary,
+# and the iptables (nft front end: the one kube-proxy uses on the node) and ipset it runs, with
+# the xtables extensions and every shared library, from Debian's packages on this machine.
+build_kube_router() {
+  local m=github.com/cloudnativelabs/kube-router/v2 xt=/usr/lib/x86_64-linux-gnu/xtables f
+  expect_version kube-router "$m" "v$KUBE_ROUTER_VERSION"
+  mkdir -p "$bin/node-images"
+  gobuild kube-router kube-router "$m/cmd/kube-router" \
+    "-X $m/pkg/version.Version=v$KUBE_ROUTER_VERSION -X $m/pkg/version.BuildDate=$KUBERNETES_BUILD_DATE"
+  local args=(--file "$bin/kube-router:usr/local/bin/kube-router:0755"
+    --file /usr/sbin/xtables-nft-multi:usr/sbin/xtables-nft-multi:0755
+    --file /usr/sbin/ipset:usr/sbin/ipset:0755 --dir tmp:1777 --dir run:0755 --dir var/run:0755
+    --env PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --entrypoint /usr/local/bin/kube-router)
+  for f in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+    args+=(--symlink "usr/sbin/$f:xtables-nft-multi")
+  done
+  for f in "$xt"/*.so; do args+=(--file "$f:${f#/}:0644"); done
+  mapfile -t libs < <(elf_files /usr/sbin/xtables-nft-multi /usr/sbin/ipset "$xt"/*.so)
+  for f in "${libs[@]}"; do args+=("$f"); done
+  python3 "$here/node/oci_image.py" --name "$KUBE_ROUTER_IMAGE" \
+    --out "$bin/node-images/.kube-router.oci.tar" "${args[@]}"
+  mv -f "$bin/node-images/.kube-router.oci.tar" "$bin/node-images/kube-router.oci.tar"
+  echo "built node-images/kube-router.oci.tar ($KUBE_ROUTER_IMAGE; iptables" \
+    "$(dpkg-query -W -f '${Version}' iptables), ipset $(dpkg-query -W -f '${Version}' ipset))"
 }
 
 for fam in "${families[@]}"; do

@@ -23,12 +23,33 @@ FIGURES_FILE = Path("out/e2e-figures.json")
 NODE_CLEANUP: list[str] = []
 
 
+def _realnode_session(request: Any) -> bool:
+    return any(item.get_closest_marker("realnode") for item in request.session.items)
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Any]:
+def node_network() -> Iterator[Any]:
+    """The real nodes' bridge and network namespaces (e2e/realnode), built before the control
+    plane, whose API server listens on the bridge; removed (and checked) last."""
+    from e2e.realnode.nodes import NodeNetwork
+
+    with NodeNetwork() as network:
+        yield network
+    NODE_CLEANUP.extend(network.cleanup_report)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: Any) -> Iterator[Any]:
     from e2e.cluster import Cluster, install_signal_handlers
 
     install_signal_handlers()
-    with Cluster() as running:
+    address = "127.0.0.1"
+    if _realnode_session(request):
+        from e2e.realnode.layout import HOST_IP
+
+        request.getfixturevalue("node_network")
+        address = HOST_IP
+    with Cluster(address=address) as running:
         yield running
 
 
@@ -54,15 +75,14 @@ def kube(cluster: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def real_node(cluster: Any) -> Iterator[Any]:
-    """One real node (e2e/node.py) joined to the session's control plane; only the tests marked
-    `realnode` (make e2e-node) ask for it."""
-    from e2e.node import RealNode
+def real_nodes(cluster: Any) -> Iterator[Any]:
+    """The real nodes (e2e/realnode) joined to the session's control plane, with kube-proxy,
+    CoreDNS and kube-router; only the tests marked `realnode` (make e2e-node) ask for them."""
+    from e2e.realnode.nodes import RealNodes
 
-    with RealNode(cluster) as node:
-        yield node
-        FIGURES.update(node.timings)
-    NODE_CLEANUP.extend(node.cleanup_report)
+    with RealNodes(cluster) as nodes:
+        FIGURES.update(nodes.timings)
+        yield nodes
 
 
 @pytest.fixture(scope="session")
@@ -86,12 +106,13 @@ def pytest_sessionfinish(session: Any) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if NODE_CLEANUP:
-        terminalreporter.section("real node cleanup (e2e/node.py; leftovers checked empty)")
+        terminalreporter.section("real nodes cleanup (e2e/realnode; leftovers checked empty)")
         for line in NODE_CLEANUP:
             terminalreporter.write_line(line)
     if not FIGURES:
         return
     terminalreporter.section("e2e figures (wall time, this machine; a benchmark, not a test)")
-    for name, seconds in FIGURES.items():
-        terminalreporter.write_line(f"{name:<48} {seconds:7.1f} s")
+    for name, value in FIGURES.items():
+        unit = "" if name.endswith(".count") else " s"  # seconds, but for counts
+        terminalreporter.write_line(f"{name:<48} {value:7.1f}{unit}")
     terminalreporter.write_line(f"(written to {FIGURES_FILE})")

@@ -1,5 +1,5 @@
 """`make e2e-node`: a pod really runs on a real node (kubelet + containerd + runc + bridge CNI,
-e2e/node.py) under Pod Security `restricted`, and what that profile promises is in force inside
+e2e/realnode) under Pod Security `restricted`, and what that profile promises is in force inside
 the container: a non-root uid, a read-only root filesystem, no capabilities, a seccomp filter.
 
 Marked `realnode`: `make e2e` deselects it (`-m "not realnode"`), `make e2e-node` selects it.
@@ -16,7 +16,8 @@ import pytest
 
 from e2e.engine import tool_versions
 from e2e.kube import Kube
-from e2e.node import NODE_CIDR, NODE_LABEL, NODE_NAME, RealNode
+from e2e.realnode.layout import LAYOUT, NODE_LABEL
+from e2e.realnode.nodes import RealNodes
 
 pytestmark = pytest.mark.realnode
 
@@ -125,7 +126,7 @@ def parse_report(text: str) -> dict[str, str]:
 
 
 def test_a_restricted_pod_runs_to_ready_on_the_real_node(
-    real_node: RealNode, kube: Kube, figures: dict[str, float]
+    real_nodes: RealNodes, kube: Kube, figures: dict[str, float]
 ) -> None:
     restricted_namespace(kube)
     image = tool_versions()["BUSYBOX_IMAGE"]
@@ -136,7 +137,7 @@ def test_a_restricted_pod_runs_to_ready_on_the_real_node(
     deadline = time.monotonic() + 180
     pod: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        real_node.assert_running()
+        real_nodes.assert_running()
         pod = kube.get("Pod", POD, NAMESPACE)
         if scheduled_at is None and pod["spec"].get("nodeName"):
             scheduled_at = time.monotonic()
@@ -147,7 +148,8 @@ def test_a_restricted_pod_runs_to_ready_on_the_real_node(
         raise AssertionError(f"pod {POD} not Ready after 180s: {pod.get('status')}")
     assert scheduled_at is not None
     figures["node.pod_scheduled_to_ready_s"] = time.monotonic() - scheduled_at
-    assert pod["spec"]["nodeName"] == NODE_NAME, "the pod landed on a kwok node"
+    specs = {spec.name: spec for spec in LAYOUT}
+    assert pod["spec"]["nodeName"] in specs, f"the pod landed on {pod['spec']['nodeName']}"
     assert pod["status"]["phase"] == "Running"
 
     # The container's own report, through the API server (pods/log, served by the kubelet).
@@ -160,9 +162,10 @@ def test_a_restricted_pod_runs_to_ready_on_the_real_node(
     assert report["seccomp"] == "2", f"Seccomp: {report['seccomp']} (2 = filter mode)"
     assert report["rootfs"] == "read-only", f"writing /tmp/probe-write: {report['rootfs']}"
 
-    # The same page the readiness probe read, fetched from the host over the node's bridge.
+    # The same page the readiness probe read, fetched from the host (routed via the node).
     pod_ip = pod["status"]["podIP"]
-    assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(NODE_CIDR), pod_ip
+    node_range = specs[pod["spec"]["nodeName"]].pod_cidr
+    assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(node_range), pod_ip
     with urllib.request.urlopen(f"http://{pod_ip}:{PORT}/ready", timeout=5) as resp:
         served = resp.read().decode()
     assert parse_report(served) == parse_report(lines[-1].removeprefix(MARK)), served

@@ -1,0 +1,3 @@
+from e2e.realnode.nodes import main
+
+raise SystemExit(main())
