@@ -29,6 +29,12 @@ class Config:
     shutdown_delay_seconds: float = 0.0
     drain_timeout_seconds: float = 20.0
     version: str = "dev"
+    # Fault switches (off by default) for the failure scenarios of the e2e tiers (issue 29):
+    # a version whose readiness never passes, one that crashes before it is ready, one that is
+    # merely slow to start.
+    fault_never_ready: bool = False
+    fault_crash_on_start: bool = False
+    startup_delay_seconds: float = 0.0
 
 
 def _shown(value: str) -> str:
@@ -58,6 +64,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return float(raw)
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {_shown(raw)}")
+    return raw == "true"
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Read and validate the configuration; raise `ConfigError` naming the first bad variable."""
     defaults = Config()
@@ -82,4 +97,14 @@ def load_config(env: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"APP_VERSION must be 1-{_VERSION_MAX_LEN} printable characters, got {_shown(version)}"
         )
-    return Config(host, port, metrics_port, delay, drain, version)
+    return Config(
+        host,
+        port,
+        metrics_port,
+        delay,
+        drain,
+        version,
+        fault_never_ready=_switch(env, "FAULT_NEVER_READY"),
+        fault_crash_on_start=_switch(env, "FAULT_CRASH_ON_START"),
+        startup_delay_seconds=_seconds(env, "STARTUP_DELAY_SECONDS", defaults.startup_delay_seconds),
+    )
