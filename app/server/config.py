@@ -106,5 +106,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         version,
         fault_never_ready=_switch(env, "FAULT_NEVER_READY"),
         fault_crash_on_start=_switch(env, "FAULT_CRASH_ON_START"),
-        startup_delay_seconds=_seconds(env, "STARTUP_DELAY_SECONDS", defaults.startup_delay_seconds),
+        startup_delay_seconds=_seconds(
+            env, "STARTUP_DELAY_SECONDS", defaults.startup_delay_seconds
+        ),
     )
