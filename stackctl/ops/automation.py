@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops import config_paths
+from stackctl.ops.engine import EngineCommand
 from stackctl.ops.stacks import stack_short_name
 
 OnOutput = Callable[[str], None]
@@ -285,6 +286,12 @@ class PulumiAutomationBackend:
         self.settings = workspace_settings(project_dir, backend_url)
         self._create = create
         self._stack: Any = None
+        self._command: EngineCommand | None = None
+
+    def interrupt(self) -> bool:
+        """Ask the running CLI command to cancel (SIGINT: the engine stops the update cleanly);
+        False when none runs."""
+        return self._command.interrupt() if self._command is not None else False
 
     @property
     def stack_name(self) -> str:
@@ -325,6 +332,10 @@ class PulumiAutomationBackend:
                 state_dir = Path(self.settings.backend_url.removeprefix("file://"))
                 state_dir.mkdir(parents=True, exist_ok=True)
             opts = local_workspace_options(self.settings)
+            with self._cli("starting the Pulumi CLI"):
+                # every command under the engine guard, stoppable (stackctl/ops/engine.py)
+                self._command = EngineCommand()
+            opts.pulumi_command = self._command
             init = auto.create_or_select_stack if self._create else auto.select_stack
             with self._cli("selecting the stack"):
                 self._stack = init(self._stack_name, work_dir=self.settings.work_dir, opts=opts)

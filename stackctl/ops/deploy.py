@@ -28,6 +28,7 @@ from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
+    UpOutcome,
 )
 from stackctl.ops.history import (
     describe_changes,
@@ -46,6 +47,8 @@ from stackctl.ops.operator import (
 from stackctl.ops.rollback import (
     run_rollback,
 )
+from stackctl.ops.rollout_status import failure_message
+from stackctl.ops.rollout_watch import Rollouts
 from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
@@ -73,6 +76,7 @@ def run_deploy(
     console: Console,
     images: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
+    rollouts: Rollouts | None = None,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
     to `notifier`, and the failure is raised as it would be without it."""
@@ -85,6 +89,7 @@ def run_deploy(
             refresh=refresh,
             console=console,
             images=images,
+            rollouts=rollouts,
         )
     except Declined:
         raise
@@ -111,6 +116,7 @@ def _deploy(
     refresh: bool,
     console: Console,
     images: Mapping[str, str] | None,
+    rollouts: Rollouts | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
@@ -145,10 +151,46 @@ def _deploy(
 
     deployed = override.images if override else read_stack_images(project_dir, stack)
     message = deploy_message(git_commit(project_dir), deployed)
-    outcome = record_update(console, backend, stack, message, (packs, pack_configs))
+    outcome = watched_update(console, backend, stack, message, (packs, pack_configs), rollouts)
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
     return 0
+
+
+def watched_update(
+    console: Console,
+    backend: StackBackend,
+    stack: str,
+    message: str,
+    policy: tuple[list[str], list[str]],
+    rollouts: Rollouts | None,
+) -> UpOutcome:
+    """`pulumi up`, stopped as soon as a rollout it started exceeds its progress deadline
+    (stackctl/ops/rollout_watch.py); a failed update fails with one message naming each app
+    whose rollout did not complete and the reason its pods give."""
+    if rollouts is None:
+        console.print("note: no kubeconfig; rollouts are not watched during the update")
+        return record_update(console, backend, stack, message, policy)
+    interrupt = getattr(backend, "interrupt", lambda: False)
+
+    def stop() -> None:
+        console.print(f"rollout deadline exceeded: {', '.join(watch.tripped)}; stopping the update")
+        interrupt()
+
+    watch = rollouts.watch(stop)
+    try:
+        with watch:
+            outcome = record_update(console, backend, stack, message, policy)
+    except OperationFailed as exc:
+        problems = rollouts.problems()
+        if not problems:
+            raise
+        raise OperationFailed(f"{failure_message(stack, problems)} [{exc}]") from exc
+    if outcome.result != "succeeded":
+        problems = rollouts.problems()
+        if problems:
+            raise OperationFailed(failure_message(stack, problems))
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +245,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         console=Console.from_environment(),
         images=parse_image_overrides(args.image, environment=stack_environment(stack)),
         notifier=Notifier.from_environment(),
+        rollouts=None if args.preview_only else Rollouts.for_stack(project_dir, stack),
     )
 
 

@@ -682,8 +682,9 @@ def test_startup_delay_holds_the_listener_back_then_serves(tmp_path: Path) -> No
             lambda: svc.get("/health/ready", timeout=1).status == 200, READY_TIMEOUT, "ready"
         )
         assert time.monotonic() - started >= 1.5
-        events = [json.loads(line)["event"] for line in out.read_text().splitlines()]
-        assert events[:2] == ["starting", "started"]
+        # `started` is logged just after the listeners serve: wait for the line
+        svc.wait_until(lambda: len(svc.log_events()) >= 2, READY_TIMEOUT, "the started line")
+        assert [e["event"] for e in svc.log_events()][:2] == ["starting", "started"]
     finally:
         stop(proc)
 
