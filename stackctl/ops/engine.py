@@ -19,13 +19,16 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from pathlib import Path
 from typing import IO, Any
 
 from pulumi.automation import CommandResult, PulumiCommand
 from pulumi.automation.errors import create_command_error
 
 PR_SET_PDEATHSIG = 1
-GUARD = [sys.executable, "-m", "stackctl.ops.engine_guard"]
+#: run by path in isolated mode (-I: its own directory, which holds an `operator.py`, is not put
+#: on sys.path; it needs only the standard library), so it works from any working directory
+GUARD = [sys.executable, "-I", str(Path(__file__).with_name("engine_guard.py"))]
 
 
 # Loaded here, not in the child: between fork and exec the child only calls the function (no

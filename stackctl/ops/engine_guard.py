@@ -1,4 +1,4 @@
-"""The engine's guard: `python -m stackctl.ops.engine_guard <pulumi> <args...>`.
+"""The engine's guard: `python <this file> <pulumi> <args...>` (standard library only).
 
 stackctl runs every Pulumi CLI command through this small process (stackctl/ops/engine.py), so
 that killing stackctl, even with SIGKILL, never leaves the engine running on its own:
@@ -91,7 +91,7 @@ def kill_tree(engine: subprocess.Popen[bytes], grace: float = GRACE) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m stackctl.ops.engine_guard <command> [args...]", file=sys.stderr)
+        print(f"usage: python {__file__} <command> [args...]", file=sys.stderr)
         return 2
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     engine = subprocess.Popen(argv)
