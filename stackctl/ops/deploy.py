@@ -36,6 +36,7 @@ from stackctl.ops.history import (
     run_history,
 )
 from stackctl.ops.images import apply_image_overrides, parse_image_overrides
+from stackctl.ops.locks import clear_locks
 from stackctl.ops.notify import Notice, Notifier
 from stackctl.ops.operator import (
     Console,
@@ -77,6 +78,8 @@ def run_deploy(
     images: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
     rollouts: Rollouts | None = None,
+    backend_url: str | None = None,
+    force_unlock: bool = False,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
     to `notifier`, and the failure is raised as it would be without it."""
@@ -90,6 +93,7 @@ def run_deploy(
             console=console,
             images=images,
             rollouts=rollouts,
+            locks=(backend_url, force_unlock),
         )
     except Declined:
         raise
@@ -117,12 +121,22 @@ def _deploy(
     console: Console,
     images: Mapping[str, str] | None,
     rollouts: Rollouts | None = None,
+    locks: tuple[str | None, bool] = (None, False),
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # A running update's lock refuses this deploy at once; a dead one's is removed (locks.py).
+    unlocked = clear_locks(
+        locks[0],
+        project_dir,
+        stack,
+        force_unlock=locks[1],
+        say=console.print,
+        confirm_unlock=lambda question: confirm(console, assume_yes, question),
+    )
     # --image: the images CI built, set in the stack config for this update (stackctl/ops/images.py)
     override = apply_image_overrides(backend, images) if images else None
     for service, image in sorted((images or {}).items()):
@@ -150,7 +164,7 @@ def _deploy(
         raise Declined(f"deploy of {stack} cancelled by the operator; nothing changed")
 
     deployed = override.images if override else read_stack_images(project_dir, stack)
-    message = deploy_message(git_commit(project_dir), deployed)
+    message = deploy_message(git_commit(project_dir), deployed) + unlocked
     outcome = watched_update(console, backend, stack, message, (packs, pack_configs), rollouts)
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
@@ -246,6 +260,8 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         images=parse_image_overrides(args.image, environment=stack_environment(stack)),
         notifier=Notifier.from_environment(),
         rollouts=None if args.preview_only else Rollouts.for_stack(project_dir, stack),
+        backend_url=getattr(getattr(backend, "settings", None), "backend_url", None),
+        force_unlock=args.force_unlock,
     )
 
 
@@ -294,6 +310,12 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--preview-only", action="store_true", help="stop after the preview")
     deploy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     deploy.add_argument("--refresh", action="store_true", help="refresh state before preview")
+    deploy.add_argument(
+        "--force-unlock",
+        action="store_true",
+        help="break the lock of a running update of this stack (asks first; recorded in the "
+        "update message); a lock whose process is gone is removed without it",
+    )
     deploy.add_argument(
         "--image",
         action="append",
