@@ -426,6 +426,14 @@ class PulumiAutomationBackend:
         doc: dict[str, Any] = json.loads(out)
         return doc
 
+    def import_state(self, path: Path) -> None:
+        """`pulumi stack import --file <path>`: the stack's state becomes the file's (a backup
+        written by export_state; secrets stay encrypted with the stack's secrets provider)."""
+        self._run(
+            "pulumi stack import",
+            ["stack", "import", "--file", str(path), "--stack", self._stack_name],
+        )
+
     def get_config(self) -> dict[str, ConfigValue]:
         # The command LocalWorkspace.get_all_config runs, keeping `objectValue`. Secret values
         # are held in memory only (needed to keep them on rollback); ConfigValue's repr hides them.

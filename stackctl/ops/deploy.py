@@ -46,6 +46,8 @@ from stackctl.ops.operator import (
     require_confirmation_possible,
 )
 from stackctl.ops.rollback import (
+    backup_state,
+    newest_backup,
     run_rollback,
 )
 from stackctl.ops.rollout_status import failure_message
@@ -143,6 +145,9 @@ def _deploy(
         console.print(f"image {service}: {image}")
     for note in override.notes if override else ():
         console.print(note)
+
+    if not preview_only:
+        backup_state(backend, project_dir, console)
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -290,6 +295,40 @@ def _handle_rollback(args: argparse.Namespace) -> int:
     )
 
 
+def run_restore(
+    backend: Any, *, project_dir: Path, path: Path | None, assume_yes: bool, console: Console
+) -> int:
+    """Import a state backup (the newest of the stack unless `path`) after a confirmation."""
+    stack = backend.stack_name
+    require_confirmation_possible(console, assume_yes, f"restoring the state of {stack}")
+    chosen = path or newest_backup(project_dir, stack)
+    if not chosen.is_file():
+        raise UserError(f"no such backup file: {chosen}")
+    console.print(f"== restore {stack} state from {chosen}")
+    if not confirm(console, assume_yes, f"Replace the state of {stack} with {chosen.name}?"):
+        raise Declined(f"restore of {stack} cancelled by the operator; nothing changed")
+    with engine_step(f"pulumi stack import of {stack}"):
+        backend.import_state(chosen)
+    console.print(
+        f"state of {stack} restored from {chosen}; run `python -m stackctl deploy {stack} "
+        "--preview-only` to compare it with the cluster"
+    )
+    return 0
+
+
+def _handle_restore(args: argparse.Namespace) -> int:
+    stack = validate_stack_name(args.stack)
+    project_dir = _project_dir(args)
+    backend = BACKEND_FACTORY(stack, project_dir, False)
+    return run_restore(
+        backend,
+        project_dir=project_dir,
+        path=Path(args.file) if args.file else None,
+        assume_yes=args.yes,
+        console=Console.from_environment(),
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help="stack name: dev, staging, prod (or <org>/<stack>)")
     parser.add_argument(
@@ -351,3 +390,14 @@ def register(subparsers: Any) -> None:
     )
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rollback.set_defaults(handler=_handle_rollback)
+
+    restore = subparsers.add_parser(
+        "restore",
+        help="restore a stack's state from its newest backup (or --file)",
+        description="Import the newest state backup deploy or rollback wrote under "
+        "<project>/.pulumi-backups (pulumi stack import), after a confirmation.",
+    )
+    _add_common(restore)
+    restore.add_argument("--file", default=None, help="this backup instead of the newest")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(handler=_handle_restore)

@@ -205,6 +205,36 @@ def write_backup(path: Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
+def backup_state(backend: StackBackend, project_dir: Path, console: Console) -> Path | None:
+    """Back up the stack's state before an operation changes it (deploy, rollback); None for a
+    stack without updates yet (nothing to lose). `stackctl restore` imports the newest."""
+    records = backend.history()
+    if not records:
+        return None
+    current = max(int(r.get("version") or 0) for r in records)
+    stack = backend.stack_name
+    path = write_backup(
+        backup_path(project_dir, stack, current, datetime.now(UTC)), backend.export_state()
+    )
+    console.print(f"backup of {stack} v{current} state: {path}")
+    return path
+
+
+def newest_backup(project_dir: Path, stack: str) -> Path:
+    """The newest backup of `stack` in <project>/.pulumi-backups (by the time in its name)."""
+    safe = stack.replace("/", "_")
+    found = sorted(
+        (project_dir / BACKUP_DIR_NAME).glob(f"{safe}-v*-*.json"),
+        key=lambda p: (p.name.rsplit("-", 1)[-1], p.stat().st_mtime),
+    )
+    if not found:
+        raise UserError(
+            f"no state backup of {stack} in {project_dir / BACKUP_DIR_NAME} (deploy and "
+            "rollback write one before they change anything; CI keeps them as job artifacts)"
+        )
+    return found[-1]
+
+
 def _restore_previous(
     backend: StackBackend, plan: ConfigPlan, before: dict[str, ConfigValue]
 ) -> None:

@@ -269,6 +269,10 @@ class FakeBackend:
         self.calls.append("export_state")
         return copy.deepcopy(self.state)
 
+    def import_state(self, path: Path) -> None:
+        self.calls.append("import_state")
+        self.state = json.loads(path.read_text(encoding="utf-8"))
+
     def get_config(self) -> dict[str, ConfigValue]:
         self.calls.append("get_config")
         return dict(self.config)

@@ -80,7 +80,7 @@ def test_a_lock_whose_process_is_gone_is_removed_and_reported(
     backend = deploy(project, rec, state)
     assert not lock.exists()
     assert f"found a stale lock of dev: held by ci@{socket.gethostname()} (pid {pid})" in rec.text
-    assert backend.calls == ["preview", "up"]
+    assert backend.calls == ["history", "export_state", "preview", "up"]
     assert "force-unlocked" not in backend.up_messages[0]
 
 
