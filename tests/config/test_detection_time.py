@@ -71,8 +71,10 @@ def test_a_deadline_a_good_but_slow_pod_could_miss_is_refused(stack: str) -> Non
     raw["apps"]["web"]["rollout"] = {"progressDeadlineSeconds": 100}
     with pytest.raises(config_model.ConfigError) as caught:
         config_model.load(raw)
-    assert any(p.startswith(f"{KEY}: progressDeadlineSeconds (100) must be > ") and
-               "slow but good" in p for p in caught.value.problems), caught.value.problems  # fmt: skip
+    found = [p for p in caught.value.problems if "slow but good" in p]
+    assert [p.startswith(f"{KEY}: progressDeadlineSeconds (100) must be > ") for p in found] == [
+        True
+    ], caught.value.problems
 
 
 def test_the_limit_is_data_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
