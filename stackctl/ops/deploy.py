@@ -45,6 +45,7 @@ from stackctl.ops.operator import (
     engine_step,
     require_confirmation_possible,
 )
+from stackctl.ops.recovery import pending_operations, plan_resolution, refresh_arguments
 from stackctl.ops.rollback import (
     backup_state,
     newest_backup,
@@ -147,7 +148,8 @@ def _deploy(
         console.print(note)
 
     if not preview_only:
-        backup_state(backend, project_dir, console)
+        _, state = backup_state(backend, project_dir, console)
+        resolve_pending(backend, state, rollouts, console)
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -174,6 +176,40 @@ def _deploy(
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
     return 0
+
+
+def resolve_pending(
+    backend: StackBackend, state: Mapping[str, Any], rollouts: Rollouts | None, console: Console
+) -> None:
+    """Settle the pending operations an interrupted update left (stackctl/ops/recovery.py):
+    say what was found, then one `pulumi refresh` importing the pending creates whose object
+    is in the cluster and clearing the others."""
+    pending = pending_operations(state)
+    if not pending:
+        return
+    stack = backend.stack_name
+    console.print(f"found {len(pending)} pending operation(s) of an interrupted update of {stack}:")
+    for op in pending:
+        console.print(f"  {op.describe()}")
+    if rollouts is None:
+        raise OperationFailed(
+            f"{stack} has pending operations and there is no kubeconfig to check them against "
+            "the cluster; set KUBECONFIG, or run `pulumi refresh` and answer for each pending "
+            "create (docs/operations.md, When a deploy goes wrong)"
+        )
+    reader = rollouts.reader
+    plan = plan_resolution(
+        pending, lambda op: reader.exists(op.api_version, op.kind, op.namespace, op.name)
+    )
+    for urn, provider_id in plan.imports:
+        console.print(f"  import {provider_id}: it reached the cluster ({urn})")
+    for urn in plan.cleared:
+        console.print(f"  clear  {urn}: it never reached the cluster")
+    for urn in plan.refreshed:
+        console.print(f"  refresh {urn}")
+    with engine_step(f"pulumi refresh of {stack}"):
+        backend.run_refresh(refresh_arguments(stack, plan), on_output=console.print)
+    console.print(f"pending operations of {stack} resolved")
 
 
 def watched_update(

@@ -205,19 +205,22 @@ def write_backup(path: Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
-def backup_state(backend: StackBackend, project_dir: Path, console: Console) -> Path | None:
-    """Back up the stack's state before an operation changes it (deploy, rollback); None for a
-    stack without updates yet (nothing to lose). `stackctl restore` imports the newest."""
+def backup_state(
+    backend: StackBackend, project_dir: Path, console: Console
+) -> tuple[Path | None, dict[str, Any]]:
+    """Back up the stack's state before an operation changes it (deploy, rollback); returns
+    the backup's path (None when the state holds nothing to lose) and the state.
+    `stackctl restore` imports the newest backup."""
     records = backend.history()
-    if not records:
-        return None
-    current = max(int(r.get("version") or 0) for r in records)
+    state = backend.export_state()
+    deployment = state.get("deployment") or {}
+    if not deployment.get("resources") and not deployment.get("pending_operations"):
+        return None, state
+    current = max((int(r.get("version") or 0) for r in records), default=0)
     stack = backend.stack_name
-    path = write_backup(
-        backup_path(project_dir, stack, current, datetime.now(UTC)), backend.export_state()
-    )
+    path = write_backup(backup_path(project_dir, stack, current, datetime.now(UTC)), state)
     console.print(f"backup of {stack} v{current} state: {path}")
-    return path
+    return path, state
 
 
 def newest_backup(project_dir: Path, stack: str) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,7 +46,7 @@ class ClusterReader:
         path = Path(configured) if configured else Path.home() / ".kube" / "config"
         return cls(load_access(path)) if path.is_file() else None
 
-    def items(self, path: str) -> list[dict[str, Any]]:
+    def get(self, path: str) -> dict[str, Any]:
         request = urllib.request.Request(
             self.access.server.rstrip("/") + path,
             headers={"Accept": "application/json", **self.access.headers},
@@ -54,7 +55,32 @@ class ClusterReader:
             request, timeout=self.timeout, context=self.access.context
         ) as response:
             doc: dict[str, Any] = json.load(response)
-        return list(doc.get("items") or [])
+        return doc
+
+    def exists(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Whether the object exists; its REST path from API discovery (`/api/v1`,
+        `/apis/<group>/<version>`: each resource's `kind`, plural `name`, `namespaced`)."""
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            found = self.get(base)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # the API (a CRD's group) is not served: no such object
+                return False
+            raise
+        for resource in found.get("resources") or []:
+            if resource.get("kind") == kind and "/" not in str(resource.get("name")):
+                scope = f"/namespaces/{namespace}" if resource.get("namespaced") else ""
+                try:
+                    self.get(f"{base}{scope}/{resource['name']}/{name}")
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:
+                        return False
+                    raise
+                return True
+        return False
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        return list(self.get(path).get("items") or [])
 
 
 def _key(obj: Mapping[str, Any]) -> str:

@@ -89,9 +89,7 @@ def test_sigkill_of_stackctl_ends_the_engine_and_its_plugins(tmp_path: Path) -> 
 
 
 def test_interrupt_reaches_the_cli_as_sigint(tmp_path: Path) -> None:
-    from stackctl.ops.engine_guard import main  # noqa: F401 - the module runs as the guard
-
-    marker = tmp_path / "got-sigint"
+    marker, ready = tmp_path / "got-sigint", tmp_path / "ready"
     cli = tmp_path / "cli"
     cli.write_text(textwrap.dedent(f"""\
         #!/usr/bin/env python3
@@ -100,12 +98,14 @@ def test_interrupt_reaches_the_cli_as_sigint(tmp_path: Path) -> None:
             open({str(marker)!r}, "w").write("1")
             sys.exit(255)
         signal.signal(signal.SIGINT, stop)
+        open({str(ready)!r}, "w").write("1")
         time.sleep(60)
         """))  # fmt: skip
     cli.chmod(0o755)
-    guard = subprocess.Popen([sys.executable, "-m", "stackctl.ops.engine_guard", str(cli)],
-                             cwd=REPO)  # fmt: skip
-    time.sleep(1.5)
+    guard = subprocess.Popen(
+        [sys.executable, "-I", str(REPO / "stackctl" / "ops" / "engine_guard.py"), str(cli)]
+    )
+    assert wait_for(ready.exists, 30), "the stand-in CLI never started"
     guard.send_signal(signal.SIGINT)
     assert guard.wait(timeout=20) == 255
     assert marker.read_text() == "1"
