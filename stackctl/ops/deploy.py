@@ -355,7 +355,8 @@ def run_restore(
 def _handle_restore(args: argparse.Namespace) -> int:
     stack = validate_stack_name(args.stack)
     project_dir = _project_dir(args)
-    backend = BACKEND_FACTORY(stack, project_dir, False)
+    # created if the backend lost it too: the import gives it its state back
+    backend = BACKEND_FACTORY(stack, project_dir, True)
     return run_restore(
         backend,
         project_dir=project_dir,
