@@ -240,7 +240,9 @@ def watched_update(
         problems = rollouts.problems()
         if not problems:
             raise
-        raise OperationFailed(f"{failure_message(stack, problems)} [{exc}]") from exc
+        # the engine's own line only when it says something (a cancelled update's is bare)
+        engine_line = "" if str(exc).endswith(": CommandError") else f" [{exc}]"
+        raise OperationFailed(f"{failure_message(stack, problems)}{engine_line}") from exc
     if outcome.result != "succeeded":
         problems = rollouts.problems()
         if problems:

@@ -175,6 +175,8 @@ def test_failure_baseline_deploy(engine: Engine, kube: Kube) -> None:
                     rollout={"progressDeadlineSeconds": DEADLINE})  # fmt: skip
     engine.commit("e2e failure: dev baseline")
     engine.stackctl("deploy", "dev", "--yes", policy_cli=True, timing="failure.baseline_deploy_s")
+    # a second, unchanged release: `rollback --steps 1` after a failed deploy goes back to it
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     wait_workloads_available(kube, [NS], timeout=120)
     assert_converged(engine, kube)
 
