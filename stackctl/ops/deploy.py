@@ -212,6 +212,20 @@ def resolve_pending(
     console.print(f"pending operations of {stack} resolved")
 
 
+def refresh_after_stop(console: Console, backend: StackBackend, stack: str) -> None:
+    """After a stopped update the state may not hold what the cluster runs: the provider, once
+    cancelled, cannot read the object back ("unable to get cluster state: ... context
+    canceled", pulumi-kubernetes v4.25.0), so the engine keeps the resource's previous state
+    while the cluster has the new spec; a rollback to that previous config would then see no
+    change. A refresh (Pulumi's documented remedy) reads the cluster back into the state."""
+    console.print(f"== refresh {stack}: the state takes what the cluster runs after the stop")
+    try:
+        with engine_step(f"pulumi refresh of {stack}"):
+            backend.refresh(on_output=console.print)
+    except OperationFailed as exc:
+        console.print(f"warning: {exc}; run `python -m stackctl deploy {stack} --refresh` next")
+
+
 def watched_update(
     console: Console,
     backend: StackBackend,
@@ -238,6 +252,8 @@ def watched_update(
             outcome = record_update(console, backend, stack, message, policy)
     except OperationFailed as exc:
         problems = rollouts.problems()
+        if watch.tripped:
+            refresh_after_stop(console, backend, stack)
         if not problems:
             raise
         # the engine's own line only when it says something (a cancelled update's is bare)

@@ -110,6 +110,8 @@ def test_a_pull_failure_stops_the_update_with_one_message(project: Path, recorde
     backend, (rec, message) = deploy(project, recorder, api)
     assert backend.interrupted.is_set()
     assert "rollout deadline exceeded: appstack/web; stopping the update" in rec.text
+    # the state is refreshed after the stop (the provider left it behind the cluster)
+    assert backend.calls[-2:] == ["preview", "refresh"]  # (this backend's up is not recorded)
     assert message.startswith(
         f"rollout of prod failed: app web: ImagePullBackOff: {shapes.PULL_FAILED}"
     )
