@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-all
+	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -85,7 +85,7 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply and not failure"
 
 # Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
 # runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
@@ -126,7 +126,15 @@ e2e-node-bench: e2e-node-tools $(VENV)/.dev-installed ## figures per real-node c
 	mkdir -p out
 	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.realnode.bench
 
-e2e-all: e2e e2e-node e2e-supply ## every e2e tier (e2e includes e2e-monitoring's tests)
+# e2e-failure: the failure paths of issue 29 (bad version stopped at its deadline, concurrent and
+# interrupted deploys, state restore, kube-apiserver restarted / unreachable) on the control plane
+# with kwok nodes; its own cluster, tests marked `failure`.
+e2e-failure: e2e-tools $(VENV)/.dev-installed ## failure paths: deadline, lock, SIGKILL, restore, apiserver faults (kwok)
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m failure
+
+e2e-all: e2e e2e-failure e2e-node e2e-supply ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

@@ -663,6 +663,35 @@ class Cluster:
 
     # ---------------------------------------------------------------- health
 
+    # ---------------------------------------------------------------- faults (issue 29)
+
+    def restart_apiserver(self) -> float:
+        """Stop kube-apiserver (SIGTERM to its group) and start it again on the same port,
+        certificates and etcd; returns the seconds it was not serving."""
+        started = time.monotonic()
+        old = self.apiserver.popen
+        with suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGTERM)
+        try:
+            old.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(old.pid, signal.SIGKILL)
+            old.wait(timeout=10)
+        self.processes = [p for p in self.processes if p.popen is not old]
+        self._start_apiserver()
+        return time.monotonic() - started
+
+    def pause_apiserver(self, seconds: float) -> None:
+        """Make kube-apiserver unreachable for `seconds`: SIGSTOP, then SIGCONT (connections
+        are accepted by the kernel but never answered, as with a network partition)."""
+        pid = self.apiserver.popen.pid
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+
     def assert_running(self) -> None:
         """Raise if any control-plane process died (called between e2e steps)."""
         dead = [p for p in self.processes if p.popen.poll() is not None]

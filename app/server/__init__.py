@@ -21,6 +21,19 @@ naming the variable and its allowed range and exits with code 2 (no traceback):
   when floor(n x ratio) grows), is answered 500 ``{"error": "fault injected"}``; the probes
   (``/health``, ``/health/ready``) are never failed. Never set it in a real environment.
 
+Fault switches, all off by default, for the failure scenarios (a bad version must be caught by
+the rollout, docs/operations.md "When a deploy goes wrong"); never set them in a real release:
+
+* ``FAULT_NEVER_READY`` (``false``): ``true`` or ``false``; when true ``/health/ready`` always
+  answers 503 ``{"status": "never-ready"}`` while liveness stays 200: a version whose readiness
+  never passes (its rollout stalls, the old pods keep serving).
+* ``FAULT_CRASH_ON_START`` (``false``): ``true`` or ``false``; when true the process logs
+  ``crashed``, prints one ``error:`` line and exits 3 before it listens: a version that crashes
+  before it is ready (the kubelet restarts it into ``CrashLoopBackOff``).
+* ``STARTUP_DELAY_SECONDS`` (``0``): 0-300; sleep this long (logging ``starting``) before
+  listening: a slow but good version, which a rollout must not fail while it stays within the
+  startup probe's budget.
+
 Endpoints on PORT (only GET and HEAD; HEAD answers like GET without a body; every body is JSON):
 
 * ``GET /``              200 ``{"service": "appstack", "version": APP_VERSION}``
@@ -67,7 +80,8 @@ plus about one second: a pod's terminationGracePeriodSeconds must be larger than
 Logging: one JSON object per line on stdout for each lifecycle event (``started``,
 ``draining``, ``stopped``) and for unexpected request-handling errors (``request_error``, the
 exception type only). There is no access log; request bodies and header values are never logged.
-Startup failures (bad config: exit 2; cannot listen: exit 1) print one ``error:`` line on stderr.
+Startup failures (bad config: exit 2; cannot listen: exit 1; FAULT_CRASH_ON_START: exit 3) print
+one ``error:`` line on stderr.
 
 One module per concern: `config` (environment variables), `routes` (the endpoints), `metrics`
 (registry and bounded labels), `handlers` (HTTP handling), `lifecycle` (health and drain: the

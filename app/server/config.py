@@ -31,6 +31,12 @@ class Config:
     drain_timeout_seconds: float = 20.0
     version: str = "dev"
     fault_error_ratio: float = 0.0
+    # Fault switches (off by default) for the failure scenarios of the e2e tiers (issue 29):
+    # a version whose readiness never passes, one that crashes before it is ready, one that is
+    # merely slow to start.
+    fault_never_ready: bool = False
+    fault_crash_on_start: bool = False
+    startup_delay_seconds: float = 0.0
 
 
 def _shown(value: str) -> str:
@@ -69,6 +75,15 @@ def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
     return float(raw)
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {_shown(raw)}")
+    return raw == "true"
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Read and validate the configuration; raise `ConfigError` naming the first bad variable."""
     defaults = Config()
@@ -93,5 +108,17 @@ def load_config(env: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"APP_VERSION must be 1-{_VERSION_MAX_LEN} printable characters, got {_shown(version)}"
         )
-    fault = _ratio(env, "FAULT_ERROR_RATIO", defaults.fault_error_ratio)
-    return Config(host, port, metrics_port, delay, drain, version, fault)
+    return Config(
+        host,
+        port,
+        metrics_port,
+        delay,
+        drain,
+        version,
+        fault_error_ratio=_ratio(env, "FAULT_ERROR_RATIO", defaults.fault_error_ratio),
+        fault_never_ready=_switch(env, "FAULT_NEVER_READY"),
+        fault_crash_on_start=_switch(env, "FAULT_CRASH_ON_START"),
+        startup_delay_seconds=_seconds(
+            env, "STARTUP_DELAY_SECONDS", defaults.startup_delay_seconds
+        ),
+    )

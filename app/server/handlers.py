@@ -235,6 +235,8 @@ class AppHandler(Handler):
         elif self.route == ROUTE_READY:
             if self.server.state.draining:
                 self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "draining"})
+            elif self.server.state.config.fault_never_ready:
+                self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "never-ready"})
             else:
                 self.send_json(HTTPStatus.OK, {"status": "ready"})
         else:

@@ -90,6 +90,16 @@ def _listen(config: Config, port: int, handler: type[Handler], state: ServiceSta
 
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT, drain, and return the exit code."""
+    # Before the signals are blocked: a pod stopped while it starts just ends.
+    if config.startup_delay_seconds:
+        log_event("starting", startup_delay_seconds=config.startup_delay_seconds)
+        time.sleep(config.startup_delay_seconds)
+    if config.fault_crash_on_start:
+        # FAULT_CRASH_ON_START: exit before listening, so no probe ever passes (the kubelet
+        # restarts it into CrashLoopBackOff).
+        log_event("crashed", level="error", reason="FAULT_CRASH_ON_START")
+        print("error: crashing on start (FAULT_CRASH_ON_START=true)", file=sys.stderr)
+        return 3
     # Block the shutdown signals before any thread exists (threads inherit the mask); the main
     # thread collects them with sigwait. Blocked signals are delivered even to PID 1.
     signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)

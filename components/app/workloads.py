@@ -3,6 +3,7 @@ Argo Rollout with its AnalysisTemplate, each with `parent` the AppService."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,11 +105,33 @@ def _replica_options(workload: Workload) -> list[str] | None:
     return ["spec.replicas"] if workload.hpa_owned else None
 
 
+def rollout_await_seconds(app: AppConfig, workload: Workload) -> int:
+    """How long the provider waits for this Deployment's rollout (its customTimeouts).
+
+    pulumi-kubernetes v4.25.0 (provider/pkg/await/deployment.go `deploymentInitAwaiter.await`)
+    ends its wait only on success, cancellation or its timeout (`DefaultDeploymentTimeoutMins`
+    = 10, or the resource's customTimeouts): a `Progressing=False` condition with reason
+    `ProgressDeadlineExceeded` is logged as a warning and kept for the error, not acted on.
+    `stackctl deploy` stops the update when the Deployment controller reports that condition
+    (stackctl/ops/rollout_watch.py), so detection is progressDeadlineSeconds; this timeout is
+    the bound for a plain `pulumi up`, long enough for a good rollout: every round of surge
+    pods must progress within the deadline, so a good rollout takes at most
+    rounds x deadline, plus one deadline for the controller's first reconcile."""
+    deadline = app.rollout.progress_deadline_seconds
+    pods = app.autoscaling.max_replicas if workload.hpa_owned else (workload.replicas or 1)
+    surge = app.rollout.max_surge
+    # a percentage is rounded up (apps/v1 RollingUpdateDeployment.maxSurge)
+    surge_pods = math.ceil(pods * int(surge.rstrip("%")) / 100) if isinstance(surge, str) else surge
+    rounds = math.ceil(pods / max(1, surge_pods))
+    return deadline * (rounds + 1)
+
+
 def _deployment(
     ctx: WorkloadContext, workload: Workload, depends_on: Sequence[pulumi.Resource]
 ) -> CreatedWorkload:
     app = ctx.app
     suffix = f"-{workload.key}" if workload.key else ""
+    timeout = f"{rollout_await_seconds(app, workload)}s"
     deployment = k8s.apps.v1.Deployment(
         f"{ctx.resource_name}-deployment{suffix}",
         metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
@@ -132,6 +155,7 @@ def _deployment(
             parent=ctx.parent,
             ignore_changes=_replica_options(workload),
             depends_on=list(depends_on) or None,
+            custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
         ),
     )
     return CreatedWorkload(workload, deployment, deployment.metadata.name)

@@ -266,6 +266,7 @@ class AppConfig(Model):
         if self.ingress.enabled and not self.ingress.host:
             problems.add("ingress.host", "host is required when ingress.enabled is true")
         self._release_rules(problems)
+        self._detection_rules((info.context or {}).get("max_progress_deadline_seconds"), problems)
         production = _production_rules(info)
         self._volume_rules(env, production, problems)
         if production:
@@ -372,6 +373,43 @@ class AppConfig(Model):
                 "replicas",
                 f"a {mode} volume needs a single pod (rolled out by Recreate); replicas is "
                 f"{self.replicas}, allowed: 1 (or volume.accessMode: ReadWriteMany)",
+            )
+
+    @property
+    def pod_start_budget_seconds(self) -> int:
+        """The longest a good pod may take from container start to available: the startup
+        probe's budget (the kubelet runs readiness only once startup has passed), one readiness
+        period, then minReadySeconds."""
+        startup, readiness = self.probes.startup, self.probes.readiness
+        return (
+            startup.initial_delay_seconds
+            + startup.period_seconds * startup.failure_threshold
+            + readiness.period_seconds
+            + self.rollout.min_ready_seconds
+        )
+
+    def _detection_rules(self, limit: int | None, problems: Problems) -> None:
+        """progressDeadlineSeconds is the detection time of a bad version (issue 29): within
+        the environment's limit, and longer than a good but slow pod may take to become
+        available (the Deployment controller counts a pod becoming ready or available as
+        progress, kubernetes pkg/controller/deployment/util `DeploymentProgressing`)."""
+        deadline = self.rollout.progress_deadline_seconds
+        key = "rollout.progressDeadlineSeconds"
+        if limit is not None and deadline > limit:
+            problems.add(
+                key,
+                f"progressDeadlineSeconds ({deadline}) must be <= {limit} in this environment: "
+                "it is how long a bad version runs before the deploy fails "
+                "(ENVIRONMENT_DEFAULTS maxProgressDeadlineSeconds)",
+            )
+        budget = self.pod_start_budget_seconds
+        if deadline <= budget:
+            problems.add(
+                key,
+                f"progressDeadlineSeconds ({deadline}) must be > {budget}, the most a good pod "
+                "may take to become available (startup probe initialDelaySeconds + periodSeconds "
+                "x failureThreshold + readiness periodSeconds + rollout.minReadySeconds); "
+                "a slow but good version would otherwise fail its rollout",
             )
 
     def _production_rules(self, env: str, problems: Problems) -> None:

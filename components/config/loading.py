@@ -22,6 +22,7 @@ from components.config.stack import (
     ENVIRONMENT_DEFAULTS,
     StackConfig,
     environments,
+    max_progress_deadline_seconds,
     production_rules,
 )
 
@@ -104,6 +105,7 @@ def load(raw: Mapping[str, Any]) -> StackConfig:
             context={
                 "environment": environment,
                 "production_rules": production_rules(environment),
+                "max_progress_deadline_seconds": max_progress_deadline_seconds(environment),
             },
         )
     except ValidationError as exc:

@@ -191,7 +191,9 @@ class StackConfig(Model):
 #                    and, in the policy pack, the strict reading (policy/rules/base.py
 #                    PRODUCTION_RULES says the same per environment; a test holds them equal);
 #   app              defaults under every `appstack:apps.<name>` value;
-#   stack            defaults under the stack-wide `appstack:*` values.
+#   stack            defaults under the stack-wide `appstack:*` values;
+#   maxProgressDeadlineSeconds (optional) the longest detection time of a bad version
+#                    (`rollout.progressDeadlineSeconds`) an app may set (issue 29).
 # --------------------------------------------------------------------------------------------
 
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -202,7 +204,8 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
             "service": {"type": "ClusterIP"},
             "autoscaling": {"enabled": False, "minReplicas": 1, "maxReplicas": 3},
             "pdb": {"enabled": True},
-            "rollout": {"minReadySeconds": 5},
+            # Detection time of a bad version (issue 29): 5 minutes in dev.
+            "rollout": {"minReadySeconds": 5, "progressDeadlineSeconds": 300},
             "topology": {"zones": False, "whenUnsatisfiable": "ScheduleAnyway"},
             "slo": {"availability": 99.0},
             "resources": {
@@ -223,6 +226,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     # ranges, monitoring thresholds between dev's and prod's), at about half prod's size.
     "staging": {
         "productionRules": True,
+        "maxProgressDeadlineSeconds": 300,
         "app": {
             "replicas": 2,
             "service": {"type": "LoadBalancer"},
@@ -232,6 +236,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
                 "minReadySeconds": 10,
                 "terminationGracePeriodSeconds": 45,
                 "preStopSleepSeconds": 10,
+                "progressDeadlineSeconds": 180,
             },
             "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
             "slo": {"availability": 99.5},
@@ -252,6 +257,7 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "prod": {
         "productionRules": True,
+        "maxProgressDeadlineSeconds": 120,
         "app": {
             "replicas": 3,
             "service": {"type": "LoadBalancer"},
@@ -261,6 +267,9 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
                 "minReadySeconds": 10,
                 "terminationGracePeriodSeconds": 45,
                 "preStopSleepSeconds": 10,
+                # A bad version is caught within 2 minutes (issue 29); the startup budget
+                # (probes.startup) plus minReadySeconds must stay below it (AppConfig).
+                "progressDeadlineSeconds": 120,
             },
             "topology": {"zones": True, "whenUnsatisfiable": "DoNotSchedule"},
             "slo": {"availability": 99.9},
@@ -284,6 +293,13 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
 def environments() -> tuple[str, ...]:
     """Every environment, in promotion order (the keys of ENVIRONMENT_DEFAULTS)."""
     return tuple(ENVIRONMENT_DEFAULTS)
+
+
+def max_progress_deadline_seconds(environment: str) -> int | None:
+    """The longest `rollout.progressDeadlineSeconds` an app of `environment` may set (None: no
+    limit beyond the field's own)."""
+    limit = ENVIRONMENT_DEFAULTS[environment].get("maxProgressDeadlineSeconds")
+    return None if limit is None else int(limit)
 
 
 def production_rules(environment: str) -> bool:

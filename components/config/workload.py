@@ -155,7 +155,9 @@ class Rollout(Model):
     min_ready_seconds: int = Field(default=5, ge=0)
     """A new pod must stay ready this long before it counts as available."""
     progress_deadline_seconds: int = Field(default=600, ge=1)
-    """A rollout without progress for this long is marked failed."""
+    """Detection time of a bad version: a rollout without progress for this long is marked
+    failed (Deployment condition Progressing=False, reason ProgressDeadlineExceeded) and
+    `stackctl deploy` stops the update; per environment in ENVIRONMENT_DEFAULTS."""
     revision_history_limit: int = Field(default=5, ge=1, le=50)
     """Old ReplicaSets kept for `kubectl rollout undo`."""
     termination_grace_period_seconds: int = Field(default=30, ge=1)

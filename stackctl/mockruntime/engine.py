@@ -2,10 +2,10 @@
 
 `mocked_runtime(project, stack)` sets the mocks (`RecordingMocks`), registers a stack
 transformation that records each resource's options (protect, retain_on_delete, ignore_changes,
-depends_on, delete_before_replace, aliases) and swaps the shortcuts in; on exit it restores the
-runtime settings and the SDK's functions, so repeated runs in one process (tests, benchmarks)
-are independent. Each run has an event loop of its own (what a failed program left pending is
-cancelled with it), and plain registrations are answered in the program's thread
+depends_on, delete_before_replace, aliases, custom_timeouts) and swaps the shortcuts in; on exit
+it restores the runtime settings and the SDK's functions, so repeated runs in one process (tests,
+benchmarks) are independent. Each run has an event loop of its own (what a failed program left
+pending is cancelled with it), and plain registrations are answered in the program's thread
 (`InlineMonitor`, `InlineFirstExecutor`). `stackctl.mockruntime.capture` runs a program in it.
 """
 
@@ -327,6 +327,13 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+def _timeouts(timeouts: pulumi.CustomTimeouts | None) -> dict[str, str] | None:
+    if timeouts is None:
+        return None
+    found = {"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete}
+    return {op: value for op, value in found.items() if value} or None
+
+
 def record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.ResourceTransformation:
     """A stack transformation that records each resource's options in `store`, by (type, name)."""
 
@@ -339,6 +346,7 @@ def record_options(store: dict[tuple[str, str], dict[str, Any]]) -> pulumi.Resou
             "delete_before_replace": opts.delete_before_replace,
             "depends_on": len(opts.depends_on) if isinstance(opts.depends_on, list) else 0,
             "aliases": [str(a) for a in (opts.aliases or [])],
+            "custom_timeouts": _timeouts(opts.custom_timeouts),
             "parent": opts.parent is not None,
             "parent_type": getattr(opts.parent, "_type", None) if opts.parent is not None else None,
         }

@@ -29,20 +29,20 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops import config_paths
+from stackctl.ops.engine import EngineCommand
+from stackctl.ops.history_time import (
+    format_history_time,
+)
 from stackctl.ops.stacks import stack_short_name
 
 OnOutput = Callable[[str], None]
 
-# Format of `startTime`/`endTime` in `pulumi stack history --json`; the SDK parses it with the
-# same pattern (`_DATETIME_FORMAT` in pulumi/automation/_stack.py).
-HISTORY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SECRET_SENTINEL = "[secret]"  # what history shows for a secret without --show-secrets
 STATE_DIR_NAME = ".pulumi-state"
 BACKEND_URL_ENV = "PULUMI_BACKEND_URL"
@@ -115,6 +115,10 @@ class StackBackend(Protocol):
         on_output: OnOutput,
     ) -> UpOutcome: ...
 
+    def run_refresh(self, args: list[str], *, on_output: OnOutput) -> None:
+        """`pulumi refresh` with these arguments (pending operations, recovery.py)."""
+        ...
+
     def history(self) -> list[dict[str, Any]]:
         """Raw update records, newest first, secrets redacted (`pulumi stack history --json`)."""
         ...
@@ -182,25 +186,6 @@ def local_workspace_options(settings: WorkspaceSettings) -> Any:
     from pulumi import automation as auto
 
     return auto.LocalWorkspaceOptions(work_dir=settings.work_dir, env_vars=dict(settings.env_vars))
-
-
-def format_history_time(value: datetime) -> str:
-    """A datetime in the history JSON format (Go prints milliseconds, `...T09:00:00.000Z`)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def parse_history_time(value: str) -> datetime:
-    """A history timestamp as an aware UTC datetime (tolerates a missing fraction)."""
-    text = value.strip()
-    for fmt in (HISTORY_TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def op_map_to_dict(ops: Mapping[Any, Any] | None) -> dict[str, int]:
@@ -285,6 +270,12 @@ class PulumiAutomationBackend:
         self.settings = workspace_settings(project_dir, backend_url)
         self._create = create
         self._stack: Any = None
+        self._command: EngineCommand | None = None
+
+    def interrupt(self) -> bool:
+        """Ask the running CLI command to cancel (SIGINT: the engine stops the update cleanly);
+        False when none runs."""
+        return self._command.interrupt() if self._command is not None else False
 
     @property
     def stack_name(self) -> str:
@@ -325,6 +316,10 @@ class PulumiAutomationBackend:
                 state_dir = Path(self.settings.backend_url.removeprefix("file://"))
                 state_dir.mkdir(parents=True, exist_ok=True)
             opts = local_workspace_options(self.settings)
+            with self._cli("starting the Pulumi CLI"):
+                # every command under the engine guard, stoppable (stackctl/ops/engine.py)
+                self._command = EngineCommand()
+            opts.pulumi_command = self._command
             init = auto.create_or_select_stack if self._create else auto.select_stack
             with self._cli("selecting the stack"):
                 self._stack = init(self._stack_name, work_dir=self.settings.work_dir, opts=opts)
@@ -414,6 +409,21 @@ class PulumiAutomationBackend:
         out = self._run("pulumi stack export", ["stack", "export", "--stack", self._stack_name])
         doc: dict[str, Any] = json.loads(out)
         return doc
+
+    def run_refresh(self, args: list[str], *, on_output: OnOutput) -> None:
+        """`pulumi <args>` for a refresh the SDK's `Stack.refresh` cannot express
+        (`--import-pending-creates`, stackctl/ops/recovery.py)."""
+        ws = self._get_stack().workspace
+        with self._cli("pulumi refresh"):
+            ws.pulumi_command.run(list(args), ws.work_dir, dict(ws.env_vars), on_output=on_output)
+
+    def import_state(self, path: Path) -> None:
+        """`pulumi stack import --file <path>`: the stack's state becomes the file's (a backup
+        written by export_state; secrets stay encrypted with the stack's secrets provider)."""
+        self._run(
+            "pulumi stack import",
+            ["stack", "import", "--file", str(path), "--stack", self._stack_name],
+        )
 
     def get_config(self) -> dict[str, ConfigValue]:
         # The command LocalWorkspace.get_all_config runs, keeping `objectValue`. Secret values

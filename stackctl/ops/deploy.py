@@ -28,6 +28,7 @@ from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
+    UpOutcome,
 )
 from stackctl.ops.history import (
     describe_changes,
@@ -35,6 +36,7 @@ from stackctl.ops.history import (
     run_history,
 )
 from stackctl.ops.images import apply_image_overrides, parse_image_overrides
+from stackctl.ops.locks import clear_locks
 from stackctl.ops.notify import Notice, Notifier
 from stackctl.ops.operator import (
     Console,
@@ -43,9 +45,14 @@ from stackctl.ops.operator import (
     engine_step,
     require_confirmation_possible,
 )
+from stackctl.ops.recovery import pending_operations, plan_resolution, refresh_arguments
 from stackctl.ops.rollback import (
+    backup_state,
+    newest_backup,
     run_rollback,
 )
+from stackctl.ops.rollout_status import failure_message
+from stackctl.ops.rollout_watch import Rollouts
 from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
@@ -73,6 +80,9 @@ def run_deploy(
     console: Console,
     images: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
+    rollouts: Rollouts | None = None,
+    backend_url: str | None = None,
+    force_unlock: bool = False,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
     to `notifier`, and the failure is raised as it would be without it."""
@@ -85,6 +95,8 @@ def run_deploy(
             refresh=refresh,
             console=console,
             images=images,
+            rollouts=rollouts,
+            locks=(backend_url, force_unlock),
         )
     except Declined:
         raise
@@ -111,18 +123,33 @@ def _deploy(
     refresh: bool,
     console: Console,
     images: Mapping[str, str] | None,
+    rollouts: Rollouts | None = None,
+    locks: tuple[str | None, bool] = (None, False),
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # A running update's lock refuses this deploy at once; a dead one's is removed (locks.py).
+    unlocked = clear_locks(
+        locks[0],
+        project_dir,
+        stack,
+        force_unlock=locks[1],
+        say=console.print,
+        confirm_unlock=lambda question: confirm(console, assume_yes, question),
+    )
     # --image: the images CI built, set in the stack config for this update (stackctl/ops/images.py)
     override = apply_image_overrides(backend, images) if images else None
     for service, image in sorted((images or {}).items()):
         console.print(f"image {service}: {image}")
     for note in override.notes if override else ():
         console.print(note)
+
+    if not preview_only:
+        _, state = backup_state(backend, project_dir, console)
+        resolve_pending(backend, state, rollouts, console)
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -144,11 +171,99 @@ def _deploy(
         raise Declined(f"deploy of {stack} cancelled by the operator; nothing changed")
 
     deployed = override.images if override else read_stack_images(project_dir, stack)
-    message = deploy_message(git_commit(project_dir), deployed)
-    outcome = record_update(console, backend, stack, message, (packs, pack_configs))
+    message = deploy_message(git_commit(project_dir), deployed) + unlocked
+    outcome = watched_update(console, backend, stack, message, (packs, pack_configs), rollouts)
     if outcome.result != "succeeded":
         raise OperationFailed(f"pulumi up on {stack} ended with result {outcome.result!r}")
     return 0
+
+
+def resolve_pending(
+    backend: StackBackend, state: Mapping[str, Any], rollouts: Rollouts | None, console: Console
+) -> None:
+    """Settle the pending operations an interrupted update left (stackctl/ops/recovery.py):
+    say what was found, then one `pulumi refresh` importing the pending creates whose object
+    is in the cluster and clearing the others."""
+    pending = pending_operations(state)
+    if not pending:
+        return
+    stack = backend.stack_name
+    console.print(f"found {len(pending)} pending operation(s) of an interrupted update of {stack}:")
+    for op in pending:
+        console.print(f"  {op.describe()}")
+    if rollouts is None:
+        raise OperationFailed(
+            f"{stack} has pending operations and there is no kubeconfig to check them against "
+            "the cluster; set KUBECONFIG, or run `pulumi refresh` and answer for each pending "
+            "create (docs/operations.md, When a deploy goes wrong)"
+        )
+    reader = rollouts.reader
+    plan = plan_resolution(
+        pending, lambda op: reader.exists(op.api_version, op.kind, op.namespace, op.name)
+    )
+    for urn, provider_id in plan.imports:
+        console.print(f"  import {provider_id}: it reached the cluster ({urn})")
+    for urn in plan.cleared:
+        console.print(f"  clear  {urn}: it never reached the cluster")
+    for urn in plan.refreshed:
+        console.print(f"  refresh {urn}")
+    with engine_step(f"pulumi refresh of {stack}"):
+        backend.run_refresh(refresh_arguments(stack, plan), on_output=console.print)
+    console.print(f"pending operations of {stack} resolved")
+
+
+def refresh_after_stop(console: Console, backend: StackBackend, stack: str) -> None:
+    """After a stopped update the state may not hold what the cluster runs: the provider, once
+    cancelled, cannot read the object back ("unable to get cluster state: ... context
+    canceled", pulumi-kubernetes v4.25.0), so the engine keeps the resource's previous state
+    while the cluster has the new spec; a rollback to that previous config would then see no
+    change. A refresh (Pulumi's documented remedy) reads the cluster back into the state."""
+    console.print(f"== refresh {stack}: the state takes what the cluster runs after the stop")
+    try:
+        with engine_step(f"pulumi refresh of {stack}"):
+            backend.refresh(on_output=console.print)
+    except OperationFailed as exc:
+        console.print(f"warning: {exc}; run `python -m stackctl deploy {stack} --refresh` next")
+
+
+def watched_update(
+    console: Console,
+    backend: StackBackend,
+    stack: str,
+    message: str,
+    policy: tuple[list[str], list[str]],
+    rollouts: Rollouts | None,
+) -> UpOutcome:
+    """`pulumi up`, stopped as soon as a rollout it started exceeds its progress deadline
+    (stackctl/ops/rollout_watch.py); a failed update fails with one message naming each app
+    whose rollout did not complete and the reason its pods give."""
+    if rollouts is None:
+        console.print("note: no kubeconfig; rollouts are not watched during the update")
+        return record_update(console, backend, stack, message, policy)
+    interrupt = getattr(backend, "interrupt", lambda: False)
+
+    def stop() -> None:
+        console.print(f"rollout deadline exceeded: {', '.join(watch.tripped)}; stopping the update")
+        interrupt()
+
+    watch = rollouts.watch(stop)
+    try:
+        with watch:
+            outcome = record_update(console, backend, stack, message, policy)
+    except OperationFailed as exc:
+        problems = rollouts.problems()
+        if watch.tripped:
+            refresh_after_stop(console, backend, stack)
+        if not problems:
+            raise
+        # the engine's own line only when it says something (a cancelled update's is bare)
+        engine_line = "" if str(exc).endswith(": CommandError") else f" [{exc}]"
+        raise OperationFailed(f"{failure_message(stack, problems)}{engine_line}") from exc
+    if outcome.result != "succeeded":
+        problems = rollouts.problems()
+        if problems:
+            raise OperationFailed(failure_message(stack, problems))
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +318,9 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         console=Console.from_environment(),
         images=parse_image_overrides(args.image, environment=stack_environment(stack)),
         notifier=Notifier.from_environment(),
+        rollouts=None if args.preview_only else Rollouts.for_stack(project_dir, stack),
+        backend_url=getattr(getattr(backend, "settings", None), "backend_url", None),
+        force_unlock=args.force_unlock,
     )
 
 
@@ -231,6 +349,41 @@ def _handle_rollback(args: argparse.Namespace) -> int:
     )
 
 
+def run_restore(
+    backend: Any, *, project_dir: Path, path: Path | None, assume_yes: bool, console: Console
+) -> int:
+    """Import a state backup (the newest of the stack unless `path`) after a confirmation."""
+    stack = backend.stack_name
+    require_confirmation_possible(console, assume_yes, f"restoring the state of {stack}")
+    chosen = path or newest_backup(project_dir, stack)
+    if not chosen.is_file():
+        raise UserError(f"no such backup file: {chosen}")
+    console.print(f"== restore {stack} state from {chosen}")
+    if not confirm(console, assume_yes, f"Replace the state of {stack} with {chosen.name}?"):
+        raise Declined(f"restore of {stack} cancelled by the operator; nothing changed")
+    with engine_step(f"pulumi stack import of {stack}"):
+        backend.import_state(chosen)
+    console.print(
+        f"state of {stack} restored from {chosen}; run `python -m stackctl deploy {stack} "
+        "--preview-only` to compare it with the cluster"
+    )
+    return 0
+
+
+def _handle_restore(args: argparse.Namespace) -> int:
+    stack = validate_stack_name(args.stack)
+    project_dir = _project_dir(args)
+    # created if the backend lost it too: the import gives it its state back
+    backend = BACKEND_FACTORY(stack, project_dir, True)
+    return run_restore(
+        backend,
+        project_dir=project_dir,
+        path=Path(args.file) if args.file else None,
+        assume_yes=args.yes,
+        console=Console.from_environment(),
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack", help="stack name: dev, staging, prod (or <org>/<stack>)")
     parser.add_argument(
@@ -251,6 +404,12 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--preview-only", action="store_true", help="stop after the preview")
     deploy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     deploy.add_argument("--refresh", action="store_true", help="refresh state before preview")
+    deploy.add_argument(
+        "--force-unlock",
+        action="store_true",
+        help="break the lock of a running update of this stack (asks first; recorded in the "
+        "update message); a lock whose process is gone is removed without it",
+    )
     deploy.add_argument(
         "--image",
         action="append",
@@ -286,3 +445,14 @@ def register(subparsers: Any) -> None:
     )
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rollback.set_defaults(handler=_handle_rollback)
+
+    restore = subparsers.add_parser(
+        "restore",
+        help="restore a stack's state from its newest backup (or --file)",
+        description="Import the newest state backup deploy or rollback wrote under "
+        "<project>/.pulumi-backups (pulumi stack import), after a confirmation.",
+    )
+    _add_common(restore)
+    restore.add_argument("--file", default=None, help="this backup instead of the newest")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(handler=_handle_restore)

@@ -11,8 +11,8 @@ from typing import Any
 from stackctl.ops.automation import (
     StackBackend,
     UpOutcome,
-    parse_history_time,
 )
+from stackctl.ops.history_time import parse_history_time
 from stackctl.ops.operator import Console, engine_step
 from stackctl.ops.stacks import (
     images_from_message,

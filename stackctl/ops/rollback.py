@@ -205,6 +205,39 @@ def write_backup(path: Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
+def backup_state(
+    backend: StackBackend, project_dir: Path, console: Console
+) -> tuple[Path | None, dict[str, Any]]:
+    """Back up the stack's state before an operation changes it (deploy, rollback); returns
+    the backup's path (None when the state holds nothing to lose) and the state.
+    `stackctl restore` imports the newest backup."""
+    records = backend.history()
+    state = backend.export_state()
+    deployment = state.get("deployment") or {}
+    if not deployment.get("resources") and not deployment.get("pending_operations"):
+        return None, state
+    current = max((int(r.get("version") or 0) for r in records), default=0)
+    stack = backend.stack_name
+    path = write_backup(backup_path(project_dir, stack, current, datetime.now(UTC)), state)
+    console.print(f"backup of {stack} v{current} state: {path}")
+    return path, state
+
+
+def newest_backup(project_dir: Path, stack: str) -> Path:
+    """The newest backup of `stack` in <project>/.pulumi-backups (by the time in its name)."""
+    safe = stack.replace("/", "_")
+    found = sorted(
+        (project_dir / BACKUP_DIR_NAME).glob(f"{safe}-v*-*.json"),
+        key=lambda p: (p.name.rsplit("-", 1)[-1], p.stat().st_mtime),
+    )
+    if not found:
+        raise UserError(
+            f"no state backup of {stack} in {project_dir / BACKUP_DIR_NAME} (deploy and "
+            "rollback write one before they change anything; CI keeps them as job artifacts)"
+        )
+    return found[-1]
+
+
 def _restore_previous(
     backend: StackBackend, plan: ConfigPlan, before: dict[str, ConfigValue]
 ) -> None:

@@ -47,6 +47,9 @@ SERVICE_ENV = (
     "DRAIN_TIMEOUT_SECONDS",
     "APP_VERSION",
     "FAULT_ERROR_RATIO",
+    "FAULT_NEVER_READY",
+    "FAULT_CRASH_ON_START",
+    "STARTUP_DELAY_SECONDS",
 )
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -629,3 +632,80 @@ def test_an_unexpected_handler_error_answers_500_and_is_counted_as_5xx() -> None
         "http_requests_total", {"method": "GET", "code": "500", "path": "/"}
     )
     assert counted == 1
+
+
+# --------------------------------------------------------------------------- fault switches
+# (issue 29: a bad version caught by the rollout; the switches are off unless set)
+
+
+def test_fault_switches_are_off_by_default() -> None:
+    config = load_config({})
+    assert (config.fault_never_ready, config.fault_crash_on_start) == (False, False)
+    assert config.startup_delay_seconds == 0.0
+
+
+def test_never_ready_keeps_readiness_503_while_liveness_answers_200(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = service_env(
+        HOST=LOCALHOST, PORT=str(port), METRICS_PORT=str(metrics_port), FAULT_NEVER_READY="true"
+    )
+    proc, _, _ = launch(tmp_path, env)
+    try:
+        svc = Service(proc, port, metrics_port, tmp_path / "stdout.log", tmp_path / "stderr.log")
+        svc.wait_until(lambda: svc.get("/health", timeout=1).status == 200, READY_TIMEOUT, "live")
+        # A readiness probe (kubelet: any status outside 200-399 fails) fails on every try.
+        for _ in range(3):
+            ready = svc.get("/health/ready")
+            assert ready.status == 503 and ready.json() == {"status": "never-ready"}
+        assert svc.get("/").status == 200
+    finally:
+        stop(proc)
+
+
+def test_crash_on_start_exits_3_before_listening_with_one_error_line(
+    run_with_env: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = run_with_env(FAULT_CRASH_ON_START="true")
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == ["error: crashing on start (FAULT_CRASH_ON_START=true)"]
+    events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
+    assert events == ["crashed"], "it must exit before `started` (nothing listens)"
+
+
+def test_startup_delay_holds_the_listener_back_then_serves(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = service_env(
+        HOST=LOCALHOST, PORT=str(port), METRICS_PORT=str(metrics_port), STARTUP_DELAY_SECONDS="1.5"
+    )
+    started = time.monotonic()
+    proc, out, _ = launch(tmp_path, env)
+    try:
+        svc = Service(proc, port, metrics_port, out, tmp_path / "stderr.log")
+        svc.wait_until(
+            lambda: svc.get("/health/ready", timeout=1).status == 200, READY_TIMEOUT, "ready"
+        )
+        assert time.monotonic() - started >= 1.5
+        # `started` is logged just after the listeners serve: wait for the line
+        svc.wait_until(lambda: len(svc.log_events()) >= 2, READY_TIMEOUT, "the started line")
+        assert [e["event"] for e in svc.log_events()][:2] == ["starting", "started"]
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("FAULT_NEVER_READY", "yes", "true or false"),
+        ("FAULT_CRASH_ON_START", "1", "true or false"),
+        ("STARTUP_DELAY_SECONDS", "301", "0-300"),
+    ],
+)
+def test_a_bad_fault_switch_exits_2_naming_it(
+    run_with_env: Callable[..., subprocess.CompletedProcess[str]],
+    variable: str,
+    value: str,
+    allowed: str,
+) -> None:
+    result = run_with_env(**{variable: value})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {variable} ") and allowed in result.stderr

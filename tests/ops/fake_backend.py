@@ -192,7 +192,11 @@ class FakeBackend:
         self.remove_config_calls: list[list[str]] = []
         self.config_at_up: dict[str, ConfigValue] | None = None
         self.backups_seen_at_first_change: list[Path] | None = None
-        self.state = {"version": 3, "deployment": {"manifest": {"time": "x"}, "resources": []}}
+        self.state: dict[str, Any] = {
+            "version": 3,
+            "deployment": {"manifest": {"time": "x"}, "resources": []},
+        }
+        self.refresh_args: list[list[str]] = []
 
     @property
     def stack_name(self) -> str:
@@ -268,6 +272,17 @@ class FakeBackend:
     def export_state(self) -> dict[str, Any]:
         self.calls.append("export_state")
         return copy.deepcopy(self.state)
+
+    def run_refresh(self, args: list[str], *, on_output: OnOutput) -> None:
+        self.calls.append("run_refresh")
+        self.refresh_args.append(list(args))
+        state = dict(self.state)
+        state["deployment"] = {**(state.get("deployment") or {}), "pending_operations": []}
+        self.state = state
+
+    def import_state(self, path: Path) -> None:
+        self.calls.append("import_state")
+        self.state = json.loads(path.read_text(encoding="utf-8"))
 
     def get_config(self) -> dict[str, ConfigValue]:
         self.calls.append("get_config")

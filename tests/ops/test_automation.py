@@ -19,7 +19,6 @@ from pulumi.automation.errors import CommandError
 
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import (
-    HISTORY_TIME_FORMAT,
     ConfigValue,
     PulumiAutomationBackend,
     command_error_line,
@@ -29,6 +28,7 @@ from stackctl.ops.automation import (
     summary_to_record,
     workspace_settings,
 )
+from stackctl.ops.history_time import HISTORY_TIME_FORMAT
 from tests.ops.fake_backend import sample_history
 
 

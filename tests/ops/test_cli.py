@@ -37,7 +37,7 @@ def run(monkeypatch: Any, project: Path) -> Any:
 def test_deploy_yes_exit_0(run: Any) -> None:
     code, backend = run("deploy", "dev", "--yes", "--refresh")
     assert code == 0
-    assert backend.calls == ["refresh", "preview", "up"]
+    assert backend.calls == ["history", "export_state", "refresh", "preview", "up"]
     assert backend.created is True
 
 
@@ -111,7 +111,8 @@ def test_missing_pulumi_yaml_exits_2(monkeypatch: Any, tmp_path: Path, capsys: A
 def test_a_failing_preview_is_one_line_exit_1(run: Any, capsys: Any, error: Exception) -> None:
     code, backend = run("deploy", "dev", "--yes", preview_error=error)
     assert code == 1
-    assert backend is not None and backend.calls == ["preview"]  # never reached `up`
+    # the state backed up first, then the preview failed: never reached `up`
+    assert backend is not None and backend.calls == ["history", "export_state", "preview"]
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

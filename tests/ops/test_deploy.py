@@ -30,7 +30,7 @@ def test_deploy_message_carries_commit_and_every_image(project: Path, recorder: 
     commit = git_init(project)
     backend = FakeBackend()
     assert deploy(backend, project, recorder()) == 0
-    assert backend.calls == ["preview", "up"]
+    assert backend.calls == ["history", "export_state", "preview", "up"]
     assert backend.up_messages == [
         f"appstack deploy {commit} images: "
         "api=registry.example.com/appstack/api:2.1.0,web=registry.example.com/appstack/web:1.3.0"
@@ -87,7 +87,7 @@ def test_preview_only_never_calls_up_and_needs_no_confirmation(
 def test_refresh_runs_before_preview(project: Path, recorder: Any) -> None:
     backend = FakeBackend()
     deploy(backend, project, recorder(), refresh=True)
-    assert backend.calls == ["refresh", "preview", "up"]
+    assert backend.calls == ["history", "export_state", "refresh", "preview", "up"]
 
 
 def test_no_yes_without_tty_is_a_user_error_before_any_work(project: Path, recorder: Any) -> None:
@@ -106,14 +106,14 @@ def test_operator_declines(project: Path, recorder: Any) -> None:
     backend = FakeBackend()
     with pytest.raises(OperationFailed, match="cancelled"):
         deploy(backend, project, rec, assume_yes=False)
-    assert backend.calls == ["preview"]
+    assert backend.calls == ["history", "export_state", "preview"]  # backed up, nothing changed
     assert rec.questions == ["Deploy these changes to dev? [y/N] "]
 
 
 def test_operator_confirms(project: Path, recorder: Any) -> None:
     backend = FakeBackend()
     assert deploy(backend, project, recorder(answers=["y"]), assume_yes=False) == 0
-    assert backend.calls == ["preview", "up"]
+    assert backend.calls == ["history", "export_state", "preview", "up"]
 
 
 def test_failed_up_result_is_operation_failed(project: Path, recorder: Any) -> None:

@@ -83,7 +83,7 @@ def test_rollback_after_two_deploys_restores_the_first_digest(project: Path, rec
 def test_the_image_is_in_the_config_before_the_preview(project: Path, recorder: Any) -> None:
     backend = FakeBackend()
     deploy(backend, project, recorder(), f"web={FIRST}")
-    assert backend.calls[:3] == ["get_config", "set_config", "preview"]
+    assert backend.calls[:5] == ["get_config", "set_config", "history", "export_state", "preview"]
     assert backend.up_messages[0].endswith(
         f"images: api=registry.example.com/appstack/api:2.0.0,web={FIRST}"
     )
@@ -155,7 +155,7 @@ def test_the_agent_digest_goes_into_the_jenkins_config_and_the_history(
     jenkins = backend.config[JENKINS_KEY].object_value
     assert jenkins == {"enabled": True, "pulumiAgentImage": AGENT, "namespace": "jenkins"}
     assert config_image(backend) == FIRST
-    assert backend.calls[:3] == ["get_config", "set_config", "preview"]
+    assert backend.calls[:5] == ["get_config", "set_config", "history", "export_state", "preview"]
     # the update's message lists it, so a rollback by redeploy (rollback_plan.py) passes it back
     assert backend.up_messages[0].endswith(
         f"images: api=registry.example.com/appstack/api:2.0.0,jenkins-agent={AGENT},web={FIRST}"

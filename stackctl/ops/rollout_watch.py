@@ -1,0 +1,208 @@
+"""Watching the rollouts of a `stackctl deploy` on the API server (issue 29, scenario 1).
+
+pulumi-kubernetes v4.25.0 waits for a Deployment until its timeout even when the Deployment
+controller has given up (provider/pkg/await/deployment.go logs `ProgressDeadlineExceeded` as a
+warning and keeps waiting), so the detection time would be the provider's timeout. While the
+update runs, `RolloutWatch` polls the stack's Deployments; when one that this update changed
+reports `Progressing=False` with reason `ProgressDeadlineExceeded`, it stops the update
+(`on_deadline`: SIGINT to the engine, which cancels it cleanly). Detection time is then the
+Deployment's progressDeadlineSeconds (`appstack:apps.<app>.rollout.progressDeadlineSeconds`,
+per environment) plus one poll.
+
+After a failed update, `read_problems` says why, per app, from the pods' status and events
+(stackctl/ops/rollout_status.py). The API server is reached with the kubeconfig the program
+deploys with (KUBECONFIG, else ~/.kube/config), read-only: list Deployments, ReplicaSets, Pods
+and Events in the apps' namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from stackctl.ops.api_proxy import ApiAccess, load_access
+from stackctl.ops.rollout_status import RolloutProblem, deadline_exceeded, diagnose
+
+POLL_SECONDS = 3.0
+
+
+class ClusterReader:
+    """GET requests to the API server of a kubeconfig's current context."""
+
+    def __init__(self, access: ApiAccess, timeout: float = 10.0) -> None:
+        self.access = access
+        self.timeout = timeout
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ClusterReader | None:
+        configured = environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        path = Path(configured) if configured else Path.home() / ".kube" / "config"
+        return cls(load_access(path)) if path.is_file() else None
+
+    def get(self, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.access.server.rstrip("/") + path,
+            headers={"Accept": "application/json", **self.access.headers},
+        )
+        with urllib.request.urlopen(
+            request, timeout=self.timeout, context=self.access.context
+        ) as response:
+            doc: dict[str, Any] = json.load(response)
+        return doc
+
+    def exists(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Whether the object exists; its REST path from API discovery (`/api/v1`,
+        `/apis/<group>/<version>`: each resource's `kind`, plural `name`, `namespaced`)."""
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            found = self.get(base)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # the API (a CRD's group) is not served: no such object
+                return False
+            raise
+        for resource in found.get("resources") or []:
+            if resource.get("kind") == kind and "/" not in str(resource.get("name")):
+                scope = f"/namespaces/{namespace}" if resource.get("namespaced") else ""
+                try:
+                    self.get(f"{base}{scope}/{resource['name']}/{name}")
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:
+                        return False
+                    raise
+                return True
+        return False
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        return list(self.get(path).get("items") or [])
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def deployments(reader: ClusterReader, namespace: str) -> list[dict[str, Any]]:
+    return reader.items(f"/apis/apps/v1/namespaces/{namespace}/deployments")
+
+
+def read_problems(reader: ClusterReader, namespaces: list[str]) -> list[RolloutProblem]:
+    """Every Deployment of these namespaces whose rollout is not complete, with its reason."""
+    problems = []
+    for ns in namespaces:
+        found = deployments(reader, ns)
+        if not found:
+            continue
+        replicasets = reader.items(f"/apis/apps/v1/namespaces/{ns}/replicasets")
+        pods = reader.items(f"/api/v1/namespaces/{ns}/pods")
+        events = reader.items(f"/api/v1/namespaces/{ns}/events")
+        for deployment in found:
+            problem = diagnose(deployment, replicasets, pods, events)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+class RolloutWatch:
+    """While an update runs: stop it once a Deployment it changed exceeds its progress
+    deadline. A context manager; `tripped` names the Deployments that did."""
+
+    def __init__(
+        self,
+        reader: ClusterReader,
+        namespaces: list[str],
+        on_deadline: Callable[[], object],
+        interval: float = POLL_SECONDS,
+    ) -> None:
+        self.reader = reader
+        self.namespaces = namespaces
+        self.on_deadline = on_deadline
+        self.interval = interval
+        self.tripped: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rollout-watch", daemon=True)
+        self._before: dict[str, int] = {}
+
+    def _generations(self) -> dict[str, tuple[int, dict[str, Any]]]:
+        found = {}
+        for ns in self.namespaces:
+            for d in deployments(self.reader, ns):
+                found[_key(d)] = (int((d.get("metadata") or {}).get("generation") or 0), d)
+        return found
+
+    def check(self) -> list[str]:
+        """Deployments changed since the watch began whose rollout has exceeded its deadline
+        (a condition left by an earlier failed rollout does not count)."""
+        return [
+            key
+            for key, (generation, d) in self._generations().items()
+            if generation != self._before.get(key) and deadline_exceeded(d)
+        ]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                tripped = self.check()
+            except OSError:
+                continue  # the API server may be briefly unreachable; the engine decides
+            if tripped:
+                self.tripped = tripped
+                self.on_deadline()
+                return
+
+    def __enter__(self) -> RolloutWatch:
+        try:
+            self._before = {k: g for k, (g, _) in self._generations().items()}
+        except OSError:
+            self._before = {}
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 15)
+
+
+class Rollouts:
+    """Where a stack's apps roll out: the API server (read-only) and the apps' namespace."""
+
+    def __init__(self, reader: ClusterReader, namespaces: list[str]) -> None:
+        self.reader = reader
+        self.namespaces = namespaces
+
+    @classmethod
+    def for_stack(cls, project_dir: Path, stack: str) -> Rollouts | None:
+        """From the kubeconfig and `appstack:namespace` of Pulumi.<stack>.yaml; None without a
+        kubeconfig (the deploy then runs without the watch and says so)."""
+        from components.config import StackConfig
+        from stackctl.ops.config_paths import stack_file_config
+        from stackctl.ops.stacks import stack_short_name
+
+        reader = ClusterReader.from_environment()
+        if reader is None:
+            return None
+        stored = stack_file_config(project_dir / f"Pulumi.{stack_short_name(stack)}.yaml")
+        namespace = (
+            stored.get("appstack:namespace") or StackConfig.model_fields["namespace"].default
+        )
+        return cls(reader, [str(namespace)])
+
+    def watch(self, on_deadline: Callable[[], object]) -> RolloutWatch:
+        return RolloutWatch(self.reader, self.namespaces, on_deadline)
+
+    def problems(self) -> list[RolloutProblem]:
+        try:
+            return read_problems(self.reader, self.namespaces)
+        except OSError:
+            return []

@@ -1,0 +1,139 @@
+"""Issue 29, scenario 1: `stackctl deploy` stops an update whose rollout exceeded its progress
+deadline and fails with one message naming the app and the reason from its pods.
+
+The API server is a scripted reader serving Deployment/ReplicaSet/Pod/Event lists in the API's
+shapes (tests/ops/test_rollout_status.py builds them); the engine is the in-memory backend whose
+`up` blocks like a provider awaiting a rollout until it is interrupted (SIGINT: the engine then
+ends the update as failed)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackctl.errors import OperationFailed
+from stackctl.ops.automation import OnOutput, UpOutcome
+from stackctl.ops.deploy import run_deploy
+from stackctl.ops.rollout_watch import ClusterReader, Rollouts
+from tests.ops import test_rollout_status as shapes
+from tests.ops.fake_backend import FakeBackend
+
+
+class ScriptedApi(ClusterReader):
+    """Serves the lists of one namespace; `rolled` switches to the failed rollout."""
+
+    def __init__(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        self.before, self.after = before, after
+        self.rolled = threading.Event()
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        world = self.after if self.rolled.is_set() else self.before
+        for suffix, key in (
+            ("/deployments", "deployments"),
+            ("/replicasets", "replicasets"),
+            ("/pods", "pods"),
+            ("/events", "events"),
+        ):
+            if path.startswith("/api") and path.endswith(suffix):
+                assert f"/namespaces/{shapes.NS}/" in path, path
+                return list(world[key])
+        raise AssertionError(f"unexpected GET {path}")
+
+
+class AwaitingBackend(FakeBackend):
+    """`up` applies the new version, then waits like the provider until interrupted."""
+
+    def __init__(self, api: ScriptedApi) -> None:
+        super().__init__(stack_name="prod")
+        self.api = api
+        self.interrupted = threading.Event()
+
+    def interrupt(self) -> bool:
+        self.interrupted.set()
+        return True
+
+    def up(self, **kwargs: Any) -> UpOutcome:
+        on_output: OnOutput = kwargs["on_output"]
+        self.api.rolled.set()
+        if not self.interrupted.wait(timeout=20):
+            raise AssertionError("the watch never stopped the update")
+        on_output("^C received; cancelling. If you would like to terminate immediately...")
+        raise OperationFailed("pulumi up failed: error: update canceled")
+
+
+def worlds(
+    new_status: dict[str, Any], *events: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    healthy = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+    before = {
+        "deployments": [shapes.deployment(shapes.AVAILABLE, healthy, generation=1, observed=1)],
+        "replicasets": [shapes.OLD_RS],
+        "pods": [],
+        "events": [],
+    }
+    stuck = shapes.cluster(new_status, *events)
+    after = {
+        "deployments": [shapes.deployment(shapes.AVAILABLE, shapes.PROGRESS_DEADLINE)],
+        **stuck,
+    }
+    return before, after
+
+
+def deploy(project: Path, recorder: Any, api: ScriptedApi) -> tuple[AwaitingBackend, Any]:
+    backend = AwaitingBackend(api)
+    rec = recorder()
+    rollouts = Rollouts(api, [shapes.NS])
+    rollouts_watch = rollouts.watch
+
+    def fast_watch(on_deadline: Any) -> Any:
+        watch = rollouts_watch(on_deadline)
+        watch.interval = 0.05
+        return watch
+
+    rollouts.watch = fast_watch  # type: ignore[method-assign]
+    with pytest.raises(OperationFailed) as caught:
+        run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
+                   rollouts=rollouts)  # fmt: skip
+    return backend, (rec, str(caught.value))
+
+
+def test_a_pull_failure_stops_the_update_with_one_message(project: Path, recorder: Any) -> None:
+    api = ScriptedApi(
+        *worlds(
+            shapes.pull_status("ImagePullBackOff"),
+            shapes.event("web-5d8f9b7c6-xxxxx", "Failed", shapes.PULL_FAILED),
+        )
+    )
+    backend, (rec, message) = deploy(project, recorder, api)
+    assert backend.interrupted.is_set()
+    assert "rollout deadline exceeded: appstack/web; stopping the update" in rec.text
+    # the state is refreshed after the stop (the provider left it behind the cluster)
+    assert backend.calls[-2:] == ["preview", "refresh"]  # (this backend's up is not recorded)
+    assert message.startswith(
+        f"rollout of prod failed: app web: ImagePullBackOff: {shapes.PULL_FAILED}"
+    )
+    assert "\n" not in message
+
+
+def test_a_crash_loop_is_named_with_its_exit_code(project: Path, recorder: Any) -> None:
+    _, (_, message) = deploy(project, recorder, ScriptedApi(*worlds(shapes.CRASHING)))
+    assert "app web: CrashLoopBackOff: container web exit code 3 (Error)" in message
+
+
+def test_a_deadline_left_by_an_earlier_rollout_does_not_stop_a_new_update(
+    project: Path, recorder: Any
+) -> None:
+    before, _ = worlds(shapes.NEVER_READY)
+    # the previous deploy failed: the condition is still there, same generation
+    old_failure = shapes.deployment(shapes.AVAILABLE, shapes.PROGRESS_DEADLINE)
+    before["deployments"] = [old_failure]
+    api = ScriptedApi(before, {**before})
+    reader = Rollouts(api, [shapes.NS])
+    fired: list[str] = []
+    with reader.watch(lambda: fired.append("stop")) as watch:
+        api.rolled.set()
+        assert watch.check() == []
+    assert fired == []
