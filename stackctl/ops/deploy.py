@@ -46,6 +46,7 @@ from stackctl.ops.operator import (
 from stackctl.ops.rollback import (
     run_rollback,
 )
+from stackctl.ops.signatures import SignatureVerifier, signed_images_only
 from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
@@ -73,9 +74,11 @@ def run_deploy(
     console: Console,
     images: Mapping[str, str] | None = None,
     notifier: Notifier | None = None,
+    verifier: SignatureVerifier | None = None,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
-    to `notifier`, and the failure is raised as it would be without it."""
+    to `notifier`, and the failure is raised as it would be without it. `verifier` checks the
+    `images`' signatures where the stack requires them (default: cosign)."""
     try:
         return _deploy(
             backend,
@@ -85,6 +88,7 @@ def run_deploy(
             refresh=refresh,
             console=console,
             images=images,
+            verifier=verifier,
         )
     except Declined:
         raise
@@ -111,12 +115,16 @@ def _deploy(
     refresh: bool,
     console: Console,
     images: Mapping[str, str] | None,
+    verifier: SignatureVerifier | None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # Signed images only (stackctl/ops/signatures.py): before the config is written or the
+    # engine runs, so a refused image changes nothing.
+    signed_images_only(project_dir, stack, images or {}, console=console, verifier=verifier)
     # --image: the images CI built, set in the stack config for this update (stackctl/ops/images.py)
     override = apply_image_overrides(backend, images) if images else None
     for service, image in sorted((images or {}).items()):
