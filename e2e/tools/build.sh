@@ -14,6 +14,9 @@
 #                 ctr, node/runc/ runc (cgo, seccomp), and the OCI archives of the pause image
 #                 (kubernetes' build/pause/linux/pause.c, gcc -static) and of the test image
 #                 (Debian busybox-static), written by node/oci_image.py
+#   cosign/       cosign (github.com/sigstore/cosign/v2): signs and verifies image digests in
+#                 the signing tier (make e2e-sign-tools, make e2e-sign)
+#   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, this script and the Go version (node: also gcc's, libseccomp's and
 # busybox-static's Debian versions). Usage: build.sh [family...] (default: all).
@@ -36,7 +39,7 @@ GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node)
+extra_families=(node cosign syft)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -50,6 +53,8 @@ binaries_of() {
     pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
     node) echo kubelet containerd containerd-shim-runc-v2 ctr runc \
       node-images/pause.oci.tar node-images/busybox.oci.tar ;;
+    cosign) echo cosign ;;
+    syft) echo syft ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -202,6 +207,21 @@ build_node() {
   CGO_ENABLED=1 GOFLAGS="$GOFLAGS -tags=seccomp,urfave_cli_no_docs" \
     gobuild node/runc runc github.com/opencontainers/runc "-X main.gitCommit=v$RUNC_VERSION"
   build_node_images
+}
+
+build_cosign() {
+  local r=sigs.k8s.io/release-utils/version
+  expect_version cosign github.com/sigstore/cosign/v2 "v$COSIGN_VERSION"
+  # cosign's Makefile (LDFLAGS): the version through sigs.k8s.io/release-utils.
+  gobuild cosign cosign github.com/sigstore/cosign/v2/cmd/cosign \
+    "-X $r.gitVersion=v$COSIGN_VERSION -X $r.gitTreeState=clean -X $r.buildDate=$COSIGN_BUILD_DATE"
+}
+
+build_syft() {
+  expect_version syft github.com/anchore/syft "v$SYFT_VERSION"
+  # syft's .goreleaser.yaml: version, commit, date and summary through main's variables.
+  gobuild syft syft github.com/anchore/syft/cmd/syft \
+    "-X main.version=$SYFT_VERSION -X main.gitCommit=v$SYFT_VERSION -X main.buildDate=$SYFT_BUILD_DATE -X main.gitDescription=v$SYFT_VERSION"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked
