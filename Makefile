@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e \
-	e2e-node-tools e2e-node e2e-all
+	e2e-node-tools e2e-node e2e-supply-tools e2e-supply e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -85,7 +85,7 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply"
 
 # Tiers beside `make e2e` (README "e2e tiers"). e2e-node: one real node (kubelet, containerd,
 # runc, bridge CNI; e2e/node.py) joined to the same control plane, tests marked `realnode`.
@@ -99,7 +99,20 @@ e2e-node: e2e-node-tools $(VENV)/.dev-installed ## a restricted pod on one real 
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realnode
 
-e2e-all: e2e e2e-node ## every e2e tier
+# e2e-supply: the supply-chain tier (issues 28.4, 32.5): a real OCI registry (distribution, TLS +
+# basic auth; e2e/registry.py), app/Dockerfile built by buildah on a stand-in base (e2e/image.py),
+# pushed and pulled back by digest, and `stackctl registry prune` against that registry. Root:
+# mmdebstrap and buildah's chroot isolation.
+e2e-supply-tools: ## build the supply-chain tools (registry from distribution v3) and install buildah, skopeo, mmdebstrap, htpasswd
+	scripts/apt-install.sh buildah skopeo mmdebstrap apache2-utils
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh registry
+
+e2e-supply: e2e-supply-tools $(VENV)/.dev-installed ## image built by buildah, pushed to a real registry, pulled by digest; registry prune with deletes
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m supply
+
+e2e-all: e2e e2e-node e2e-supply ## every e2e tier
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

@@ -14,6 +14,8 @@
 #                 ctr, node/runc/ runc (cgo, seccomp), and the OCI archives of the pause image
 #                 (kubernetes' build/pause/linux/pause.c, gcc -static) and of the test image
 #                 (Debian busybox-static), written by node/oci_image.py
+#   registry/     registry (github.com/distribution/distribution/v3, an OCI registry) for the
+#                 supply-chain tier (make e2e-supply; e2e/registry.py runs it)
 #   cosign/       cosign (github.com/sigstore/cosign/v2): signs and verifies image digests in
 #                 the signing tier (make e2e-sign-tools, make e2e-sign)
 #   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
@@ -39,7 +41,7 @@ GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node cosign syft)
+extra_families=(node registry cosign syft)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -53,6 +55,7 @@ binaries_of() {
     pulumi-policy) echo policy-cli/pulumi policy-cli/pulumi-analyzer-policy-python ;;
     node) echo kubelet containerd containerd-shim-runc-v2 ctr runc \
       node-images/pause.oci.tar node-images/busybox.oci.tar ;;
+    registry) echo registry ;;
     cosign) echo cosign ;;
     syft) echo syft ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
@@ -207,6 +210,14 @@ build_node() {
   CGO_ENABLED=1 GOFLAGS="$GOFLAGS -tags=seccomp,urfave_cli_no_docs" \
     gobuild node/runc runc github.com/opencontainers/runc "-X main.gitCommit=v$RUNC_VERSION"
   build_node_images
+}
+
+build_registry() {
+  local d=github.com/distribution/distribution/v3
+  expect_version registry "$d" "v$DISTRIBUTION_VERSION"
+  # distribution's Makefile: version, revision and mainpkg by -X (no build tags by default).
+  gobuild registry registry "$d/cmd/registry" \
+    "-X $d/version.version=v$DISTRIBUTION_VERSION -X $d/version.revision=v$DISTRIBUTION_VERSION -X $d/version.mainpkg=$d"
 }
 
 build_cosign() {
