@@ -128,8 +128,8 @@ class World:
         self.env = {
             "SSL_CERT_FILE": str(registry.ca_file),
             "DOCKER_CONFIG": str(self.docker_config),
+            # cosign's sigstore cache (TUF metadata) inside the run's directory
             "TUF_ROOT": str(root / "tuf"),
-            "HOME": str(root),
         }
 
     def key_pair(self, name: str) -> tuple[str, str]:
@@ -198,7 +198,7 @@ def configure_prod(engine: Engine, public_key: str) -> None:
 
 def history_length(engine: Engine) -> int:
     res = engine.pulumi("stack", "history", "--json", "--stack", "prod")
-    return len(json.loads(res.stdout or "[]"))
+    return len(json.loads(res.stdout or "[]") or [])
 
 
 def deploy(engine: Engine, world: World, ref: str, **kw: Any) -> Any:
