@@ -11,8 +11,9 @@ Verification is cosign's own (`cosign verify --key <public key> <repo>@sha256:<d
 signature manifest `<repo>:sha256-<digest>.sig` must hold a signature over a payload whose
 `critical.image.docker-manifest-digest` is this digest, made by the configured key. With
 `transparencyLog: false` (no Rekor reachable, signatures made with `--tlog-upload=false`), the
-command adds `--insecure-ignore-tlog=true`. cosign reads registry credentials from
-`$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) and trusts the CAs of
+command adds `--insecure-ignore-tlog=true` and an empty Sigstore trusted root (the key is the
+only trust; cosign then fetches nothing from Sigstore's TUF repository). cosign reads registry
+credentials from `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) and trusts the CAs of
 `SSL_CERT_FILE`/`SSL_CERT_DIR` like every Go program: the deploy's environment is passed on.
 
 The Pulumi program never calls a registry: the render and the preview stay functions of config;
@@ -44,6 +45,10 @@ PUBLIC_KEY = f"{SIGNING_KEY}.publicKey"
 #: cosign's binary: $STACKCTL_COSIGN, else `cosign` on PATH (e2e/tools/build.sh cosign).
 COSIGN_ENV = "STACKCTL_COSIGN"
 VERIFY_TIMEOUT_SECONDS = 120.0
+#: A Sigstore trusted root that trusts nothing (no Fulcio CA, no Rekor, CT log or TSA key): with
+#: it, cosign checks the signature against the configured key alone and fetches nothing from
+#: the public Sigstore TUF repository (which it otherwise tries, verify.go `cosign.TrustedRoot`).
+EMPTY_TRUSTED_ROOT = '{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}\n'
 
 
 class UnsignedImage(OperationFailed):
@@ -84,19 +89,22 @@ class CosignVerifier:
             )
         return cls(executable=found)
 
-    def command(self, reference: str, key_file: Path, *, transparency_log: bool) -> list[str]:
-        args = [self.executable, "verify", "--key", str(key_file), "--output", "json"]
+    def command(self, reference: str, key_dir: Path, *, transparency_log: bool) -> list[str]:
+        """Without a transparency log: `--insecure-ignore-tlog=true` and the empty trusted root
+        (the key is the only trust); with one, cosign's own trusted root (Sigstore's TUF)."""
+        args = [self.executable, "verify", "--key", str(key_dir / "cosign.pub"), "-o", "json"]
         if not transparency_log:
-            args.append("--insecure-ignore-tlog=true")
+            args += ["--insecure-ignore-tlog=true", f"--trusted-root={key_dir / 'root.json'}"]
         return [*args, reference]
 
     def verify(self, reference: str, public_key: str, *, transparency_log: bool) -> Verdict:
         with tempfile.TemporaryDirectory(prefix="stackctl-cosign-") as tmp:
             key_file = Path(tmp) / "cosign.pub"
             key_file.write_text(public_key, encoding="utf-8")
+            (Path(tmp) / "root.json").write_text(EMPTY_TRUSTED_ROOT, encoding="utf-8")
             try:
                 proc = subprocess.run(
-                    self.command(reference, key_file, transparency_log=transparency_log),
+                    self.command(reference, Path(tmp), transparency_log=transparency_log),
                     capture_output=True,
                     text=True,
                     timeout=self.timeout,

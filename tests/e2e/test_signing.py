@@ -131,6 +131,13 @@ class World:
             # cosign's sigstore cache (TUF metadata) inside the run's directory
             "TUF_ROOT": str(root / "tuf"),
         }
+        # For the cosign runs of this test: anything not on loopback goes to a closed local
+        # port instead of leaving the machine (Go never proxies loopback addresses).
+        self.guard = {
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "",
+        }
 
     def key_pair(self, name: str) -> tuple[str, str]:
         """`cosign generate-key-pair` (an encrypted private key, the PEM public key)."""
@@ -167,6 +174,7 @@ def sign_with_ci_script(
         env={
             **os.environ,
             **world.env,
+            **world.guard,
             "DEPLOY_IMAGES": f"web={ref}",
             "COSIGN": str(world.cosign),
             "COSIGN_KEY": private_key,
@@ -225,7 +233,7 @@ def test_prod_deploys_only_the_digest_its_key_signed(
     # cosign's own verdicts, through the gate's verifier, are the oracle for the deploys below.
     verifier = CosignVerifier(str(world.cosign))
     env_before = dict(os.environ)
-    os.environ.update(world.env)
+    os.environ.update({**world.env, **world.guard})
     try:
         started = time.monotonic()
         assert verifier.verify(signed, public, transparency_log=False).valid
