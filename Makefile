@@ -116,9 +116,9 @@ e2e-supply: e2e-supply-tools $(VENV)/.dev-installed ## image built by buildah, p
 # from its Go module, the CI signing script, and `stackctl deploy prod --image` against the
 # control plane of `make e2e`: a signed digest deploys, an unsigned one and one signed by another
 # key are refused before anything changes.
-e2e-sign-tools: ## build the signing tier's tools (registry, cosign) and install htpasswd
+e2e-sign-tools: ## build the signing tier's tools (registry, cosign, syft) and install htpasswd
 	scripts/apt-install.sh apache2-utils
-	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok pulumi python-host kubernetes pulumi-policy registry cosign
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok pulumi python-host kubernetes pulumi-policy registry cosign syft
 
 e2e-sign: e2e-sign-tools $(VENV)/.dev-installed ## signed digest deploys to prod, unsigned and foreign-key digests refused (real registry, real cosign)
 	mkdir -p out

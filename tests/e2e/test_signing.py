@@ -19,6 +19,7 @@ script's signing time and cosign's verification time (out/e2e-figures.json).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -247,8 +248,10 @@ def test_prod_deploys_only_the_digest_its_key_signed(
     configure_prod(engine, public)
     stack_file = engine.stack_file("prod").read_bytes()
     versions = history_length(engine)
-    for ref in (unsigned, foreign):
-        res = deploy(engine, world, ref, check=False)
+    for ref, what in ((unsigned, "unsigned"), (foreign, "another key")):
+        res = deploy(
+            engine, world, ref, check=False, timing=f"stackctl deploy prod refused ({what})"
+        )
         assert res.returncode == 1, res.tail()
         err = res.stderr
         assert f"image web={ref} has no valid signature" in err and PUBLIC_KEY in err, err
@@ -263,3 +266,53 @@ def test_prod_deploys_only_the_digest_its_key_signed(
     images = {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
     assert signed in images, images
     assert history_length(engine) == versions + 1
+
+
+def test_the_sbom_of_a_pushed_image_is_attested_to_its_digest(
+    world: World, figures: dict[str, float]
+) -> None:
+    """scripts/ci/sbom.sh with the real syft and cosign: an SPDX SBOM read from the registry,
+    attached to the digest as a signed attestation that `cosign verify-attestation` returns."""
+    syft = world.cosign.parent / "syft"
+    if not os.access(syft, os.X_OK):
+        pytest.fail(f"missing {syft}: run `make e2e-sign-tools`")
+    key, public = world.key_pair("sbom-key")
+    ref = world.ref(push_image(world.registry, "sbom", "an image with an SBOM"))
+    state = world.root / "sbom-ci"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "ci" / "sbom.sh")],
+        env={
+            **os.environ, **world.env, **world.guard,
+            "DEPLOY_IMAGES": f"web={ref}", "SYFT": str(syft), "COSIGN": str(world.cosign),
+            "COSIGN_KEY": key, "COSIGN_PASSWORD": world.password,
+            "REGISTRY_USERNAME": world.registry.user,
+            "REGISTRY_PASSWORD": world.registry.password, "CI_STATE_DIR": str(state),
+        },
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    figures["syft sbom + cosign attest (scripts/ci/sbom.sh, one digest)"] = (
+        time.monotonic() - started
+    )
+    assert proc.returncode == 0, proc.stderr
+    sbom = json.loads((state / "sbom" / "web.spdx.json").read_text())
+    assert sbom["spdxVersion"].startswith("SPDX-")
+    described = json.dumps(sbom)
+    assert ref.rsplit("@", 1)[1] in described, "the SBOM does not name the digest it describes"
+    (world.root / "sbom.pub").write_text(public)
+    root = world.root / "empty-root.json"
+    root.write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    verified = subprocess.run(
+        [
+            str(world.cosign), "verify-attestation", "--type", "spdxjson",
+            "--key", str(world.root / "sbom.pub"), "--insecure-ignore-tlog=true",
+            f"--trusted-root={root}", ref,
+        ],
+        env={**os.environ, **world.env, **world.guard},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    envelope = json.loads(verified.stdout.splitlines()[0])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicateType"] == "https://spdx.dev/Document"
+    assert statement["subject"][0]["digest"]["sha256"] == ref.rsplit(":", 1)[1]
