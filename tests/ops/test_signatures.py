@@ -263,3 +263,20 @@ def test_a_stack_file_with_a_bad_key_is_a_user_error(tmp_path: Path, recorder: A
         UserError, match=r"(?s)Pulumi\.prod\.yaml: .*imageSigning\.publicKey: its body is not a DER"
     ):
         deploy(project, recorder, StandInVerifier(signed=set()), "prod", f"web={SIGNED}")
+
+
+def test_the_gitops_path_refuses_before_writing_the_stack_file(
+    tmp_path: Path, capsys: Any, ec_key: str
+) -> None:
+    # publish-manifests.sh writes the digests into the stack file with stackctl.ops.images; in
+    # a stack that requires signatures the same gate runs first.
+    from stackctl.ops import images
+
+    project = make_project(tmp_path / "repo", stack_yaml=prod_stack(ec_key), stack="prod")
+    before = (project / "Pulumi.prod.yaml").read_bytes()
+    code = images.main(["prod", f"web={REPO}:1.0.1", "--project-dir", str(project)])
+    assert code == 1
+    assert "image web=registry.example.com/appstack/web:1.0.1 has no digest" in (
+        capsys.readouterr().err
+    )
+    assert (project / "Pulumi.prod.yaml").read_bytes() == before
