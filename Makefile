@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-all
+	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-all
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -85,7 +85,7 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply and not failure"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply and not failure and not sign"
 
 # Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
 # runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
@@ -134,7 +134,20 @@ e2e-failure: e2e-tools $(VENV)/.dev-installed ## failure paths: deadline, lock, 
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m failure
 
-e2e-all: e2e e2e-failure e2e-node e2e-supply ## every e2e tier (e2e includes e2e-monitoring's tests)
+# e2e-sign: signed images only (issue 32 item 4): the real registry of e2e-supply, cosign built
+# from its Go module, the CI signing script, and `stackctl deploy prod --image` against the
+# control plane of `make e2e`: a signed digest deploys, an unsigned one and one signed by another
+# key are refused before anything changes.
+e2e-sign-tools: ## build the signing tier's tools (registry, cosign, syft) and install htpasswd
+	scripts/apt-install.sh apache2-utils
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok pulumi python-host kubernetes pulumi-policy registry cosign syft
+
+e2e-sign: e2e-sign-tools $(VENV)/.dev-installed ## signed digest deploys to prod, unsigned and foreign-key digests refused (real registry, real cosign)
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m sign
+
+e2e-all: e2e e2e-failure e2e-node e2e-supply e2e-sign ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

@@ -80,3 +80,18 @@ def test_the_node_images_carry_their_versions() -> None:
     for key in ("PAUSE_IMAGE", "BUSYBOX_IMAGE"):
         # Imported into containerd, never pulled: a name no registry answers for.
         assert versions[key].startswith("localhost/appstack-e2e/"), versions[key]
+
+
+def test_the_signing_tools_are_built_at_the_pinned_versions() -> None:
+    # cosign and syft (e2e/tools/cosign, e2e/tools/syft; make e2e-sign-tools, the CI jobs that
+    # sign and write SBOMs, the Jenkins agent image's `go install ...@<version>`).
+    versions = tool_versions()
+    cosign = gomod_requires("cosign")["github.com/sigstore/cosign/v2"]
+    syft = gomod_requires("syft")["github.com/anchore/syft"]
+    assert cosign == f"v{versions['COSIGN_VERSION']}"
+    assert syft == f"v{versions['SYFT_VERSION']}"
+    agent = (REPO / "jenkins" / "agent" / "Dockerfile").read_text(encoding="utf-8")
+    assert f"github.com/sigstore/cosign/v2/cmd/cosign@{cosign}" in agent
+    assert f"github.com/anchore/syft/cmd/syft@{syft}" in agent
+    workflow = (REPO / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    assert f"cosign-release: {cosign}" in workflow and f"syft-version: {syft}" in workflow

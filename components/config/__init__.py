@@ -14,9 +14,10 @@ the config stays plain and never has to be treated as secret.
 
 One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service;
 its parts in `workload`, `traffic` and `release`),
-`settings` (stack-wide facts, monitoring), `jenkins`, `stack` (`StackConfig`, environment
-defaults), `loading` (`load`, error formatting) and `reading` (the one reading of raw values
-that the engine path and the render share). Import from `components.config`.
+`settings` (stack-wide facts, monitoring), `signing` (the signatures deploys require),
+`jenkins`, `stack` (`StackConfig`, environment defaults), `loading` (`load`, error
+formatting) and `reading` (the one reading of raw values that the engine path and the render
+share). Import from `components.config`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ from components.config.loading import (
     check_secret_keys,
     format_errors,
     load,
+    load_image_signing,
     with_defaults,
 )
 from components.config.settings import (
@@ -92,6 +94,7 @@ from components.config.settings import (
     NamespaceQuota,
     NetworkSettings,
 )
+from components.config.signing import ImageSigning, key_algorithm
 from components.config.stack import (
     ENVIRONMENT_DEFAULTS,
     StackConfig,
@@ -123,6 +126,7 @@ __all__ = [
     "Environment",
     "ImageBuild",
     "ImageRef",
+    "ImageSigning",
     "Ingress",
     "IntOrPercent",
     "JenkinsAdmin",
@@ -162,7 +166,9 @@ __all__ = [
     "environments",
     "format_errors",
     "image_parts",
+    "key_algorithm",
     "load",
+    "load_image_signing",
     "production_rules",
     "with_defaults",
 ]

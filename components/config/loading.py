@@ -16,8 +16,10 @@ from pydantic import (
 from components.config.base import (
     CUSTOM_ERRORS,
     PROJECT,
+    Model,
     deep_merge,
 )
+from components.config.signing import ImageSigning
 from components.config.stack import (
     ENVIRONMENT_DEFAULTS,
     StackConfig,
@@ -60,6 +62,32 @@ def check_secret_keys(keys: Iterable[str]) -> None:
     ]
     if problems:
         raise ConfigError(problems)
+
+
+class _SigningOnly(Model):
+    """`appstack:imageSigning` alone, at its place in the tree (so errors name its key path)."""
+
+    image_signing: ImageSigning
+
+
+def load_image_signing(raw: Mapping[str, Any], environment: str) -> ImageSigning:
+    """`appstack:imageSigning` of raw `appstack:*` values (keys without the namespace) under
+    `environment`'s defaults, validated by the same model as `load` (stackctl deploy's signature
+    gate reads only this key, before any engine run). Raises ConfigError."""
+    if environment not in ENVIRONMENT_DEFAULTS:
+        raise ConfigError(
+            [f"{PROJECT}:environment: {environment!r} is not an environment; "
+             f"allowed: {', '.join(environments())}"]
+        )  # fmt: skip
+    defaults = ENVIRONMENT_DEFAULTS[environment]["stack"].get("imageSigning", {})
+    value = raw.get("imageSigning")
+    merged = deep_merge(defaults, value) if isinstance(value, Mapping) else value
+    try:
+        return _SigningOnly.model_validate(
+            {"imageSigning": defaults if value is None else merged}
+        ).image_signing
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc)) from None
 
 
 def _top_key_names() -> list[str]:

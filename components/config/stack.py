@@ -38,6 +38,7 @@ from components.config.settings import (
     NamespaceQuota,
     NetworkSettings,
 )
+from components.config.signing import ImageSigning
 from components.kube import labels
 
 CUSTOM_ERRORS.add("appstack_environment")
@@ -77,6 +78,8 @@ class StackConfig(Model):
     # Jenkins (issue 4)
     jenkins: JenkinsSettings = Field(default_factory=JenkinsSettings)
     """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
+    image_signing: ImageSigning = Field(default_factory=ImageSigning)
+    """Signatures `stackctl deploy --image` requires (never read by the program)."""
 
     @field_validator("environment")
     @classmethod
@@ -191,7 +194,9 @@ class StackConfig(Model):
 #                    and, in the policy pack, the strict reading (policy/rules/base.py
 #                    PRODUCTION_RULES says the same per environment; a test holds them equal);
 #   app              defaults under every `appstack:apps.<name>` value;
-#   stack            defaults under the stack-wide `appstack:*` values;
+#   stack            defaults under the stack-wide `appstack:*` values (among them
+#                    `imageSigning.required`: whether `stackctl deploy --image` accepts only
+#                    digests signed by the stack's key, components/config/signing.py);
 #   maxProgressDeadlineSeconds (optional) the longest detection time of a bad version
 #                    (`rollout.progressDeadlineSeconds`) an app may set (issue 29).
 # --------------------------------------------------------------------------------------------
@@ -280,6 +285,9 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
         },
         "stack": {
             "monitoring": {"alerts": {"errorRatio": 0.02, "p95LatencySeconds": 0.3}},
+            # Signed images only (issue 32): a digest reaches prod only with a valid signature
+            # from appstack:imageSigning.publicKey (stackctl/ops/signatures.py).
+            "imageSigning": {"required": True},
             # Jenkins (issue 4): larger home, protected and retained on delete.
             "jenkins": {
                 "home": {"size": "50Gi", "protect": True},

@@ -82,6 +82,10 @@ def pull_secret_refs(names: list[str]) -> list[k8s.core.v1.LocalObjectReferenceA
 REGISTRY_CREDENTIAL = "registry-push"
 REGISTRY_USERNAME_KEY = "registry-username"
 REGISTRY_PASSWORD_KEY = "registry-password"
+#: The `Sign and SBOM` stage's credentials (with `imageBuilder`), id -> JCasC kind; each reads
+#: the operator's Secret key of the same name: the encrypted cosign private key
+#: (`cosign generate-key-pair`) and its password.
+SIGNING_CREDENTIALS = {"cosign-key": "file", "cosign-password": "string"}
 
 
 def registry_push_credential(secrets_dir: str) -> dict[str, Any]:
@@ -95,6 +99,21 @@ def registry_push_credential(secrets_dir: str) -> dict[str, Any]:
             "password": f"${{readFile:{secrets_dir}/{REGISTRY_PASSWORD_KEY}}}",
         }
     }
+
+
+def signing_credentials(secrets_dir: str) -> list[dict[str, Any]]:
+    """JCasC credentials of the Sign and SBOM stage (names.SIGNING_CREDENTIALS): the cosign key
+    as a Secret file, its password as Secret text, read from the mounted Secret."""
+    items: list[dict[str, Any]] = []
+    for cred_id, kind in SIGNING_CREDENTIALS.items():
+        head = {"scope": "GLOBAL", "id": cred_id, "description": f"image signing: {cred_id}"}
+        path = f"{secrets_dir}/{cred_id}"
+        if kind == "file":
+            body = {"fileName": "cosign.key", "secretBytes": f"${{readFileBase64:{path}}}"}
+        else:
+            body = {"secret": f"${{readFile:{path}}}"}
+        items.append({kind: {**head, **body}})
+    return items
 
 
 def builder_namespace(settings: JenkinsSettings) -> str:

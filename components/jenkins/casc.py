@@ -12,7 +12,11 @@ import yaml
 from components.config import JenkinsSettings
 from components.jenkins.agent_containers import casc_pod_template
 from components.jenkins.agents import pod_templates
-from components.jenkins.builder import builder_pod_template, registry_push_credential
+from components.jenkins.builder import (
+    builder_pod_template,
+    registry_push_credential,
+    signing_credentials,
+)
 from components.jenkins.names import (
     ADMIN_PASSWORD_FILE,
     ADMIN_USER_FILE,
@@ -182,6 +186,8 @@ def _credentials(settings: JenkinsSettings) -> dict[str, Any]:
     )
     if settings.image_builder:  # the Build image stage's push login (builder.py)
         items.append(registry_push_credential(CI_SECRETS_DIR))
+        items += signing_credentials(CI_SECRETS_DIR)  # Sign and SBOM: cosign's key
+
     return {"system": {"domainCredentials": [{"credentials": items}]}}
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.jenkins.builder import REGISTRY_PASSWORD_KEY, REGISTRY_USERNAME_KEY
+from components.jenkins.builder import (
+    REGISTRY_PASSWORD_KEY,
+    REGISTRY_USERNAME_KEY,
+    SIGNING_CREDENTIALS,
+)
 
 APP = "jenkins"
 AGENT_APP = "jenkins-agent"
@@ -106,4 +110,4 @@ def required_credential_keys(image_builder: bool, state_backend: str = "s3") -> 
     the `check-credentials` init container."""
     keys = [*PIPELINE_CREDENTIALS, PROD_CREDENTIAL, SCM_USERNAME_KEY, SCM_TOKEN_KEY]
     keys += BACKEND_CREDENTIALS[state_backend].keys
-    return keys + list(REGISTRY_KEYS) if image_builder else keys
+    return [*keys, *REGISTRY_KEYS, *SIGNING_CREDENTIALS] if image_builder else keys

@@ -20,6 +20,9 @@
 #                 Debian's iptables (nft front end) and ipset with their libraries
 #   registry/     registry (github.com/distribution/distribution/v3, an OCI registry) for the
 #                 supply-chain tier (make e2e-supply; e2e/registry.py runs it)
+#   cosign/       cosign (github.com/sigstore/cosign/v2): signs and verifies image digests in
+#                 the signing tier (make e2e-sign-tools, make e2e-sign)
+#   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, this script and the Go version (node: also gcc's, libseccomp's and
 # busybox-static's Debian versions). Usage: build.sh [family...] (default: all).
@@ -42,7 +45,7 @@ GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node coredns kube-router registry)
+extra_families=(node coredns kube-router registry cosign syft)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -59,6 +62,8 @@ binaries_of() {
     coredns) echo coredns node-images/coredns.oci.tar ;;
     kube-router) echo kube-router node-images/kube-router.oci.tar ;;
     registry) echo registry ;;
+    cosign) echo cosign ;;
+    syft) echo syft ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -221,6 +226,21 @@ build_registry() {
   # distribution's Makefile: version, revision and mainpkg by -X (no build tags by default).
   gobuild registry registry "$d/cmd/registry" \
     "-X $d/version.version=v$DISTRIBUTION_VERSION -X $d/version.revision=v$DISTRIBUTION_VERSION -X $d/version.mainpkg=$d"
+}
+
+build_cosign() {
+  local r=sigs.k8s.io/release-utils/version
+  expect_version cosign github.com/sigstore/cosign/v2 "v$COSIGN_VERSION"
+  # cosign's Makefile (LDFLAGS): the version through sigs.k8s.io/release-utils.
+  gobuild cosign cosign github.com/sigstore/cosign/v2/cmd/cosign \
+    "-X $r.gitVersion=v$COSIGN_VERSION -X $r.gitTreeState=clean -X $r.buildDate=$COSIGN_BUILD_DATE"
+}
+
+build_syft() {
+  expect_version syft github.com/anchore/syft "v$SYFT_VERSION"
+  # syft's .goreleaser.yaml: version, commit, date and summary through main's variables.
+  gobuild syft syft github.com/anchore/syft/cmd/syft \
+    "-X main.version=$SYFT_VERSION -X main.gitCommit=v$SYFT_VERSION -X main.buildDate=$SYFT_BUILD_DATE -X main.gitDescription=v$SYFT_VERSION"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked

@@ -106,6 +106,7 @@ require_credentials() {
 # removal of the kubeconfig file use_kubeconfig wrote, so a self-hosted runner keeps no
 # credentials behind. The script's exit status is kept.
 KUBECONFIG_CREATED=""
+DOCKER_CONFIG_CREATED=""
 _common_exit() {
   local status=$?
   if declare -F on_exit >/dev/null; then
@@ -113,6 +114,9 @@ _common_exit() {
   fi
   if [[ -n "$KUBECONFIG_CREATED" ]]; then
     rm -f -- "$KUBECONFIG_CREATED"
+  fi
+  if [[ -n "$DOCKER_CONFIG_CREATED" ]]; then
+    rm -rf -- "$DOCKER_CONFIG_CREATED"
   fi
 }
 trap _common_exit EXIT
@@ -146,6 +150,31 @@ deploy_images() {
     [[ "$item" =~ ^[a-z0-9][a-z0-9-]*=[^[:space:]=]+$ ]] || die "bad image in DEPLOY_IMAGES: $item (service=image)"
     printf '%s\n' "$item"
   done
+}
+
+# registry_login <image ref>...: a private DOCKER_CONFIG (a 0700 temp dir, removed on exit) with
+# REGISTRY_USERNAME / REGISTRY_PASSWORD (GitLab: CI_REGISTRY_USER / CI_REGISTRY_PASSWORD) for the
+# registry hosts of the refs, for cosign (sign-images.sh, sbom.sh, and stackctl deploy's
+# signature check) and syft. Either unset: nothing changes (an existing `docker login` is used).
+# Written with printf (a builtin): the credentials reach no command line and no log.
+registry_login() {
+  local user="${REGISTRY_USERNAME:-${CI_REGISTRY_USER:-}}"
+  local password="${REGISTRY_PASSWORD:-${CI_REGISTRY_PASSWORD:-}}"
+  [[ -n "$user" && -n "$password" && $# -gt 0 ]] || return 0
+  local dir auth entries="" ref host
+  local -A seen=()
+  dir="$(mktemp -d)"
+  chmod 700 "$dir"
+  DOCKER_CONFIG_CREATED="$dir"
+  auth="$(printf '%s:%s' "$user" "$password" | base64 | tr -d '\n')"
+  for ref in "$@"; do
+    host="${ref%%/*}"
+    [[ -z "${seen[$host]:-}" ]] || continue
+    seen[$host]=1
+    entries+="${entries:+,}\"$host\":{\"auth\":\"$auth\"}"
+  done
+  (umask 077 && printf '{"auths":{%s}}\n' "$entries" >"$dir/config.json")
+  export DOCKER_CONFIG="$dir"
 }
 
 # worktree_path <name>: a fresh path for `git worktree add` under the runner's temp directory

@@ -55,9 +55,15 @@ next_step() {
   fi
 }
 image_args=()
+refs=()
 for image in $built; do
   image_args+=(--image "$image")
+  refs+=("${image#*=}")
 done
+# An environment that requires signed images (prod: appstack:imageSigning) has stackctl run
+# `cosign verify` of each digest before anything changes; cosign reads the signatures with this
+# login (none set: the runner's own docker login).
+registry_login "${refs[@]}"
 
 if [[ "${GITOPS:-false}" == true ]]; then
   [[ -n "${VERIFY_URLS:-}" ]] || die "GITOPS=true: set VERIFY_URLS (app=URL,...) so the deploy can be verified"

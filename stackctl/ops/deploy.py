@@ -53,6 +53,7 @@ from stackctl.ops.rollback import (
 )
 from stackctl.ops.rollout_status import failure_message
 from stackctl.ops.rollout_watch import Rollouts
+from stackctl.ops.signatures import SignatureVerifier, signed_images_only
 from stackctl.ops.stacks import (
     deploy_message,
     git_commit,
@@ -83,9 +84,11 @@ def run_deploy(
     rollouts: Rollouts | None = None,
     backend_url: str | None = None,
     force_unlock: bool = False,
+    verifier: SignatureVerifier | None = None,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
-    to `notifier`, and the failure is raised as it would be without it."""
+    to `notifier`, and the failure is raised as it would be without it. `verifier` checks the
+    `images`' signatures where the stack requires them (default: cosign)."""
     try:
         return _deploy(
             backend,
@@ -97,6 +100,7 @@ def run_deploy(
             images=images,
             rollouts=rollouts,
             locks=(backend_url, force_unlock),
+            verifier=verifier,
         )
     except Declined:
         raise
@@ -125,12 +129,16 @@ def _deploy(
     images: Mapping[str, str] | None,
     rollouts: Rollouts | None = None,
     locks: tuple[str | None, bool] = (None, False),
+    verifier: SignatureVerifier | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
     if not preview_only:
         require_confirmation_possible(console, assume_yes, f"deploying {stack}")
     packs, pack_configs = policy_arguments(project_dir, environment)
+    # Signed images only (stackctl/ops/signatures.py): before the config is written or the
+    # engine runs, so a refused image changes nothing.
+    signed_images_only(project_dir, stack, images or {}, console=console, verifier=verifier)
     # A running update's lock refuses this deploy at once; a dead one's is removed (locks.py).
     unlocked = clear_locks(
         locks[0],

@@ -15,7 +15,9 @@ Like `pulumi config set`, the change stays in `Pulumi.<stack>.yaml` of the worki
 in CI that is a throw-away checkout, so the committed file keeps its reviewed default image.
 
 For GitOps (`publish-manifests.sh`), `write_stack_file_images` applies the same override to the
-stack file before `stackctl render`, so the published manifests carry the digest too.
+stack file before `stackctl render`, so the published manifests carry the digest too; where the
+stack requires signed images, `main` verifies them first (stackctl/ops/signatures.py), as
+`stackctl deploy` does.
 
 Besides the apps, one name is the Jenkins agent's tools image (jenkins/agent/Dockerfile, built
 and pushed by the same pipeline step): `--image jenkins-agent=<repo>@sha256:...` sets
@@ -40,8 +42,10 @@ import yaml
 
 from components.config.base import IMAGE_PATTERN, MOVING_TAGS
 from components.config.stack import AGENT_IMAGE_NAME
-from stackctl.errors import UserError
+from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import ConfigValue, StackBackend
+from stackctl.ops.operator import Console
+from stackctl.ops.signatures import signed_images_only
 from stackctl.ops.stacks import stack_environment
 
 APPS_KEY = "appstack:apps"
@@ -214,9 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         images = parse_image_overrides(args.images, environment=stack_environment(args.stack))
+        # The GitOps path runs the same signature gate as `stackctl deploy` before it writes.
+        signed_images_only(
+            Path(args.project_dir), args.stack, images, console=Console(out=sys.stderr)
+        )
         path = write_stack_file_images(Path(args.project_dir), args.stack, images)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OperationFailed as exc:
+        print(f"failed: {exc}", file=sys.stderr)
         return exc.exit_code
     print(f"{path.name}: {', '.join(args.images)}")
     return 0

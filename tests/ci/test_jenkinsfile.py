@@ -24,9 +24,11 @@ def test_stages_in_order() -> None:
     assert list(STAGES) == [
         "Checkout",
         "Test",
+        "Audit",
         "Diff",
         "Preview",
         "Build image",
+        "Sign and SBOM",
         "Deploy dev",
         "Deploy staging",
         "Release",
@@ -83,7 +85,22 @@ def test_the_notification_webhook_is_an_optional_credential_of_every_stack_opera
         assert binding in code
         assert "String id = env.APPSTACK_NOTIFY_CREDENTIAL ?: ''" in code
         body = code[code.index(f"void {helper}(") :]
-        assert "] + backendCredentials() + notifyCredentials()) {" in body[: body.index("sh(")]
+        assert "] + backendCredentials() + notifyCredentials()" in body[: body.index("sh(")]
+
+
+def test_the_prod_deploy_can_read_the_signatures_its_gate_verifies() -> None:
+    # prod requires signed images: cosign (in stackctl deploy) reads them from the registry.
+    body = PROD_CODE[PROD_CODE.index("void withProdCredentials(") :]
+    assert "+ registryCredentials()) {" in body[: body.index("sh(")]
+    assert "String id = env.APPSTACK_REGISTRY_CREDENTIAL ?: 'registry-push'" in PROD_CODE
+
+
+def test_the_pushed_digests_are_signed_with_the_key_from_the_credentials_store() -> None:
+    sign = STAGES["Sign and SBOM"]
+    assert "file(credentialsId: 'cosign-key', variable: 'COSIGN_KEY_FILE')" in sign
+    assert "string(credentialsId: 'cosign-password', variable: 'COSIGN_PASSWORD')" in sign
+    assert "sh 'scripts/ci/sign-images.sh'" in sign and "sh 'scripts/ci/sbom.sh'" in sign
+    assert "unstash 'images'" in sign
 
 
 def test_every_shell_command_is_a_single_quoted_literal() -> None:

@@ -224,7 +224,9 @@ def test_gitlab_jobs_and_their_triggers(gitlab: dict[str, Any]) -> None:
     assert staging["script"] == ["scripts/ci/deploy.sh staging"]
     assert staging["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]  # automatic
     assert staging["environment"] == {"name": "staging", "deployment_tier": "staging"}
-    assert prod["needs"] == ["deploy-staging", "build-image"]
+    # prod also needs the signatures (and sign-image's cosign, for its signature gate)
+    assert prod["needs"] == ["deploy-staging", "build-image", "sign-image"]
+    assert prod["variables"]["STACKCTL_COSIGN"].endswith("/bin/cosign")
     assert prod["script"] == ["scripts/ci/deploy.sh prod"]
     assert prod["rules"] == [
         {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "when": "manual", "allow_failure": False}

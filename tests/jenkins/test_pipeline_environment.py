@@ -41,6 +41,9 @@ CREDENTIALS = {
     "KUBECONFIG_DATA_B64",  # prod: the folder credential kubeconfig-prod
     # optional: the credential whose id APPSTACK_NOTIFY_CREDENTIAL names (docs/ci.md)
     "APPSTACK_NOTIFY_WEBHOOK_URL",
+    # Sign and SBOM: the JCasC credentials cosign-key (a file) and cosign-password
+    "COSIGN_KEY_FILE",
+    "COSIGN_PASSWORD",
 }
 JENKINSFILE_ENV = {"CI"}
 #: Set by Jenkins for every build of a multibranch job: GIT_COMMIT by the git plugin
@@ -59,12 +62,17 @@ OPTIONAL = {
     "APPSTACK_NOTIFY_CREDENTIAL", "APPSTACK_NOTIFY_WEBHOOK_URL_FILE",
     "PRUNE_STACKS", "REGISTRY_AUTH_FILE", "REGISTRY_CA_FILE", "REGISTRY_HOST",
     "REGISTRY_PRUNE_APPLY",
+    # signing and SBOM (scripts/ci/sign-images.sh, sbom.sh, audit-deps.sh): other key sources
+    # (a key in a variable, a KMS URI, keyless OIDC), the tools' paths, switches with defaults
+    "COSIGN", "COSIGN_KEY", "COSIGN_KEY_REF", "COSIGN_KEYLESS", "COSIGN_TLOG_UPLOAD", "SYFT",
+    "SBOM_ATTEST", "AUDIT_VENV", "APPSTACK_REGISTRY_CREDENTIAL",
 }  # fmt: skip
 #: The other CI systems' own variables (GitHub Actions, GitLab CI); unused on Jenkins.
 OTHER_CI = re.compile(r"^(GITHUB_|RUNNER_|GH_|CI_)")
 #: Set inside the scripts (common.sh and each script's header) or by the shell.
 INTERNAL = {
     "REPO_ROOT", "CI_DIR", "STATE_DIR", "PYTHON", "DOCKER_CONFIG", "KUBECONFIG_CREATED",
+    "DOCKER_CONFIG_CREATED",
     "ROLLBACK_ENVIRONMENTS", "NO_NOTIFY",
 }  # fmt: skip
 SHELL = {"BASH_SOURCE"}

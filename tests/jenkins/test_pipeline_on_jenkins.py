@@ -12,7 +12,7 @@ import yaml
 
 from components import config as config_model
 from components.config.jenkins_plugins import plugin_pins
-from components.jenkins.builder import REGISTRY_CREDENTIAL
+from components.jenkins.builder import REGISTRY_CREDENTIAL, SIGNING_CREDENTIALS
 from components.jenkins.names import APPROVERS_ENV, BACKEND_CREDENTIALS, PIPELINE_CREDENTIALS
 from stackctl.mockruntime import engine
 from stackctl.render.stack import RenderResult, render_config
@@ -102,6 +102,7 @@ def test_jcasc_defines_every_credential_the_jenkinsfile_binds(render: Render) ->
     kinds = {
         **PIPELINE_CREDENTIALS,
         REGISTRY_CREDENTIAL: "usernamePassword",
+        **SIGNING_CREDENTIALS,
         BACKEND_CREDENTIALS["s3"].id: BACKEND_CREDENTIALS["s3"].kind,
     }
     for cred_id in bound:

@@ -196,6 +196,12 @@ def test_cli_refuses_a_tag_only_agent_image_for_prod(
 ) -> None:
     backend = with_jenkins(FakeBackend("prod"))
     monkeypatch.setattr(ops, "BACKEND_FACTORY", lambda *_a: backend)
+    # The digest rule alone: this prod stack does not also require signatures (the signature
+    # gate's own tests: tests/ops/test_signatures.py).
+    (project / "Pulumi.prod.yaml").write_text(
+        "config:\n  appstack:environment: prod\n  appstack:imageSigning:\n    required: false\n",
+        encoding="utf-8",
+    )
     image = f"jenkins-agent={AGENT_REPO}:0.2.0"
     args = ["deploy", "prod", "--project-dir", str(project), "--yes", "--image", image]
     assert main(args) == 2
