@@ -2,7 +2,8 @@
 # Build the e2e tools from their pinned Go modules into $E2E_CACHE/bin (default
 # ~/.cache/appstack-e2e/bin), one tools module per family so each keeps its own k8s.io/* and
 # Pulumi versions:
-#   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd
+#   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd, and kubectl (the
+#                 floor of make bench-e2e: kubectl apply --server-side of the rendered manifests)
 #   kwok/         kwok
 #   pulumi/       pulumi (+ pulumi-language-python-exec copied from the sdk/v3 module)
 #   python-host/  pulumi-language-python
@@ -15,8 +16,10 @@
 #                 (kubernetes' build/pause/linux/pause.c, gcc -static) and of the test image
 #                 (Debian busybox-static), written by node/oci_image.py
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
-# sources, versions.env, this script and the Go version (node: also gcc's, libseccomp's and
-# busybox-static's Debian versions). Usage: build.sh [family...] (default: all).
+# sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
+# (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
+# also gcc's, libseccomp's and busybox-static's Debian versions). Usage: build.sh [family...]
+# (default: all).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,7 +45,7 @@ families=("$@")
 
 binaries_of() {
   case $1 in
-    k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd ;;
+    k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd kubectl ;;
     kwok) echo kwok ;;
     pulumi) echo pulumi pulumi-language-python-exec ;;
     python-host) echo pulumi-language-python ;;
@@ -57,12 +60,24 @@ binaries_of() {
 
 for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
 
+# recipe_of <family>: the functions that build it (part of its stamp).
+recipe_of() {
+  case $1 in
+    node) echo build_node build_node_images ;;
+    *) echo "build_${1//-/_}" ;;
+  esac
+}
+
 stamp_of() {
-  local fam=$1
+  local fam=$1 f
   {
     "$GO" version
-    echo "${GOOS:-} ${GOARCH:-}"
-    cat "$here/build.sh" "$here/versions.env"
+    echo "${GOOS:-} ${GOARCH:-} $CGO_ENABLED $GOFLAGS"
+    cat "$here/versions.env"
+    binaries_of "$fam"
+    for f in stamp_of recipe_of gobuild module_version expect_version $(recipe_of "$fam"); do
+      declare -f "$f"
+    done
     (cd "$here/$fam" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
       -o -name go.sum | LC_ALL=C sort | xargs sha256sum)
     if [ "$fam" = node ]; then
@@ -107,7 +122,7 @@ build_k8s() {
     ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
   done
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     gobuild k8s "$b" "k8s.io/kubernetes/cmd/$b" "$ld"
   done
   # The module root of go.etcd.io/etcd/server/v3 is etcd's main package.
