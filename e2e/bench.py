@@ -49,6 +49,7 @@ from e2e.cluster import Cluster, install_signal_handlers
 from e2e.engine import Engine
 from e2e.kube import Kube
 from stackctl.bench import SYNTHETIC_SIZES, synthetic
+from stackctl.ops.automation import ENGINE_ENV
 from stackctl.render.stack import render_config
 
 STACK = "prod-bench"  # stackctl reads the environment from the name (prod, -suffixed)
@@ -56,6 +57,9 @@ CASES = ("up-empty", "up-noop", "preview", "bump", "rollback")
 FLOOR_MANAGER = "bench-floor"
 ROLLOUT_TIMEOUT = 900.0
 FIGURES_FILE = Path("out/e2e-figures.json")
+#: what the CLI does unless told (pkg/v3 v3.274.0 cmd/pulumi/operations/up.go: 4 x GOMAXPROCS;
+#: PULUMI_PARALLEL_DIFF unset), stated for stackctl too, which otherwise sets ENGINE_ENV
+CLI_DEFAULTS = {"PULUMI_PARALLEL": str(4 * (os.cpu_count() or 1)), "PULUMI_PARALLEL_DIFF": "false"}
 #: the image tag of every synthetic service before (`1.0.<i>`) and after the bump
 BUMPED_MINOR = "1.1"
 
@@ -177,17 +181,14 @@ class EngineSide:
     """The same stack through the real engine (e2e/engine.py's world)."""
 
     def __init__(
-        self,
-        engine: Engine,
-        parallel: int | None,
-        env: Mapping[str, str] | None = None,
-        trace_dir: Path | None = None,
+        self, engine: Engine, env: Mapping[str, str], trace_dir: Path | None = None
     ) -> None:
         self.engine = engine
-        self.flags = [f"--parallel={parallel}"] if parallel else []
-        # stackctl runs the CLI through the Automation API, which passes no --parallel unless
-        # asked: the CLI's default reads PULUMI_PARALLEL (pkg/v3 cmd/pulumi/operations/up.go).
-        self.env = {**(env or {}), **({"PULUMI_PARALLEL": str(parallel)} if parallel else {})}
+        # For `pulumi` and for stackctl alike (the Automation API passes no --parallel: the CLI
+        # reads PULUMI_PARALLEL, pkg/v3 cmd/pulumi/operations/up.go `defaultParallel`).
+        # The program's own modules compiled once, as in a user's checkout (`__pycache__/`),
+        # even where this machine's environment sets PYTHONDONTWRITEBYTECODE (empty = unset).
+        self.env = {"PYTHONDONTWRITEBYTECODE": "", **env}
         self.trace_dir = trace_dir
         self.label = ""
 
@@ -209,11 +210,11 @@ class EngineSide:
         return [f"--otel-traces=file://{self.trace_dir / f'{self.label}-{case}.json'}"]
 
     def up(self, case: str, *extra: str) -> None:
-        args = ["up", "--yes", "--skip-preview", "--stack", STACK, *self.flags, *extra]
+        args = ["up", "--yes", "--skip-preview", "--stack", STACK, *extra]
         self.engine.pulumi(*args, *self.trace(case), extra_env=self.env)
 
     def preview(self) -> None:
-        args = ["preview", "--stack", STACK, "--expect-no-changes", *self.flags]
+        args = ["preview", "--stack", STACK, "--expect-no-changes"]
         self.engine.pulumi(*args, *self.trace("preview"), extra_env=self.env)
 
     def rollback(self) -> None:
@@ -358,9 +359,8 @@ def write_figures(found: Mapping[str, float]) -> None:
 def run(
     sizes: Sequence[int],
     runs: int,
-    parallel: int | None,
     prefix: str,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     trace_dir: Path | None = None,
 ) -> int:
     install_signal_handlers()
@@ -373,7 +373,7 @@ def run(
         engine.root.mkdir()
         engine.setup()
         floor = Floor(kubectl, cluster.kubeconfig, cluster.kube)
-        side = EngineSide(engine, parallel, env, trace_dir)
+        side = EngineSide(engine, env, trace_dir)
         try:
             for services in sizes:
                 size, samples = Size.of(services), Samples()
@@ -406,7 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated service counts (default 1,10,50)",
     )
     parser.add_argument(
-        "--parallel", type=int, default=None, help="pulumi --parallel (default: the CLI's)"
+        "--cli-defaults",
+        action="store_true",
+        help="the CLI's own parallelism (4 x cores, serial diffs) instead of the project's "
+        "(stackctl.ops.automation.ENGINE_ENV)",
     )
     parser.add_argument("--prefix", default="bench-e2e", help="figure name prefix")
     parser.add_argument(
@@ -429,13 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--sizes: comma-separated positive integers, got {args.sizes!r}")
     if not sizes or min(sizes) < 1 or args.runs < 1:
         parser.error("--sizes and --runs must be positive")
-    env = dict(item.split("=", 1) for item in args.env if "=" in item)
-    if len(env) != len(args.env):
+    extra = dict(item.split("=", 1) for item in args.env if "=" in item)
+    if len(extra) != len(args.env):
         parser.error(f"--env: KEY=VALUE expected, got {args.env}")
+    env = {**(CLI_DEFAULTS if args.cli_defaults else ENGINE_ENV), **extra}
     if args.trace_dir is not None:
         args.trace_dir = args.trace_dir.resolve()
         args.trace_dir.mkdir(parents=True, exist_ok=True)
-    return run(sizes, args.runs, args.parallel, args.prefix, env, args.trace_dir)
+    return run(sizes, args.runs, args.prefix, env, args.trace_dir)
 
 
 if __name__ == "__main__":
