@@ -109,6 +109,7 @@ BENCH_E2E_RUNS ?= 3
 BENCH_E2E_SIZES ?= 1,10,50
 BENCH_E2E_ARGS ?=
 bench-e2e: e2e-tools $(VENV)/.dev-installed ## real engine at scale vs kubectl apply: up, no-op, preview, image bump, rollback (needs Go)
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh kubectl
 	mkdir -p out
 	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.bench --runs $(BENCH_E2E_RUNS) \
 		--sizes $(BENCH_E2E_SIZES) $(BENCH_E2E_ARGS)

@@ -36,6 +36,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ import yaml
 
 from components import config as config_model
 from e2e.cluster import Cluster, install_signal_handlers
-from e2e.engine import Engine
+from e2e.engine import Engine, Result
 from e2e.kube import Kube
 from stackctl.bench import SYNTHETIC_SIZES, synthetic
 from stackctl.ops.automation import ENGINE_ENV
@@ -118,6 +119,34 @@ def rolled_out(deployment: Mapping[str, Any]) -> bool:
     )
 
 
+def unfinished_rollouts(kube: Kube, namespace: str, want: set[str]) -> list[str]:
+    """Deployments whose rollout to an image in `want` has not finished, read once, right after
+    the engine returned: a ReplicaSet of another template still has pods, or the one of the
+    wanted image has none available. (An HPA may be scaling the new ReplicaSet up meanwhile:
+    that is not a rollout.) The guarantee kept with every lever: `pulumi up` returns only after
+    each Deployment's rollout finished (pulumi-kubernetes provider/pkg/await/deployment.go)."""
+    sets: dict[str, list[dict[str, Any]]] = {}
+    for rs in kube.list("ReplicaSet", namespace):
+        for owner in rs["metadata"].get("ownerReferences") or []:
+            if owner.get("kind") == "Deployment":
+                sets.setdefault(owner["name"], []).append(rs)
+    problems = []
+    for deployment in kube.list("Deployment", namespace):
+        name = deployment["metadata"]["name"]
+        current = [r for r in sets.get(name, []) if _images_of(r) <= want]
+        stale = [r for r in sets.get(name, []) if not _images_of(r) <= want]
+        if not any((r.get("status") or {}).get("availableReplicas", 0) > 0 for r in current):
+            problems.append(f"{name}: no available pod of {sorted(want & _images_of(deployment))}")
+        for rs in stale:
+            if (rs.get("status") or {}).get("replicas", 0) > 0:
+                problems.append(f"{name}: ReplicaSet {rs['metadata']['name']} still has pods")
+    return problems
+
+
+def _images_of(obj: Mapping[str, Any]) -> set[str]:
+    return {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
+
+
 class Floor:
     """kubectl against the bench cluster, and the waits of a plain CI step."""
 
@@ -181,9 +210,13 @@ class EngineSide:
     """The same stack through the real engine (e2e/engine.py's world)."""
 
     def __init__(
-        self, engine: Engine, env: Mapping[str, str], trace_dir: Path | None = None
+        self,
+        engine: Engine,
+        env: Mapping[str, str],
+        trace_dir: Path | None = None,
+        stack: str = STACK,
     ) -> None:
-        self.engine = engine
+        self.engine, self.stack = engine, stack
         # For `pulumi` and for stackctl alike (the Automation API passes no --parallel: the CLI
         # reads PULUMI_PARALLEL, pkg/v3 cmd/pulumi/operations/up.go `defaultParallel`).
         # The program's own modules compiled once, as in a user's checkout (`__pycache__/`),
@@ -193,14 +226,15 @@ class EngineSide:
         self.label = ""
 
     def write_config(self, raw: Mapping[str, Any]) -> None:
-        doc = self.engine.read_config(STACK)
+        doc = self.engine.read_config(self.stack)
         doc["config"] = {f"appstack:{key}": value for key, value in raw.items()}
-        self.engine.write_config(STACK, doc)
+        self.engine.write_config(self.stack, doc)
 
-    def init(self, raw: Mapping[str, Any]) -> None:
-        self.engine.init_stack(STACK)
+    def init(self, raw: Mapping[str, Any], *, commit: bool = True) -> None:
+        self.engine.init_stack(self.stack)
         self.write_config(raw)
-        self.engine.commit(f"bench: {len(raw['apps'])} services")
+        if commit:  # the commit a rollback checks (stackctl.ops.rollback check_same_commit)
+            self.engine.commit(f"bench: {len(raw['apps'])} services")
 
     def trace(self, case: str) -> list[str]:
         """`--otel-traces file://...` (OpenTelemetry JSON, pkg/v3 cmd/pulumi/pulumi.go) when
@@ -209,21 +243,21 @@ class EngineSide:
             return []
         return [f"--otel-traces=file://{self.trace_dir / f'{self.label}-{case}.json'}"]
 
-    def up(self, case: str, *extra: str) -> None:
-        args = ["up", "--yes", "--skip-preview", "--stack", STACK, *extra]
-        self.engine.pulumi(*args, *self.trace(case), extra_env=self.env)
+    def up(self, case: str, *extra: str, check: bool = True) -> Result:
+        args = ["up", "--yes", "--skip-preview", "--stack", self.stack, *extra]
+        return self.engine.pulumi(*args, *self.trace(case), extra_env=self.env, check=check)
 
     def preview(self) -> None:
-        args = ["preview", "--stack", STACK, "--expect-no-changes"]
+        args = ["preview", "--stack", self.stack, "--expect-no-changes"]
         self.engine.pulumi(*args, *self.trace("preview"), extra_env=self.env)
 
     def rollback(self) -> None:
         self.engine.stackctl(
-            "rollback", STACK, "--steps", "1", "--yes", policy_cli=True, extra_env=self.env
+            "rollback", self.stack, "--steps", "1", "--yes", policy_cli=True, extra_env=self.env
         )
 
     def remove(self) -> None:
-        self.engine.pulumi("stack", "rm", STACK, "--force", "--yes")
+        self.engine.pulumi("stack", "rm", self.stack, "--force", "--yes")
 
 
 @dataclass
@@ -284,23 +318,91 @@ def floor_run(floor: Floor, size: Size, samples: Samples) -> None:
 
 
 def engine_run(side: EngineSide, floor: Floor, size: Size, samples: Samples) -> None:
-    ns, n = size.namespace, size.deployments
+    ns, kube = size.namespace, floor.kube
+    before, after = expected_images(size.raw), expected_images(size.raw_bumped)
+
+    def returned_rolled_out(what: str, want: set[str]) -> None:
+        found = unfinished_rollouts(kube, ns, want)
+        if found or images(kube, ns) != want:
+            raise RuntimeError(f"engine: {what} returned before the rollouts finished: {found}")
+
     side.init(size.raw)
     samples.add("engine", "up-empty", timed(lambda: side.up("up-empty")))
-    # what the engine's own await proved, read from the API server
-    floor.wait_rolled_out(ns, n, "engine: up")
+    returned_rolled_out("up", before)
     samples.add("engine", "up-noop", timed(lambda: side.up("up-noop", "--expect-no-changes")))
     samples.add("engine", "preview", timed(side.preview))
     side.write_config(size.raw_bumped)  # a config-only release at the same commit
     samples.add("engine", "bump", timed(lambda: side.up("bump")))
-    if images(floor.kube, ns) != expected_images(size.raw_bumped):
-        raise RuntimeError("engine: the bump did not reach every Deployment")
+    returned_rolled_out("the bump", after)
     samples.add("engine", "rollback", timed(side.rollback))
-    if images(floor.kube, ns) != expected_images(size.raw):
-        raise RuntimeError("engine: the rollback did not restore every Deployment's image")
-    floor.wait_rolled_out(ns, n, "engine: rollback")
+    returned_rolled_out("the rollback", before)
     floor.delete_namespace(ns)
     side.remove()
+
+
+FAIL_STACK = "prod-bench-fail"
+FAIL_NAMESPACE = "bench-fail"
+#: more CPU than any kwok node has (e2e/cluster.py NODE_ALLOCATABLE: 16): never scheduled
+UNSCHEDULABLE = {"requests": {"cpu": "64"}, "limits": {"cpu": "64"}}
+
+
+def failed_rollout(engine: Engine, floor: Floor, env: Mapping[str, str]) -> float:
+    """A failed rollout fails the update, with every lever in: a 1-service stack is deployed,
+    then updated to pods no node can hold. The provider waits for the rollout until its
+    timeout (10 minutes, pulumi-kubernetes provider/pkg/await/deployment.go) and fails the
+    Deployment's step; `pulumi up` must exit non-zero, the stack's history must record the
+    update as failed, and the new pods must indeed be unscheduled. Returns how long the failing
+    `pulumi up` took. Runs beside the measured runs (it only waits)."""
+    raw, kube = {**synthetic(1), "namespace": FAIL_NAMESPACE}, floor.kube
+    side = EngineSide(engine, env, stack=FAIL_STACK)
+    side.init(raw, commit=False)
+    side.up("fail-ok")
+    app = next(iter(raw["apps"]))
+    side.write_config({**raw, "apps": {app: {**raw["apps"][app], "resources": UNSCHEDULABLE}}})
+    res = side.up("fail", check=False)
+    history = json.loads(engine.pulumi("stack", "history", "--json", "--stack", FAIL_STACK).stdout)
+    pending = [
+        p["metadata"]["name"]
+        for p in kube.list("Pod", FAIL_NAMESPACE)
+        if (p.get("status") or {}).get("phase") == "Pending"
+    ]
+    problems = []
+    if res.returncode == 0:
+        problems.append("`pulumi up` succeeded although the rollout could not finish")
+    if f"{app}-deployment" not in res.stdout + res.stderr:
+        problems.append("the failure does not name the Deployment")
+    if not history or history[0].get("result") != "failed":
+        problems.append(f"history records {history[:1]}")
+    if not pending:
+        problems.append("no unschedulable pod: the scenario did not fail the rollout")
+    if problems:
+        raise RuntimeError(f"failed rollout: {'; '.join(problems)}\n{res.tail()}")
+    floor.delete_namespace(FAIL_NAMESPACE)
+    side.remove()
+    return res.seconds
+
+
+class Beside(threading.Thread):
+    """`failed_rollout` in a thread beside the measured runs; `result()` re-raises its error."""
+
+    def __init__(self, engine: Engine, floor: Floor, env: Mapping[str, str]) -> None:
+        super().__init__(name="failed-rollout", daemon=True)
+        self.args = (engine, floor, env)
+        self.seconds: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.seconds = failed_rollout(*self.args)
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> float:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.seconds is not None
+        return self.seconds
 
 
 def median(values: Sequence[float]) -> float:
@@ -362,6 +464,7 @@ def run(
     prefix: str,
     env: Mapping[str, str],
     trace_dir: Path | None = None,
+    check_failed_rollout: bool = True,
 ) -> int:
     install_signal_handlers()
     results: list[tuple[Size, Samples]] = []
@@ -374,6 +477,9 @@ def run(
         engine.setup()
         floor = Floor(kubectl, cluster.kubeconfig, cluster.kube)
         side = EngineSide(engine, env, trace_dir)
+        beside = Beside(engine, floor, env) if check_failed_rollout else None
+        if beside is not None:
+            beside.start()
         try:
             for services in sizes:
                 size, samples = Size.of(services), Samples()
@@ -387,6 +493,10 @@ def run(
                 results.append((size, samples))
                 write_figures(figures(size, samples, prefix))
                 print("\n".join(table(results[-1:], runs)), flush=True)
+            if beside is not None:
+                seconds = beside.result()
+                write_figures({f"{prefix}.failed-rollout.engine": seconds})
+                print(f"a failed rollout failed its update after {seconds:.0f} s", flush=True)
         finally:
             log = Path("out/bench-e2e.log")
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +522,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(stackctl.ops.automation.ENGINE_ENV)",
     )
     parser.add_argument("--prefix", default="bench-e2e", help="figure name prefix")
+    parser.add_argument(
+        "--skip-failed-rollout",
+        action="store_true",
+        help="skip the scenario beside the runs that checks a failed rollout fails its update "
+        "(it waits for the provider's 10-minute timeout)",
+    )
     parser.add_argument(
         "--env",
         action="append",
@@ -439,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.trace_dir is not None:
         args.trace_dir = args.trace_dir.resolve()
         args.trace_dir.mkdir(parents=True, exist_ok=True)
-    return run(sizes, args.runs, args.prefix, env, args.trace_dir)
+    return run(sizes, args.runs, args.prefix, env, args.trace_dir, not args.skip_failed_rollout)
 
 
 if __name__ == "__main__":

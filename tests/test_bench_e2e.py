@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from e2e.bench import bumped, manifest_stream, rolled_out
+from e2e.bench import bumped, manifest_stream, rolled_out, unfinished_rollouts
 from stackctl.bench import synthetic
 
 
@@ -120,3 +120,58 @@ def test_each_namespace_comes_before_the_objects_in_it() -> None:
         elif "namespace" in doc["metadata"]:
             assert doc["metadata"]["namespace"] in seen, doc["metadata"]
     assert namespace in seen
+
+
+class Listing:
+    """A Kube stand-in for `unfinished_rollouts`, which only lists objects of one namespace."""
+
+    def __init__(self, **objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.objects.get(kind, [])
+
+
+def template(image: str) -> dict[str, Any]:
+    return {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}
+
+
+def replica_set(name: str, image: str, replicas: int, available: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "ownerReferences": [{"kind": "Deployment", "name": "svc000"}]},
+        "spec": template(image),
+        "status": {"replicas": replicas, "availableReplicas": available},
+    }
+
+
+def rollout(*sets: dict[str, Any], image: str = "r/svc000:1.1.0") -> Any:
+    return Listing(
+        Deployment=[{"metadata": {"name": "svc000"}, "spec": template(image)}],
+        ReplicaSet=list(sets),
+    )
+
+
+def test_a_rollout_whose_old_replica_set_is_scaled_to_zero_is_finished() -> None:
+    kube = rollout(
+        replica_set("old", "r/svc000:1.0.0", 0, 0), replica_set("new", "r/svc000:1.1.0", 3, 3)
+    )
+    assert unfinished_rollouts(kube, "bench", {"r/svc000:1.1.0"}) == []
+
+
+def test_an_hpa_scaling_the_new_replica_set_up_is_not_an_unfinished_rollout() -> None:
+    kube = rollout(replica_set("new", "r/svc000:1.1.0", 3, 1))
+    assert unfinished_rollouts(kube, "bench", {"r/svc000:1.1.0"}) == []
+
+
+def test_old_pods_still_running_are_an_unfinished_rollout() -> None:
+    kube = rollout(
+        replica_set("old", "r/svc000:1.0.0", 1, 1), replica_set("new", "r/svc000:1.1.0", 3, 3)
+    )
+    assert unfinished_rollouts(kube, "bench", {"r/svc000:1.1.0"}) == [
+        "svc000: ReplicaSet old still has pods"
+    ]
+
+
+def test_a_new_replica_set_without_an_available_pod_is_an_unfinished_rollout() -> None:
+    kube = rollout(replica_set("new", "r/svc000:1.1.0", 1, 0))
+    assert unfinished_rollouts(kube, "bench", {"r/svc000:1.1.0"}) != []

@@ -2,8 +2,9 @@
 # Build the e2e tools from their pinned Go modules into $E2E_CACHE/bin (default
 # ~/.cache/appstack-e2e/bin), one tools module per family so each keeps its own k8s.io/* and
 # Pulumi versions:
-#   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd, and kubectl (the
-#                 floor of make bench-e2e: kubectl apply --server-side of the rendered manifests)
+#   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd
+#   kubectl       (not built by default: make bench-e2e) kubectl, a tool of the same k8s/ module:
+#                 the floor of the benchmark (kubectl apply --server-side of the rendered manifests)
 #   kwok/         kwok
 #   pulumi/       pulumi (+ pulumi-language-python-exec copied from the sdk/v3 module)
 #   python-host/  pulumi-language-python
@@ -38,14 +39,16 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
 GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
-# Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node)
+# Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools,
+# and kubectl, built by make bench-e2e.
+extra_families=(node kubectl)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
 binaries_of() {
   case $1 in
-    k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd kubectl ;;
+    k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd ;;
+    kubectl) echo kubectl ;;
     kwok) echo kwok ;;
     pulumi) echo pulumi pulumi-language-python-exec ;;
     python-host) echo pulumi-language-python ;;
@@ -59,6 +62,14 @@ binaries_of() {
 }
 
 for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
+
+# module_of <family>: the directory of the Go module it builds from.
+module_of() {
+  case $1 in
+    kubectl) echo k8s ;;
+    *) echo "$1" ;;
+  esac
+}
 
 # recipe_of <family>: the functions that build it (part of its stamp).
 recipe_of() {
@@ -75,10 +86,11 @@ stamp_of() {
     echo "${GOOS:-} ${GOARCH:-} $CGO_ENABLED $GOFLAGS"
     cat "$here/versions.env"
     binaries_of "$fam"
-    for f in stamp_of recipe_of gobuild module_version expect_version $(recipe_of "$fam"); do
+    for f in stamp_of recipe_of module_of gobuild module_version expect_version \
+      $(recipe_of "$fam"); do
       declare -f "$f"
     done
-    (cd "$here/$fam" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
+    (cd "$here/$(module_of "$fam")" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
       -o -name go.sum | LC_ALL=C sort | xargs sha256sum)
     if [ "$fam" = node ]; then
       dpkg-query -W gcc libc6-dev libseccomp-dev busybox-static 2>/dev/null || true
@@ -122,11 +134,24 @@ build_k8s() {
     ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
   done
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
     gobuild k8s "$b" "k8s.io/kubernetes/cmd/$b" "$ld"
   done
   # The module root of go.etcd.io/etcd/server/v3 is etcd's main package.
   gobuild k8s etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
+}
+
+# kubectl from the k8s/ module (its `tool` line), with the control plane's version -X flags:
+# `kubectl version --client` reports the same v1.36.3.
+build_kubectl() {
+  expect_version k8s k8s.io/kubernetes "v$KUBERNETES_VERSION"
+  local minor ld="" p
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
+  done
+  gobuild k8s kubectl k8s.io/kubernetes/cmd/kubectl "$ld"
 }
 
 build_kwok() {
