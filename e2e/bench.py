@@ -50,7 +50,6 @@ from e2e.cluster import Cluster, install_signal_handlers
 from e2e.engine import Engine, Result
 from e2e.kube import Kube
 from stackctl.bench import SYNTHETIC_SIZES, synthetic
-from stackctl.ops.automation import ENGINE_ENV
 from stackctl.render.stack import render_config
 
 STACK = "prod-bench"  # stackctl reads the environment from the name (prod, -suffixed)
@@ -58,6 +57,13 @@ CASES = ("up-empty", "up-noop", "preview", "bump", "rollback")
 FLOOR_MANAGER = "bench-floor"
 ROLLOUT_TIMEOUT = 900.0
 FIGURES_FILE = Path("out/e2e-figures.json")
+#: The engine settings this benchmark recommends for `pulumi up` (docs/performance.md): 256
+#: resource operations at once instead of the CLI's 4 x GOMAXPROCS (8 on 2 cores; pkg/v3
+#: v3.274.0 cmd/pulumi/operations/up.go `defaultParallel`, which reads PULUMI_PARALLEL when no
+#: flag is given), enough for every await of a 50-service stack; and the diffs in parallel
+#: (PULUMI_PARALLEL_DIFF, resource/deploy/step_generator.go). The order the program declares is
+#: kept whatever the number.
+ENGINE_ENV = {"PULUMI_PARALLEL": "256", "PULUMI_PARALLEL_DIFF": "true"}
 #: what the CLI does unless told (pkg/v3 v3.274.0 cmd/pulumi/operations/up.go: 4 x GOMAXPROCS;
 #: PULUMI_PARALLEL_DIFF unset), stated for stackctl too, which otherwise sets ENGINE_ENV
 CLI_DEFAULTS = {"PULUMI_PARALLEL": str(4 * (os.cpu_count() or 1)), "PULUMI_PARALLEL_DIFF": "false"}
@@ -97,6 +103,8 @@ class Samples:
     def add(self, side: str, case: str, seconds: float) -> None:
         getattr(self, side).setdefault(case, []).append(seconds)
         self.load.setdefault(case, []).append(load1())
+        # each figure as it is taken: a run cut short still shows what it measured
+        print(f"  {side:<6} {case:<9} {seconds:7.1f} s  load {load1():.1f}", flush=True)
 
 
 def rolled_out(deployment: Mapping[str, Any]) -> bool:
@@ -465,6 +473,7 @@ def run(
     env: Mapping[str, str],
     trace_dir: Path | None = None,
     check_failed_rollout: bool = True,
+    floor_only: bool = False,
 ) -> int:
     install_signal_handlers()
     results: list[tuple[Size, Samples]] = []
@@ -488,8 +497,11 @@ def run(
                     side.label = f"{services}svc-run{attempt + 1}"
                     floor_run(floor, size, samples)
                     cluster.assert_running()
-                    engine_run(side, floor, size, samples)
-                    cluster.assert_running()
+                    if not floor_only:
+                        engine_run(side, floor, size, samples)
+                        cluster.assert_running()
+                if floor_only:
+                    continue
                 results.append((size, samples))
                 write_figures(figures(size, samples, prefix))
                 print("\n".join(table(results[-1:], runs)), flush=True)
@@ -518,10 +530,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cli-defaults",
         action="store_true",
-        help="the CLI's own parallelism (4 x cores, serial diffs) instead of the project's "
-        "(stackctl.ops.automation.ENGINE_ENV)",
+        help="the CLI's own parallelism (4 x cores, serial diffs) instead of ENGINE_ENV",
     )
     parser.add_argument("--prefix", default="bench-e2e", help="figure name prefix")
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="only the floors (kubectl), printed as they are taken; no engine, no figures file",
+    )
     parser.add_argument(
         "--skip-failed-rollout",
         action="store_true",
@@ -555,7 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.trace_dir is not None:
         args.trace_dir = args.trace_dir.resolve()
         args.trace_dir.mkdir(parents=True, exist_ok=True)
-    return run(sizes, args.runs, args.prefix, env, args.trace_dir, not args.skip_failed_rollout)
+    check = not (args.skip_failed_rollout or args.floor_only)
+    return run(sizes, args.runs, args.prefix, env, args.trace_dir, check, args.floor_only)
 
 
 if __name__ == "__main__":

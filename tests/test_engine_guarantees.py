@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from components import config as config_model
+from e2e.bench import ENGINE_ENV
 from stackctl.bench import synthetic
-from stackctl.ops.automation import ENGINE_ENV, workspace_settings
+from stackctl.ops.automation import workspace_settings
 from stackctl.render.stack import RenderResult, object_ref, render_config, render_stack
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
@@ -64,6 +65,15 @@ def test_no_awaited_object_shortens_or_lengthens_its_await(
 
 
 def test_the_engines_settings_never_skip_a_checkpoint(tmp_path: Path) -> None:
+    # the recommended `pulumi up` settings (docs/performance.md) and what stackctl passes
     settings = workspace_settings(tmp_path, environ={})
     assert "PULUMI_SKIP_CHECKPOINTS" not in ENGINE_ENV
     assert "PULUMI_SKIP_CHECKPOINTS" not in settings.env_vars
+
+
+def test_the_recommended_parallelism_covers_every_await_of_a_50_service_stack() -> None:
+    # the kinds the provider awaits beyond their creation (pulumi-kubernetes v4.25.0
+    # provider/pkg/await/awaiters.go); the CLI's own default on 2 cores is 8
+    kinds = render_config(config_model.load(synthetic(50)), "prod").kinds()
+    awaited = kinds["Deployment"] + kinds["Service"] + kinds["Ingress"]
+    assert int(ENGINE_ENV["PULUMI_PARALLEL"]) >= awaited

@@ -46,19 +46,6 @@ HISTORY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SECRET_SENTINEL = "[secret]"  # what history shows for a secret without --show-secrets
 STATE_DIR_NAME = ".pulumi-state"
 BACKEND_URL_ENV = "PULUMI_BACKEND_URL"
-#: Resource operations the engine runs at once (`pulumi up --parallel`; the CLI reads
-#: `PULUMI_PARALLEL` when no flag is given, pulumi pkg/v3 v3.274.0 cmd/pulumi/operations/up.go
-#: `defaultParallel`). The CLI's own default is 4 x GOMAXPROCS: 8 on a 2-core agent. Nearly every
-#: step of this program is an await (a Deployment's rollout, a Service's endpoints, an Ingress's
-#: address: pulumi-kubernetes provider/pkg/await), i.e. waiting, not working; 8 at once
-#: serialises the rollouts of a many-service stack into waves (docs/performance.md). 256 lets
-#: every await of a 50-service stack (50 Deployments, 100 Services, 50 Ingresses) run at once;
-#: the order the program declares (dependencies) is kept whatever the number.
-ENGINE_PARALLEL = 256
-#: The engine's diffs (one server-side dry-run apply per object under Server-Side Apply) run in
-#: parallel instead of one by one (`PULUMI_PARALLEL_DIFF`, read by `pulumi up`/`preview` in
-#: v3.274.0, resource/deploy/step_generator.go): the same diffs, sooner.
-ENGINE_ENV = {"PULUMI_PARALLEL": str(ENGINE_PARALLEL), "PULUMI_PARALLEL_DIFF": "true"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -172,7 +159,6 @@ def workspace_settings(
     environ: Mapping[str, str] | None = None,
 ) -> WorkspaceSettings:
     """Backend: the explicit argument, else `PULUMI_BACKEND_URL`, else a file backend in the repo.
-    The engine's parallelism: `ENGINE_ENV` for each variable the environment does not set.
 
     Only non-secret settings go into `env_vars`; the passphrase and cloud credentials stay in the
     process environment, which the CLI subprocess inherits (`PulumiCommand.run` in _cmd.py).
@@ -186,8 +172,6 @@ def workspace_settings(
     else:
         url, source = default_file_backend_url(work_dir), "default-file"
     env_vars = {BACKEND_URL_ENV: url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
-    # the engine's parallelism, unless the operator set it
-    env_vars.update({k: v for k, v in ENGINE_ENV.items() if k not in env})
     return WorkspaceSettings(
         work_dir=str(work_dir), backend_url=url, backend_source=source, env_vars=env_vars
     )

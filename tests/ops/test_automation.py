@@ -59,36 +59,8 @@ def test_secrets_are_never_copied_into_workspace_env(tmp_path: Path) -> None:
         "AWS_SECRET_ACCESS_KEY": "aws",
     }
     s = workspace_settings(tmp_path, environ=environ)
-    assert set(s.env_vars) == {
-        "PULUMI_BACKEND_URL",
-        "PULUMI_SKIP_UPDATE_CHECK",
-        "PULUMI_PARALLEL",
-        "PULUMI_PARALLEL_DIFF",
-    }
+    assert set(s.env_vars) == {"PULUMI_BACKEND_URL", "PULUMI_SKIP_UPDATE_CHECK"}
     assert "hunter2" not in repr(s)
-
-
-def test_the_engine_runs_every_await_of_a_50_service_stack_at_once(tmp_path: Path) -> None:
-    # The kinds the provider awaits beyond their creation (pulumi-kubernetes v4.25.0
-    # provider/pkg/await/awaiters.go: Deployment rollout, Service endpoints, Ingress address);
-    # the CLI's own default on 2 cores is 8 (docs/performance.md).
-    from components import config as config_model
-    from stackctl.bench import synthetic
-    from stackctl.render.stack import render_config
-
-    kinds = render_config(config_model.load(synthetic(50)), "prod").kinds()
-    awaited = kinds["Deployment"] + kinds["Service"] + kinds["Ingress"]
-    s = workspace_settings(tmp_path, environ={})
-    assert int(s.env_vars["PULUMI_PARALLEL"]) >= awaited
-    assert s.env_vars["PULUMI_PARALLEL_DIFF"] == "true"
-
-
-def test_an_operators_parallelism_wins(tmp_path: Path) -> None:
-    s = workspace_settings(
-        tmp_path, environ={"PULUMI_PARALLEL": "4", "PULUMI_PARALLEL_DIFF": "false"}
-    )
-    # not copied: the CLI subprocess inherits the operator's values from the environment
-    assert "PULUMI_PARALLEL" not in s.env_vars and "PULUMI_PARALLEL_DIFF" not in s.env_vars
 
 
 def test_local_workspace_options_are_built_from_the_settings(tmp_path: Path) -> None:
@@ -99,8 +71,6 @@ def test_local_workspace_options_are_built_from_the_settings(tmp_path: Path) -> 
     assert opts.env_vars == {
         "PULUMI_BACKEND_URL": s.backend_url,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_PARALLEL": "256",
-        "PULUMI_PARALLEL_DIFF": "true",
     }
     assert opts.program is None  # a local program: the repo's Pulumi.yaml + __main__.py
 
