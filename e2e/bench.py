@@ -225,8 +225,8 @@ class EngineSide:
         stack: str = STACK,
     ) -> None:
         self.engine, self.stack = engine, stack
-        # For `pulumi` and for stackctl alike (the Automation API passes no --parallel: the CLI
-        # reads PULUMI_PARALLEL, pkg/v3 cmd/pulumi/operations/up.go `defaultParallel`).
+        # For `pulumi up`/`preview` (the CLI reads PULUMI_PARALLEL when no --parallel is given,
+        # pkg/v3 cmd/pulumi/operations/up.go `defaultParallel`); not for stackctl (rollback).
         # The program's own modules compiled once, as in a user's checkout (`__pycache__/`),
         # even where this machine's environment sets PYTHONDONTWRITEBYTECODE (empty = unset).
         self.env = {"PYTHONDONTWRITEBYTECODE": "", **env}
@@ -260,8 +260,10 @@ class EngineSide:
         self.engine.pulumi(*args, *self.trace("preview"), extra_env=self.env)
 
     def rollback(self) -> None:
+        # stackctl as an operator runs it: with the CLI's own parallelism (docs/performance.md)
+        env = {k: v for k, v in self.env.items() if k not in ENGINE_ENV}
         self.engine.stackctl(
-            "rollback", self.stack, "--steps", "1", "--yes", policy_cli=True, extra_env=self.env
+            "rollback", self.stack, "--steps", "1", "--yes", policy_cli=True, extra_env=env
         )
 
     def remove(self) -> None:
