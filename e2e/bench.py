@@ -26,6 +26,11 @@ machine (2 cores, shared) hits both alike. Between them everything is deleted (t
 the stack's state), untimed. Medians over `--runs`; beside each figure the 1-minute load average
 read when that step ended (its median over the runs). Figures go to out/e2e-figures.json under
 `bench-e2e.<n>svc.<case>.<engine|floor|ratio|load>` (seconds, ratio engine/floor, load average).
+
+`pulumi up`/`preview` run with `ENGINE_ENV` (`--cli-defaults`: the CLI's own settings); stackctl
+with its own. Right after each engine `up`, bump and rollback the API server is read once
+(`unfinished_rollouts`), and beside the runs `failed_rollout` checks that an update whose rollout
+cannot finish fails (docs/performance.md, "The guarantees").
 """
 
 from __future__ import annotations
