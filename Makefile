@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-all
+	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-all bench-e2e
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -148,6 +148,19 @@ e2e-sign: e2e-sign-tools $(VENV)/.dev-installed ## signed digest deploys to prod
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m sign
 
 e2e-all: e2e e2e-failure e2e-node e2e-supply e2e-sign ## every e2e tier (e2e includes e2e-monitoring's tests)
+
+# bench-e2e: a benchmark tier beside `make e2e` (not in .ci/run): the real engine on synthetic
+# prod stacks of 1, 10 and 50 services, each figure beside kubectl's floor (e2e/bench.py; README
+# "e2e tiers", docs/performance.md). BENCH_E2E_RUNS=1 BENCH_E2E_SIZES=1,10 for a quick pass;
+# BENCH_E2E_ARGS passes more (e.g. --parallel 8). It takes free ports: no lock needed.
+BENCH_E2E_RUNS ?= 3
+BENCH_E2E_SIZES ?= 1,10,50
+BENCH_E2E_ARGS ?=
+bench-e2e: e2e-tools $(VENV)/.dev-installed ## real engine at scale vs kubectl apply: up, no-op, preview, image bump, rollback (needs Go)
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh kubectl
+	mkdir -p out
+	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.bench --runs $(BENCH_E2E_RUNS) \
+		--sizes $(BENCH_E2E_SIZES) $(BENCH_E2E_ARGS)
 
 render-digests: $(VENV)/.dev-installed ## rewrite tests/golden/render-digests.json after an intended output change
 	$(BIN)/python -m tests.render_digests --update

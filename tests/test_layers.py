@@ -74,6 +74,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     ),
     "stackctl": frozenset({"stackctl.errors"}),
     "e2e": frozenset(),
+    "e2e.bench": frozenset({"components.config", "e2e", "stackctl.bench", "stackctl.render"}),
     "__main__": frozenset({"components.config", "components.pulumi_config", "components.stack"}),
 }
 

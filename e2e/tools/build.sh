@@ -3,6 +3,8 @@
 # ~/.cache/appstack-e2e/bin), one tools module per family so each keeps its own k8s.io/* and
 # Pulumi versions:
 #   k8s/          kube-apiserver kube-controller-manager kube-scheduler etcd
+#   kubectl       (not built by default: make bench-e2e) kubectl, a tool of the same k8s/ module:
+#                 the floor of the benchmark (kubectl apply --server-side of the rendered manifests)
 #   kwok/         kwok
 #   pulumi/       pulumi (+ pulumi-language-python-exec copied from the sdk/v3 module)
 #   python-host/  pulumi-language-python
@@ -24,8 +26,10 @@
 #                 the signing tier (make e2e-sign-tools, make e2e-sign)
 #   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
-# sources, versions.env, this script and the Go version (node: also gcc's, libseccomp's and
-# busybox-static's Debian versions). Usage: build.sh [family...] (default: all).
+# sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
+# (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
+# also gcc's, libseccomp's and busybox-static's Debian versions). Usage: build.sh [family...]
+# (default: all).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,14 +48,17 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
 GO=${GO:-go}
 
 all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
-# Not built by default (make e2e-tools): the real-node tier's tools, built by make e2e-node-tools.
-extra_families=(node coredns kube-router registry cosign syft)
+# Not built by default (make e2e-tools): the real-node tier's tools (make e2e-node-tools), the
+# supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
+# kubectl, built by make bench-e2e.
+extra_families=(node coredns kube-router registry cosign syft kubectl)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
 binaries_of() {
   case $1 in
     k8s) echo kube-apiserver kube-controller-manager kube-scheduler etcd ;;
+    kubectl) echo kubectl ;;
     kwok) echo kwok ;;
     pulumi) echo pulumi pulumi-language-python-exec ;;
     python-host) echo pulumi-language-python ;;
@@ -71,13 +78,34 @@ binaries_of() {
 
 for fam in "${families[@]}"; do binaries_of "$fam" >/dev/null; done
 
+# module_of <family>: the directory of the Go module it builds from.
+module_of() {
+  case $1 in
+    kubectl) echo k8s ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# recipe_of <family>: the functions that build it (part of its stamp).
+recipe_of() {
+  case $1 in
+    node) echo build_node build_node_images ;;
+    *) echo "build_${1//-/_}" ;;
+  esac
+}
+
 stamp_of() {
-  local fam=$1
+  local fam=$1 f
   {
     "$GO" version
-    echo "${GOOS:-} ${GOARCH:-}"
-    cat "$here/build.sh" "$here/versions.env"
-    (cd "$here/$fam" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
+    echo "${GOOS:-} ${GOARCH:-} $CGO_ENABLED $GOFLAGS"
+    cat "$here/versions.env"
+    binaries_of "$fam"
+    for f in stamp_of recipe_of module_of gobuild module_version expect_version \
+      $(recipe_of "$fam"); do
+      declare -f "$f"
+    done
+    (cd "$here/$(module_of "$fam")" && find . -name '*.go' -o -name '*.py' -o -name '*.c' -o -name go.mod \
       -o -name go.sum | LC_ALL=C sort | xargs sha256sum)
     case $fam in
       node) dpkg-query -W gcc libc6-dev libseccomp-dev busybox-static 2>/dev/null || true ;;
@@ -127,6 +155,19 @@ build_k8s() {
   done
   # The module root of go.etcd.io/etcd/server/v3 is etcd's main package.
   gobuild k8s etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION"
+}
+
+# kubectl from the k8s/ module (its `tool` line), with the control plane's version -X flags:
+# `kubectl version --client` reports the same v1.36.3.
+build_kubectl() {
+  expect_version k8s k8s.io/kubernetes "v$KUBERNETES_VERSION"
+  local minor ld="" p
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=" -X $p.gitVersion=v$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$KUBERNETES_BUILD_DATE"
+  done
+  gobuild k8s kubectl k8s.io/kubernetes/cmd/kubectl "$ld"
 }
 
 build_kwok() {
