@@ -16,7 +16,9 @@ finish fails.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,16 +54,64 @@ def test_no_object_skips_the_providers_await(rendered: list[tuple[str, RenderRes
         assert skipping == [], f"{stack}: {skipping}"
 
 
-def test_no_awaited_object_shortens_or_lengthens_its_await(
+def _seconds(duration: str) -> float:
+    """A Pulumi customTimeouts duration (Go's time.ParseDuration units the SDK passes on)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(duration[:-1]) * units[duration[-1]]
+
+
+def _pods_in_rollout(obj: dict[str, Any], objects: list[dict[str, Any]]) -> int:
+    """The most pods a rollout of this Deployment replaces: spec.replicas, or the maxReplicas
+    of the HorizontalPodAutoscaler that owns its replicas (then spec.replicas is unset)."""
+    replicas = obj["spec"].get("replicas")
+    if replicas is not None:
+        return int(replicas)
+    name = obj["metadata"]["name"]
+    for hpa in objects:
+        if (
+            hpa["kind"] == "HorizontalPodAutoscaler"
+            and hpa["spec"]["scaleTargetRef"]["name"] == name
+        ):
+            return int(hpa["spec"]["maxReplicas"])
+    return 1  # apps/v1 DeploymentSpec.replicas defaults to 1
+
+
+def _good_rollout_bound(obj: dict[str, Any], objects: list[dict[str, Any]]) -> float:
+    """How long a rollout that keeps making progress may take: Kubernetes fails a Deployment
+    only when no progress is made for progressDeadlineSeconds (apps/v1 DeploymentSpec), and a
+    rolling update replaces at most maxSurge pods per round (a percentage rounds up,
+    RollingUpdateDeployment.maxSurge), so one deadline per round."""
+    spec = obj["spec"]
+    pods = _pods_in_rollout(obj, objects)
+    surge = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(surge, str):
+        surge = math.ceil(pods * int(surge.rstrip("%")) / 100)
+    rounds = math.ceil(pods / max(1, int(surge)))
+    return float(rounds * int(spec.get("progressDeadlineSeconds", 600)))
+
+
+def test_no_awaited_object_gives_up_before_a_good_rollout_could_finish(
     rendered: list[tuple[str, RenderResult]],
 ) -> None:
+    # customTimeouts may lengthen the provider's await (a backstop for a plain `pulumi up`;
+    # stackctl's rollout watch fails a bad version at its progress deadline, issue 29), never
+    # shorten it below what a rollout that keeps making progress needs, nor below the
+    # provider's own 10 minutes for the other awaited kinds.
     for stack, result in rendered:
         for obj in result.objects:
             if obj["kind"] not in AWAITED_KINDS:
                 continue
             ref = object_ref(obj)
             assert TIMEOUT not in ((obj.get("metadata") or {}).get("annotations") or {}), ref
-            assert "custom_timeouts" not in result.options.get(ref, {}), f"{stack}: {ref}"
+            timeouts = result.options.get(ref, {}).get("custom_timeouts")
+            if timeouts is None:
+                continue
+            floor = (
+                _good_rollout_bound(obj, result.objects) if obj["kind"] == "Deployment" else 600.0
+            )
+            for op in ("create", "update"):
+                assert op in timeouts, f"{stack}: {ref} has no {op} timeout"
+                assert _seconds(timeouts[op]) >= floor, f"{stack}: {ref} {op} {timeouts[op]}"
 
 
 def test_the_engines_settings_never_skip_a_checkpoint(tmp_path: Path) -> None:
