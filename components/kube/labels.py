@@ -61,7 +61,7 @@ OBJECT_SUFFIXES: tuple[str, ...] = (
 )
 RESOURCE_SUFFIXES: tuple[str, ...] = (
     "sa",
-    "config",
+    "config-*",  # the content-named ConfigMap, one resource per content (content_logical_name)
     "secret",
     "service",
     "metrics-service",
