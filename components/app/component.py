@@ -132,12 +132,15 @@ def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Se
     """Configuration: the content-named immutable ConfigMap and the Secret mounted as files."""
     app_name, app = scope.args.app, scope.args.config
     data = config_data(app)
+    name = config_map_name(app_name, data)
     config_map = k8s.core.v1.ConfigMap(
-        f"{scope.name}-config",
-        metadata=scope.meta("config", config_map_name(app_name, data)),
+        labels.content_logical_name(f"{scope.name}-config", name),
+        metadata=scope.meta("config", name),
         data=data,
         immutable=True,
-        opts=scope.child,
+        opts=pulumi.ResourceOptions.merge(
+            scope.child, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{scope.name}-config")])
+        ),
     )
     secret = k8s.core.v1.Secret(
         f"{scope.name}-secret",

@@ -22,26 +22,27 @@ class ConfigMaps:
     plugins: pulumi.Output[str]
 
 
+def _content_named(ctx: Ctx, part: str, data: dict[str, str]) -> k8s.core.v1.ConfigMap:
+    """An immutable ConfigMap named by its one value's hash, one Pulumi resource per content
+    (labels.content_logical_name), aliased from the constant logical name it had before."""
+    (content,) = data.values()
+    name = labels.resource_name(APP, part, labels.content_hash(content))
+    base = f"{ctx.name}-{part}"
+    return k8s.core.v1.ConfigMap(
+        labels.content_logical_name(base, name),
+        metadata=ctx.meta("config", name),
+        data=data,
+        immutable=True,
+        opts=ctx.opts(aliases=[pulumi.Alias(name=base)]),
+    )
+
+
 def config_maps(ctx: Ctx, *, ui_service: str, agent_service_account: str) -> ConfigMaps:
     site = CascSite(ctx.instance, ctx.settings.namespace, ui_service, agent_service_account)
     casc = casc_yaml(casc_document(ctx.settings, site))
-    casc_map = k8s.core.v1.ConfigMap(
-        f"{ctx.name}-casc",
-        metadata=ctx.meta("config", labels.resource_name(APP, "casc", labels.content_hash(casc))),
-        data={CASC_FILE: casc},
-        immutable=True,
-        opts=ctx.opts(),
-    )
+    casc_map = _content_named(ctx, "casc", {CASC_FILE: casc})
     plugins = "\n".join(plugin_lines()) + "\n"
-    plugins_map = k8s.core.v1.ConfigMap(
-        f"{ctx.name}-plugins",
-        metadata=ctx.meta(
-            "config", labels.resource_name(APP, "plugins", labels.content_hash(plugins))
-        ),
-        data={"plugins.txt": plugins},
-        immutable=True,
-        opts=ctx.opts(),
-    )
+    plugins_map = _content_named(ctx, "plugins", {"plugins.txt": plugins})
     return ConfigMaps(casc=casc_map.metadata.name, plugins=plugins_map.metadata.name)
 
 

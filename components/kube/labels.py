@@ -61,7 +61,7 @@ OBJECT_SUFFIXES: tuple[str, ...] = (
 )
 RESOURCE_SUFFIXES: tuple[str, ...] = (
     "sa",
-    "config",
+    "config-*",  # the content-named ConfigMap, one resource per content (content_logical_name)
     "secret",
     "service",
     "metrics-service",
@@ -171,3 +171,16 @@ def namespace_labels(namespace: str, instance: str) -> dict[str, str]:
 def content_hash(text: str, length: int = 10) -> str:
     """A short, stable hash of some content, for content-named objects and checksums."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def content_logical_name(base: str, object_name: str) -> str:
+    """The Pulumi logical name of a content-named object: `base` plus the name's last segment
+    (its content hash, or for a name cut to 63 characters the hash of the full name).
+
+    One Pulumi resource per content: a content change registers a new URN (a create) and leaves
+    the old one unregistered, which the engine deletes only after the whole program succeeded
+    (pulumi pkg/v3 resource/deploy: GenerateDeletes runs from performPostSteps, skipped when a
+    step failed). Under one constant logical name a content change is a create-before-delete
+    replacement, and a failed update leaves the old object as a pending delete (`delete: true`)
+    that the next update (a rollback re-registering that very object) carries out."""
+    return f"{base}-{object_name.rsplit('-', 1)[-1]}"
