@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from components import config as config_model
+from e2e import figures as figures_file
 from e2e.cluster import Cluster, install_signal_handlers
 from e2e.engine import Engine, Result
 from e2e.kube import Kube
@@ -61,7 +62,7 @@ STACK = "prod-bench"  # stackctl reads the environment from the name (prod, -suf
 CASES = ("up-empty", "up-noop", "preview", "bump", "rollback")
 FLOOR_MANAGER = "bench-floor"
 ROLLOUT_TIMEOUT = 900.0
-FIGURES_FILE = Path("out/e2e-figures.json")
+FIGURES_FILE = figures_file.FIGURES_FILE
 #: The engine settings this benchmark recommends for `pulumi up` (docs/performance.md): 256
 #: resource operations at once instead of the CLI's 4 x GOMAXPROCS (8 on 2 cores; pkg/v3
 #: v3.274.0 cmd/pulumi/operations/up.go `defaultParallel`, which reads PULUMI_PARALLEL when no
@@ -464,13 +465,7 @@ def table(results: Sequence[tuple[Size, Samples]], runs: int) -> list[str]:
 
 
 def write_figures(found: Mapping[str, float]) -> None:
-    try:
-        current = json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        current = {}
-    current.update({k: round(v, 3) for k, v in found.items()})
-    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES_FILE.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    figures_file.merge(found)
 
 
 def run(

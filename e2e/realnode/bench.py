@@ -7,19 +7,17 @@ kube-router Ready, and from scheduled to Ready of one `restricted` busybox pod p
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from e2e import figures as figures_file
 from e2e.cluster import Cluster, ClusterError, install_signal_handlers
 from e2e.engine import tool_versions
 from e2e.kube import Kube
 from e2e.realnode.layout import HOST_IP, LAYOUT, NODE_LABEL
 from e2e.realnode.nodes import NodeNetwork, RealNodes
 
-FIGURES_FILE = Path("out/e2e-figures.json")
 NAMESPACE = "e2e-bench"
 
 
@@ -124,14 +122,7 @@ def main(argv: list[str]) -> int:
         return 1
     for name, value in figures.items():
         print(f"{name:<44} {value:7.1f} s")
-    try:
-        current = json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        current = {}
-    current.update({k: round(v, 3) for k, v in figures.items()})
-    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES_FILE.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"(written to {FIGURES_FILE})")
+    print(f"(written to {figures_file.merge(figures)})")
     return 0
 
 

@@ -7,19 +7,18 @@ Go. The session starts one control plane (e2e/cluster.py) and one engine world
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from e2e import figures as figures_file
 
 if os.environ.get("APPSTACK_E2E") != "1":
     collect_ignore_glob = ["test_*.py"]
 
 FIGURES: dict[str, float] = {}
-FIGURES_FILE = Path("out/e2e-figures.json")
 NODE_CLEANUP: list[str] = []
 
 
@@ -94,14 +93,8 @@ def figures() -> dict[str, float]:
 def pytest_sessionfinish(session: Any) -> None:
     if not FIGURES:
         return
-    # Merge: each tier (make e2e, make e2e-node) adds its figures under stable names.
-    try:
-        current = json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        current = {}
-    current.update({k: round(v, 3) for k, v in FIGURES.items()})
-    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES_FILE.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    # Merge: each tier (make e2e, make e2e-node, ...) adds its figures under stable names.
+    figures_file.merge(FIGURES)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -115,4 +108,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, value in FIGURES.items():
         unit = "" if name.endswith(".count") else " s"  # seconds, but for counts
         terminalreporter.write_line(f"{name:<48} {value:7.1f}{unit}")
-    terminalreporter.write_line(f"(written to {FIGURES_FILE})")
+    terminalreporter.write_line(f"(written to {figures_file.FIGURES_FILE})")
