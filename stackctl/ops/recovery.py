@@ -20,7 +20,7 @@ How the import is done. `pulumi refresh --import-pending-creates <URN> <ID>` onl
 pending create into a pending "importing" operation (cmd/pulumi/operations/refresh.go
 `pendingCreatesToImports`); no engine step reads that operation back, and the snapshot a
 refresh writes keeps the base snapshot's pending CREATEs only (pkg/backend/snapshot.go and
-journal.go, "Track pending create operations from the base snapshot"; v3.219.0, v3.259.0), so
+journal.go, "Track pending create operations from the base snapshot"; v3.219.0, v3.274.0), so
 the "imported" resource is dropped from the state and its object is left in the cluster,
 managed by nothing (found by `make e2e-failure`: a `web-blue` Deployment outlived the deploy
 that removed it from the program). So stackctl does what that import means, by the route
