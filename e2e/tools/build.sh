@@ -25,6 +25,10 @@
 #   cosign/       cosign (github.com/sigstore/cosign/v2): signs and verifies image digests in
 #                 the signing tier (make e2e-sign-tools, make e2e-sign)
 #   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
+#   versitygw/    versitygw (github.com/versity/versitygw v1.8.0, an S3 API server over a local
+#                 directory): a team state backend on loopback for issue 29 scenario 5
+#                 (build.sh versitygw; not yet used by a tier). Its pin is its go.mod only: a
+#                 line in versions.env would change every family's stamp.
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -51,7 +55,7 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools (make e2e-node-tools), the
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
-extra_families=(node coredns kube-router registry cosign syft kubectl)
+extra_families=(node coredns kube-router registry cosign syft kubectl versitygw)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -71,6 +75,7 @@ binaries_of() {
     registry) echo registry ;;
     cosign) echo cosign ;;
     syft) echo syft ;;
+    versitygw) echo versitygw ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -282,6 +287,14 @@ build_syft() {
   # syft's .goreleaser.yaml: version, commit, date and summary through main's variables.
   gobuild syft syft github.com/anchore/syft/cmd/syft \
     "-X main.version=$SYFT_VERSION -X main.gitCommit=v$SYFT_VERSION -X main.buildDate=$SYFT_BUILD_DATE -X main.gitDescription=v$SYFT_VERSION"
+}
+
+build_versitygw() {
+  local m=github.com/versity/versitygw
+  expect_version versitygw "$m" v1.8.0
+  # versitygw's Makefile (LDFLAGS): Version, Build and BuildTime in package main.
+  gobuild versitygw versitygw "$m/cmd/versitygw" \
+    "-X main.Version=v1.8.0 -X main.Build=v1.8.0 -X main.BuildTime=none"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked

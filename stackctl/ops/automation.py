@@ -36,9 +36,7 @@ from typing import Any, Protocol
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops import config_paths
 from stackctl.ops.engine import EngineCommand
-from stackctl.ops.history_time import (
-    format_history_time,
-)
+from stackctl.ops.history_time import format_history_time, number_updates
 from stackctl.ops.stacks import stack_short_name
 
 OnOutput = Callable[[str], None]
@@ -125,6 +123,10 @@ class StackBackend(Protocol):
 
     def export_state(self) -> dict[str, Any]:
         """The `pulumi stack export` document: {"version": 3, "deployment": {...}}."""
+        ...
+
+    def import_state(self, path: Path) -> None:
+        """`pulumi stack import --file <path>`: the state becomes the file's (an export)."""
         ...
 
     def get_config(self) -> dict[str, ConfigValue]: ...
@@ -396,7 +398,7 @@ class PulumiAutomationBackend:
         out = self._run(
             "pulumi stack history", ["stack", "history", "--json", "--stack", self._stack_name]
         )
-        records: list[dict[str, Any]] = json.loads(out or "[]")
+        records: list[dict[str, Any]] = number_updates(json.loads(out or "[]"))
         for record in records:
             for cv in (record.get("config") or {}).values():
                 if cv.get("secret") and "value" not in cv:

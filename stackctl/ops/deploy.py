@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,17 @@ from stackctl.ops.operator import (
     engine_step,
     require_confirmation_possible,
 )
-from stackctl.ops.recovery import pending_operations, plan_resolution, refresh_arguments
+from stackctl.ops.recovery import (
+    adopt_pending_creates,
+    pending_operations,
+    plan_resolution,
+    refresh_arguments,
+)
 from stackctl.ops.rollback import (
     backup_state,
     newest_backup,
     run_rollback,
+    write_backup,
 )
 from stackctl.ops.rollout_status import failure_message
 from stackctl.ops.rollout_watch import Rollouts
@@ -190,8 +197,9 @@ def resolve_pending(
     backend: StackBackend, state: Mapping[str, Any], rollouts: Rollouts | None, console: Console
 ) -> None:
     """Settle the pending operations an interrupted update left (stackctl/ops/recovery.py):
-    say what was found, then one `pulumi refresh` importing the pending creates whose object
-    is in the cluster and clearing the others."""
+    say what was found; the pending creates whose object is in the cluster become resources of
+    the state (`pulumi stack import` of the edited export), the others are cleared; then one
+    `pulumi refresh` reads everything back."""
     pending = pending_operations(state)
     if not pending:
         return
@@ -215,9 +223,20 @@ def resolve_pending(
         console.print(f"  clear  {urn}: it never reached the cluster")
     for urn in plan.refreshed:
         console.print(f"  refresh {urn}")
+    if plan.imports:
+        import_adopted(backend, adopt_pending_creates(state, plan))
     with engine_step(f"pulumi refresh of {stack}"):
         backend.run_refresh(refresh_arguments(stack, plan), on_output=console.print)
     console.print(f"pending operations of {stack} resolved")
+
+
+def import_adopted(backend: StackBackend, state: Mapping[str, Any]) -> None:
+    """`pulumi stack import` of `state` (secrets as exported: encrypted), from a file readable
+    by the owner only, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="stackctl-adopt-") as tmp:
+        path = write_backup(Path(tmp) / "state.json", state)
+        with engine_step(f"pulumi stack import of {backend.stack_name}"):
+            backend.import_state(path)
 
 
 def refresh_after_stop(console: Console, backend: StackBackend, stack: str) -> None:

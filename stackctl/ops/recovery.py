@@ -6,20 +6,34 @@ A `pulumi up` killed mid-update leaves `deployment.pending_operations` in the ch
 step that had begun. The engine's own advice (pulumi pkg/v3
 resource/deploy/deployment_executor.go `printPendingOperationsWarning`): confirm what happened
 with the provider, then `pulumi refresh`, which refreshes the state and clears the pending
-operations, except pending CREATEs, which need a decision: `--import-pending-creates <URN> <ID>`
-(the create reached the provider: the resource is imported with that ID) or
-`--clear-pending-creates` (it did not: dropped from the state); `pulumi refresh` applies the
-imports first and clears what is left (cmd/pulumi/operations/refresh.go).
+operations, except pending CREATEs, which need a decision: import (the create reached the
+provider: the resource is in the state with its ID) or clear (it did not: dropped from the
+state).
 
 stackctl makes that decision from the API server: a pending create of a Kubernetes object whose
-object exists is imported with the provider's ID (`<namespace>/<name>`, or `<name>` for a
+object exists is adopted with the provider's ID (`<namespace>/<name>`, or `<name>` for a
 cluster-scoped kind: pulumi-kubernetes `FqName`), one whose object does not exist is cleared;
 a pending create of anything else (a provider, a component) never reached a cluster and is
 cleared.
-"""
+
+How the import is done. `pulumi refresh --import-pending-creates <URN> <ID>` only turns the
+pending create into a pending "importing" operation (cmd/pulumi/operations/refresh.go
+`pendingCreatesToImports`); no engine step reads that operation back, and the snapshot a
+refresh writes keeps the base snapshot's pending CREATEs only (pkg/backend/snapshot.go and
+journal.go, "Track pending create operations from the base snapshot"; v3.219.0, v3.274.0), so
+the "imported" resource is dropped from the state and its object is left in the cluster,
+managed by nothing (found by `make e2e-failure`: a `web-blue` Deployment outlived the deploy
+that removed it from the program). So stackctl does what that import means, by the route
+Pulumi documented before the flag existed (export, edit, `pulumi stack import`): each adopted
+create becomes a resource of the state with its provider ID (`adopt_pending_creates`), the
+state is imported (which drops the remaining pending operations, cmd/pulumi/stack/io.go), and
+a plain `pulumi refresh` then reads every object back: the adopted ones get their live
+outputs, the interrupted updates and deletes are settled as refresh settles them.
+Without an adoption, one `pulumi refresh --clear-pending-creates` does it all."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,11 +113,46 @@ def plan_resolution(
 
 
 def refresh_arguments(stack: str, resolution: Resolution) -> list[str]:
-    """`pulumi refresh` that applies the resolution without a prompt."""
+    """`pulumi refresh` without a prompt that settles the pending operations left in the state:
+    it clears the pending creates that never reached the cluster (`--clear-pending-creates`);
+    the adopted ones are already resources (`adopt_pending_creates`)."""
     args = ["refresh", "--yes", "--skip-preview", "--stack", stack]
-    for urn, provider_id in resolution.imports:
-        # a StringArray flag: one value per occurrence, URN then ID (refresh.go)
-        args += ["--import-pending-creates", urn, "--import-pending-creates", provider_id]
-    if resolution.clear_pending_creates:
+    if resolution.clear_pending_creates and not resolution.imports:
         args.append("--clear-pending-creates")
     return args
+
+
+def adopt_pending_creates(state: Mapping[str, Any], resolution: Resolution) -> dict[str, Any]:
+    """The `pulumi stack export` document with each pending create of `resolution.imports`
+    made a resource of the state with its provider ID, and every pending create (adopted or
+    cleared) removed; other pending operations stay (`pulumi stack import` drops them, and the
+    refresh that follows settles their resources, which the state still lists).
+
+    The adopted resource keeps the inputs the interrupted create sent; its outputs are left
+    empty for the refresh to fill from the live object (pulumi-kubernetes `Read` takes the
+    object's kind from the inputs and its name from the ID). It goes after every resource the
+    state lists, so its parent, provider and dependencies precede it as the checkpoint's
+    integrity check requires (pkg/resource/deploy/snapshot.go `VerifyIntegrity`); a resource
+    of the same URN (a replacement the interruption cut short) is replaced in place."""
+    doc = copy.deepcopy(dict(state))
+    deployment = doc.setdefault("deployment", {})
+    resources: list[dict[str, Any]] = list(deployment.get("resources") or [])
+    ids = dict(resolution.imports)
+    kept = []
+    for op in deployment.get("pending_operations") or []:
+        resource = op.get("resource") or {}
+        urn = str(resource.get("urn") or "")
+        if op.get("type") != "creating":
+            kept.append(op)
+            continue
+        if urn not in ids:
+            continue  # cleared: it never reached the cluster
+        adopted = {**resource, "id": ids[urn], "outputs": {}}
+        same = [i for i, r in enumerate(resources) if r.get("urn") == urn and not r.get("delete")]
+        if same:
+            resources[same[0]] = adopted
+        else:
+            resources.append(adopted)
+    deployment["resources"] = resources
+    deployment["pending_operations"] = kept
+    return doc

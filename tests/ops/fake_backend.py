@@ -197,6 +197,7 @@ class FakeBackend:
             "deployment": {"manifest": {"time": "x"}, "resources": []},
         }
         self.refresh_args: list[list[str]] = []
+        self.imported: list[dict[str, Any]] = []
 
     @property
     def stack_name(self) -> str:
@@ -281,8 +282,13 @@ class FakeBackend:
         self.state = state
 
     def import_state(self, path: Path) -> None:
+        """As `pulumi stack import` does: the file's state, its pending operations dropped
+        (pkg/cmd/pulumi/stack/io.go "removing pending operation ... from snapshot")."""
         self.calls.append("import_state")
-        self.state = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        self.imported.append(copy.deepcopy(doc))
+        doc.setdefault("deployment", {})["pending_operations"] = []
+        self.state = doc
 
     def get_config(self) -> dict[str, ConfigValue]:
         self.calls.append("get_config")

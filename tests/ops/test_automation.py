@@ -254,3 +254,18 @@ def test_cli_failures_become_operation_failed() -> None:
     stack.workspace.run = fail  # type: ignore[method-assign]
     with pytest.raises(OperationFailed, match="pulumi stack export failed: error: update failed"):
         backend.export_state()
+
+
+def test_a_diy_backends_history_is_numbered_from_the_oldest_update() -> None:
+    """A DIY backend writes no update number (pkg/backend/diy/backend.go leaves
+    `UpdateInfo.Version` unset: the CLI prints 0) and lists the newest first (state.go
+    `getHistory`); the Cloud numbers updates 1..N, and so does stackctl."""
+    raw = sample_history()
+    for rec in raw:
+        rec["version"] = 0
+    backend, _ = backend_with({"stack history": json.dumps(raw)})
+    numbered = backend.history()
+    assert [r["version"] for r in numbered] == list(range(len(raw), 0, -1))
+    assert [r["startTime"] for r in numbered] == [r["startTime"] for r in raw]
+    # the rows a rollback --to and a backup name use are the ones the Cloud would give
+    assert [r["version"] for r in sample_history()] == [r["version"] for r in numbered]

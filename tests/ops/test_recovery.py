@@ -16,7 +16,12 @@ import pytest
 
 from stackctl.errors import OperationFailed
 from stackctl.ops.deploy import run_deploy
-from stackctl.ops.recovery import pending_operations, plan_resolution, refresh_arguments
+from stackctl.ops.recovery import (
+    adopt_pending_creates,
+    pending_operations,
+    plan_resolution,
+    refresh_arguments,
+)
 from tests.ops.fake_backend import FakeBackend
 
 PREFIX = "urn:pulumi:dev::appstack::appstack:index:Stack$appstack:app:AppService"
@@ -74,13 +79,49 @@ def test_creates_that_reached_the_cluster_are_imported_the_others_cleared() -> N
     ]
     assert plan.cleared == [pending[1].urn]
     assert plan.refreshed == [pending[3].urn]
+    # the adopted creates are resources already: the refresh clears nothing more
     args = refresh_arguments("dev", plan)
-    assert args[:5] == ["refresh", "--yes", "--skip-preview", "--stack", "dev"]
-    assert args[5:] == [
-        "--import-pending-creates", pending[0].urn, "--import-pending-creates", "appstack-dev/web",
-        "--import-pending-creates", pending[2].urn, "--import-pending-creates", "appstack-dev",
-        "--clear-pending-creates",
-    ]  # fmt: skip
+    assert args == ["refresh", "--yes", "--skip-preview", "--stack", "dev"]
+
+
+def test_an_adopted_create_is_a_resource_with_its_provider_id_after_the_others() -> None:
+    """The shape `pulumi stack import` reads (apitype.ResourceV3: `id`, `inputs`, `outputs`),
+    in an order its integrity check accepts (a resource after its provider and parent)."""
+    pending = pending_operations(STATE)
+    plan = plan_resolution(pending, lambda op: (op.kind, op.name) in IN_CLUSTER)
+    adopted = adopt_pending_creates(STATE, plan)["deployment"]
+    urns = [r["urn"] for r in adopted["resources"]]
+    assert urns == [STATE["deployment"]["resources"][0]["urn"], pending[0].urn, pending[2].urn]
+    web = adopted["resources"][1]
+    assert web["id"] == "appstack-dev/web" and web["outputs"] == {}
+    assert web["inputs"]["metadata"] == {"name": "web", "namespace": "appstack-dev"}
+    assert adopted["resources"][2]["id"] == "appstack-dev"
+    # no pending create left (adopted or cleared); the interrupted update stays for the refresh
+    assert [(op["type"], op["resource"]["urn"]) for op in adopted["pending_operations"]] == [
+        ("updating", pending[3].urn)
+    ]
+    assert STATE["deployment"]["pending_operations"][0]["resource"].get("id") is None
+
+
+def test_an_adopted_replacement_takes_the_place_of_its_urn() -> None:
+    old = {**k8s_op("Deployment", "apps/v1", "web", "appstack-dev", "creating")["resource"],
+           "id": "appstack-dev/web", "outputs": {"spec": {"replicas": 1}}}  # fmt: skip
+    stack = STATE["deployment"]["resources"][0]
+    state = {"deployment": {
+        "resources": [stack, old],
+        "pending_operations": [k8s_op("Deployment", "apps/v1", "web", "appstack-dev", "creating")],
+    }}  # fmt: skip
+    plan = plan_resolution(pending_operations(state), lambda op: True)
+    resources = adopt_pending_creates(state, plan)["deployment"]["resources"]
+    assert [r["urn"] for r in resources] == [stack["urn"], old["urn"]]
+    assert resources[1]["outputs"] == {}
+
+
+def test_without_an_adoption_the_refresh_clears_the_pending_creates() -> None:
+    pending = pending_operations(STATE)
+    plan = plan_resolution(pending, lambda op: False)
+    assert plan.imports == [] and len(plan.cleared) == 3
+    assert refresh_arguments("dev", plan)[5:] == ["--clear-pending-creates"]
 
 
 def test_a_pending_create_of_a_provider_never_reached_a_cluster() -> None:
@@ -122,11 +163,14 @@ def test_the_next_deploy_says_what_it_found_and_resolves_it_before_the_preview(
     rec = recorder()
     run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
                rollouts=Rollouts())  # type: ignore[arg-type]  # fmt: skip
-    assert backend.calls == ["history", "export_state", "run_refresh", "preview", "up"]
+    assert backend.calls == [
+        "history", "export_state", "import_state", "run_refresh", "preview", "up"
+    ]  # fmt: skip
     assert "found 4 pending operation(s) of an interrupted update of dev:" in rec.text
     assert "Deployment appstack-dev/web (interrupted while creating;" in rec.text
     assert "import appstack-dev/web: it reached the cluster" in rec.text
-    assert "--clear-pending-creates" in backend.refresh_args[0]
+    assert backend.imported[0]["deployment"]["resources"][1]["id"] == "appstack-dev/web"
+    assert backend.refresh_args[0] == ["refresh", "--yes", "--skip-preview", "--stack", "dev"]
     # the state with its pending operations was backed up first
     assert list((project / ".pulumi-backups").glob("dev-v*-*.json"))
 
