@@ -58,6 +58,9 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     ),
     "ServiceMonitor": ("apis/monitoring.coreos.com/v1", "servicemonitors", True),
     "PrometheusRule": ("apis/monitoring.coreos.com/v1", "prometheusrules", True),
+    "Prometheus": ("apis/monitoring.coreos.com/v1", "prometheuses", True),
+    "Alertmanager": ("apis/monitoring.coreos.com/v1", "alertmanagers", True),
+    "AlertmanagerConfig": ("apis/monitoring.coreos.com/v1alpha1", "alertmanagerconfigs", True),
     "Rollout": ("apis/argoproj.io/v1alpha1", "rollouts", True),
     "AnalysisTemplate": ("apis/argoproj.io/v1alpha1", "analysistemplates", True),
 }
