@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PersistentVolumeClaim": ("api/v1", "persistentvolumeclaims", True),
     "ResourceQuota": ("api/v1", "resourcequotas", True),
     "LimitRange": ("api/v1", "limitranges", True),
+    "Event": ("api/v1", "events", True),
     "Deployment": ("apis/apps/v1", "deployments", True),
     "StatefulSet": ("apis/apps/v1", "statefulsets", True),
     "DaemonSet": ("apis/apps/v1", "daemonsets", True),

@@ -189,9 +189,17 @@ def operator_objects() -> list[dict[str, Any]]:
         container["image"] = image("prometheus-operator")
         container["imagePullPolicy"] = "Never"
         reloader = "--prometheus-config-reloader="
+        key, value = NODE_LABEL
         container["args"] = [
             f"{reloader}{image('prometheus-config-reloader')}" if a.startswith(reloader) else a
             for a in container["args"]
+        ] + [
+            # Only the real nodes' kubelets into kube-system/kubelet: the kwok nodes' address
+            # (10.0.0.1) routes off the machine and must never be scraped (found by the first
+            # run, which had every kwok node's "kubelet" as a target).
+            f"--kubelet-selector={key}={value}",
+            # The kubelets' read-only port (10255) is off (readOnlyPort: 0).
+            "--kubelet-http-metrics=false",
         ]
         # The operator's readiness: its /healthz on the http port (upstream's manifest has none).
         container["readinessProbe"] = {
@@ -459,6 +467,13 @@ def describe(kube: Kube) -> str:
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         states = {s["name"]: (s.get("ready"), list(s.get("state", {}))) for s in statuses}
         lines.append(f"{pod['metadata']['name']} {pod['spec'].get('nodeName')} {states}")
+    for event in kube.list("Event", NAMESPACE):
+        if event.get("type") == "Warning":
+            involved = event.get("involvedObject") or {}
+            lines.append(
+                f"event {involved.get('kind')}/{involved.get('name')}: {event.get('reason')} "
+                f"{event.get('message')}"
+            )
     for kind in ("Prometheus", "Alertmanager"):
         for obj in kube.list(kind, NAMESPACE):
             conds = (obj.get("status") or {}).get("conditions") or []

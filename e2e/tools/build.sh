@@ -420,7 +420,10 @@ build_prometheus() {
   echo "built node-images/prometheus.oci.tar (localhost/appstack-e2e/prometheus:v$app)"
 }
 
-# Alertmanager: cmd/alertmanager, version -X flags as its .promu.yml.
+# Alertmanager: cmd/alertmanager, version -X flags as its .promu.yml. v0.31.1 is the newest release
+# that builds from its module zip: from v0.32.0 on ui/web.go embeds `app/dist`, the npm-built UI,
+# which the module zip does not hold (v0.35.0: "pattern app/dist: no matching files found");
+# v0.31.1 still serves its UI from the committed vfsgen data (asset/assets_vfsdata.go).
 build_alertmanager() {
   local m=github.com/prometheus/alertmanager v c=github.com/prometheus/common/version
   v=$(module_version alertmanager "$m")

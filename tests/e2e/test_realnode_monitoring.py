@@ -1,12 +1,13 @@
 """`make e2e-monitoring-node`: the monitoring stack of a kube-prometheus-stack install, for real,
 on the real nodes (e2e/realnode/monitoring.py): prometheus-operator v0.93.0, a `Prometheus`
-(v3.13.1, the operator's default) and an `Alertmanager` (v0.35.0) custom resource in the
+(v3.13.1, the operator's default) and an `Alertmanager` (v0.31.1) custom resource in the
 monitoring namespace, kube-state-metrics v2.20.0 and the kubelets' cAdvisor, every image built
 here from its Go module. Prometheus is read from the host at its pod address (10.245.x.x,
 inside the run's node namespaces)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from e2e.realnode import monitoring
 from e2e.realnode.nodes import RealNodes
 
 pytestmark = [pytest.mark.realnode, pytest.mark.monitoringnode]
+
+#: Every address of the run: the nodes (10.245.0.0/24) and their pod ranges (10.245.128.0/17).
+REAL_NODE_NET = "10.245.0.0/16"
 
 #: Scrapes run every 5s (monitoring.SCRAPE_INTERVAL); a target is up after its first scrape.
 TARGETS_TIMEOUT = 180
@@ -108,6 +112,12 @@ def test_prometheus_scrapes_kube_state_metrics_and_every_kubelet(
     figures["monitoring.node_targets_up_s"] = time.monotonic() - started
     ips = {t["labels"]["instance"].rsplit(":", 1)[0] for t in kubelets}
     assert ips == {n.spec.ip for n in real_nodes.nodes}
+    # No target outside the run's own addresses (a kwok node's or pod's address routes off the
+    # machine): every scrape goes to a real node or a pod on one.
+    inside = ipaddress.ip_network(REAL_NODE_NET)
+    for target in active_targets(stack):
+        host = urllib.parse.urlsplit(target["scrapeUrl"]).hostname or ""
+        assert ipaddress.ip_address(host) in inside, target["scrapeUrl"]
     assert query(stack, 'kube_deployment_status_replicas{namespace="monitoring"}')
 
 
