@@ -141,7 +141,15 @@ def test_cadvisor_series_name_the_pod_and_container_of_their_own_node(
         names = {(s["metric"]["namespace"], s["metric"]["pod"]) for s in found}
         return found if set(pods) <= names else None
 
-    found = kube.wait_for("cAdvisor series of every monitoring pod", series, timeout=120)
+    try:
+        found = kube.wait_for("cAdvisor series of every monitoring pod", series, timeout=120)
+    except TimeoutError as exc:
+        everything = query(
+            stack,
+            "count by (instance, namespace, pod) "
+            '(container_memory_working_set_bytes{metrics_path="/metrics/cadvisor"})',
+        )
+        raise AssertionError(f"{exc}; series by instance/namespace/pod: {everything}") from None
     seen: dict[tuple[str, str, str], str] = {}
     for s in found:
         m = s["metric"]
