@@ -103,13 +103,14 @@ e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, p
 # e2e-monitoring-node: the monitoring stack on the real nodes (issue 30 item 1): prometheus-operator,
 # a Prometheus and an Alertmanager custom resource in the monitoring namespace, kube-state-metrics
 # and the kubelets' cAdvisor (e2e/realnode/monitoring.py), every image built here from its Go
-# module (make e2e-monitoring-tools); tests marked `monitoringnode`.
+# module (make e2e-monitoring-tools); then prod of make e2e-app (its real_app fixture: registry,
+# app image, stackctl deploy) scraped through its own ServiceMonitor. Tests marked `monitoringnode`.
 e2e-monitoring-tools: e2e-node-tools ## build prometheus-operator, Prometheus, Alertmanager, kube-state-metrics and their images
 	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh prometheus-operator prometheus alertmanager kube-state-metrics
 
-e2e-monitoring-node: e2e-monitoring-tools $(VENV)/.dev-installed ## monitoring on real nodes: operator, Prometheus, Alertmanager, kube-state-metrics, cAdvisor scraped
+e2e-monitoring-node: e2e-tools e2e-monitoring-tools e2e-supply-tools e2e-app-image $(VENV)/.dev-installed ## monitoring on real nodes: operator, Prometheus, Alertmanager, kube-state-metrics, cAdvisor, the stack's alerts routed, prod's app scraped
 	mkdir -p out
-	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m monitoringnode
 
 # e2e-supply: the supply-chain tier (issues 28.4, 32.5): a real OCI registry (distribution, TLS +

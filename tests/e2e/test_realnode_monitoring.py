@@ -299,3 +299,98 @@ def test_the_stacks_alerts_fire_and_reach_the_webhook_of_their_severity(
             )
         finally:
             kube.delete("Namespace", ROUTING_NS)
+
+
+# ---------------------------------------------------------------- the app, deployed for real
+#
+# make e2e-app's `real_app` (tests/e2e/conftest.py, e2e/realapp.py): dev and prod of the shipped
+# stack files deployed by `stackctl deploy` on the real nodes; prod has monitoring on, so its
+# ServiceMonitor and PrometheusRule are the engine's, found by the operator through the labels
+# docs/slo.md names, and the scrape crosses the stack's own NetworkPolicies (kube-router).
+
+#: Bounded user traffic through prod's LoadBalancer stand-in (the SLI counts user requests).
+TRAFFIC_REQUESTS = 40
+
+
+def _user_traffic(real_app: Any) -> None:
+    import urllib.request
+
+    for _ in range(TRAFFIC_REQUESTS):
+        with urllib.request.urlopen(real_app.lb_url("prod", path="/"), timeout=5) as resp:
+            resp.read()
+
+
+def test_every_app_target_is_up_through_its_rendered_service_monitor(
+    kube: Kube, stack: str, real_app: Any, figures: dict[str, float]
+) -> None:
+    namespace = real_app.stacks["prod"].namespace
+    monitors = kube.list("ServiceMonitor", namespace)
+    assert monitors, f"no ServiceMonitor in {namespace}: prod renders one per app"
+    started = time.monotonic()
+    for monitor in monitors:
+        app = monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        pods = {p["metadata"]["name"] for p in real_app.pods("prod", app)}
+        assert pods, app
+
+        def up(app: str = app, pods: set[str] = pods) -> list[dict[str, Any]] | None:
+            targets = [
+                t
+                for t in active_targets(stack)
+                if t["labels"].get("namespace") == namespace and t["labels"].get("job") == app
+            ]
+            healthy = {t["labels"].get("pod") for t in targets if t["health"] == "up"}
+            return targets if healthy == pods and len(targets) == len(pods) else None
+
+        try:
+            kube.wait_for(f"{app}'s {len(pods)} targets up", up, timeout=240, interval=2)
+        except TimeoutError as exc:
+            seen = [
+                (t["scrapeUrl"], t["health"], t.get("lastError"))
+                for t in active_targets(stack)
+                if t["labels"].get("namespace") == namespace
+            ]
+            raise AssertionError(f"{exc}: {seen}") from None
+    figures["monitoring.node_app_targets_up_s"] = time.monotonic() - started
+
+
+def test_every_recording_rule_of_the_stack_yields_series(
+    kube: Kube, stack: str, real_app: Any, figures: dict[str, float]
+) -> None:
+    namespace = real_app.stacks["prod"].namespace
+    records = sorted(
+        {
+            rule["record"]
+            for obj in kube.list("PrometheusRule", namespace)
+            for group in obj["spec"]["groups"]
+            for rule in group["rules"]
+            if "record" in rule
+        }
+    )
+    assert records
+    started = time.monotonic()
+
+    def missing() -> list[str]:
+        return [r for r in records if not query(stack, f'{r}{{namespace="{namespace}"}}')]
+
+    def all_there() -> bool:
+        _user_traffic(real_app)
+        return not missing()
+
+    try:
+        kube.wait_for("every recording rule with series", all_there, timeout=300, interval=5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}: without series: {missing()}") from None
+    figures["monitoring.node_recording_rules_series_s"] = time.monotonic() - started
+
+
+def test_no_alert_of_the_stack_is_pending_or_firing_at_steady_state(
+    stack: str, real_app: Any
+) -> None:
+    namespace = real_app.stacks["prod"].namespace
+    _user_traffic(real_app)
+    doc = monitoring.http_json(f"{stack}/api/v1/alerts")
+    active = [a for a in doc["data"]["alerts"] if a["labels"].get("namespace") == namespace]
+    assert active == [], active
+    rules = monitoring.http_json(f"{stack}/api/v1/rules")["data"]["groups"]
+    ours = [g for g in rules if namespace in g["file"]]
+    assert ours and all(r["health"] == "ok" for g in ours for r in g["rules"]), ours
