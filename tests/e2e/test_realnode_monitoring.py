@@ -394,3 +394,90 @@ def test_no_alert_of_the_stack_is_pending_or_firing_at_steady_state(
     rules = monitoring.http_json(f"{stack}/api/v1/rules")["data"]["groups"]
     ours = [g for g in rules if namespace in g["file"]]
     assert ours and all(r["health"] == "ok" for g in ours for r in g["rules"]), ours
+
+
+# ---------------------------------------------------------------- a fault, on an app of its own
+#
+# prod gains an app `web-fault` (the same image, ClusterIP, two replicas) with the reference
+# app's documented fault switch on (FAULT_ERROR_RATIO=0.5: half of the user requests answered
+# 500, probes untouched), alert routing on and `alerts.errorRatioFor` 10s (prod 5m), all by a
+# stack config change through `stackctl deploy`. Runs after the steady-state checks (which it
+# would otherwise pollute). User traffic to it through a node's kube-proxy (its ClusterIP).
+
+FAULT_APP = "web-fault"
+FAULT_REQUESTS = 60
+
+
+def test_the_fault_switch_fires_the_error_ratio_alert_and_alertmanager_routes_it(
+    kube: Kube, stack: str, real_app: Any, real_nodes: RealNodes, figures: dict[str, float]
+) -> None:
+    from components.monitoring.alert_rules import alert_name
+    from e2e.realapp import node_netns_get
+    from e2e.realnode.layout import HOST_IP, NODE_LABEL
+    from tests.webhook_sink import webhook_sink
+
+    namespace = real_app.stacks["prod"].namespace
+    routing = {"enabled": True, "groupWait": "1s", "groupInterval": "10s"}
+    key, value = NODE_LABEL
+
+    def edit(doc: dict[str, Any]) -> None:
+        config = doc["config"]
+        config["appstack:apps"][FAULT_APP] = {
+            "image": config["appstack:apps"]["web"]["image"],
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 2},
+            "pdb": {"maxUnavailable": 1},
+            "service": {"type": "ClusterIP"},
+            "env": {"FAULT_ERROR_RATIO": "0.5"},
+            "nodeSelector": {key: value},
+        }
+        monitoring_config = config.setdefault("appstack:monitoring", {})
+        monitoring_config.setdefault("alerts", {})["errorRatioFor"] = "10s"
+        monitoring_config["alertRouting"] = routing
+
+    high_error_ratio = alert_name(FAULT_APP, "HighErrorRatio")
+    with webhook_sink(host=HOST_IP) as sink:
+        defaults = {"critical": "critical", "warning": "warning"}
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "alertmanager-webhooks", "namespace": namespace},
+                "stringData": {k: f"{sink.url}/{k}" for k in defaults},
+            },
+            field_manager="appstack-e2e-ops",
+        )
+        deployed = real_app.deploy("prod", edit=edit, timing="monitoring.node_fault_deploy_s")
+        url = f"http://{deployed.services[FAULT_APP]['clusterIP']}:"
+        url += f"{deployed.services[FAULT_APP]['ports']['http']}/"
+        netns = real_nodes.nodes[0].spec.netns
+        started = time.monotonic()
+
+        def firing() -> bool:
+            statuses = [node_netns_get(netns, url)[0] for _ in range(10)]
+            assert set(statuses) <= {200, 500}, statuses
+            alerts = monitoring.http_json(f"{stack}/api/v1/alerts")["data"]["alerts"]
+            return any(
+                a["labels"].get("alertname") == high_error_ratio and a["state"] == "firing"
+                for a in alerts
+            )
+
+        kube.wait_for(f"{high_error_ratio} firing", firing, timeout=300, interval=1)
+        figures["monitoring.node_fault_to_error_ratio_firing_s"] = time.monotonic() - started
+
+        def notified() -> dict[str, Any] | None:
+            for received in sink.requests:
+                for alert in received.json()["alerts"]:
+                    if alert["labels"]["alertname"] == high_error_ratio:
+                        return {**alert, "path": received.path}
+            return None
+
+        got = kube.wait_for("the error-ratio alert at the webhook", notified, timeout=180)
+        figures["monitoring.node_fault_to_notified_s"] = time.monotonic() - started
+        labels = got["labels"]
+        assert got["path"].endswith("/critical"), got["path"]
+        assert labels["severity"] == "critical" and labels["app"] == FAULT_APP, labels
+        assert labels["namespace"] == namespace and labels["environment"] == "prod", labels
+        assert got["annotations"]["runbook_url"].endswith("/" + high_error_ratio)
+        # The fault's app only: web, beside it, raises nothing.
+        alerts = monitoring.http_json(f"{stack}/api/v1/alerts")["data"]["alerts"]
+        assert not [a for a in alerts if a["labels"].get("app") == "web"], alerts
