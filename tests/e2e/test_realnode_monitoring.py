@@ -448,18 +448,23 @@ def test_the_fault_switch_fires_the_error_ratio_alert_and_alertmanager_routes_it
             field_manager="appstack-e2e-ops",
         )
         real_app.deploy("prod", edit=edit, timing="monitoring.node_fault_deploy_s")
+
         # User requests from the host's bridge address straight to the pods: an internal
         # (ClusterIP) app admits `network.apiServerCidrs` (the site sets the host's address) on
         # its port, the one peer outside the cluster the rendered policy lets in.
-        urls = []
-        for pod in real_app.pods("prod", FAULT_APP):
-            (port,) = [
-                p["containerPort"]
-                for p in pod["spec"]["containers"][0]["ports"]
-                if p.get("name") == "http"
-            ]
-            urls.append(f"http://{pod['status']['podIP']}:{port}/")
-        assert urls
+        def pod_urls() -> list[str]:
+            out = []
+            for pod in real_app.pods("prod", FAULT_APP):
+                (port,) = [
+                    p["containerPort"]
+                    for p in pod["spec"]["containers"][0]["ports"]
+                    if p.get("name") == "http"
+                ]
+                out.append(f"http://{pod['status']['podIP']}:{port}/")
+            assert out
+            return out
+
+        urls = pod_urls()
         started = time.monotonic()
 
         def status(url: str) -> int:
@@ -498,3 +503,24 @@ def test_the_fault_switch_fires_the_error_ratio_alert_and_alertmanager_routes_it
         # The fault's app only: web, beside it, raises nothing.
         alerts = monitoring.http_json(f"{stack}/api/v1/alerts")["data"]["alerts"]
         assert not [a for a in alerts if a["labels"].get("app") == "web"], alerts
+
+        # The cause goes (the switch off, by the same kind of config change: the pods roll):
+        # the alert resolves and the webhook hears it.
+        def fault_off(doc: dict[str, Any]) -> None:
+            doc["config"]["appstack:apps"][FAULT_APP]["env"]["FAULT_ERROR_RATIO"] = "0"
+
+        real_app.deploy("prod", edit=fault_off)
+        cleared = time.monotonic()
+        urls = pod_urls()
+
+        def resolved() -> bool:
+            statuses = [status(u) for u in urls for _ in range(5)]
+            assert set(statuses) == {200}, statuses
+            return any(
+                a["labels"]["alertname"] == high_error_ratio and a["status"] == "resolved"
+                for r in sink.requests
+                for a in r.json()["alerts"]
+            )
+
+        kube.wait_for(f"{high_error_ratio} resolved at the webhook", resolved, timeout=300)
+        figures["monitoring.node_fault_off_to_resolved_notified_s"] = time.monotonic() - cleared
