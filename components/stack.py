@@ -19,6 +19,7 @@ from components.monitoring.component import (
     StackDashboard,
     StackDashboardArgs,
 )
+from components.monitoring.routing import StackAlertRouting, StackAlertRoutingArgs
 from components.namespace import AppNamespace, AppNamespaceArgs
 from components.registry import RegistryPullSecret, RegistryPullSecretArgs
 
@@ -116,8 +117,9 @@ def _verified_apps(cfg: StackConfig, instance: str) -> tuple[VerifiedApp, ...]:
 
 
 def _monitoring(cfg: StackConfig, namespace: pulumi.Output[str], instance: str) -> None:
-    """Per app a ServiceMonitor, PrometheusRule and dashboard, and the stack's dashboard, when
-    monitoring is on (CRD-backed objects; the dashboards are for the Grafana beside them)."""
+    """Per app a ServiceMonitor, PrometheusRule and dashboard, the stack's dashboard and its
+    alert routing (AlertmanagerConfig, when `alertRouting.enabled`), when monitoring is on
+    (CRD-backed objects; the dashboards are for the Grafana beside them)."""
     if not cfg.monitoring.enabled:
         return
     for name in sorted(cfg.apps):
@@ -130,6 +132,17 @@ def _monitoring(cfg: StackConfig, namespace: pulumi.Output[str], instance: str) 
                 namespace_input=namespace,
                 instance=instance,
                 settings=cfg.monitoring,
+                environment=cfg.environment,
+            ),
+        )
+    if cfg.monitoring.alert_routing.enabled:
+        StackAlertRouting(
+            "alert-routing",
+            StackAlertRoutingArgs(
+                routing=cfg.monitoring.alert_routing,
+                selector_labels=dict(cfg.monitoring.prometheus_selector_labels),
+                namespace_input=namespace,
+                instance=instance,
             ),
         )
     if cfg.monitoring.dashboards.enabled:

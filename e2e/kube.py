@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PersistentVolumeClaim": ("api/v1", "persistentvolumeclaims", True),
     "ResourceQuota": ("api/v1", "resourcequotas", True),
     "LimitRange": ("api/v1", "limitranges", True),
+    "Event": ("api/v1", "events", True),
     "Deployment": ("apis/apps/v1", "deployments", True),
     "StatefulSet": ("apis/apps/v1", "statefulsets", True),
     "DaemonSet": ("apis/apps/v1", "daemonsets", True),
@@ -58,6 +59,9 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     ),
     "ServiceMonitor": ("apis/monitoring.coreos.com/v1", "servicemonitors", True),
     "PrometheusRule": ("apis/monitoring.coreos.com/v1", "prometheusrules", True),
+    "Prometheus": ("apis/monitoring.coreos.com/v1", "prometheuses", True),
+    "Alertmanager": ("apis/monitoring.coreos.com/v1", "alertmanagers", True),
+    "AlertmanagerConfig": ("apis/monitoring.coreos.com/v1alpha1", "alertmanagerconfigs", True),
     "Rollout": ("apis/argoproj.io/v1alpha1", "rollouts", True),
     "AnalysisTemplate": ("apis/argoproj.io/v1alpha1", "analysistemplates", True),
 }

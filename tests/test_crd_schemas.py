@@ -40,8 +40,14 @@ def test_rendered_custom_resources_validate_strictly_against_upstream_schemas(na
 
 
 def test_every_custom_kind_the_program_renders_was_validated() -> None:
+    """The release strategies render four kinds; the fifth, the AlertmanagerConfig of
+    `monitoring.alertRouting`, is validated by tests/monitoring/test_alert_routing.py."""
     kinds = Counter(o["kind"] for name in STRATEGIES for o in _custom_resources(_render(name)))
     assert set(kinds) == {"ServiceMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate"}
+    from components.monitoring import routing
+
+    assert routing.API_VERSION.startswith("monitoring.coreos.com/")
+    assert crd_schemas.schema_path(routing.API_VERSION, "AlertmanagerConfig").is_file()
 
 
 def test_the_schemas_are_the_upstream_files_listed_in_sources() -> None:

@@ -44,8 +44,9 @@ class Sink:
 
 
 @contextmanager
-def webhook_sink(status: int = 200) -> Iterator[Sink]:
-    """A sink answering `status` (Slack answers 200 `ok`); its URL carries a secret-like path."""
+def webhook_sink(status: int = 200, host: str = "127.0.0.1") -> Iterator[Sink]:
+    """A sink answering `status` (Slack answers 200 `ok`); its URL carries a secret-like path.
+    `host`: the address it listens on (the real nodes' pods reach the bridge's host address)."""
     sink = Sink(url="")
     sink.status = status
 
@@ -68,7 +69,7 @@ def webhook_sink(status: int = 200) -> Iterator[Sink]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]

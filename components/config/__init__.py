@@ -88,6 +88,7 @@ from components.config.loading import (
     with_defaults,
 )
 from components.config.settings import (
+    AlertRouting,
     AlertSettings,
     LimitRangeSettings,
     Monitoring,
@@ -112,6 +113,7 @@ __all__ = [
     "PROJECT",
     "RESERVED_ENV",
     "SECRET_KEYS",
+    "AlertRouting",
     "AlertSettings",
     "AppConfig",
     "AppName",

@@ -17,6 +17,8 @@ from components.config.base import (
     LabelValue,
     Model,
     PrometheusDuration,
+    SecretKey,
+    SubdomainName,
 )
 
 
@@ -129,6 +131,27 @@ class Dashboards(Model):
     `grafana.sidecar.dashboards.label` / `labelValue`: grafana_dashboard "1")."""
 
 
+class AlertRouting(Model):
+    """Alertmanager routing of the stack's alerts: one AlertmanagerConfig in the apps' namespace
+    (components/monitoring/routing.py), a webhook receiver per severity, each URL read from a
+    Secret that ops create in the apps' namespace (never in the stack files)."""
+
+    enabled: bool = False
+    """Render the AlertmanagerConfig (needs appstack:monitoring.enabled and the Secret)."""
+    webhook_secret: SubdomainName = "alertmanager-webhooks"
+    """Secret in the apps' namespace holding the receivers' webhook URLs."""
+    critical_key: SecretKey = "critical"
+    """Key of the Secret with the URL that gets `severity: critical` alerts (pages)."""
+    warning_key: SecretKey = "warning"
+    """Key of the Secret with the URL that gets `severity: warning` alerts (tickets)."""
+    group_wait: PrometheusDuration = "30s"
+    """How long a new group of alerts waits for more before the first notification."""
+    group_interval: PrometheusDuration = "5m"
+    """How long before a group that changed is notified again."""
+    repeat_interval: PrometheusDuration = "4h"
+    """How long before an unchanged firing group is notified again."""
+
+
 class Monitoring(Model):
     """prometheus-operator objects; off by default because the CRDs may be missing."""
 
@@ -146,3 +169,5 @@ class Monitoring(Model):
     """Alert thresholds."""
     dashboards: Dashboards = Field(default_factory=Dashboards)
     """Grafana dashboards (ConfigMaps for the Grafana sidecar)."""
+    alert_routing: AlertRouting = Field(default_factory=AlertRouting)
+    """Alertmanager routes of the stack's alerts (an AlertmanagerConfig), off by default."""

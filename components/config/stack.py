@@ -154,6 +154,12 @@ class StackConfig(Model):
         # series, labelled per ReplicaSet by the ServiceMonitor, which only exists with
         # monitoring on.
         problems = Problems()
+        if self.monitoring.alert_routing.enabled and not self.monitoring.enabled:
+            problems.add(
+                "monitoring.alertRouting.enabled",
+                "alert routing needs appstack:monitoring.enabled: true (the AlertmanagerConfig "
+                "routes the alerts of the stack's PrometheusRules)",
+            )
         for name, app in self.apps.items():
             if app.release.argo_rollouts and not self.monitoring.enabled:
                 problems.add(

@@ -75,6 +75,28 @@ def rule_groups(
     ) + slo_rules.slo_groups_for(app_name, namespace, app.slo, settings.runbook_base_url)
 
 
+def alert_groups(
+    app_name: str, namespace: str, app: AppConfig, settings: Monitoring, environment: str
+) -> list[dict[str, object]]:
+    """The PrometheusRule `spec.groups` as rendered: `rule_groups` with the labels an on-call
+    person routes and reads by on every alert, `app` and `environment` (beside `severity`, and
+    `namespace` and `job` from the series; the runbook is the `runbook_url` annotation)."""
+    extra = {"app": app_name, "environment": environment}
+    groups = rule_groups(app_name, namespace, app, settings)
+    return [
+        {
+            **group,
+            "rules": [
+                {**rule, "labels": {**cast("dict[str, str]", rule["labels"]), **extra}}
+                if "alert" in rule
+                else rule
+                for rule in cast("list[dict[str, object]]", group["rules"])
+            ],
+        }
+        for group in groups
+    ]
+
+
 def app_view(app_name: str, namespace: str, app: AppConfig, settings: Monitoring) -> AppView:
     """What an app's dashboard shows, from the same render as its PrometheusRule: the rule
     target, the thresholds, the SLO and the name of every alert of the rule groups."""
@@ -160,6 +182,8 @@ class AppMonitoringArgs:
     """app.kubernetes.io/instance label value."""
     settings: Monitoring
     """Monitoring config: Prometheus selector labels, interval, runbooks, thresholds."""
+    environment: str
+    """The stack's environment (appstack:environment): the `environment` label of its alerts."""
 
 
 class AppMonitoring(pulumi.ComponentResource):
@@ -194,7 +218,11 @@ class AppMonitoring(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=labels.resource_name(app), namespace=args.namespace_input, labels=meta_labels
             ),
-            spec={"groups": rule_groups(app, args.namespace, args.config, args.settings)},
+            spec={
+                "groups": alert_groups(
+                    app, args.namespace, args.config, args.settings, args.environment
+                )
+            },
             opts=child,
         )
         if args.settings.dashboards.enabled:

@@ -311,6 +311,16 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
                 f"--hostname-override={self.name}",
                 f"--node-ip={self.spec.ip}",
                 f"--node-labels={labels}",
+                # cAdvisor's containerd factory (github.com/google/cadvisor v0.56.2,
+                # container/containerd/factory.go) reads container labels (pod, namespace,
+                # container) from the containerd at this cAdvisor flag, by default
+                # /run/containerd/containerd.sock: not this node's. Without it every container
+                # cgroup falls to the raw factory, without labels, and /metrics/cadvisor
+                # reports container series with empty pod/container labels. Pointed at the
+                # node's own containerd, a container of another node (same host, same cgroup
+                # v1 hierarchy) is unknown to it and outside this kubelet's raw cgroup roots
+                # (/<cgroupRoot>/kubepods), so it is not reported.
+                f"--containerd={self.containerd_socket}",
                 "--v=2",
             ],
         )

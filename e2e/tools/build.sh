@@ -29,6 +29,11 @@
 #                 directory): a team state backend on loopback for issue 29 scenario 5
 #                 (build.sh versitygw; not yet used by a tier). Its pin is its go.mod only: a
 #                 line in versions.env would change every family's stamp.
+#   prometheus-operator/ prometheus-operator + prometheus-config-reloader and their images;
+#   prometheus/   Prometheus (the operator's default version) with Kubernetes service discovery
+#                 only (upstream's SD build tags), and its image; alertmanager/ Alertmanager and its image;
+#   kube-state-metrics/ kube-state-metrics and its image: the monitoring tier on real nodes
+#                 (make e2e-monitoring-tools, make e2e-monitoring-node). Versions: their go.mod.
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -55,7 +60,8 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools (make e2e-node-tools), the
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
-extra_families=(node coredns kube-router registry cosign syft kubectl versitygw)
+extra_families=(node coredns kube-router registry cosign syft kubectl versitygw prometheus-operator
+  prometheus alertmanager kube-state-metrics)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -76,6 +82,11 @@ binaries_of() {
     cosign) echo cosign ;;
     syft) echo syft ;;
     versitygw) echo versitygw ;;
+    prometheus-operator) echo prometheus-operator prometheus-config-reloader \
+      node-images/prometheus-operator.oci.tar node-images/prometheus-config-reloader.oci.tar ;;
+    prometheus) echo prometheus node-images/prometheus.oci.tar ;;
+    alertmanager) echo alertmanager node-images/alertmanager.oci.tar ;;
+    kube-state-metrics) echo kube-state-metrics node-images/kube-state-metrics.oci.tar ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -372,6 +383,86 @@ build_kube_router() {
   mv -f "$bin/node-images/.kube-router.oci.tar" "$bin/node-images/kube-router.oci.tar"
   echo "built node-images/kube-router.oci.tar ($KUBE_ROUTER_IMAGE; iptables" \
     "$(dpkg-query -W -f '${Version}' iptables), ipset $(dpkg-query -W -f '${Version}' ipset))"
+}
+
+# The monitoring families (make e2e-monitoring-tools; not in the default set). Their versions are
+# their go.mod pins, read back here (module_version), so adding them leaves versions.env, and with
+# it every other family's stamp, unchanged. Images: the static binary at upstream's path, user
+# nobody (65534) as upstream's Dockerfiles, named localhost/appstack-e2e/<name>:<version>. (Each
+# recipe writes its images itself: a shared helper would be outside its stamp, see recipe_of.)
+# prometheus-operator: cmd/operator and cmd/prometheus-config-reloader, CGO off, the version
+# through github.com/prometheus/common/version as its Makefile (GO_BUILD_LDFLAGS).
+build_prometheus_operator() {
+  local m=github.com/prometheus-operator/prometheus-operator v c=github.com/prometheus/common/version
+  v=$(module_version prometheus-operator "$m")
+  local ld="-X $c.Version=${v#v} -X $c.Revision=$v -X $c.Branch=$v"
+  gobuild prometheus-operator prometheus-operator "$m/cmd/operator" "$ld"
+  gobuild prometheus-operator prometheus-config-reloader "$m/cmd/prometheus-config-reloader" "$ld"
+  mkdir -p "$bin/node-images"
+  python3 "$here/node/oci_image.py" --name "localhost/appstack-e2e/prometheus-operator:$v" \
+    --out "$bin/node-images/.prometheus-operator.oci.tar" --user 65534:65534 --entrypoint /bin/operator \
+    --file "$bin/prometheus-operator:bin/operator:0755"
+  mv -f "$bin/node-images/.prometheus-operator.oci.tar" "$bin/node-images/prometheus-operator.oci.tar"
+  echo "built node-images/prometheus-operator.oci.tar (localhost/appstack-e2e/prometheus-operator:$v)"
+  mkdir -p "$bin/node-images"
+  python3 "$here/node/oci_image.py" --name "localhost/appstack-e2e/prometheus-config-reloader:$v" \
+    --out "$bin/node-images/.prometheus-config-reloader.oci.tar" --user 65534:65534 --entrypoint /bin/prometheus-config-reloader \
+    --file "$bin/prometheus-config-reloader:bin/prometheus-config-reloader:0755"
+  mv -f "$bin/node-images/.prometheus-config-reloader.oci.tar" "$bin/node-images/prometheus-config-reloader.oci.tar"
+  echo "built node-images/prometheus-config-reloader.oci.tar (localhost/appstack-e2e/prometheus-config-reloader:$v)"
+}
+
+# Prometheus: cmd/prometheus with the only service discovery the operator's configuration uses
+# (kubernetes_sd_configs; file, static and http stay), by the build tags upstream's README
+# documents for that ("remove_all_sd,enable_kubernetes_sd"), plus .promu.yml's netgo; without
+# its builtinassets tag (the web UI is npm-built, not in the module) the API and /metrics serve
+# as usual. Version -X flags as .promu.yml.
+build_prometheus() {
+  local m=github.com/prometheus/prometheus v c=github.com/prometheus/common/version app
+  v=$(module_version prometheus "$m")
+  # Upstream tags Prometheus X.Y.Z's Go module as v0.X0Y.Z / v0.XYY.Z (3.13.1: v0.313.1).
+  app=$(echo "$v" | awk -F. '{printf "%s.%d.%s", substr($2, 1, 1), substr($2, 2), $3}')
+  GOFLAGS="$GOFLAGS -tags=netgo,remove_all_sd,enable_kubernetes_sd" \
+    gobuild prometheus prometheus "$m/cmd/prometheus" \
+    "-X $c.Version=$app -X $c.Revision=$v -X $c.Branch=$v"
+  mkdir -p "$bin/node-images"
+  python3 "$here/node/oci_image.py" --name "localhost/appstack-e2e/prometheus:v$app" \
+    --out "$bin/node-images/.prometheus.oci.tar" --user 65534:65534 --entrypoint /bin/prometheus \
+    --file "$bin/prometheus:bin/prometheus:0755" --dir prometheus:0775
+  mv -f "$bin/node-images/.prometheus.oci.tar" "$bin/node-images/prometheus.oci.tar"
+  echo "built node-images/prometheus.oci.tar (localhost/appstack-e2e/prometheus:v$app)"
+}
+
+# Alertmanager: cmd/alertmanager, version -X flags as its .promu.yml. v0.31.1 is the newest release
+# that builds from its module zip: from v0.32.0 on ui/web.go embeds `app/dist`, the npm-built UI,
+# which the module zip does not hold (v0.35.0: "pattern app/dist: no matching files found");
+# v0.31.1 still serves its UI from the committed vfsgen data (asset/assets_vfsdata.go).
+build_alertmanager() {
+  local m=github.com/prometheus/alertmanager v c=github.com/prometheus/common/version
+  v=$(module_version alertmanager "$m")
+  gobuild alertmanager alertmanager "$m/cmd/alertmanager" \
+    "-X $c.Version=${v#v} -X $c.Revision=$v -X $c.Branch=$v"
+  mkdir -p "$bin/node-images"
+  python3 "$here/node/oci_image.py" --name "localhost/appstack-e2e/alertmanager:$v" \
+    --out "$bin/node-images/.alertmanager.oci.tar" --user 65534:65534 --entrypoint /bin/alertmanager \
+    --file "$bin/alertmanager:bin/alertmanager:0755" --dir alertmanager:0775
+  mv -f "$bin/node-images/.alertmanager.oci.tar" "$bin/node-images/alertmanager.oci.tar"
+  echo "built node-images/alertmanager.oci.tar (localhost/appstack-e2e/alertmanager:$v)"
+}
+
+# kube-state-metrics: the module's main package, version -X flags as its Makefile.
+build_kube_state_metrics() {
+  local m=k8s.io/kube-state-metrics/v2 v c=github.com/prometheus/common/version cg
+  v=$(module_version kube-state-metrics "$m")
+  cg=$(module_version kube-state-metrics k8s.io/client-go)
+  gobuild kube-state-metrics kube-state-metrics "$m" \
+    "-X $c.Version=$v -X $c.Revision=$v -X $c.Branch=$v -X $m/pkg/app.ClientGoVersion=$cg"
+  mkdir -p "$bin/node-images"
+  python3 "$here/node/oci_image.py" --name "localhost/appstack-e2e/kube-state-metrics:$v" \
+    --out "$bin/node-images/.kube-state-metrics.oci.tar" --user 65534:65534 --entrypoint /kube-state-metrics \
+    --file "$bin/kube-state-metrics:kube-state-metrics:0755"
+  mv -f "$bin/node-images/.kube-state-metrics.oci.tar" "$bin/node-images/kube-state-metrics.oci.tar"
+  echo "built node-images/kube-state-metrics.oci.tar (localhost/appstack-e2e/kube-state-metrics:$v)"
 }
 
 for fam in "${families[@]}"; do
