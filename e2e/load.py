@@ -466,6 +466,12 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def succeeded(self) -> int:
+        """Successful requests so far (while it runs)."""
+        with self._lock:
+            return self._report.succeeded
+
     def wait(self) -> LoadReport:
         """Wait for every client to finish (after the duration, or after stop()); the report."""
         for thread in self._threads:
