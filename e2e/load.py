@@ -43,23 +43,25 @@ latency p50/p99 of the successful requests (nearest rank, milliseconds, from the
 start to the last byte, a reconnect included), the split counts, and the machine's load
 average (1 minute) at the start and the end.
 
-``python -m e2e.load HOST PORT [--duration S] ...`` prints the report as JSON; ``--netns NAME``
-runs it inside one of the run's node network namespaces (`ip netns exec`); SIGTERM/SIGINT stop
-it early and still print the report. `NetnsLoad` drives that from Python.
+With ``netns`` (one of the run's node network namespaces) every client thread enters that
+namespace first (setns(2) is per thread), so the test process itself can load a ClusterIP
+through that node's kube-proxy. ``python -m e2e.load HOST PORT [--duration S] [--netns NAME]
+...`` prints the report as JSON; SIGTERM/SIGINT stop it early and still print the report.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import ipaddress
 import json
 import math
 import os
+import re
 import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -76,7 +78,7 @@ LOOPBACK: Final = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::
 RUN_NETWORK: Final = ipaddress.ip_network("10.245.0.0/16")
 SERVICE_NETWORK: Final = ipaddress.ip_network(SERVICE_CIDR)
 NETNS_DIR: Final = Path("/run/netns")
-REPO: Final = Path(__file__).resolve().parents[1]
+_CLONE_NEWNET: Final = 0x40000000  # <linux/sched.h>
 
 DEFAULT_CLIENTS: Final = 20
 DEFAULT_RATE: Final = 300.0
@@ -95,11 +97,32 @@ class LoadError(ValueError):
     """A load specification outside its allowed values (the message names the setting)."""
 
 
-def current_run_netns() -> str | None:
-    """The name of the run's node network namespace (``ae2e-n<i>``) this process is in, if any:
-    the one whose /run/netns file is the same namespace as /proc/self/ns/net."""
+def check_netns(name: str) -> None:
+    """`name` must be one of the run's node network namespaces (``ae2e-n<i>``) and exist."""
+    if re.fullmatch(rf"{NETNS_PREFIX}[0-9]+", name) is None or not (NETNS_DIR / name).exists():
+        raise LoadError(f"netns must be an existing namespace {NETNS_PREFIX}<i> of the run: {name}")
+
+
+def enter_netns(name: str) -> None:
+    """Move the calling thread, and only it, into the run's node network namespace `name`
+    (setns(2) with CLONE_NEWNET reassociates the calling thread); sockets it opens afterwards
+    live there."""
+    check_netns(name)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        mine = os.stat("/proc/self/ns/net")
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns({name}): {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def current_run_netns() -> str | None:
+    """The name of the run's node network namespace (``ae2e-n<i>``) the calling thread is in,
+    if any: the one whose /run/netns file is the same namespace as /proc/thread-self/ns/net."""
+    try:
+        mine = os.stat("/proc/thread-self/ns/net")
         names = sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(NETNS_PREFIX))
     except OSError:
         return None
@@ -152,9 +175,14 @@ class LoadSpec:
     """A new connection per request (``Connection: close``) instead of keep-alive."""
     split_field: str | None = None
     """Count responses by this top-level field of their JSON body."""
+    netns: str | None = None
+    """Send from inside this node network namespace of the run (``ae2e-n<i>``): each client
+    thread enters it (`enter_netns`), so a ClusterIP goes through that node's kube-proxy."""
 
-    def validate(self, netns: str | None = None) -> None:
-        check_target(self.host, netns)
+    def validate(self) -> None:
+        if self.netns is not None:
+            check_netns(self.netns)
+        check_target(self.host, self.netns or current_run_netns())
         if not 1 <= self.port <= 65535:
             raise LoadError(f"port must be in 1-65535, got {self.port}")
         if not self.path.startswith("/") or any(c in self.path for c in " \r\n"):
@@ -442,7 +470,7 @@ class Load:
     """The running load (module docstring). Use as a context manager, or start()/stop()/wait()."""
 
     def __init__(self, spec: LoadSpec) -> None:
-        spec.validate(current_run_netns())
+        spec.validate()
         self.spec = spec
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -491,6 +519,8 @@ class Load:
         return not self._stop.is_set() and (self._end is None or time.monotonic() < self._end)
 
     def _client(self) -> None:
+        if self.spec.netns is not None:
+            enter_netns(self.spec.netns)
         conn = _Connection(self.spec)
         try:
             while self._running():
@@ -596,67 +626,6 @@ def running(spec: LoadSpec) -> Iterator[Load]:
         load.wait()
 
 
-# ------------------------------------------------------------------ in a node network namespace
-
-
-def _cli_args(spec: LoadSpec) -> list[str]:
-    args = [spec.host, str(spec.port), "--path", spec.path, "--clients", str(spec.clients),
-            "--rate", str(spec.rate), "--timeout", str(spec.timeout)]  # fmt: skip
-    args += ["--duration", str(spec.duration)] if spec.duration is not None else []
-    args += ["--per-request"] if spec.per_request else []
-    args += ["--split-field", spec.split_field] if spec.split_field else []
-    return args
-
-
-class NetnsLoad:
-    """The load run by ``python -m e2e.load`` inside the run's node namespace `netns` (``ip netns
-    exec``: the process's sockets live there, so a ClusterIP goes through that node's
-    kube-proxy). start(), then stop() (SIGTERM: it finishes and prints its report) or wait()."""
-
-    def __init__(self, netns: str, spec: LoadSpec) -> None:
-        if not netns.startswith(NETNS_PREFIX) or not (NETNS_DIR / netns).exists():
-            raise LoadError(f"netns must be one of the run's namespaces {NETNS_PREFIX}<i>: {netns}")
-        spec.validate(netns)
-        self.netns, self.spec = netns, spec
-        self._proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> NetnsLoad:
-        cmd = ["ip", "netns", "exec", self.netns, sys.executable, "-m", "e2e.load"]
-        self._proc = subprocess.Popen(
-            cmd + _cli_args(self.spec),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float | None = None) -> LoadReport:
-        assert self._proc is not None, "start() first"
-        limit = timeout or (self.spec.duration or 0) + 4 * self.spec.timeout + 60
-        try:
-            out, err = self._proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.communicate()
-            raise
-        if self._proc.returncode != 0:
-            raise RuntimeError(f"load in {self.netns} exited {self._proc.returncode}: {err}")
-        return LoadReport.from_json(json.loads(out))
-
-    def __enter__(self) -> NetnsLoad:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        if self._proc is not None and self._proc.poll() is None:
-            self.wait()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.load", description=__doc__.split("\n")[0])
     parser.add_argument("host")
@@ -680,18 +649,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         per_request=args.per_request,
         split_field=args.split_field,
+        netns=args.netns,
     )
     try:
-        if args.netns:
-            report = NetnsLoad(args.netns, spec).start().wait()
-        else:
-            load = Load(spec)
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: load.stop())
-            report = load.start().wait()
+        load = Load(spec)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: load.stop())
+    report = load.start().wait()
     print(json.dumps(report.to_json()))
     print(report.summary(), file=sys.stderr)
     return 0

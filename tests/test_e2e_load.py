@@ -436,3 +436,9 @@ def test_cli_stops_on_sigterm_and_prints_the_report_as_json() -> None:
         data = json.loads(out)
         assert data["requests"] == server.did["answered"] >= 5
         assert set(data["failed"]) == set(FAILED_KINDS)
+
+
+@pytest.mark.parametrize("netns", ["ae2e-n99", "default", "../ae2e-n0", "ae2e-n0/.."])
+def test_a_netns_that_is_not_an_existing_node_namespace_of_the_run_is_refused(netns: str) -> None:
+    with pytest.raises(LoadError, match="netns must be an existing namespace ae2e-n<i>"):
+        Load(LoadSpec("10.96.0.20", 80, netns=netns))
