@@ -30,7 +30,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SPLIT_ALPHA = 1e-4
 
 
-def _stamp(text: str) -> float:
+def api_seconds(text: str) -> float:
     """An API timestamp (RFC 3339, seconds, UTC) as wall-clock seconds."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
@@ -127,7 +127,7 @@ class Timeline:
             for cs in status.get("containerStatuses") or []:
                 term = (cs.get("state") or {}).get("terminated")
                 if cs["name"] == "app" and term and track.finished_at is None:
-                    track.finished_at = _stamp(term["finishedAt"])
+                    track.finished_at = api_seconds(term["finishedAt"])
                     track.exit_code = int(term.get("exitCode", -1))
             if kind == "DELETED":
                 track.gone_at = at
