@@ -306,6 +306,7 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
             "metadata": _meta(
                 "system:aggregated-metrics-reader",
                 False,
+                **{"k8s-app": name},  # (a label value has no colon)
                 **{f"{rbac}/aggregate-to-{r}": "true" for r in ("view", "edit", "admin")},
             ),
             "rules": [_rule(["metrics.k8s.io"], ["pods", "nodes"], ["get", "list", "watch"])],
@@ -313,7 +314,7 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(f"{name}-auth-reader"),
+            "metadata": _meta(f"{name}-auth-reader", **{"k8s-app": name}),
             "roleRef": {
                 "apiGroup": rbac,
                 "kind": "Role",
@@ -324,14 +325,14 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": _meta(f"{name}:system:auth-delegator", False),
+            "metadata": _meta(f"{name}:system:auth-delegator", False, **{"k8s-app": name}),
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "system:auth-delegator"},
             "subjects": subject,
         },
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": _meta(f"{name}-serving"),
+            "metadata": _meta(f"{name}-serving", **{"k8s-app": name}),
             "type": "kubernetes.io/tls",
             "stringData": {
                 "tls.crt": (cluster.pki / f"{cert}.crt").read_text(encoding="utf-8"),
