@@ -314,7 +314,7 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": f"{rbac}/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(f"{name}-auth-reader", **{"k8s-app": name}),
+            "metadata": _meta(f"{name}-auth-reader", True, **{"k8s-app": name}),
             "roleRef": {
                 "apiGroup": rbac,
                 "kind": "Role",
@@ -332,7 +332,7 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": _meta(f"{name}-serving", **{"k8s-app": name}),
+            "metadata": _meta(f"{name}-serving", True, **{"k8s-app": name}),
             "type": "kubernetes.io/tls",
             "stringData": {
                 "tls.crt": (cluster.pki / f"{cert}.crt").read_text(encoding="utf-8"),

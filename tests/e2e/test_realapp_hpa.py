@@ -127,7 +127,7 @@ def _cpu_utilization(sample: dict[str, Any]) -> int | None:
     return None
 
 
-def _wait(what: str, check: Any, timeout: float, nodes: Any) -> Any:
+def _wait(what: str, check: Any, timeout: float, nodes: Any, sampler: Sampler) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         nodes.assert_running()
@@ -135,13 +135,29 @@ def _wait(what: str, check: Any, timeout: float, nodes: Any) -> Any:
         if value:
             return value
         time.sleep(1.0)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    last = [
+        {k: v for k, v in s.items() if k != "t"} for s in sampler.samples[-3:] if "error" not in s
+    ]
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last}")
+
+
+def _later_realapp_tests(request: Any) -> bool:
+    """Whether tests of another module of this tier run after this one (they expect prod as
+    shipped: the module then deploys it back)."""
+    items = request.session.items
+    mine = [i for i, item in enumerate(items) if item.module is request.module]
+    return any(
+        item.get_closest_marker("realapp") and item.module is not request.module
+        for item in items[(mine[-1] + 1 if mine else 0) :]
+    )
 
 
 @pytest.fixture(scope="module")
-def hpa_prod(real_app: RealApp, figures: dict[str, float]) -> Iterator[dict[str, Any]]:
-    """prod with E2E_AUTOSCALING, the metrics API serving, the HPA reading CPU at rest; the
-    state the three tests share (the load, the sampler, the moments); prod restored after."""
+def hpa_prod(
+    request: Any, real_app: RealApp, figures: dict[str, float]
+) -> Iterator[dict[str, Any]]:
+    """prod with E2E_AUTOSCALING, the metrics API serving; the state the tests share (the load,
+    the sampler); prod deployed back as shipped when other tests of the tier follow."""
     figures["hpa.metrics_api_wait_s"] = real_app.nodes.wait_metrics_api()
     shipped = copy.deepcopy(real_app.engine.read_config(ENV)["config"]["appstack:apps"][APP])
     real_app.deploy(ENV, edit=_edit, timing="hpa.config_deploy_s")
@@ -165,7 +181,8 @@ def hpa_prod(real_app: RealApp, figures: dict[str, float]) -> Iterator[dict[str,
                     else:
                         app.pop(key, None)
 
-            real_app.deploy(ENV, real_app.digest, edit=restore)
+            if _later_realapp_tests(request):
+                real_app.deploy(ENV, real_app.digest, edit=restore)
 
 
 def test_live_hpa_is_the_render(real_app: RealApp, hpa_prod: dict[str, Any]) -> None:
@@ -202,7 +219,8 @@ def test_scales_out_under_load(
         settled = sample["desired"] == low and sample["ready"] == low
         return sample if cpu is not None and settled else None
 
-    rest = _wait("the HPA reading CPU at rest, at minReplicas", at_rest, 180, real_app.nodes)
+    rest = _wait("the HPA reading CPU at rest, at minReplicas", at_rest, 180, real_app.nodes,
+                 sampler)  # fmt: skip
     figures["hpa.rest_cpu_utilization_percent"] = float(_cpu_utilization(rest) or 0)
     assert (_cpu_utilization(rest) or 0) < target, rest
 
@@ -223,7 +241,7 @@ def test_scales_out_under_load(
         return next((s for s in sampler.since(started) if (s["desired"] or 0) > low), None)
 
     up = _wait("the HPA's desired replicas above minReplicas", desired_up, SCALE_OUT_TIMEOUT,
-               real_app.nodes)  # fmt: skip
+               real_app.nodes, sampler)  # fmt: skip
     figures["hpa.load_to_desired_up_s"] = up["t"] - started
 
     def scaled_ready() -> dict[str, Any] | None:
@@ -231,7 +249,8 @@ def test_scales_out_under_load(
         ok = last and last[0]["spec"] > low and last[0]["ready"] >= last[0]["spec"]
         return last[0] if ok else None
 
-    ready = _wait("the scaled-out pods Ready", scaled_ready, SCALE_OUT_TIMEOUT, real_app.nodes)
+    ready = _wait("the scaled-out pods Ready", scaled_ready, SCALE_OUT_TIMEOUT, real_app.nodes,
+                  sampler)  # fmt: skip
     figures["hpa.load_to_scaled_pods_ready_s"] = ready["t"] - started
     figures["hpa.scaled_out_replicas.count"] = float(ready["spec"])
     figures["hpa.load_cpu_utilization_percent"] = float(_cpu_utilization(ready) or 0)
@@ -285,7 +304,7 @@ def test_scales_in_after_the_load(
     def first_in() -> dict[str, Any] | None:
         return next((s for s in sampler.since(stopped) if (s["desired"] or peak) < peak), None)
 
-    down = _wait("a first scale-in", first_in, SCALE_IN_TIMEOUT, real_app.nodes)
+    down = _wait("a first scale-in", first_in, SCALE_IN_TIMEOUT, real_app.nodes, sampler)
     figures["hpa.load_stop_to_scale_in_s"] = down["t"] - stopped
 
     def at_min() -> dict[str, Any] | None:
@@ -293,7 +312,7 @@ def test_scales_in_after_the_load(
         ok = last and last[0]["desired"] == low and last[0]["spec"] == low
         return last[0] if ok and last[0]["ready"] == low else None
 
-    back = _wait("minReplicas again", at_min, SCALE_IN_TIMEOUT, real_app.nodes)
+    back = _wait("minReplicas again", at_min, SCALE_IN_TIMEOUT, real_app.nodes, sampler)
     figures["hpa.load_stop_to_min_s"] = back["t"] - stopped
     print(
         f"HPA: load stopped ({report.requests} requests, failed {report.failed}); first "
