@@ -382,6 +382,9 @@ def metrics_server_objects(cluster: Cluster) -> list[dict[str, Any]]:
                                     "--kubelet-use-node-status-port",
                                     f"--node-selector={key}={value}",
                                     f"--metric-resolution={METRICS_RESOLUTION}",
+                                    # Below the resolution, as metrics-server requires (its
+                                    # default, 10s, equals it and is refused).
+                                    "--kubelet-request-timeout=5s",
                                 ],
                                 "ports": [{"name": "https", "containerPort": METRICS_SERVER_PORT}],
                                 "readinessProbe": {
