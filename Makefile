@@ -93,7 +93,7 @@ e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up
 # (mounts, cgroups, network namespaces); its Debian packages come from scripts/install-node-deps.sh.
 e2e-node-tools: ## build the real-node tools (kubelet, kube-proxy, containerd, runc, CoreDNS, kube-router, images) into $(E2E_CACHE)/bin
 	scripts/install-node-deps.sh
-	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node coredns kube-router
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok node coredns kube-router metrics-server
 
 e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, pod-to-pod, ClusterIP, DNS, NetworkPolicy, prod spread and drain
 	mkdir -p out

@@ -4,12 +4,15 @@ What `Cluster.start()` brings up, from the binaries `make e2e-tools` built from 
 (`$APPSTACK_E2E_BIN`, default `~/.cache/appstack-e2e/bin`):
 
 - a CA, the API server's serving certificate, an admin client certificate (`O=system:masters`)
-  and the service-account signing key pair, generated with `openssl` in a temp dir;
+  and the service-account signing key pair, generated with `openssl` in a temp dir; a second CA
+  (front-proxy) and the API server's client certificate of it for the aggregation layer
+  (requestheader flags, `--enable-aggregator-routing`: metrics-server's APIService on the real
+  nodes);
 - etcd (data dir in the temp dir), kube-apiserver (authorization Node,RBAC; its default
   admission plugins, PodSecurity included, so the `restricted` label on our namespaces is
   enforced by the real admission plugin), kube-controller-manager (service-account tokens,
   `--use-service-account-credentials`, the Deployment/ReplicaSet/StatefulSet/HPA/endpoint/PV
-  controllers) and kube-scheduler;
+  controllers; the HPA's sync period HPA_SYNC_PERIOD) and kube-scheduler;
 - kwok, managing six Node objects over three zones (`topology.kubernetes.io/zone`), with the
   upstream stages (node-initialize, node heartbeat with lease, pod-ready/complete/delete) read
   from kwok's module zip: pods get scheduled by the real scheduler and kwok marks them running
@@ -91,6 +94,10 @@ PERSISTENT_VOLUMES = 4
 PV_SIZE = "100Gi"
 LB_FIELD_MANAGER = "appstack-e2e-cloud-controller"
 LB_IP = "127.0.0.1"
+# The CN of the API server's client certificate towards aggregated API servers
+# (--requestheader-allowed-names).
+FRONT_PROXY_CLIENT = "front-proxy-client"
+HPA_SYNC_PERIOD = "5s"
 
 
 class ClusterError(RuntimeError):
@@ -281,6 +288,20 @@ class Cluster:
             "",
             "clientAuth",
         )
+        # The aggregation layer (an APIService such as metrics-server's v1beta1.metrics.k8s.io
+        # on the real nodes): the API server proxies to the extension server with this client
+        # certificate, of a CA of its own as kubeadm's front-proxy-ca (the extension server
+        # trusts requests it signed to carry the user in X-Remote-* headers, so the cluster CA,
+        # which signs every client, must not be that CA).
+        self._openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", "front-proxy-ca.key", "-out", "front-proxy-ca.crt",
+            "-subj", "/CN=appstack-e2e-front-proxy-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        )  # fmt: skip
+        self._leaf("front-proxy-client", f"/CN={FRONT_PROXY_CLIENT}", "", "clientAuth",
+                   ca="front-proxy-ca")  # fmt: skip
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         for key in self.pki.glob("*.key"):
@@ -332,7 +353,8 @@ class Cluster:
             )
         )
 
-    def _leaf(self, name: str, subject: str, extra: str, usage: str) -> None:
+    def _leaf(self, name: str, subject: str, extra: str, usage: str, ca: str = "ca") -> None:
+        """pki/<name>.crt/.key signed by pki/<ca>.crt (the cluster CA unless told)."""
         ext = self.pki / f"{name}.ext"
         ext.write_text(
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
@@ -343,7 +365,7 @@ class Cluster:
             "-out", f"{name}.csr", "-subj", subject,
         )  # fmt: skip
         self._openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", "-extfile", ext.name,
         )  # fmt: skip
 
@@ -438,6 +460,19 @@ class Cluster:
                 + ("none" if self.address == "127.0.0.1" else "lease"),
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
+                # Aggregation layer (kube-apiserver's documented flags for it): who may pass
+                # the user on in headers, and the client certificate it proxies with.
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                # To an APIService's endpoint (the pod address), not its ClusterIP: the API
+                # server runs on the host, where the service range is unreachable (kube-proxy
+                # runs in the nodes' namespaces); the host routes the pod ranges to the nodes.
+                "--enable-aggregator-routing=true",
             ],
         )
         self._wait_http_ok(
@@ -467,6 +502,9 @@ class Cluster:
                 "--use-service-account-credentials=true",
                 "--controllers=*",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # The HPA controller's period (default 15 s): each scale decision waits for one;
+                # on the real nodes it reads metrics-server's metrics.k8s.io.
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
                 "--profiling=false",
             ],
         )

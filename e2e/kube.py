@@ -52,6 +52,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ClusterRoleBinding": ("apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
     "StorageClass": ("apis/storage.k8s.io/v1", "storageclasses", False),
     "PriorityClass": ("apis/scheduling.k8s.io/v1", "priorityclasses", False),
+    "APIService": ("apis/apiregistration.k8s.io/v1", "apiservices", False),
     "CustomResourceDefinition": (
         "apis/apiextensions.k8s.io/v1",
         "customresourcedefinitions",

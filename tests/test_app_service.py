@@ -8,7 +8,16 @@ import pytest
 
 from components.config import deep_merge
 from components.kube import labels
-from tests.conftest import DIGEST_IMAGE, Render, base_raw, find, one, pod_spec, with_app
+from tests.conftest import (
+    DIGEST_IMAGE,
+    Render,
+    base_raw,
+    find,
+    load_error,
+    one,
+    pod_spec,
+    with_app,
+)
 
 PROD = base_raw("prod")
 DEV = base_raw("dev")
@@ -224,6 +233,43 @@ def test_hpa_scales_up_fast_and_down_conservatively(render: Render) -> None:
         "kind": "Deployment",
         "name": "web",
     }
+
+
+# kubernetes pkg/apis/autoscaling/validation/validation.go (v1.36.3): a scaling rule's
+# stabilizationWindowSeconds must be >= 0 and <= MaxStabilizationWindowSeconds, 3600.
+HPA_MAX_STABILIZATION_WINDOW = 3600
+
+
+@pytest.mark.parametrize("seconds", [0, 30, HPA_MAX_STABILIZATION_WINDOW])
+def test_hpa_scale_down_window_is_configurable_within_the_api_range(
+    render: Render, seconds: int
+) -> None:
+    """`autoscaling.scaleDownStabilizationSeconds` becomes the HPA's scale-down window (what the
+    e2e stacks shorten to see a scale-in); the scale-up rules and the scale-down policy stay."""
+    raw = deep_merge(
+        PROD, {"apps": {"web": {"autoscaling": {"scaleDownStabilizationSeconds": seconds}}}}
+    )
+    behavior = one(render(raw).objects, "HorizontalPodAutoscaler", "web")["spec"]["behavior"]
+    default = one(render(PROD).objects, "HorizontalPodAutoscaler", "web")["spec"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == seconds
+    assert behavior["scaleDown"]["policies"] == default["scaleDown"]["policies"]
+    assert behavior["scaleUp"] == default["scaleUp"]
+
+
+@pytest.mark.parametrize("seconds", [-1, HPA_MAX_STABILIZATION_WINDOW + 1])
+def test_hpa_scale_down_window_outside_the_api_range_is_refused(seconds: int) -> None:
+    """What the API server would refuse at `pulumi up` is refused at load, naming the key."""
+    message = load_error(
+        base_raw(
+            "prod",
+            autoscaling={"enabled": True, "scaleDownStabilizationSeconds": seconds},
+        )
+    )
+    key = "appstack:apps.web.autoscaling.scaleDownStabilizationSeconds:"
+    line = next((li.strip() for li in message.splitlines() if li.strip().startswith(key)), "")
+    assert line, message
+    bound = "greater than or equal to 0" if seconds < 0 else "less than or equal to 3600"
+    assert bound in line, line
 
 
 def test_hpa_targets_cpu_memory_and_optionally_requests_per_second(render: Render) -> None:

@@ -229,7 +229,14 @@ class AppHandler(Handler):
             self.send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "fault injected"})
         elif self.route == ROUTE_ROOT:
             config = self.server.state.config
-            self.send_json(HTTPStatus.OK, {"service": SERVICE_NAME, "version": config.version})
+            self.send_json(
+                HTTPStatus.OK,
+                {
+                    "service": SERVICE_NAME,
+                    "version": config.version,
+                    "host": self.server.state.host,
+                },
+            )
         elif self.route == ROUTE_HEALTH:
             self.send_json(HTTPStatus.OK, {"status": "ok"})
         elif self.route == ROUTE_READY:

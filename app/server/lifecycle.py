@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -28,6 +29,9 @@ class ServiceState:
     def __init__(self, config: Config, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
+        # Which instance answered (`GET /`): the pod's name in Kubernetes, where the kubelet
+        # sets the container's hostname to metadata.name (without spec.hostname).
+        self.host = socket.gethostname()
         self._draining = threading.Event()
         self._cond = threading.Condition()
         self._in_flight = 0

@@ -8,9 +8,10 @@ import pulumi_kubernetes as k8s
 from components.config import AppConfig
 
 
-def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
-    """Scale up fast (double, or +4 pods, every 15 s); scale down slowly (300 s window,
-    at most 10 % a minute)."""
+def hpa_behavior(app: AppConfig) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """Scale up fast (double, or +4 pods, every 15 s); scale down slowly (over the
+    `autoscaling.scaleDownStabilizationSeconds` window, 300 s by default, at most 10 % a
+    minute)."""
     return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
         scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
             stabilization_window_seconds=0,
@@ -23,7 +24,7 @@ def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
             ],
         ),
         scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=300,
+            stabilization_window_seconds=app.autoscaling.scale_down_stabilization_seconds,
             select_policy="Min",
             policies=[
                 k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=10, period_seconds=60)

@@ -354,7 +354,7 @@ def _autoscalers(scope: _Scope, plan: release.ReleasePlan) -> None:
                 min_replicas=app.autoscaling.min_replicas,
                 max_replicas=app.autoscaling.max_replicas,
                 metrics=hpa_metrics(app),
-                behavior=hpa_behavior(),
+                behavior=hpa_behavior(app),
             ),
             opts=scope.child,
         )

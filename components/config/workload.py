@@ -118,6 +118,10 @@ class Autoscaling(Model):
     """Target average memory utilisation, percent of requests."""
     requests_per_second: float | None = Field(default=None, gt=0)
     """Optional target of `http_requests_per_second` per pod (needs a custom-metrics adapter)."""
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    """Seconds of recommendations the HPA looks back over before it scales in (it keeps the
+    highest): `behavior.scaleDown.stabilizationWindowSeconds`, 0..3600 as the autoscaling/v2
+    API validates it. Shorter scales in sooner after a load and risks flapping."""
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscaling:

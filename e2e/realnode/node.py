@@ -17,6 +17,7 @@ from typing import Any
 from e2e.cluster import Cluster, _set_parent_death_signal
 from e2e.engine import tool_versions
 from e2e.realnode import host
+from e2e.realnode.addons import metrics_server_image
 from e2e.realnode.host import NodeError
 from e2e.realnode.layout import (
     CLUSTER_DOMAIN,
@@ -33,6 +34,7 @@ NODE_IMAGES = (
     "node-images/busybox.oci.tar",
     "node-images/coredns.oci.tar",
     "node-images/kube-router.oci.tar",
+    "node-images/metrics-server.oci.tar",
 )
 KUBELET_PORT = 10250  # the default: each node has its own network namespace
 
@@ -245,15 +247,22 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
                      str(self.binaries / archive))  # fmt: skip
         names = self.ctr("images", "list", "--quiet").stdout.split()
         versions = tool_versions()
-        for key in ("PAUSE_IMAGE", "BUSYBOX_IMAGE", "COREDNS_IMAGE", "KUBE_ROUTER_IMAGE"):
-            if versions[key] not in names:
-                raise NodeError(f"{self.name}: image {versions[key]} not imported: {names}")
+        wanted = [versions[key] for key in ("PAUSE_IMAGE", "BUSYBOX_IMAGE", "COREDNS_IMAGE",
+                                            "KUBE_ROUTER_IMAGE")]  # fmt: skip
+        for image in (*wanted, metrics_server_image()):
+            if image not in names:
+                raise NodeError(f"{self.name}: image {image} not imported: {names}")
 
     def _start_kubelet(self) -> None:
         self.kubelet_root.mkdir()
         cert = f"kubelet-{self.name}"
         self.cluster._leaf(cert, f"/O=system:nodes/CN=system:node:{self.name}", "", "clientAuth")
         config_file = kubeconfig(self.kubelet_root / "kubeconfig", self.cluster, self.name, cert)
+        # Its serving certificate from the cluster CA (not a self-signed one in --cert-dir), so
+        # that its clients verify it: metrics-server with --kubelet-certificate-authority.
+        serving = f"kubelet-serving-{self.name}"
+        sans = f"subjectAltName=IP:{self.spec.ip},DNS:{self.name}\n"
+        self.cluster._leaf(serving, f"/CN={self.name}", sans, "serverAuth")
         key, value = NODE_LABEL
         config: dict[str, Any] = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -265,6 +274,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             "address": self.spec.ip,
             "port": KUBELET_PORT,
             "readOnlyPort": 0,
+            "tlsCertFile": str(self.cluster.pki / f"{serving}.crt"),
+            "tlsPrivateKeyFile": str(self.cluster.pki / f"{serving}.key"),
             "healthzBindAddress": "127.0.0.1",
             "healthzPort": 10248,
             "authentication": {

@@ -132,6 +132,8 @@ class RealNodes:
             addons_started = time.monotonic()
             addons.apply_all(self.cluster.kube, addons.kube_router_objects())
             addons.apply_all(self.cluster.kube, addons.coredns_objects())
+            # Not awaited here (its first scrape takes a resolution): wait_metrics_api().
+            addons.apply_all(self.cluster.kube, addons.metrics_server_objects(self.cluster))
             self._wait_addons()
             self.timings["node.addons_ready_s"] = time.monotonic() - addons_started
         except BaseException:
@@ -199,6 +201,30 @@ class RealNodes:
                 for p in pods
             ]  # fmt: skip
             raise NodeError(f"{exc}: {states}") from None
+
+    def wait_metrics_api(self, timeout: float = 180) -> float:
+        """Wait until the aggregated `v1beta1.metrics.k8s.io` is Available and serves every real
+        node's NodeMetrics; the seconds it took from this call."""
+        started = time.monotonic()
+        names = {n.name for n in self.nodes}
+
+        def served() -> bool:
+            self.assert_running()
+            if not addons.metrics_api_available(self.cluster.kube):
+                return False
+            doc = self.cluster.kube.request("GET", "apis/metrics.k8s.io/v1beta1/nodes")
+            return names <= {item["metadata"]["name"] for item in doc.get("items") or []}
+
+        try:
+            self.cluster.kube.wait_for("metrics.k8s.io NodeMetrics of every real node", served,
+                                       timeout=timeout, interval=2)  # fmt: skip
+        except TimeoutError as exc:
+            pods = self.cluster.kube.list("Pod", addons.NAMESPACE, "k8s-app=metrics-server")
+            service = self.cluster.kube.get_or_none("APIService", addons.METRICS_API) or {}
+            raise NodeError(
+                f"{exc}: pods {[p.get('status') for p in pods]}, APIService {service.get('status')}"
+            ) from None
+        return time.monotonic() - started
 
     def _kwok_nodes(self) -> list[str]:
         return list(getattr(self.cluster, "node_names", []))

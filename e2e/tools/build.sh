@@ -34,6 +34,9 @@
 #                 only (upstream's SD build tags), and its image; alertmanager/ Alertmanager and its image;
 #   kube-state-metrics/ kube-state-metrics and its image: the monitoring tier on real nodes
 #                 (make e2e-monitoring-tools, make e2e-monitoring-node). Versions: their go.mod.
+#   metrics-server/ metrics-server (sigs.k8s.io/metrics-server) and its image, for the real nodes'
+#                 metrics API (make e2e-node-tools); its version is its go.mod's, not a
+#                 versions.env line (that file is in every family's stamp)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -60,8 +63,8 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools (make e2e-node-tools), the
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
-extra_families=(node coredns kube-router registry cosign syft kubectl versitygw prometheus-operator
-  prometheus alertmanager kube-state-metrics)
+extra_families=(node coredns kube-router registry cosign syft kubectl metrics-server versitygw
+  prometheus-operator prometheus alertmanager kube-state-metrics)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -87,6 +90,7 @@ binaries_of() {
     prometheus) echo prometheus node-images/prometheus.oci.tar ;;
     alertmanager) echo alertmanager node-images/alertmanager.oci.tar ;;
     kube-state-metrics) echo kube-state-metrics node-images/kube-state-metrics.oci.tar ;;
+    metrics-server) echo metrics-server node-images/metrics-server.oci.tar ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -348,6 +352,28 @@ build_coredns() {
     --user 65532:65532 --entrypoint /coredns --file "$bin/coredns:coredns:0755" --dir tmp:1777
   mv -f "$bin/node-images/.coredns.oci.tar" "$bin/node-images/coredns.oci.tar"
   echo "built node-images/coredns.oci.tar ($COREDNS_IMAGE)"
+}
+
+# metrics-server: cmd/metrics-server of the metrics-server/ tools module (its `tool` line), CGO
+# off and the version -X flags of upstream's Makefile (k8s.io/client-go/pkg/version). The version
+# is the one its go.mod selects (a versions.env line would change every family's stamp; go.mod
+# is in this family's stamp), and the image is named after it; e2e/realnode/metrics.py reads the
+# same go.mod. The image runs the static binary as upstream's Dockerfile does (USER 65534).
+build_metrics_server() {
+  local v p=k8s.io/client-go/pkg/version image date
+  v=$(module_version metrics-server sigs.k8s.io/metrics-server)
+  # The build date: the release's time as the module proxy records it.
+  date=$(cd "$here/metrics-server" &&
+    "$GO" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' sigs.k8s.io/metrics-server)
+  image=localhost/appstack-e2e/metrics-server:${v#v}
+  mkdir -p "$bin/node-images"
+  gobuild metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
+    "-X $p.gitVersion=$v -X $p.gitCommit=$v -X $p.buildDate=$date"
+  python3 "$here/node/oci_image.py" --name "$image" --out "$bin/node-images/.metrics-server.oci.tar" \
+    --user 65534:65534 --entrypoint /metrics-server --file "$bin/metrics-server:metrics-server:0755" \
+    --dir tmp:1777
+  mv -f "$bin/node-images/.metrics-server.oci.tar" "$bin/node-images/metrics-server.oci.tar"
+  echo "built node-images/metrics-server.oci.tar ($image)"
 }
 
 # elf_files <binary...>: oci_image.py --file arguments for the binaries' shared libraries and

@@ -291,7 +291,8 @@ def test_root_reports_service_name_and_version_as_json(service: Service) -> None
     resp = service.get("/")
     assert resp.status == 200
     assert resp.headers["content-type"] == "application/json"
-    assert resp.json() == {"service": "appstack", "version": VERSION}
+    # host: the name of the host the process runs on (this one), the pod's name in Kubernetes
+    assert resp.json() == {"service": "appstack", "version": VERSION, "host": socket.gethostname()}
 
 
 def test_liveness_answers_200_ok(service: Service) -> None:
