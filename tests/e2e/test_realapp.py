@@ -427,7 +427,7 @@ def test_the_policy_refuses_the_api_server_where_the_render_says_so(
 def test_without_api_server_cidrs_the_proxy_path_is_refused(
     real_app: RealApp, stack_renders: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """The rule is what admits the path: dev deployed without `network.apiServerCidrs` stack_renders
+    """The rule is what admits the path: dev deployed without `network.apiServerCidrs` renders
     no ipBlock rule, the evaluator refuses HOST_IP, and `stackctl verify dev` fails; deployed
     with it again, verify passes."""
 
@@ -442,6 +442,21 @@ def test_without_api_server_cidrs_the_proxy_path_is_refused(
         dev = render_stack("dev", real_app.engine.project).objects
         oracle, dest = web_oracle(dev, real_app.stacks["dev"].namespace)
         assert not verdict(oracle, External(HOST_IP), dest, 8080).allowed
+        # A policy change cuts no established connection (kube-router accepts ESTABLISHED
+        # before its policy chains), and the API server keeps its proxy connection to the pod
+        # alive between requests: found by the first run, where verify kept passing. So the
+        # pods are replaced (the Deployment makes new ones, new addresses): the API server
+        # must dial anew, as it does for every pod a rollout brings.
+        namespace = real_app.stacks["dev"].namespace
+        old = {p["metadata"]["name"] for p in real_app.pods("dev")}
+        for name in old:
+            real_app.kube.delete("Pod", name, namespace)
+        real_app.kube.wait_for(
+            "dev's pods replaced",
+            lambda: {p["metadata"]["name"] for p in real_app.pods("dev")}.isdisjoint(old),
+            timeout=120,
+        )
+        real_app.wait_settled(namespace)
         # kube-router applies the changed policy on its watch event: give it that time
         deadline = time.monotonic() + 60
         failed = real_app.engine.stackctl("verify", "dev", "--timeout", "15", check=False)
