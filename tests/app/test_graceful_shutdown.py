@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import threading
 import time
@@ -88,7 +89,7 @@ def test_sigterm_under_keepalive_load_drains_without_a_failed_request(
         stop(svc.proc)
 
 
-LATE_MS = 3000
+LATE_MS = 5000
 
 
 class KeepAliveRequest:
@@ -147,11 +148,11 @@ def _drain_under_load(svc: Service, delay: float, budget_after_pre_stop: float) 
     load.start()
     _when(lambda: load.succeeded >= 50, 30, "the load to be served")
     # In flight across the listener's close: on a keep-alive connection opened before SIGTERM
-    # (one that kube-proxy's conntrack keeps on this pod after the endpoint left), sent a second
+    # (one that kube-proxy's conntrack keeps on this pod after the endpoint left), sent 3 seconds
     # before the listener closes and answered after.
     late = KeepAliveRequest(svc.port)
     signalled = time.monotonic()
-    svc.proc.send_signal(15)  # SIGTERM, as the kubelet sends after preStop
+    svc.proc.send_signal(signal.SIGTERM)  # as the kubelet sends it after preStop
 
     # Stand-in for the EndpointSlice controller and kube-proxy: at the first readiness 503 no
     # new request goes to this instance (the load stops; what it sent is still answered).
@@ -162,7 +163,7 @@ def _drain_under_load(svc: Service, delay: float, budget_after_pre_stop: float) 
             return False
 
     ready_failed = _when(not_ready, 5, "readiness 503")
-    late.send_at(signalled + delay - 1, f"/sleep?ms={LATE_MS}")
+    late.send_at(signalled + delay - 3, f"/sleep?ms={LATE_MS}")
     load.stop()
     report_box: list[Any] = []
     waiter = threading.Thread(target=lambda: report_box.append(load.wait()), daemon=True)
