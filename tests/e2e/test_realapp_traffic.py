@@ -24,7 +24,10 @@ load (its ScalingActive condition says so; recorded as a figure). It still holds
 Deployment at minReplicas, which is what an image bump under it must keep.
 
 The scenarios run in order on the same prod stack; the module restores prod's shipped release
-(rolling, the built digest, uncordoned nodes) at its end.
+(rolling, the built digest, uncordoned nodes) at its end. Each scenario sets up the release it
+needs, so the real-node lock can be held for a subset at a time (`-k "image_bump or env_change
+or rollback or drain"`, then `-k "blue_green or canary"`); the rollback goes back one update,
+whichever it was.
 """
 
 from __future__ import annotations
@@ -261,7 +264,7 @@ def test_stackctl_rollback_one_step(traffic: Traffic, real_app: RealApp) -> None
 
     report, timeline = traffic.during("rollback", rollback)
     traffic.assert_clean("rollback", report, timeline)
-    assert timeline.terminated(), "the rollback re-created the canary track's pods"
+    assert timeline.terminated(), "the rollback rolled pods back to the previous config"
 
 
 def _evict(real_app: RealApp, namespace: str, name: str, deadline: float) -> None:
