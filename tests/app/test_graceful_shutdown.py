@@ -29,10 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.server import load_config
 from e2e.load import Load, LoadSpec
 from tests.app.test_server import LOCALHOST, Service, start_service, stop
 from tests.renders import Renders
+from tests.tooling import SHIPPED_STACKS
 
 STACK = "prod"
 APP = "web"
@@ -40,9 +43,11 @@ APP = "web"
 APP_EXIT_SLACK_SECONDS = 1
 
 
-def _rendered_lifecycle(renders: Renders) -> tuple[dict[str, Any], dict[str, str]]:
-    """The prod Deployment's pod spec and its ConfigMap's data, as rendered."""
-    objects = renders.stack(STACK).objects
+def _rendered_lifecycle(
+    renders: Renders, stack: str = STACK
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The stack's `web` Deployment's pod spec and its ConfigMap's data, as rendered."""
+    objects = renders.stack(stack).objects
     (deployment,) = [
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == APP
     ]
@@ -56,10 +61,11 @@ def _rendered_lifecycle(renders: Renders) -> tuple[dict[str, Any], dict[str, str
     return pod, dict(config_map["data"])
 
 
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_the_rendered_grace_period_covers_pre_stop_delay_and_the_apps_drain(
-    renders: Renders,
+    renders: Renders, stack: str
 ) -> None:
-    pod, env = _rendered_lifecycle(renders)
+    pod, env = _rendered_lifecycle(renders, stack)
     pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     config = load_config(env)
     worst = (
