@@ -146,6 +146,10 @@ def _refused(port: int) -> bool:
             return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # the probe's own handshake sat in the accept backlog as the listener closed: the kernel
+        # resets it (only a probe can race it: no user traffic arrives after the delay)
+        return True
 
 
 def _drain_under_load(svc: Service, delay: float, budget_after_pre_stop: float) -> None:
