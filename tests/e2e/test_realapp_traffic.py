@@ -106,6 +106,13 @@ class Traffic:
         self.figures.update(report.figures(prefix))
         self.figures[f"{prefix}.change_wall_s"] = wall
         self.figures[f"{prefix}.pods_terminated"] = float(len(timeline.terminated()))
+        margins = [
+            t.finished_at - t.endpoint_left_at
+            for t in timeline.terminated()
+            if t.finished_at is not None and t.endpoint_left_at is not None
+        ]
+        if margins:  # finishedAt is truncated to the second: a lower bound of the margin
+            self.figures[f"{prefix}.endpoint_left_before_stop_min_s"] = min(margins)
         print(f"{scenario}: {report.summary()}; change {wall:.1f}s")
         return report, timeline
 
