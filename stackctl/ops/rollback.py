@@ -1,10 +1,13 @@
-"""`rollback`: redeploy the config of an earlier update of the same commit; the current state
-is backed up first and the config restored if the update fails."""
+"""`rollback`: redeploy the config of an earlier update of the same program (the same commit, or
+commits that differ only in stack files); the current state is backed up first and the config
+restored if the update fails."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +44,8 @@ from stackctl.ops.stacks import (
 )
 
 BACKUP_DIR_NAME = ".pulumi-backups"
+#: A stack file (Pulumi's `Pulumi.<stack>.yaml` beside `Pulumi.yaml`): config, not program.
+STACK_FILE = re.compile(r"Pulumi\.[A-Za-z0-9_.-]+\.yaml")
 ROLLBACK_KINDS = ("update",)
 
 
@@ -91,8 +96,40 @@ def _versions(records: list[dict[str, Any]]) -> str:
     return ", ".join(f"v{r.get('version')}" for r in records)
 
 
-def check_same_commit(target: Mapping[str, Any], current_head: str) -> None:
-    """Config-only rollback is only sound when the program is the one the target ran."""
+def stack_file_only_changes(project_dir: Path, old: str, new: str) -> list[str] | None:
+    """The paths that differ between commits `old` and `new` of the project's git repo other
+    than its stack files (`Pulumi.<stack>.yaml` in the project directory: the config a rollback
+    restores), repo-relative; [] when only stack files differ; None when git cannot tell (not a
+    repo, a commit it does not have)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *args], cwd=project_dir, capture_output=True, text=True, check=False
+        )
+
+    prefix = git("rev-parse", "--show-prefix")
+    diff = git("diff", "--name-only", "--no-renames", old, new, "--")
+    if prefix.returncode != 0 or diff.returncode != 0:
+        return None
+    base = prefix.stdout.strip()
+    return [
+        path
+        for path in diff.stdout.splitlines()
+        if path
+        and not (
+            path.startswith(base) and STACK_FILE.fullmatch(path.removeprefix(base)) is not None
+        )
+    ]
+
+
+def check_same_commit(
+    target: Mapping[str, Any],
+    current_head: str,
+    program_changes: Callable[[str, str], list[str] | None] | None = None,
+) -> None:
+    """Config-only rollback is only sound when the program is the one the target ran: the same
+    commit, or commits that differ only in stack files (`program_changes(old, new)` lists what
+    else differs; a config change committed as the stack file's diff changes no program)."""
     version = target.get("version")
     target_head = str((target.get("environment") or {}).get("git.head") or "").strip()
     if not target_head or current_head in ("", "unknown"):
@@ -101,13 +138,23 @@ def check_same_commit(target: Mapping[str, Any], current_head: str) -> None:
             f"{target_head or 'none'}, current HEAD: {current_head or 'unknown'}); "
             "rollback restores config only and needs both commits"
         )
-    if not (target_head.startswith(current_head) or current_head.startswith(target_head)):
-        raise UserError(
-            f"v{version} was deployed from commit {target_head[:12]} but HEAD is "
-            f"{current_head[:12]}: code changes roll back through `git revert <commits>` and a "
-            "deploy (`python -m stackctl deploy <stack>`); config-only rollback applies only at "
-            "the same commit"
-        )
+    if target_head.startswith(current_head) or current_head.startswith(target_head):
+        return
+    changed = program_changes(target_head, current_head) if program_changes else None
+    if changed == []:
+        return  # only stack files differ: the same program, other config
+    what = (
+        f"; besides stack files these differ: {', '.join(changed[:5])}"
+        + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        if changed
+        else ""
+    )
+    raise UserError(
+        f"v{version} was deployed from commit {target_head[:12]} but HEAD is "
+        f"{current_head[:12]}{what}: code changes roll back through `git revert <commits>` and "
+        "a deploy (`python -m stackctl deploy <stack>`); config-only rollback applies only at "
+        "the same commit, or at one that changed nothing but stack files"
+    )
 
 
 @dataclass(frozen=True)
@@ -311,7 +358,7 @@ def run_rollback(
     current_version = max(int(r.get("version") or 0) for r in records)
     # (4, checked before anything changes) same program commit
     head = (current_head or (lambda d: git_commit(d, short=False)))(project_dir)
-    check_same_commit(target, head)
+    check_same_commit(target, head, lambda old, new: stack_file_only_changes(project_dir, old, new))
     # (3, planned before anything changes) config to restore
     before = backend.get_config()
     plan = plan_config_restore(target, before)

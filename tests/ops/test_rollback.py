@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import SECRET_SENTINEL, ConfigValue
 from stackctl.ops.rollback import plan_config_restore, run_rollback, select_target
+from tests.ops.conftest import PULUMI_DEV, git_init, make_project
 from tests.ops.fake_backend import (
     API_TOKEN,
     DB_PASSWORD,
@@ -245,6 +247,68 @@ def test_commit_mismatch_points_to_git_revert(project: Path, recorder: Any) -> N
     assert OLD[:12] in msg and HEAD[:12] in msg
     assert "git revert" in msg and "same commit" in msg
     assert "set_config" not in backend.calls and "up" not in backend.calls
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def _commit(root: Path, message: str) -> str:
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", message)
+    return _git(root, "rev-parse", "HEAD")
+
+
+def _committed_change(project: Path, path: str, text: str) -> tuple[str, str]:
+    """(the commit v1 ran, HEAD after one more commit that writes `path`)."""
+    git_init(project)
+    deployed = _git(project, "rev-parse", "HEAD")
+    (project / path).parent.mkdir(parents=True, exist_ok=True)
+    (project / path).write_text(text, encoding="utf-8")
+    return deployed, _commit(project, f"change {path}")
+
+
+def test_a_commit_that_changed_only_a_stack_file_still_rolls_back(
+    project: Path, recorder: Any
+) -> None:
+    # docs/releases.md: each release step is a reviewed change of the stack file, so a config
+    # release is a commit; the program (git diff of the two commits) is the same one.
+    deployed, head = _committed_change(
+        project, "Pulumi.dev.yaml", PULUMI_DEV.replace("1.3.0", "1.4.0")
+    )
+    assert _git(project, "diff", "--name-only", deployed, head) == "Pulumi.dev.yaml"
+    backend = fake(project, records=[record(2, commit=head), record(1, commit=deployed)])
+    assert rollback(backend, project, recorder(), steps=1, head=head) == 0
+    assert "up" in backend.calls
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["components/app/pod.py", "Pulumi.yaml", "policy/config/dev.json", "sub/Pulumi.dev.yaml"],
+)
+def test_a_commit_that_changed_the_program_is_refused_naming_what_changed(
+    project: Path, recorder: Any, path: str
+) -> None:
+    deployed, head = _committed_change(project, path, "changed\n")
+    backend = fake(project, records=[record(2, commit=head), record(1, commit=deployed)])
+    with pytest.raises(UserError) as err:
+        rollback(backend, project, recorder(), steps=1, head=head)
+    assert f"besides stack files these differ: {path}" in str(err.value)
+    assert "git revert" in str(err.value)
+    assert "set_config" not in backend.calls and "up" not in backend.calls
+
+
+def test_a_stack_file_of_a_project_in_a_subdirectory_counts_as_config(
+    tmp_path: Path, recorder: Any
+) -> None:
+    repo = tmp_path / "repo"
+    project = make_project(repo / "infra")
+    deployed, head = _committed_change(repo, "infra/Pulumi.dev.yaml", PULUMI_DEV + "# x\n")
+    backend = fake(project, records=[record(2, commit=head), record(1, commit=deployed)])
+    assert rollback(backend, project, recorder(), steps=1, head=head) == 0
 
 
 def test_unknown_current_commit_is_refused(project: Path, recorder: Any) -> None:
