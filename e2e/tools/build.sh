@@ -25,6 +25,10 @@
 #   cosign/       cosign (github.com/sigstore/cosign/v2): signs and verifies image digests in
 #                 the signing tier (make e2e-sign-tools, make e2e-sign)
 #   syft/         syft (github.com/anchore/syft): an SBOM of each built image (CI, make e2e-sign)
+#   argocd/       argocd (github.com/argoproj/argo-cd/v3, cmd: the multi-call binary that runs as
+#                 argocd-application-controller and argocd-repo-server) for the GitOps tier
+#                 (make e2e-gitops-tools, make e2e-gitops); its go.mod says go 1.27, so this
+#                 family alone builds with GOTOOLCHAIN=go1.27.3 (fetched by the go command)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -51,7 +55,7 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # Not built by default (make e2e-tools): the real-node tier's tools (make e2e-node-tools), the
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
-extra_families=(node coredns kube-router registry cosign syft kubectl)
+extra_families=(node coredns kube-router registry cosign syft kubectl argocd)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -71,6 +75,7 @@ binaries_of() {
     registry) echo registry ;;
     cosign) echo cosign ;;
     syft) echo syft ;;
+    argocd) echo argocd ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -282,6 +287,26 @@ build_syft() {
   # syft's .goreleaser.yaml: version, commit, date and summary through main's variables.
   gobuild syft syft github.com/anchore/syft/cmd/syft \
     "-X main.version=$SYFT_VERSION -X main.gitCommit=v$SYFT_VERSION -X main.buildDate=$SYFT_BUILD_DATE -X main.gitDescription=v$SYFT_VERSION"
+}
+
+# Argo CD (issue 32 item 6): cmd of github.com/argoproj/argo-cd/v3, one binary that runs as the
+# component named by argv[0] or ARGOCD_BINARY_NAME (e2e/argocd.py). The tools module repeats
+# argo-cd's own replaces (k8s.io/* staging modules -> v0.37.0, ...: a dependency's replaces do not
+# apply) and resolves github.com/argoproj/argo-cd/gitops-engine/v3 (argo-cd replaces it by its
+# nested ./gitops-engine, which the module zip lacks) to the published module of the same tag.
+# argo-cd's go.mod says go 1.27.0: this family alone runs the go command with GOTOOLCHAIN, which
+# takes that toolchain from the module proxy; every other family stays on the machine's Go.
+# ldflags: argo-cd's Makefile (PACKAGE=.../common; version, buildDate, gitTreeState, gitTag,
+# kubectlVersion = its k8s.io/client-go).
+build_argocd() {
+  local -x GOTOOLCHAIN=go1.27.3
+  local v=3.6.2 p=github.com/argoproj/argo-cd/v3/common date client
+  expect_version argocd github.com/argoproj/argo-cd/v3 "v$v"
+  expect_version argocd github.com/argoproj/argo-cd/gitops-engine/v3 "v$v"
+  date=$(cd "$here/argocd" && "$GO" list -m -f '{{.Time.Format "2006-01-02T15:04:05Z"}}' github.com/argoproj/argo-cd/v3)
+  client=$(module_version argocd k8s.io/client-go)
+  gobuild argocd argocd github.com/argoproj/argo-cd/v3/cmd \
+    "-X $p.version=$v -X $p.buildDate=$date -X $p.gitTreeState=clean -X $p.gitTag=v$v -X $p.kubectlVersion=$client"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked
