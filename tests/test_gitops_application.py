@@ -141,6 +141,15 @@ def test_outside_the_manifests_it_syncs_and_no_redacted_secret_applied(render: R
     (claim,) = [o for o in result.objects if o["kind"] == "PersistentVolumeClaim"]
     assert file_name(claim) not in excluded
     assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false"
+    # and so does its namespace: pruning it would delete the claim with it
+    (namespace,) = [
+        o
+        for o in result.objects
+        if o["kind"] == "Namespace" and o["metadata"]["name"] == claim["metadata"]["namespace"]
+    ]
+    assert namespace["metadata"]["annotations"] == {
+        "argocd.argoproj.io/sync-options": "Prune=false"
+    }
 
 
 def test_sync_policy_and_settings(render: Render) -> None:

@@ -212,6 +212,8 @@ def test_prune_removes_what_left_but_never_the_jenkins_home_claim(
         )
 
     kube.wait_for("Jenkins' StatefulSet and Service pruned", jenkins_pruned, timeout=120)
+    # the namespace stays too (Prune=false): deleting it would delete the claim
+    assert not kube.get("Namespace", JENKINS_NS)["metadata"].get("deletionTimestamp")
     kept = kube.get("PersistentVolumeClaim", "jenkins-home", JENKINS_NS)
     assert kept["metadata"]["uid"] == claim["metadata"]["uid"]
     assert not kept["metadata"].get("deletionTimestamp")
