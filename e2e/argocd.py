@@ -5,10 +5,13 @@ Real Argo CD, not a stand-in: the `argocd` binary `build.sh argocd` builds from 
 the run on this host, as e2e/cluster.py runs the control plane (no pods, no images):
 
 - `argocd-repo-server` (the multi-call binary with `ARGOCD_BINARY_NAME`), gRPC on loopback
-  without TLS, cloning the manifests repository with Debian's git;
-- `argocd-application-controller` with the run's admin kubeconfig and `--namespace argocd`: it
-  applies to the destination `https://kubernetes.default.svc` with that kubeconfig (Argo CD's
-  in-cluster cluster is the controller's own client config);
+  with the self-signed certificate it makes at start when none is mounted (the controller does
+  not verify it unless `--repo-server-strict-tls`, as in the upstream install), cloning the
+  manifests repository with Debian's git;
+- `argocd-application-controller` with the run's admin kubeconfig and `--namespace argocd`
+  (where it reads Applications and settings). It applies to the control plane registered as a
+  cluster by its loopback URL (`add_cluster`, a cluster Secret with the admin client
+  certificate): Argo CD's built-in in-cluster destination needs a pod's service-account files;
 - Debian's `redis-server` on loopback, their shared cache.
 
 Beside them, what the upstream install manifests would create and these two read: the CRDs of
@@ -26,6 +29,8 @@ repo-server over file:// (go-git's file transport and the git CLI both read it t
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import secrets
@@ -56,6 +61,7 @@ CRD_FILES = (
 #: `timeout.reconciliation`, upstream default 120 s); no jitter, so a figure is not a dice roll.
 RESYNC_SECONDS = 5
 FIELD_MANAGER = "appstack-e2e-argocd-install"
+WRAPPERS = ("git-verify-wrapper.sh", "gpg-wrapper.sh")
 
 
 def argocd_version() -> str:
@@ -81,6 +87,7 @@ class ArgoCD:
 
     cluster: Cluster
     root: Path
+    module: Path = field(init=False)
     processes: list[ArgoProcess] = field(default_factory=list, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)
 
@@ -111,6 +118,8 @@ class ArgoCD:
             (self.root / sub).mkdir(exist_ok=True)
         started = time.monotonic()
         try:
+            self.module = go_module_dir(f"{ARGOCD_MODULE}@{argocd_version()}")
+            self._install_scripts()
             self._install_crds()
             self._install_settings()
             self._start_redis()
@@ -150,8 +159,20 @@ class ArgoCD:
 
     # ---------------------------------------------------------------- parts
 
+    def _install_scripts(self) -> None:
+        """The scripts the upstream image puts on PATH beside the binary (its Dockerfile: COPY
+        hack/gpg-wrapper.sh hack/git-verify-wrapper.sh /usr/local/bin/): the repo-server runs
+        git-verify-wrapper.sh on every checked-out revision (util/git VerifyCommitSignature)
+        and answers "permission denied" when it is missing."""
+        scripts = self.root / "bin"
+        scripts.mkdir(exist_ok=True)
+        for name in WRAPPERS:
+            target = scripts / name
+            shutil.copyfile(self.module / "hack" / name, target)
+            target.chmod(0o755)
+
     def _install_crds(self) -> None:
-        module = go_module_dir(f"{ARGOCD_MODULE}@{argocd_version()}")
+        module = self.module
         kube = self.cluster.kube
         names = []
         for rel in CRD_FILES:
@@ -163,9 +184,8 @@ class ArgoCD:
         def established() -> bool:
             for name in names:
                 crd = kube.get("CustomResourceDefinition", name)
-                conds = {
-                    c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
-                }
+                status = crd.get("status") or {}
+                conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
                 if conds.get("Established") != "True":
                     return False
             return True
@@ -187,6 +207,9 @@ class ArgoCD:
                     "application.resourceTrackingMethod": "annotation",
                     "timeout.reconciliation": f"{RESYNC_SECONDS}s",
                     "timeout.reconciliation.jitter": "0s",
+                    # a host process has no in-cluster config: the control plane is registered
+                    # as a cluster by its URL instead (add_cluster)
+                    "cluster.inClusterEnabled": "false",
                 },
             },
             {
@@ -234,13 +257,62 @@ class ArgoCD:
             field_manager=FIELD_MANAGER,
         )
 
+    @property
+    def server(self) -> str:
+        """The control plane's API server URL, as Argo CD's cluster Secret names it."""
+        return f"https://{self.cluster.address}:{self.cluster.apiserver_port}"
+
+    def add_cluster(self) -> str:
+        """The control plane as an Argo CD cluster (a Secret with `argocd.argoproj.io/secret-type:
+        cluster`, what `argocd cluster add` writes), with the run's admin client certificate;
+        returns its server URL, an Application's `destination.server`. Argo CD's built-in
+        in-cluster destination (https://kubernetes.default.svc) reads a pod's service-account
+        files (client-go rest.InClusterConfig), which a process on the host has not: it is
+        switched off in argocd-cm."""
+        pki = self.cluster.pki
+
+        def b64(name: str) -> str:
+            return base64.b64encode((pki / name).read_bytes()).decode()
+
+        config = {
+            "tlsClientConfig": {
+                "caData": b64("ca.crt"),
+                "certData": b64("admin.crt"),
+                "keyData": b64("admin.key"),
+            }
+        }
+        self.cluster.kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "cluster-e2e",
+                    "namespace": NAMESPACE,
+                    "labels": {"argocd.argoproj.io/secret-type": "cluster"},
+                },
+                "type": "Opaque",
+                "stringData": {
+                    "name": "e2e",
+                    "server": self.server,
+                    "config": json.dumps(config),
+                },
+            },
+            field_manager=FIELD_MANAGER,
+        )
+        return self.server
+
     def _env(self, binary_name: str) -> dict[str, str]:
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": f"{self.root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(self.root / "home"),
             "TMPDIR": str(self.root / "tmp"),
             "ARGOCD_BINARY_NAME": binary_name,
             "ARGOCD_GPG_ENABLED": "false",
+            # argocd-cm's timeout.reconciliation, as the upstream Deployments pass it to both
+            # (manifests/base/*/: env from configMapKeyRef): the repo-server caches a branch's
+            # head that long (revision-cache-expiration), the controller compares that often.
+            "ARGOCD_RECONCILIATION_TIMEOUT": f"{RESYNC_SECONDS}s",
+            "ARGOCD_RECONCILIATION_JITTER": "0s",
             "ARGOCD_SSH_DATA_PATH": str(self.root / "ssh"),
             "ARGOCD_TLS_DATA_PATH": str(self.root / "tls"),
             "ARGOCD_GNUPGHOME": str(self.root / "gpg"),
@@ -298,7 +370,7 @@ class ArgoCD:
             "--address", "127.0.0.1", "--port", str(self.repo_server_port),
             "--metrics-address", "127.0.0.1", "--metrics-port", str(free_port()),
             "--redis", f"127.0.0.1:{self.redis_port}",
-            "--disable-tls", "--logformat", "text", "--loglevel", "info",
+            "--logformat", "text", "--loglevel", "info",
         ]  # fmt: skip
         proc = self._spawn("argocd-repo-server", argv, env=self._env("argocd-repo-server"))
         self._wait_port(proc, self.repo_server_port)
@@ -308,10 +380,9 @@ class ArgoCD:
         argv = [
             str(self.binary),
             "--kubeconfig", str(self.cluster.kubeconfig), "--namespace", NAMESPACE,
-            "--repo-server", f"127.0.0.1:{self.repo_server_port}", "--repo-server-plaintext",
+            "--repo-server", f"127.0.0.1:{self.repo_server_port}",
             "--redis", f"127.0.0.1:{self.redis_port}",
             "--metrics-port", str(self.controller_metrics_port),
-            "--app-resync", str(RESYNC_SECONDS), "--app-resync-jitter", "0",
             "--self-heal-timeout-seconds", "2",
             "--status-processors", "2", "--operation-processors", "2",
             "--logformat", "text", "--loglevel", "info",

@@ -48,7 +48,12 @@ def checkout(cluster: Cluster) -> Checkout:
         "namespace": JENKINS_NS,
         "admin": {"existingSecret": "jenkins-admin"},
     }
-    doc["config"]["appstack:gitops"] = {"enabled": True, "repoUrl": repo.url}
+    # destinationServer: the control plane's URL, registered in Argo CD by the argocd fixture
+    doc["config"]["appstack:gitops"] = {
+        "enabled": True,
+        "repoUrl": repo.url,
+        "destinationServer": f"https://{cluster.address}:{cluster.apiserver_port}",
+    }
     repo.write_stack_config(STACK, doc)
     repo.commit("e2e: dev with Jenkins and the Argo CD Application")
     return repo
@@ -131,6 +136,7 @@ def test_first_publish_is_synced_by_the_stacks_application(
     application = checkout.read(pushed, app_file)
     assert application["spec"]["source"]["repoURL"] == checkout.url
     argocd.add_repository(checkout.url)
+    assert application["spec"]["destination"]["server"] == argocd.add_cluster()
     secrets_from_the_cluster_side(kube)
     started = time.monotonic()
     kube.apply(application, field_manager="appstack-e2e-bootstrap")
