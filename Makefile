@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-node-bench e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign \
+	e2e-node-tools e2e-node e2e-node-bench e2e-app-image e2e-app e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign \
 	e2e-gitops-tools e2e-gitops e2e-all bench-e2e
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
@@ -86,7 +86,7 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not supply and not failure and not sign and not gitops"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not realapp and not supply and not failure and not sign and not gitops"
 
 # Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
 # runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
@@ -113,6 +113,20 @@ e2e-supply: e2e-tools e2e-supply-tools $(VENV)/.dev-installed ## image built by 
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m supply
+
+# e2e-app: the reference app on the real nodes (issues 28.4-5, 27.7): the four real nodes of
+# e2e-node, the registry of e2e-supply on the nodes' bridge, app/Dockerfile's image pulled by every
+# node's containerd with the stack's own pull Secret, dev and prod of the shipped stack files
+# deployed by `stackctl deploy <env> --image` (e2e/realapp.py), tests marked `realapp`. Root.
+# e2e-app-image builds the image archive it pushes (cached by app/'s content) outside the
+# real-node lock: `make e2e-app-image && flock /tmp/realnode.lock make e2e-app`.
+e2e-app-image: e2e-supply-tools $(VENV)/.dev-installed ## build (or find cached) the app image archive e2e-app pushes (buildah, stand-in base)
+	E2E_CACHE=$(E2E_CACHE) $(BIN)/python -m e2e.realapp build-image
+
+e2e-app: e2e-tools e2e-node-tools e2e-supply-tools e2e-app-image $(VENV)/.dev-installed ## the app on real nodes: dev and prod pulled from the registry, restricted, probes, spread, LB/ClusterIP traffic, verify via the API server
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m realapp
 
 # e2e-monitoring: a real Prometheus (Debian prometheus 2.42, scripts/install-promtool.sh installs
 # it with promtool) on loopback scrapes the reference app run as a process and evaluates the
@@ -164,7 +178,7 @@ e2e-gitops: e2e-gitops-tools $(VENV)/.dev-installed ## real Argo CD syncs the pu
 	GOTOOLCHAIN=go1.27.3 APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m gitops
 
-e2e-all: e2e e2e-failure e2e-node e2e-supply e2e-sign e2e-gitops ## every e2e tier (e2e includes e2e-monitoring's tests)
+e2e-all: e2e e2e-failure e2e-node e2e-app e2e-supply e2e-sign e2e-gitops ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 # bench-e2e: a benchmark tier beside `make e2e` (not in .ci/run): the real engine on synthetic
 # prod stacks of 1, 10 and 50 services, each figure beside kubectl's floor (e2e/bench.py; README

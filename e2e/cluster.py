@@ -166,6 +166,10 @@ class Cluster:
     # address on the real nodes' bridge for `make e2e-node` (e2e/realnode), so that kubelets,
     # kube-proxy and pods in the nodes' network namespaces reach it.
     address: str = "127.0.0.1"
+    # The address the LoadBalancer emulator gives LoadBalancer Services and Ingresses: loopback
+    # for `make e2e` (kwok pods serve nothing); the real nodes' LoadBalancer stand-in (routed to
+    # the nodes' kube-proxy, e2e/realapp.py) in a real-node session.
+    lb_ip: str = LB_IP
     keep: bool = field(default_factory=lambda: os.environ.get("APPSTACK_E2E_KEEP") == "1")
     root: Path = field(init=False)
     kubeconfig: Path = field(init=False)
@@ -644,9 +648,9 @@ class Cluster:
             with suppress(ApiError, OSError):
                 for svc in self.kube.list("Service"):
                     if (svc.get("spec") or {}).get("type") == "LoadBalancer":
-                        self._assign_address(svc, {"ip": LB_IP, "ipMode": "VIP"})
+                        self._assign_address(svc, {"ip": self.lb_ip, "ipMode": "VIP"})
                 for ing in self.kube.list("Ingress"):
-                    self._assign_address(ing, {"ip": LB_IP})
+                    self._assign_address(ing, {"ip": self.lb_ip})
 
     def _assign_address(self, obj: dict[str, Any], address: dict[str, str]) -> None:
         if ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"):

@@ -40,6 +40,10 @@ NODE_NET = "10.245.0.0/24"
 # All real nodes' pod ranges (kube-proxy's clusterCIDR; each node has a /24 of it).
 REAL_POD_CIDR = "10.245.128.0/17"
 DNS_IP = "10.96.0.10"
+# The LoadBalancer stand-in address (e2e/realapp.py): the LB emulator of e2e/cluster.py writes it
+# into every LoadBalancer Service's status in a real-node session, and the host routes it to the
+# nodes, where kube-proxy's LoadBalancer rules serve it.
+LB_IP = "10.245.0.100"
 CLUSTER_DOMAIN = "cluster.local"
 UNREACHABLE = (POD_CIDR, SERVICE_CIDR, "10.245.0.0/16", "10.0.0.1/32")
 NETNS_PREFIX = "ae2e-n"

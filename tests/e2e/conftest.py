@@ -8,6 +8,7 @@ Go. The session starts one control plane (e2e/cluster.py) and one engine world
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +23,16 @@ FIGURES: dict[str, float] = {}
 NODE_CLEANUP: list[str] = []
 
 
+# Tiers whose tests run on the real nodes (e2e/realnode): make e2e-node, make e2e-app.
+REAL_NODE_MARKERS = ("realnode", "realapp")
+
+
 def _realnode_session(request: Any) -> bool:
-    return any(item.get_closest_marker("realnode") for item in request.session.items)
+    return any(
+        item.get_closest_marker(marker)
+        for item in request.session.items
+        for marker in REAL_NODE_MARKERS
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,16 +48,17 @@ def node_network() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def cluster(request: Any) -> Iterator[Any]:
-    from e2e.cluster import Cluster, install_signal_handlers
+    from e2e.cluster import LB_IP, Cluster, install_signal_handlers
 
     install_signal_handlers()
-    address = "127.0.0.1"
+    address, lb_ip = "127.0.0.1", LB_IP
     if _realnode_session(request):
         from e2e.realnode.layout import HOST_IP
+        from e2e.realnode.layout import LB_IP as LB_STAND_IN
 
         request.getfixturevalue("node_network")
-        address = HOST_IP
-    with Cluster(address=address) as running:
+        address, lb_ip = HOST_IP, LB_STAND_IN
+    with Cluster(address=address, lb_ip=lb_ip) as running:
         yield running
 
 
@@ -82,6 +92,70 @@ def real_nodes(cluster: Any) -> Iterator[Any]:
     with RealNodes(cluster) as nodes:
         FIGURES.update(nodes.timings)
         yield nodes
+
+
+@pytest.fixture(scope="session")
+def app_registry(real_nodes: Any) -> Iterator[Any]:
+    """The run's OCI registry (e2e/registry.py: distribution, per-run CA, TLS, basic auth) on
+    the host's bridge address, which every real node reaches."""
+    from e2e.realnode.layout import HOST_IP
+    from e2e.registry import Registry
+
+    with Registry(address=HOST_IP) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def real_app(real_nodes: Any, engine: Any, kube: Any, app_registry: Any) -> Iterator[Any]:
+    """dev and prod of the shipped stack files running on the real nodes (`make e2e-app`,
+    e2e/realapp.py), for every test that needs the app really running.
+
+    Yields an `e2e.realapp.RealApp` after, in this order: the app image (app/Dockerfile built by
+    buildah, cached) pushed to `app_registry`; every node's containerd trusting the run's CA for
+    it; the LoadBalancer stand-in address routed to the nodes; `stackctl deploy dev` then
+    `stackctl deploy prod` with `--image <app>=<registry>/appstack/web@<digest>` for every app,
+    each waited for until every pod is Running and Ready. What it offers:
+
+    - `real_app.digest`, `real_app.ref()`: the built image's digest and reference;
+    - `real_app.stacks["dev" | "prod"]` (`Deployed`): `namespace`, `images` (app -> reference),
+      `services` (name -> `clusterIP`, `ports` by name, `loadBalancerIP`), `deploy_seconds`;
+    - `real_app.pods(env, app)`: the app's live pods; `lb_url(env)`, `cluster_ip_url(env)`;
+    - `real_app.deploy(env, digest=None, edit=None, timing=None)`: deploy another digest and/or
+      a config change (`edit(doc)` edits the stack file's document, committed first) through
+      the same `stackctl deploy`, then wait until settled; returns the new `Deployed`;
+    - `real_app.variant(name)`: push another image of the app (same layers, one more config
+      label) and return its digest, for an image bump;
+    - `real_app.engine` (its `stackctl`/`pulumi`), `real_app.kube`, `real_app.nodes`.
+
+    Figures: `app.deploy_dev_s`, `app.deploy_prod_s` (wall time of each first deploy) and the
+    image push/build times. The LoadBalancer route is removed at the end; the stacks are left
+    to the cluster's own teardown."""
+    from e2e.realapp import (
+        RealApp,
+        app_image_archive,
+        push_archive,
+        route_lb_ip,
+        trust_registry,
+        unroute_lb_ip,
+    )
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    archive = app_image_archive(timings)
+    timings["app.image_archive_s"] = time.monotonic() - started
+    started = time.monotonic()
+    digest = push_archive(archive, app_registry, "e2e")
+    timings["app.image_push_s"] = time.monotonic() - started
+    trust_registry(real_nodes, app_registry)
+    route_lb_ip(real_nodes)
+    app = RealApp(engine, kube, real_nodes, app_registry, digest, timings=timings)
+    try:
+        app.deploy("dev", timing="app.deploy_dev_s")
+        app.deploy("prod", timing="app.deploy_prod_s")
+        yield app
+    finally:
+        FIGURES.update(app.timings)  # the deploys' wall times come with the engine's timings
+        unroute_lb_ip()
 
 
 @pytest.fixture(scope="session")
