@@ -97,8 +97,6 @@ class GitOpsApplicationArgs:
 class GitOpsApplication(pulumi.ComponentResource):
     """The Argo CD Application of one stack."""
 
-    application_name: pulumi.Output[str]
-
     def __init__(
         self,
         name: str,
@@ -106,7 +104,7 @@ class GitOpsApplication(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("appstack:gitops:GitOpsApplication", name, None, opts)
-        self.application_name = pulumi.Output.from_input(
+        self.application_name: pulumi.Output[str] = pulumi.Output.from_input(
             application_name(args.settings, args.instance)
         )
         meta = labels.standard_labels(labels.PART_OF, args.instance, COMPONENT)
