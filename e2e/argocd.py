@@ -1,4 +1,5 @@
-"""A real Argo CD on the e2e control plane, for `make e2e-gitops` (issue 32 item 6).
+"""A real Argo CD on the e2e control plane, for `make e2e-gitops` and, with the real nodes of
+`make e2e-node`, `make e2e-gitops-node` (issue 32 item 6).
 
 Real Argo CD, not a stand-in: the `argocd` binary `build.sh argocd` builds from the Go module
 `github.com/argoproj/argo-cd/v3` (version: `e2e/tools/argocd/go.mod`), run as two processes of
@@ -10,7 +11,7 @@ the run on this host, as e2e/cluster.py runs the control plane (no pods, no imag
   manifests repository with Debian's git;
 - `argocd-application-controller` with the run's admin kubeconfig and `--namespace argocd`
   (where it reads Applications and settings). It applies to the control plane registered as a
-  cluster by its loopback URL (`add_cluster`, a cluster Secret with the admin client
+  cluster by its URL (`add_cluster`: loopback, or the host's bridge address with real nodes, a cluster Secret with the admin client
   certificate): Argo CD's built-in in-cluster destination needs a pod's service-account files;
 - Debian's `redis-server` on loopback, their shared cache.
 
