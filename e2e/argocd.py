@@ -11,8 +11,9 @@ the run on this host, as e2e/cluster.py runs the control plane (no pods, no imag
   manifests repository with Debian's git;
 - `argocd-application-controller` with the run's admin kubeconfig and `--namespace argocd`
   (where it reads Applications and settings). It applies to the control plane registered as a
-  cluster by its URL (`add_cluster`: loopback, or the host's bridge address with real nodes, a cluster Secret with the admin client
-  certificate): Argo CD's built-in in-cluster destination needs a pod's service-account files;
+  cluster by its URL (`add_cluster`, a cluster Secret with the admin client certificate; the
+  URL is on loopback, or on the host's bridge address with real nodes): Argo CD's built-in
+  in-cluster destination needs a pod's service-account files;
 - Debian's `redis-server` on loopback, their shared cache.
 
 Beside them, what the upstream install manifests would create and these two read: the CRDs of
