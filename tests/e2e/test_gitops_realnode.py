@@ -6,9 +6,10 @@ published digest; the next publish (another digest of the app) rolls out; the re
 rolls it back. No `stackctl deploy`: Argo CD alone applies the stack.
 
 The dev stack is the shipped file with the site's changes of e2e/realapp.py `site_config`
-(registry, node selector, the API server's source address) plus `appstack:gitops`. The pull
-Secret's value comes from the cluster side (written here as a secret manager would, with the
-registry password of the run): the branch holds it redacted and Argo CD never applies it.
+(node selector, the API server's source address) plus `appstack:gitops`, and the registry
+login as a GitOps stack holds it: not in the stack file at all. The pods name the pull Secret
+(`imagePullSecrets`), whose value comes from the cluster side (written here as a secret manager
+would, with the run's registry password); neither the branch nor Argo CD ever carries it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def checkout(cluster: Cluster, app_registry: Any) -> Checkout:
     repo = Checkout(cluster.root / "gitops-node")
     repo.create()
     doc = site_config(repo.stack_config(STACK), STACK, app_registry)
+    # No registry login in the stack: the pods name the pull Secret the cluster side writes
+    # (appstack:apps.web.imagePullSecrets), so no password is in the stack file or the branch.
+    del doc["config"]["appstack:registry"]
+    doc["config"]["appstack:apps"]["web"]["imagePullSecrets"] = [PULL_SECRET_NAME]
     doc["config"]["appstack:gitops"] = {
         "enabled": True,
         "repoUrl": repo.url,
