@@ -151,6 +151,18 @@ def test_argo_cd_syncs_dev_onto_the_real_nodes(
         },
         field_manager=FIELD_MANAGER,
     )
+    # the app's own Secret (dev configures no value: the Secret exists, empty, as the render
+    # has it); without it the kubelet cannot mount the pod's `secrets` volume and the pod waits
+    # in ContainerCreating (what a first run of this test showed)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "web-secrets", "namespace": NAMESPACE},
+            "type": "Opaque",
+        },
+        field_manager=FIELD_MANAGER,
+    )
     started = time.monotonic()
     kube.apply(application, field_manager="appstack-e2e-bootstrap")
     argocd.wait_synced(APPLICATION, pushed, timeout=600)
