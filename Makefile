@@ -10,7 +10,8 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
-	e2e-node-tools e2e-node e2e-monitoring-tools e2e-monitoring-node e2e-node-bench e2e-app-image e2e-app e2e-supply-tools e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-all bench-e2e
+	e2e-node-tools e2e-node e2e-monitoring-tools e2e-monitoring-node e2e-node-bench e2e-app-image e2e-app e2e-supply-tools \
+	e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-gitops-tools e2e-gitops e2e-gitops-node e2e-all bench-e2e
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -85,7 +86,7 @@ E2E_LOG ?= out/e2e.log
 e2e: e2e-tools $(VENV)/.dev-installed ## real engine vs a real control plane: up/preview/destroy, rollback, policy (needs Go)
 	mkdir -p $(dir $(E2E_LOG))
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) APPSTACK_E2E_LOG=$(E2E_LOG) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not realapp and not supply and not failure and not sign"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "not realnode and not realapp and not supply and not failure and not sign and not gitops and not gitopsnode"
 
 # Tiers beside `make e2e` (README "e2e tiers"). e2e-node: four real nodes (kubelet, containerd,
 # runc, bridge CNI, kube-proxy, each in its own network namespace; CoreDNS and kube-router as
@@ -174,7 +175,31 @@ e2e-sign: e2e-sign-tools $(VENV)/.dev-installed ## signed digest deploys to prod
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m sign
 
-e2e-all: e2e e2e-failure e2e-node e2e-monitoring-node e2e-app e2e-supply e2e-sign ## every e2e tier (e2e includes e2e-monitoring's tests)
+# e2e-gitops: GitOps for real (issue 32 item 6): Argo CD's application-controller and repo-server
+# (the multi-call `argocd` built from github.com/argoproj/argo-cd/v3, e2e/argocd.py) as processes
+# of the run beside the control plane of `make e2e`, with Debian's redis-server on loopback; the
+# real publish-manifests.sh / revert-manifests.sh push the dev stack to a local bare repository
+# that Argo CD syncs (sync, a new version rolled out, the revert rolled back, prune that keeps
+# the JENKINS_HOME claim). argo-cd's go.mod needs Go 1.27: GOTOOLCHAIN=go1.27.3 for this tier
+# only (the go command fetches that toolchain from the module proxy, about 76 MB).
+e2e-gitops-tools: ## build Argo CD (argocd, Go 1.27.3 toolchain) and the control plane; install redis-server and git
+	scripts/apt-install.sh redis-server git
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh k8s kwok argocd
+
+e2e-gitops: e2e-gitops-tools $(VENV)/.dev-installed ## real Argo CD syncs the published dev manifests: rollout of a new version, revert, prune keeps JENKINS_HOME
+	mkdir -p out
+	GOTOOLCHAIN=go1.27.3 APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m gitops
+
+# e2e-gitops-node: the same Argo CD syncs dev onto the four real nodes of e2e-node, the app's
+# image (e2e-app-image) pulled from the run's registry; root, real-node lock:
+# `make e2e-app-image && flock /tmp/realnode.lock make e2e-gitops-node`.
+e2e-gitops-node: e2e-node-tools e2e-supply-tools e2e-app-image e2e-gitops-tools $(VENV)/.dev-installed ## real Argo CD syncs dev onto the real nodes: pods Ready from the registry, publish rolls out, revert rolls back
+	mkdir -p out
+	GOTOOLCHAIN=go1.27.3 APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m gitopsnode
+
+e2e-all: e2e e2e-failure e2e-node e2e-monitoring-node e2e-app e2e-supply e2e-sign e2e-gitops e2e-gitops-node ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 # bench-e2e: a benchmark tier beside `make e2e` (not in .ci/run): the real engine on synthetic
 # prod stacks of 1, 10 and 50 services, each figure beside kubectl's floor (e2e/bench.py; README

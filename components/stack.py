@@ -10,6 +10,7 @@ import pulumi
 from components.app.component import AppService, AppServiceArgs
 from components.app.endpoints import health_url
 from components.config import StackConfig
+from components.gitops import GitOpsApplication, GitOpsApplicationArgs
 from components.image.component import PROJECT_DIR, ServiceImage, ServiceImageArgs, git_commit
 from components.jenkins import JenkinsController, JenkinsControllerArgs, VerifiedApp
 from components.kube import labels
@@ -212,6 +213,9 @@ def deploy(cfg: StackConfig) -> StackOutputs:
         )
     _monitoring(cfg, namespace.name, instance)
     jenkins_url = _jenkins(cfg, instance)
+    if cfg.gitops.enabled:
+        # Argo CD's Application of these manifests (off by default), in Argo CD's namespace.
+        GitOpsApplication("gitops", GitOpsApplicationArgs(settings=cfg.gitops, instance=instance))
     return StackOutputs(
         namespace=namespace.name,
         services={name: svc.service_name for name, svc in services.items()},

@@ -95,3 +95,20 @@ def test_the_signing_tools_are_built_at_the_pinned_versions() -> None:
     assert f"github.com/anchore/syft/cmd/syft@{syft}" in agent
     workflow = (REPO / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
     assert f"cosign-release: {cosign}" in workflow and f"syft-version: {syft}" in workflow
+
+
+def test_argo_cd_is_one_release_everywhere() -> None:
+    # e2e/tools/argocd (make e2e-gitops-tools): argo-cd/v3 and the gitops-engine module it
+    # replaces by its nested directory, at one tag; the recipe's version and -X flags say the
+    # same; the Application schema the unit tests validate against is that release's CRD.
+    requires = gomod_requires("argocd")
+    argo = requires["github.com/argoproj/argo-cd/v3"]
+    assert requires["github.com/argoproj/argo-cd/gitops-engine/v3"] == argo
+    recipe = (TOOLS / "build.sh").read_text(encoding="utf-8")
+    assert f"local v={argo.removeprefix('v')} " in recipe
+    sources = (REPO / "tests" / "schemas" / "crd" / "SOURCES.md").read_text(encoding="utf-8")
+    assert f"github.com/argoproj/argo-cd/v3@{argo}" in sources
+    # argo-cd's staging replaces, all at the client-go release it requires
+    client = requires["k8s.io/client-go"]
+    staging = [r for r in gomod_replaces("argocd") if r.startswith("k8s.io/")]
+    assert staging and all(r.endswith(f" {client}") for r in staging), staging

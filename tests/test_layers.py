@@ -29,6 +29,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "components.jenkins": frozenset({"appstack_grammar", "components.config", "components.kube"}),
     "components.image": frozenset({"components.config", "components.kube"}),
     "components.registry": frozenset({"components.config", "components.kube"}),
+    "components.gitops": frozenset({"components.config", "components.kube"}),
     "components.pulumi_config": frozenset({"components.config"}),
     "components.monitoring": frozenset({"components.app", "components.config", "components.kube"}),
     "components.namespace": frozenset(
@@ -38,6 +39,7 @@ LAYERS: Mapping[str, frozenset[str]] = {
         {
             "components.app",
             "components.config",
+            "components.gitops",
             "components.image",
             "components.jenkins",
             "components.kube",

@@ -14,7 +14,8 @@ the config stays plain and never has to be treated as secret.
 
 One model tree, split by concern: `base` (field types, `Model`, `Problems`), `app` (one service;
 its parts in `workload`, `traffic` and `release`),
-`settings` (stack-wide facts, monitoring), `signing` (the signatures deploys require),
+`settings` (stack-wide facts, monitoring), `signing` (the signatures deploys require), `gitops`
+(the Argo CD Application),
 `jenkins`, `stack` (`StackConfig`, environment defaults), `loading` (`load`, error
 formatting) and `reading` (the one reading of raw values that the engine path and the render
 share). Import from `components.config`.
@@ -68,6 +69,7 @@ from components.config.base import (
     deep_merge,
     image_parts,
 )
+from components.config.gitops import GitOps
 from components.config.jenkins import (
     JENKINS_DEFAULT_CIDR,
     JENKINS_RESOURCE_DEFAULTS,
@@ -126,6 +128,7 @@ __all__ = [
     "EgressPort",
     "EgressRule",
     "Environment",
+    "GitOps",
     "ImageBuild",
     "ImageRef",
     "ImageSigning",

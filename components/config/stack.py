@@ -26,6 +26,7 @@ from components.config.base import (
     Problems,
     SecretKey,
 )
+from components.config.gitops import GitOps
 from components.config.jenkins import (
     JenkinsSettings,
 )
@@ -80,6 +81,8 @@ class StackConfig(Model):
     """Jenkins controller with Kubernetes agents in its own namespace (off unless enabled)."""
     image_signing: ImageSigning = Field(default_factory=ImageSigning)
     """Signatures `stackctl deploy --image` requires (never read by the program)."""
+    gitops: GitOps = Field(default_factory=GitOps)
+    """The Argo CD Application syncing the published manifests (off unless enabled)."""
 
     @field_validator("environment")
     @classmethod
@@ -180,6 +183,26 @@ class StackConfig(Model):
                 "jenkins.namespace",
                 f"the Jenkins namespace ({self.jenkins.namespace}) must differ from the apps' "
                 "namespace (appstack:namespace)",
+            )
+            problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _gitops_namespace(self) -> StackConfig:
+        # The Application lives in Argo CD's namespace, outside the manifests it syncs: that
+        # folder of the render is excluded from its own source (components/gitops.py).
+        if not self.gitops.enabled:
+            return self
+        taken = {self.namespace: "appstack:namespace"}
+        if self.jenkins.enabled:
+            taken[self.jenkins.namespace] = "appstack:jenkins.namespace"
+        if self.gitops.namespace in taken:
+            problems = Problems()
+            problems.add(
+                "gitops.namespace",
+                f"Argo CD's namespace ({self.gitops.namespace}) must differ from "
+                f"{taken[self.gitops.namespace]}: the Application is kept out of the manifests "
+                "it syncs by its namespace's folder",
             )
             problems.raise_if_any()
         return self

@@ -12,6 +12,7 @@ import pulumi_random as random
 from components.config import JenkinsSettings
 from components.jenkins.context import Ctx
 from components.jenkins.names import AGENT_APP, APP
+from components.jenkins.storage import NO_PRUNE
 from components.kube import labels
 
 #: The Role's rules: exactly what the kubernetes plugin needs in the agents' namespace.
@@ -35,12 +36,16 @@ def namespace(
     parent: pulumi.ComponentResource, name: str, settings: JenkinsSettings, instance: str
 ) -> k8s.core.v1.Namespace:
     """The Jenkins namespace. Deleting a Namespace deletes every claim in it, JENKINS_HOME
-    included, so whatever guards the home volume (`home.protect`) guards the Namespace too."""
+    included, so whatever guards the home volume (`home.protect`) guards the Namespace too; and,
+    like the claim, Argo CD never prunes it (a publish without Jenkins would otherwise delete
+    the namespace and the claim with it, whatever the claim's own Prune=false says)."""
     keep = settings.home.protect
     return k8s.core.v1.Namespace(
         f"{name}-namespace",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=settings.namespace, labels=labels.namespace_labels(settings.namespace, instance)
+            name=settings.namespace,
+            labels=labels.namespace_labels(settings.namespace, instance),
+            annotations=NO_PRUNE,
         ),
         opts=pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep),
     )

@@ -9,7 +9,7 @@ from components.jenkins.context import Ctx
 from components.jenkins.names import APP
 from components.kube import labels
 
-#: Argo CD sync option on the claim: never pruned.
+#: Argo CD sync option on the claim and the Jenkins namespace (identity.py): never pruned.
 NO_PRUNE = {"argocd.argoproj.io/sync-options": "Prune=false"}
 
 

@@ -37,6 +37,10 @@
 #   metrics-server/ metrics-server (sigs.k8s.io/metrics-server) and its image, for the real nodes'
 #                 metrics API (make e2e-node-tools); its version is its go.mod's, not a
 #                 versions.env line (that file is in every family's stamp)
+#   argocd/       argocd (github.com/argoproj/argo-cd/v3, cmd: the multi-call binary that runs as
+#                 argocd-application-controller and argocd-repo-server) for the GitOps tier
+#                 (make e2e-gitops-tools, make e2e-gitops); its go.mod says go 1.27, so this
+#                 family alone builds with GOTOOLCHAIN=go1.27.3 (fetched by the go command)
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -64,7 +68,7 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
 extra_families=(node coredns kube-router registry cosign syft kubectl metrics-server versitygw
-  prometheus-operator prometheus alertmanager kube-state-metrics)
+  prometheus-operator prometheus alertmanager kube-state-metrics argocd)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -91,6 +95,7 @@ binaries_of() {
     alertmanager) echo alertmanager node-images/alertmanager.oci.tar ;;
     kube-state-metrics) echo kube-state-metrics node-images/kube-state-metrics.oci.tar ;;
     metrics-server) echo metrics-server node-images/metrics-server.oci.tar ;;
+    argocd) echo argocd ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -310,6 +315,26 @@ build_versitygw() {
   # versitygw's Makefile (LDFLAGS): Version, Build and BuildTime in package main.
   gobuild versitygw versitygw "$m/cmd/versitygw" \
     "-X main.Version=v1.8.0 -X main.Build=v1.8.0 -X main.BuildTime=none"
+}
+
+# Argo CD (issue 32 item 6): cmd of github.com/argoproj/argo-cd/v3, one binary that runs as the
+# component named by argv[0] or ARGOCD_BINARY_NAME (e2e/argocd.py). The tools module repeats
+# argo-cd's own replaces (k8s.io/* staging modules -> v0.37.0, ...: a dependency's replaces do not
+# apply) and resolves github.com/argoproj/argo-cd/gitops-engine/v3 (argo-cd replaces it by its
+# nested ./gitops-engine, which the module zip lacks) to the published module of the same tag.
+# argo-cd's go.mod says go 1.27.0: this family alone runs the go command with GOTOOLCHAIN, which
+# takes that toolchain from the module proxy; every other family stays on the machine's Go.
+# ldflags: argo-cd's Makefile (PACKAGE=.../common; version, buildDate, gitTreeState, gitTag,
+# kubectlVersion = its k8s.io/client-go).
+build_argocd() {
+  local -x GOTOOLCHAIN=go1.27.3
+  local v=3.6.2 p=github.com/argoproj/argo-cd/v3/common date client
+  expect_version argocd github.com/argoproj/argo-cd/v3 "v$v"
+  expect_version argocd github.com/argoproj/argo-cd/gitops-engine/v3 "v$v"
+  date=$(cd "$here/argocd" && "$GO" list -m -f '{{.Time.Format "2006-01-02T15:04:05Z"}}' github.com/argoproj/argo-cd/v3)
+  client=$(module_version argocd k8s.io/client-go)
+  gobuild argocd argocd github.com/argoproj/argo-cd/v3/cmd \
+    "-X $p.version=$v -X $p.buildDate=$date -X $p.gitTreeState=clean -X $p.gitTag=v$v -X $p.kubectlVersion=$client"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked

@@ -24,7 +24,7 @@ NODE_CLEANUP: list[str] = []
 
 
 # Tiers whose tests run on the real nodes (e2e/realnode): make e2e-node, make e2e-app.
-REAL_NODE_MARKERS = ("realnode", "realapp")
+REAL_NODE_MARKERS = ("realnode", "realapp", "gitopsnode")
 
 
 def _realnode_session(request: Any) -> bool:
