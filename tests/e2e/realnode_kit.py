@@ -186,25 +186,3 @@ def connects(nodes: RealNodes, client: dict[str, Any], url: str, seconds: int = 
     or timed-out connection is False; an HTTP error status is still a connection made)."""
     code, out = exec_in(nodes, client, "timeout", str(seconds), "wget", "-q", "-O-", url)
     return code == 0 or "server returned error" in out
-
-
-def started(pod: dict[str, Any]) -> bool:
-    """The pod's first container runs (whether or not the pod is Ready)."""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return bool(statuses) and "running" in (statuses[0].get("state") or {})
-
-
-def wait_started(
-    kube: Kube, nodes: RealNodes, namespace: str, names: list[str], timeout: float = 180
-) -> dict[str, dict[str, Any]]:
-    """name -> pod once every named pod's container runs (for pods kept un-Ready on purpose)."""
-    deadline = time.monotonic() + timeout
-    pods: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        nodes.assert_running()
-        pods = {n: kube.get("Pod", n, namespace) for n in names}
-        if all(started(p) for p in pods.values()):
-            return pods
-        time.sleep(0.3)
-    states = {n: (p.get("status") or {}).get("phase") for n, p in pods.items()}
-    raise AssertionError(f"pods not started after {timeout:.0f}s: {states}")
