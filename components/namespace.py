@@ -17,6 +17,8 @@ from components.config import AppConfig, LimitRangeSettings, NamespaceQuota, Net
 from components.kube import labels
 from components.kube.baseline import BaselineNetworkPolicies, BaselineNetworkPoliciesArgs
 
+#: The ResourceQuota's annotation naming the `namespaceQuota.headroomPercent` that sized it.
+HEADROOM_ANNOTATION = "appstack.io/quota-headroom-percent"
 _COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
 
 
@@ -156,7 +158,12 @@ class AppNamespace(pulumi.ComponentResource):
             k8s.core.v1.ResourceQuota(
                 f"{name}-quota",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="appstack-quota", namespace=ns_name, labels=meta_labels
+                    name="appstack-quota",
+                    namespace=ns_name,
+                    labels=meta_labels,
+                    # Which headroom sized `hard`: `stackctl diff` names the headroom that
+                    # holds a change's rollout from it (stackctl/diff/quota.py).
+                    annotations={HEADROOM_ANNOTATION: str(args.quota.headroom_percent)},
                 ),
                 spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=hard),
                 opts=child,

@@ -243,24 +243,40 @@ def _route_annotations(
 
 def _route_options(
     scope: _Scope, before_routes: Sequence[pulumi.Resource]
-) -> dict[bool, pulumi.ResourceOptions]:
-    """Options of the traffic Services, by whether Argo Rollouts manages their selector."""
-    return {
-        argo_managed: pulumi.ResourceOptions(
-            parent=scope.parent,
-            depends_on=list(before_routes) or None,
-            # Argo Rollouts writes `rollouts-pod-template-hash` into these Services'
-            # selectors (argo-rollouts rollout/service.go switchServiceSelector, a strategic
-            # merge patch). spec.selector is an atomic map (x-kubernetes-map-type: atomic),
-            # so that patch makes the controller its sole owner, and any later apply of the
-            # Service carrying a selector (every image bump changes the version label) would
-            # be a Server-Side Apply conflict. With ignore_changes the provider drops the
-            # field from its request while another manager owns it (pulumi-kubernetes
-            # provider/pkg/await/await.go handleSSAIgnoreFields).
-            ignore_changes=["spec.selector"] if argo_managed else None,
-        )
-        for argo_managed in (False, True)
-    }
+) -> pulumi.ResourceOptions:
+    """Options of the traffic Services. No `ignore_changes`: a Service Argo Rollouts manages
+    carries no selector at all (`_route_selector`), so the program never applies the field
+    the controller owns, and no update resets it to an earlier input."""
+    return pulumi.ResourceOptions(parent=scope.parent, depends_on=list(before_routes) or None)
+
+
+def _route_selector(scope: _Scope, route: release.Route) -> dict[str, str] | None:
+    """The selector of a traffic Service; none when Argo Rollouts manages it.
+
+    Argo Rollouts writes `rollouts-pod-template-hash` into the selector of the Services it
+    manages (argo-rollouts rollout/service.go `switchServiceSelector`, a strategic merge patch
+    that creates the map when the Service has none) and refuses a Rollout whose Service
+    selects a label its pod template lacks (pkg/apis/rollouts/validation/
+    validation_references.go `ValidateService`: "Service has unmatch label"). spec.selector is
+    an atomic map (x-kubernetes-map-type: atomic), so that patch makes the controller its sole
+    owner, and any apply of a selector by the program afterwards would be a Server-Side Apply
+    conflict. So the program sets none: the hash alone selects the Rollout's pods (the
+    controller gives each ReplicaSet its own hash, and a Service it manages belongs to one
+    Rollout: ValidateService, `managed-by-rollouts`).
+
+    Why no selector rather than the stable labels under `ignore_changes` (the design until
+    issue 27): in the update that turns argoRollouts on, an ignored input is reset to its
+    previous value by the engine (pulumi pkg/resource/deploy/step_generator.go
+    `processIgnoreChanges`) and the live value of a field the program's manager owns is
+    applied by the provider (pulumi-kubernetes v4.25.0 provider/pkg/await/await.go
+    `handleSSAIgnoreFields`), so a blueGreen colour or an Ingress canary's track stayed in the
+    selector, Argo only added its hash, and ValidateService refused the Rollout. Without a
+    selector in the inputs, that update's Server-Side Apply drops the field the program's
+    manager owned (a field a manager stops applying is removed when no other manager owns
+    it), whatever strategy the Service came from: one update from any strategy."""
+    if route.argo_managed:
+        return None
+    return {**scope.selector, **route.selector}
 
 
 def _http_port(port: int) -> list[k8s.core.v1.ServicePortArgs]:
@@ -268,7 +284,7 @@ def _http_port(port: int) -> list[k8s.core.v1.ServicePortArgs]:
 
 
 def _main_service(
-    scope: _Scope, plan: release.ReleasePlan, route_opts: Mapping[bool, pulumi.ResourceOptions]
+    scope: _Scope, plan: release.ReleasePlan, route_opts: pulumi.ResourceOptions
 ) -> k8s.core.v1.Service:
     """The app's Service: its type, session affinity and source ranges come from config."""
     svc_settings = scope.args.config.service
@@ -281,7 +297,7 @@ def _main_service(
         ),
         spec=k8s.core.v1.ServiceSpecArgs(
             type=svc_settings.type,
-            selector={**scope.selector, **plan.route("").selector},
+            selector=_route_selector(scope, plan.route("")),
             ports=_http_port(svc_settings.port),
             session_affinity="ClientIP" if affinity.enabled else "None",
             session_affinity_config=k8s.core.v1.SessionAffinityConfigArgs(
@@ -293,7 +309,7 @@ def _main_service(
             if svc_settings.type == "LoadBalancer"
             else None,
         ),
-        opts=route_opts[argo_managed],
+        opts=route_opts,
     )
 
 
@@ -312,10 +328,10 @@ def _services(
             ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
-                selector={**scope.selector, **route.selector},
+                selector=_route_selector(scope, route),
                 ports=_http_port(scope.args.config.service.port),
             ),
-            opts=route_opts[route.argo_managed],
+            opts=route_opts,
         )
     return routes
 

@@ -36,8 +36,9 @@ so every release decision is here.
   (`podTemplateHashValue: Latest`; the ServiceMonitor copies the pods' hash label onto their
   series) against `appstack:monitoring.alerts.errorRatio`, before and after a blue-green
   promotion and after every canary step. The Services Argo Rollouts re-points
-  (`rollouts-pod-template-hash` in their selector) are created with their selector and never
-  applied again (ignore_changes). Needs the Argo Rollouts controller and CRDs.
+  (`rollouts-pod-template-hash` in their selector) carry no selector from the program: the
+  controller owns it (components/app/component.py `_route_selector`). Needs the Argo
+  Rollouts controller and CRDs.
 
 Replicas and autoscaling: a workload under an HPA never sets spec.replicas (ignore_changes on
 it); a workload that sets them carries `pulumi.com/patchForce`, so turning autoscaling off takes
@@ -171,7 +172,7 @@ class Route:
     """Labels selected on top of the stable selector labels."""
     argo_managed: bool = False
     """Argo Rollouts switches this Service's selector itself (`rollouts-pod-template-hash`):
-    the program must never apply `spec.selector` again after creating it."""
+    the program sets no `spec.selector` on it."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,13 @@ from policy.netpol.selectors import selector_matches
 #: kubernetes pkg/apis/core/v1/defaults.go), so namespaceSelectors can always name one.
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
+#: The Services an Argo Rollout manages: (strategy block, field naming the Service).
+ARGO_SERVICE_FIELDS = (
+    ("blueGreen", "activeService"),
+    ("blueGreen", "previewService"),
+    ("canary", "canaryService"),
+    ("canary", "stableService"),
+)
 #: Workload kinds whose pod template makes pods (Argo Rollouts included).
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Rollout")
 
@@ -92,6 +99,11 @@ class Cluster:
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     services: list[Mapping[str, Any]] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
+    argo_services: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    """(namespace, Service) -> the pod template labels of the Argo Rollout that manages its
+    selector: such a Service has none in the render, and the controller gives it the
+    Rollout's `rollouts-pod-template-hash` (argo-rollouts rollout/service.go
+    `switchServiceSelector`), which only that Rollout's pods carry."""
 
     @classmethod
     def from_objects(
@@ -115,6 +127,12 @@ class Cluster:
                 template = (obj.get("spec") or {}).get("template") or {}
                 pod = pod_from_manifest(template, str(meta.get("namespace", "")))
                 cluster.pods.append(Pod(pod.namespace, pod.labels, pod.ports, None, meta["name"]))
+                if kind == "Rollout":
+                    strategy = (obj.get("spec") or {}).get("strategy") or {}
+                    for block, key in ARGO_SERVICE_FIELDS:
+                        name = (strategy.get(block) or {}).get(key)
+                        if name:
+                            cluster.argo_services[(pod.namespace, str(name))] = dict(pod.labels)
         return cluster
 
     def namespace(self, name: str) -> dict[str, str]:
@@ -146,7 +164,8 @@ class Cluster:
             for sp in spec.get("ports") or []:
                 if int(sp["port"]) != port or sp.get("protocol", "TCP") != protocol:
                     continue
-                return self._backends(namespace, spec.get("selector") or {}, sp, protocol)
+                selector = spec.get("selector") or self.argo_services.get((namespace, name), {})
+                return self._backends(namespace, selector, sp, protocol)
             raise LookupError(f"service {namespace}/{name} has no {protocol} port {port}")
         raise LookupError(f"no service {namespace}/{name}")
 

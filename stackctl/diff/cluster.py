@@ -130,51 +130,43 @@ def _owned_fields(changes: dict[Ref, Change], before: Snapshot, after: Snapshot)
 
 
 def _entering_argo(changes: dict[Ref, Change], before: Snapshot, after: Snapshot) -> None:
-    """A Service Argo Rollouts starts managing whose selector loses keys (leaving blueGreen's
-    colour or an Ingress canary's track): the Service ignores changes to spec.selector from
-    this update on, and while Pulumi still owns the field the provider applies its live value
-    (provider/pkg/await/await.go `handleSSAIgnoreFields`, pulumi-kubernetes v4.25.0), so the
-    old key stays; Argo only adds its hash label, and the Rollout's pods lack the old key."""
-    managed_before = _argo_services(before)
+    """A Service Argo Rollouts manages whose selector has a key its Rollout's pod template
+    lacks (or holds with another value): the controller refuses the Rollout (argo-rollouts
+    pkg/apis/rollouts/validation/validation_references.go `ValidateService`, "Service %q has
+    unmatch label %q in rollout"), and the Service would select none of its pods. The
+    selector checked is the one the live object keeps: the render's, or, where the Service
+    ignores `spec.selector`, the one it had before (the engine keeps an ignored input, pulumi
+    pkg/resource/deploy/step_generator.go `processIgnoreChanges`; the provider applies the
+    live value of a field its manager owns, pulumi-kubernetes v4.25.0
+    provider/pkg/await/await.go `handleSSAIgnoreFields`)."""
+    index_after, index_before = after.index(), before.index()
     for service, rollout in sorted(_argo_services(after).items()):
-        old, new = before.index().get(service), after.index().get(service)
-        if service in managed_before or old is None or new is None:
+        new = index_after.get(service)
+        if new is None:
             continue
+        selector = (new.get("spec") or {}).get("selector") or {}
+        ignored = any(
+            rules.covers(p, ("spec", "selector"))
+            for p in after.options_of(service).get("ignore_changes", [])
+        )
+        old = index_before.get(service)
+        if ignored and old is not None:
+            selector = (old.get("spec") or {}).get("selector") or {}
+        template = ((index_after[rollout].get("spec") or {}).get("template") or {}).get(
+            "metadata"
+        ) or {}
+        labels = template.get("labels") or {}
         stale = sorted(
-            set((old.get("spec") or {}).get("selector") or {})
-            - set((new.get("spec") or {}).get("selector") or {})
+            k for k, v in selector.items() if k != ARGO_HASH_LABEL and labels.get(k) != v
         )
         holder = changes.get(service) or changes.get(rollout)
         if stale and holder is not None:
             holder.add_risk(
                 "stale-selector",
-                f"Service {service[2]} keeps {', '.join(stale)} in spec.selector once Argo "
-                f"Rollout {rollout[2]} manages it, and the Rollout's pods lack it: the Service "
-                "would select no pod. " + two_steps(rollout[2], _argo_strategy(after, rollout)),
+                f"Service {service[2]} selects {', '.join(stale)}, which the pods of Argo "
+                f"Rollout {rollout[2]} lack: the controller refuses the Rollout (ValidateService:"
+                " unmatch label) and the Service selects none of its pods",
             )
-
-
-def _argo_strategy(snapshot: Snapshot, rollout: Ref) -> str:
-    """blueGreen or canary: the strategy block of the Rollout's spec."""
-    strategy = (snapshot.index()[rollout].get("spec") or {}).get("strategy") or {}
-    return "blueGreen" if "blueGreen" in strategy else "canary"
-
-
-def two_steps(app: str, strategy: str) -> str:
-    """Why entering argoRollouts from a colour or track selector takes two updates, and which.
-    In the update that hands the selector to Argo the Service already ignores it: the engine
-    resets an ignored input to its previous value (pulumi pkg/resource/deploy/step_generator.go
-    `processIgnoreChanges`) and the provider applies the live value of a field Pulumi owns
-    (pulumi-kubernetes v4.25.0 provider/pkg/await/await.go `handleSSAIgnoreFields`), so the
-    old key cannot be dropped in that update; without ignore_changes every later update would
-    fight the controller over the selector."""
-    key = f"appstack:apps.{app}.release"
-    return (
-        "One update cannot drop the key (the update that hands the selector to Argo already "
-        "ignores it: the engine keeps the previous input, the provider the live value). "
-        f"Take two updates: 1) {key}: strategy rolling, argoRollouts false, then pulumi up; "
-        f"2) {key}: strategy {strategy}, argoRollouts true, then pulumi up"
-    )
 
 
 def _matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:

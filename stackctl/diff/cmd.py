@@ -8,6 +8,8 @@ tree's stack would do, compared with the stack at git revision REF, without a cl
   process at the same time.
 - `stackctl.diff.compare` classifies every object (create / update / replace / delete, pods
   that restart, Services whose traffic moves) and raises the risk flags.
+- `--state FILE` compares with a stack's state instead of a revision (`stackctl.diff.state`):
+  what the stack last applied, for `stackctl deploy`'s check before an update.
 - Exit status: 0 nothing risky, 3 a risk flag is raised, 2 bad input (unknown stack or
   revision, a config error at either revision, named), 1 a failure. Never a traceback.
 """
@@ -228,6 +230,33 @@ def diff_stack(stack: str, base: str, project_dir: Path = REPO_ROOT) -> list[Cha
     return compare(*render_both(stack, base, project_dir))
 
 
+def diff_against_state(stack: str, state_file: Path, project_dir: Path = REPO_ROOT) -> list[Change]:
+    """What applying the working tree's `stack` does to the stack as its state holds it (a
+    `pulumi stack export` document, `stackctl.diff.state`)."""
+    import json
+
+    from stackctl.diff.state import snapshot_of_state
+    from stackctl.render.stack import available_stacks
+
+    if stack not in available_stacks(project_dir):
+        raise UserError(
+            f"unknown stack {stack!r} in the working tree; available: "
+            f"{', '.join(available_stacks(project_dir)) or 'none'}"
+        )
+    try:
+        document = json.loads(state_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--state {state_file}: not a readable stack export ({exc})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"--state {state_file}: not a stack export (a JSON object)")
+    before = snapshot_of_state(document)
+    try:
+        current = Snapshot.from_json(diff_render.snapshot(project_dir, stack))
+    except UserError as exc:
+        raise UserError(f"in the working tree: {exc}") from None
+    return compare(before, current)
+
+
 def bench_case(stack: str = "prod", base: str = "HEAD") -> RenderResult:
     """`make bench`: one diff of `stack` against `base` (two renders plus compare), shaped as
     the working tree's render so the benchmark counts its objects."""
@@ -258,12 +287,16 @@ def _quiet_event_loop_finalizers() -> None:
 def run(args: argparse.Namespace) -> int:
     _quiet_event_loop_finalizers()
     try:
-        changes = diff_stack(args.stack, args.base)
+        if args.state is not None:
+            changes = diff_against_state(args.stack, Path(args.state))
+        else:
+            changes = diff_stack(args.stack, args.base)
     except (UserError, OperationFailed, KeyboardInterrupt):
         raise
     except Exception as exc:  # no traceback reaches the operator
         raise OperationFailed(f"diff of {args.stack} failed: {type(exc).__name__}: {exc}") from None
-    title = f"stackctl diff {args.stack}: {args.base} -> working tree"
+    base = f"state {args.state}" if args.state is not None else args.base
+    title = f"stackctl diff {args.stack}: {base} -> working tree"
     if args.json:
         print(diff_output.as_json(changes))
     elif args.markdown:
@@ -280,8 +313,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml)")
-    parser.add_argument(
+    against = parser.add_mutually_exclusive_group()
+    against.add_argument(
         "--base", default="HEAD", help="git revision to compare with (default HEAD)"
+    )
+    against.add_argument(
+        "--state",
+        metavar="FILE",
+        help="compare with a stack's state instead (a `pulumi stack export` document: the "
+        "inputs of its Kubernetes resources); stackctl deploy runs this before an update",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="a JSON list of changed objects")

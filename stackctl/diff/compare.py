@@ -17,7 +17,8 @@ Secret values never enter a `Change`: a changed Secret key is reported by its pa
 
 Where each part lives: the model (`Snapshot`, `Change`, `RISKS`) in `stackctl.diff.model`; one
 object's classification in `stackctl.diff.objects`; the whole-render rules (controller-owned
-fields, PodDisruptionBudgets) in `stackctl.diff.cluster`; the provider's and the API server's
+fields, PodDisruptionBudgets) in `stackctl.diff.cluster`; the namespace quota during the
+rollout in `stackctl.diff.quota`; the provider's and the API server's
 replacement rules in `stackctl.diff.rules`. This module composes them and re-exports the public
 names.
 """
@@ -36,6 +37,7 @@ from stackctl.diff.cluster import (
 )
 from stackctl.diff.model import ACTIONS, RISKS, Change, Ref, Snapshot, _ns, ref_of, ref_text
 from stackctl.diff.objects import _classify_pair, _destructive_risks, _moved, field_changes
+from stackctl.diff.quota import quota_risks
 
 __all__ = [
     "ACTIONS",
@@ -91,6 +93,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[Change]:
     _blocking_budgets(changes, after)
     _owned_fields(changes, before, after)
     _entering_argo(changes, before, after)
+    quota_risks(changes, before, after)
     return sorted(changes.values(), key=lambda c: (c.namespace, c.kind, c.name))
 
 

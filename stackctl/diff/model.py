@@ -23,6 +23,7 @@ RISKS: dict[str, str] = {
     "stale-selector": "a Service keeps a selector key the pods of its new workload lack",
     "pdb-blocks-evictions": "a PodDisruptionBudget allows no eviction at all",
     "secret-value": "a Secret value changes (value not shown)",
+    "quota": "the rollout needs more than the new ResourceQuota allows: new pods are refused",
     "urn-change": "an object's Pulumi URN changes without an alias: the engine recreates it",
 }
 

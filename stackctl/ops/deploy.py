@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stackctl.errors import OperationFailed, UserError
+from stackctl.ops import transition
 from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
@@ -92,10 +93,13 @@ def run_deploy(
     backend_url: str | None = None,
     force_unlock: bool = False,
     verifier: SignatureVerifier | None = None,
+    check: transition.Check | None = None,
 ) -> int:
     """Preview and up; a failed update (not a preview-only run, not an operator's no) is posted
     to `notifier`, and the failure is raised as it would be without it. `verifier` checks the
-    `images`' signatures where the stack requires them (default: cosign)."""
+    `images`' signatures where the stack requires them (default: cosign). `check` (the
+    handler's: `transition.refusals`) judges the change against the stack's state before the
+    preview; a refusal changes nothing."""
     try:
         return _deploy(
             backend,
@@ -108,6 +112,7 @@ def run_deploy(
             rollouts=rollouts,
             locks=(backend_url, force_unlock),
             verifier=verifier,
+            check=check,
         )
     except Declined:
         raise
@@ -137,6 +142,7 @@ def _deploy(
     rollouts: Rollouts | None = None,
     locks: tuple[str | None, bool] = (None, False),
     verifier: SignatureVerifier | None = None,
+    check: transition.Check | None = None,
 ) -> int:
     stack = backend.stack_name
     environment = stack_environment(stack)
@@ -162,9 +168,15 @@ def _deploy(
     for note in override.notes if override else ():
         console.print(note)
 
+    state: Mapping[str, Any] | None = None
     if not preview_only:
         _, state = backup_state(backend, project_dir, console)
         resolve_pending(backend, state, rollouts, console)
+    if check is not None:
+        # The change against what the stack runs (stackctl/ops/transition.py): a rollout the
+        # new namespace quota cannot hold is refused here, before the engine changes anything.
+        deployed = state if state is not None else backend.export_state()
+        transition.refuse(stack, check(project_dir, stack, deployed))
 
     if refresh:
         console.print(f"== refresh {stack}")
@@ -348,6 +360,7 @@ def _handle_deploy(args: argparse.Namespace) -> int:
         rollouts=None if args.preview_only else Rollouts.for_stack(project_dir, stack),
         backend_url=getattr(getattr(backend, "settings", None), "backend_url", None),
         force_unlock=args.force_unlock,
+        check=transition.refusals,
     )
 
 

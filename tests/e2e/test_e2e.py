@@ -8,15 +8,19 @@ assertion reads the API server (e2e/kube.py), not Pulumi's outputs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from components.config.reading import engine_value
 from e2e.cluster import Cluster
 from e2e.engine import Engine, changes
 from e2e.kube import STRATEGIC_MERGE_PATCH, Kube
+from stackctl.diff.quota import amount
 from stackctl.render import load_raw_config
 from tests.e2e.live import (
     assert_engine_matches_prediction,
@@ -422,33 +426,65 @@ def selector_owners(obj: dict[str, Any]) -> set[str]:
     }
 
 
+def emulate_argo_switch(kube: Kube, service: str, value: str) -> None:
+    """The one write Argo Rollouts makes to a Service it manages: a strategic merge patch of
+    its hash into spec.selector and its managed-by annotation (argo-rollouts
+    rollout/service.go `switchServiceSelector`, `switchSelectorAndAddManagedByPatch`), under
+    its field manager."""
+    kube.patch(
+        "Service", service,
+        {"metadata": {"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}},
+         "spec": {"selector": {ARGO_HASH: value}}},
+        namespace=DEV_NS, content_type=STRATEGIC_MERGE_PATCH, field_manager=ARGO_MANAGER,
+    )  # fmt: skip
+
+
+def assert_argo_valid(kube: Kube, service: str) -> None:
+    """What the controller checks before it touches a Service (argo-rollouts
+    pkg/apis/rollouts/validation/validation_references.go `ValidateService`): every key of the
+    live selector but its hash is a label of the Rollout's pod template, with that value."""
+    selector = kube.get("Service", service, DEV_NS)["spec"].get("selector") or {}
+    labels = kube.get("Rollout", "web", DEV_NS)["spec"]["template"]["metadata"]["labels"]
+    unmatched = {k: v for k, v in selector.items() if k != ARGO_HASH and labels.get(k) != v}
+    assert unmatched == {}, (service, selector, labels)
+
+
+def assert_no_selector_risk(engine: Engine) -> None:
+    """`stackctl diff` of the pending change raises neither a stale selector nor a field
+    another controller owns."""
+    diff = engine.stackctl("diff", "dev", "--base", "HEAD", check=False)
+    assert diff.returncode in (0, 3), diff.tail()
+    assert "stale-selector" not in diff.stdout and "controller-owned" not in diff.stdout, (
+        diff.stdout
+    )
+
+
 def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: Kube) -> None:
     doc = engine.read_config("dev")
     doc["config"]["appstack:monitoring"] = {"enabled": True}  # argoRollouts needs it
     engine.write_config("dev", doc)
+    rolling = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
     ops = change_and_check(
         engine, "dev", "argoRollouts on", release={"strategy": "blueGreen", "argoRollouts": True}
     )
     assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
     assert ops.get(("Deployment", DEV_NS, "web")) == "delete", ops
-    stable = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
-    assert ARGO_HASH not in stable
+    # The program sets no selector on a Service Argo manages: the update's apply dropped the
+    # one its field manager owned (components/app/component.py `_route_selector`).
+    web = kube.get("Service", "web", DEV_NS)
+    assert "selector" not in web["spec"], web["spec"]
+    assert selector_owners(web) == set()
     # The controller points both Services at its ReplicaSet.
-    for name, value in (("web", "6f8d9c7b5"), ("web-preview", "6f8d9c7b5")):
-        kube.patch(
-            "Service", name,
-            {"metadata": {"annotations": {"argo-rollouts.argoproj.io/managed-by-rollouts": "web"}},
-             "spec": {"selector": {ARGO_HASH: value}}},
-            namespace=DEV_NS, content_type=STRATEGIC_MERGE_PATCH, field_manager=ARGO_MANAGER,
-        )  # fmt: skip
+    for name in ("web", "web-preview"):
+        assert_argo_valid(kube, name)
+        emulate_argo_switch(kube, name, "6f8d9c7b5")
         assert selector_owners(kube.get("Service", name, DEV_NS)) == {ARGO_MANAGER}, name
     # Under Argo an image bump updates the Service (its version label) without touching the
-    # selector the controller owns: the provider drops it from the apply (await.go
-    # handleSSAIgnoreFields).
+    # selector the controller owns: the apply carries no selector.
     ops = change_and_check(engine, "dev", "argo image bump", image=f"{IMAGE}:1.1.0")
     assert ops.get(("Service", DEV_NS, "web")) == "update", ops
     web = kube.get("Service", "web", DEV_NS)
-    assert web["spec"]["selector"] == {**stable, ARGO_HASH: "6f8d9c7b5"}
+    assert web["spec"]["selector"] == {ARGO_HASH: "6f8d9c7b5"}
     assert selector_owners(web) == {ARGO_MANAGER}
     # Off: the Service takes its selector back in the same update, forced (no conflict with
     # the controller's ownership), without the hash of the Rollout's pods.
@@ -457,56 +493,173 @@ def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: 
     assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
     assert ops.get(("Service", DEV_NS, "web")) == "update", ops
     web = kube.get("Service", "web", DEV_NS)
-    assert web["spec"]["selector"] == stable, web["spec"]["selector"]
+    assert web["spec"]["selector"] == rolling, web["spec"]["selector"]
     assert ARGO_MANAGER not in selector_owners(web)
     wait_workloads_available(kube, [DEV_NS], timeout=90)
     assert {p["metadata"]["name"] for p in web_pods(kube, DEV_NS)}, "no pod behind the Service"
 
 
-def test_dev_argo_on_straight_from_blue_green_takes_two_updates(engine: Engine, kube: Kube) -> None:
-    """Issue 27 item 2, the rest. Entering argoRollouts straight from blueGreen (or an Ingress
-    canary) cannot be one update: in the update that hands the Service's selector to Argo the
-    selector is already ignored, so the engine keeps its previous input (pulumi
-    pkg/resource/deploy/step_generator.go processIgnoreChanges) and the provider its live value
-    (pulumi-kubernetes v4.25.0 await.go handleSSAIgnoreFields): the colour key stays, and the
-    Rollout's pods lack it. Shown here under the real engine; `stackctl diff` refuses the change
-    (exit 3, `stale-selector`) naming the two updates, and those two updates work."""
+def test_dev_argo_on_straight_from_blue_green_in_one_update(engine: Engine, kube: Kube) -> None:
+    """Issue 27 item 2, the rest. Entering argoRollouts straight from blueGreen, whose Services
+    select a colour the Rollout's pods lack, is one update: the Services Argo manages carry no
+    selector in the render, so that update's apply drops the colour the program's manager
+    owned (no ignore_changes: the engine would keep the old input, pulumi
+    pkg/resource/deploy/step_generator.go processIgnoreChanges). The controller's validation
+    then passes and its hash alone selects the Rollout's pods; it owns the selector from then
+    on, and the program never applies it until argoRollouts is turned off (forced)."""
     change_and_check(
         engine, "dev", "strategy blueGreen (before Argo)",
         release={"strategy": "blueGreen", "active": "blue"},
     )  # fmt: skip
-    colour = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
-    stale = sorted(set(colour) - {"app.kubernetes.io/name", "app.kubernetes.io/instance"})
-    assert stale, colour
+    colour = {n: kube.get("Service", n, DEV_NS)["spec"]["selector"] for n in ("web", "web-preview")}
+    assert all(set(s) - {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+               for s in colour.values()), colour  # fmt: skip
     engine.edit_app("dev", "web", release={"strategy": "blueGreen", "argoRollouts": True})
-    diff = engine.stackctl("diff", "dev", "--base", "HEAD", check=False)
-    assert diff.returncode == 3, diff.tail()
-    assert "stale-selector" in diff.stdout, diff.stdout
-    assert (
-        "1) appstack:apps.web.release: strategy rolling, argoRollouts false, then pulumi up; "
-        "2) appstack:apps.web.release: strategy blueGreen, argoRollouts true"
-    ) in " ".join(diff.stdout.split()), diff.stdout
-    # What the one update does, under the real engine: the colour key stays in the selector.
-    engine.up("dev", timing=None)
-    engine.commit("e2e: argoRollouts straight from blueGreen (the stale selector)")
-    web = kube.get("Service", "web", DEV_NS)
-    assert {k: web["spec"]["selector"].get(k) for k in stale} == {k: colour[k] for k in stale}
-    rollout = kube.get("Rollout", "web", DEV_NS)
-    pod_labels = rollout["spec"]["template"]["metadata"]["labels"]
-    assert not set(stale) & set(pod_labels), pod_labels  # the Service would select no pod
-    # The two updates the tool names: rolling (the selector is taken back, forced), then Argo.
-    change_and_check(engine, "dev", "strategy rolling (step 1)", release={"strategy": "rolling"})
-    change_and_check(
-        engine, "dev", "argoRollouts on (step 2)",
+    assert_no_selector_risk(engine)
+    ops = change_and_check(
+        engine, "dev", "argoRollouts on straight from blueGreen",
         release={"strategy": "blueGreen", "argoRollouts": True},
     )  # fmt: skip
-    selector = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
-    assert not set(stale) & set(selector), selector
-    assert all(pod_labels.get(k) == v for k, v in selector.items()), (selector, pod_labels)
+    assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
+    assert ops.get(("Deployment", DEV_NS, "web-blue")) == "delete", ops
+    assert ops.get(("Deployment", DEV_NS, "web-green")) == "delete", ops
+    for name in ("web", "web-preview"):
+        svc = kube.get("Service", name, DEV_NS)
+        assert "selector" not in svc["spec"], (name, svc["spec"])  # the colour is gone
+        assert selector_owners(svc) == set(), name
+        assert_argo_valid(kube, name)
+        emulate_argo_switch(kube, name, "5d7c8b9f4")
+        svc = kube.get("Service", name, DEV_NS)
+        assert svc["spec"]["selector"] == {ARGO_HASH: "5d7c8b9f4"}, (name, svc["spec"])
+        assert selector_owners(svc) == {ARGO_MANAGER}, name
+    # The next update under Argo leaves the controller's selector alone.
+    engine.edit_app("dev", "web", image=f"{IMAGE}:1.2.0")
+    assert_no_selector_risk(engine)
+    change_and_check(engine, "dev", "argo image bump (from blueGreen)", image=f"{IMAGE}:1.2.0")
+    for name in ("web", "web-preview"):
+        svc = kube.get("Service", name, DEV_NS)
+        assert svc["spec"]["selector"] == {ARGO_HASH: "5d7c8b9f4"}, (name, svc["spec"])
+        assert selector_owners(svc) == {ARGO_MANAGER}, name
+    # Back to blueGreen without Argo in one update: the colour selectors return, forced.
+    change_and_check(
+        engine, "dev", "argoRollouts off back to blueGreen",
+        release={"strategy": "blueGreen", "active": "blue"},
+    )  # fmt: skip
+    for name, selector in colour.items():
+        svc = kube.get("Service", name, DEV_NS)
+        assert svc["spec"]["selector"] == selector, (name, svc["spec"])
+        assert ARGO_MANAGER not in selector_owners(svc), name
     change_and_check(
         engine, "dev", "strategy rolling (after Argo)", release={"strategy": "rolling"}
     )
     wait_workloads_available(kube, [DEV_NS], timeout=90)
+
+
+def test_dev_argo_on_straight_from_an_ingress_canary_in_one_update(
+    engine: Engine, kube: Kube
+) -> None:
+    """Issue 27 item 2, the Ingress canary: its Services select `appstack.io/track` (stable,
+    canary), which the Rollout's pods lack. One update turns Argo on (the Services lose their
+    selector), the controller's hash follows under its field manager, and one update leaves."""
+    ingress = {"enabled": True, "host": "web.dev.example.com"}
+    change_and_check(
+        engine, "dev", "canary by Ingress (before Argo)", ingress=ingress,
+        release={"strategy": "canary", "canaryImage": f"{IMAGE}:1.3.0", "weight": 10},
+    )  # fmt: skip
+    track = {n: kube.get("Service", n, DEV_NS)["spec"]["selector"] for n in ("web", "web-canary")}
+    assert {s.get("appstack.io/track") for s in track.values()} == {"stable", "canary"}, track
+    engine.edit_app("dev", "web", release={"strategy": "canary", "argoRollouts": True})
+    assert_no_selector_risk(engine)
+    ops = change_and_check(
+        engine, "dev", "argoRollouts on straight from an Ingress canary",
+        release={"strategy": "canary", "argoRollouts": True},
+    )  # fmt: skip
+    assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
+    for name in ("web", "web-canary"):
+        svc = kube.get("Service", name, DEV_NS)
+        assert "selector" not in svc["spec"], (name, svc["spec"])  # the track is gone
+        assert selector_owners(svc) == set(), name
+        assert_argo_valid(kube, name)
+        emulate_argo_switch(kube, name, "7b9c6d5f8")
+        assert selector_owners(kube.get("Service", name, DEV_NS)) == {ARGO_MANAGER}, name
+    ops = change_and_check(
+        engine, "dev", "argoRollouts off to rolling, Ingress off",
+        release={"strategy": "rolling"}, ingress=None,
+    )  # fmt: skip
+    assert ops.get(("Service", DEV_NS, "web-canary")) == "delete", ops
+    web = kube.get("Service", "web", DEV_NS)
+    assert web["spec"]["selector"] == {
+        k: v for k, v in track["web"].items() if k != "appstack.io/track"
+    }, web["spec"]
+    assert ARGO_MANAGER not in selector_owners(web)
+    wait_workloads_available(kube, [DEV_NS], timeout=90)
+
+
+def history_versions(engine: Engine) -> list[int]:
+    rows = json.loads(engine.pulumi("stack", "history", "--json", "--stack", "dev").stdout)
+    return sorted(int(r["version"]) for r in rows)
+
+
+def test_dev_lowering_requests_is_refused_then_fits_in_the_named_updates(
+    engine: Engine, kube: Kube, tmp_path: Path
+) -> None:
+    """Issue 27 item 1, the rest. The quota is sized from the config being applied, and the
+    old pods keep their old requests until the new ones replace them: lowering requests.cpu
+    50m -> 5m leaves the rollout's peak above the new quota. `stackctl diff` refuses it
+    (risk `quota`) and `stackctl deploy` refuses it before any change, naming the headroom
+    that fits; the two updates it names then run under the real engine, each converging.
+    Quota admission is the API server's: the live quota's `status.used` (the old pods) plus
+    one surge pod at the new request is above the refused render's `hard`."""
+    used = kube.get("ResourceQuota", "appstack-quota", DEV_NS)["status"]["used"]
+    engine.edit_app("dev", "web", resources={"requests": {"cpu": "5m"}})
+    diff = engine.stackctl("diff", "dev", "--base", "HEAD", check=False)
+    assert diff.returncode == 3, diff.tail()
+    text = " ".join(diff.stdout.split())
+    assert "quota: ResourceQuota appstack-quota" in text, diff.stdout
+    found = re.search(r"1\) this change with appstack:namespaceQuota\.headroomPercent: (\d+)", text)
+    assert found, diff.stdout
+    headroom = int(found.group(1))
+    # The API server's own count says the refused quota cannot admit the rollout's first pod.
+    out = tmp_path / "refused"
+    engine.stackctl("render", "dev", "--out", str(out))
+    (quota_file,) = out.glob("*/resourcequota-appstack-quota.yaml")
+    hard = yaml.safe_load(quota_file.read_text())["spec"]["hard"]
+    assert amount(used["requests.cpu"]) + amount("5m") > amount(hard["requests.cpu"]), (
+        used,
+        hard,
+    )
+    # stackctl deploy runs the same check against the deployed state: refused, nothing ran.
+    versions = history_versions(engine)
+    refused = engine.stackctl("deploy", "dev", "--yes", policy_cli=True, check=False)
+    assert refused.returncode == 3, refused.tail()
+    assert "refused before any change" in refused.stderr and "quota:" in refused.stderr, (
+        refused.tail()
+    )
+    assert history_versions(engine) == versions
+    # 1) the change with the named headroom; 2) the headroom back. Each converges.
+    doc = engine.read_config("dev")
+    doc["config"]["appstack:namespaceQuota"] = {"headroomPercent": headroom}
+    engine.write_config("dev", doc)
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
+    settle(engine, "dev", {("ResourceQuota", DEV_NS, "appstack-quota"): "update"}, "headroom")
+    wait_workloads_available(kube, [DEV_NS], timeout=90)
+    requests = {
+        c["resources"]["requests"]["cpu"]
+        for p in web_pods(kube, DEV_NS)
+        for c in p["spec"]["containers"]
+    }
+    assert requests == {"5m"}, requests
+    engine.commit("e2e: requests lowered with the named headroom")
+    doc = engine.read_config("dev")
+    doc["config"].pop("appstack:namespaceQuota")
+    engine.write_config("dev", doc)
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
+    settle(engine, "dev", {("ResourceQuota", DEV_NS, "appstack-quota"): "update"}, "headroom back")
+    engine.commit("e2e: headroom back")
+    live = kube.get("ResourceQuota", "appstack-quota", DEV_NS)
+    assert amount(live["status"]["used"]["requests.cpu"]) <= amount(
+        live["spec"]["hard"]["requests.cpu"]
+    ), live["status"]
 
 
 def test_dev_destroy_removes_the_stack(engine: Engine, kube: Kube) -> None:

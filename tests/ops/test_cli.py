@@ -51,7 +51,8 @@ def test_deploy_without_yes_and_without_tty_exits_2(run: Any, capsys: Any) -> No
 
 def test_deploy_preview_only_exit_0(run: Any) -> None:
     code, backend = run("deploy", "dev", "--preview-only")
-    assert code == 0 and backend.calls == ["preview"]
+    # the state is read for the check before the preview (stackctl/ops/transition.py)
+    assert code == 0 and backend.calls == ["export_state", "preview"]
 
 
 def test_failed_up_exits_1(run: Any, capsys: Any) -> None:

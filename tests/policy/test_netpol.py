@@ -170,3 +170,28 @@ def test_selector_expressions() -> None:
     )
     with pytest.raises(SelectorError, match="allowed In, NotIn, Exists, DoesNotExist"):
         selector_matches({"matchExpressions": [{"key": "env", "operator": "Equals"}]}, labels)
+
+
+def test_a_service_argo_manages_reaches_the_pods_of_its_rollout() -> None:
+    """Rendered without a selector, it gets the Rollout's hash from the controller
+    (argo-rollouts rollout/service.go switchServiceSelector): only that Rollout's pods."""
+    svc = {
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"ports": [{"port": 80, "targetPort": "http"}]},
+    }
+    rollout = {
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "strategy": {"blueGreen": {"activeService": "web", "previewService": "web-preview"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"ports": [{"containerPort": 8080, "name": "http"}]}]},
+            },
+        },
+    }
+    c = Cluster.from_objects([svc, rollout], extra_pods=[API])
+    assert [(p.name, port) for p, port in c.service_backends("shop", "web", 80)] == [("web", 8080)]
+    alone = Cluster.from_objects([svc], extra_pods=[WEB, API])
+    assert alone.service_backends("shop", "web", 80) == []  # no selector, no Rollout: nothing

@@ -80,15 +80,20 @@ def test_leaving_argo_updates_and_forces_every_service_it_managed(
 
 
 @pytest.mark.parametrize("raw", [argo("blueGreen"), argo("canary", ingress=INGRESS)])
-def test_a_service_argo_manages_is_never_forced_and_ignores_its_selector(
+def test_a_service_argo_manages_sets_no_selector_and_is_never_forced(
     render: Render, raw: dict[str, Any]
 ) -> None:
-    """Forcing it would take the selector away from the running controller at every update."""
+    """The controller owns the whole atomic selector once it writes its hash: the program
+    applies none (no conflict, no fight), and forcing would take fields from the controller.
+    No ignore_changes either: the engine would reset the input to the old selector in the
+    update that turns Argo on (pulumi step_generator.go processIgnoreChanges)."""
     result = render(raw)
     for _, _, svc in _argo_services(result.objects):
         obj = _service(result.objects, svc)
         assert obj is not None and FORCE not in _annotations(obj), svc
-        assert result.options[f"Service/shop/{svc}"]["ignore_changes"] == ["spec.selector"]
+        assert "selector" not in obj["spec"], svc
+        options = result.options.get(f"Service/shop/{svc}", {})
+        assert not options.get("ignore_changes"), svc
 
 
 def test_stackctl_diff_finds_no_conflict_leaving_argo() -> None:
@@ -112,26 +117,60 @@ def test_stackctl_diff_flags_the_conflict_without_the_force() -> None:
     assert "controller-owned" in web.risk_codes
 
 
-@pytest.mark.parametrize(
-    ("before_raw", "stale"),
-    [
-        (blue_green("prod"), True),  # selector {colour: blue} stays under ignore_changes
-        (canary("prod", ingress=INGRESS), True),  # selector {track: stable} stays
-        (base_raw("prod"), False),  # the stable labels only: nothing stays behind
-    ],
-    ids=["from blueGreen", "from canary by Ingress", "from rolling"],
-)
-def test_entering_argo_flags_a_selector_key_the_rollout_pods_lack(
-    before_raw: dict[str, Any], stale: bool
+ENTERING = {
+    "from blueGreen": (blue_green("prod"), argo("blueGreen")),
+    "from canary by Ingress": (canary("prod", ingress=INGRESS), argo("canary", ingress=INGRESS)),
+    "from rolling": (base_raw("prod"), argo("blueGreen")),
+}
+
+
+@pytest.mark.parametrize("name", list(ENTERING))
+def test_entering_argo_is_one_update_that_drops_every_selector_key(name: str) -> None:
+    """Whatever the Services selected before (a colour, a track, the stable labels), the update
+    that turns Argo on sends them without a selector: the apply drops the field the program's
+    manager owned, and the controller's validation (every selector key but its hash is a pod
+    template label, argo-rollouts ValidateService) passes."""
+    before_raw, after_raw = ENTERING[name]
+    before, after = snapshot(before_raw), snapshot(after_raw)
+    changes = {(c.kind, c.name): c for c in compare(before, after)}
+    managed = {svc for _, _, svc in _argo_services(after.objects)}
+    for svc in sorted(managed):
+        if _service(before.objects, svc) is None:
+            continue  # created by this update
+        change = changes[("Service", svc)]
+        assert change.action == "update", (svc, change)
+        assert "spec.selector" in change.fields, (svc, change.fields)
+        assert not change.risks, (svc, change.risks)
+    found = [r for c in changes.values() for r in c.risks if r.startswith("stale-selector")]
+    assert found == []
+
+
+@pytest.mark.parametrize(("before_raw", "after_raw"), list(ENTERING.values()), ids=list(ENTERING))
+def test_the_diff_flags_a_kept_selector_the_rollout_pods_lack(
+    before_raw: dict[str, Any], after_raw: dict[str, Any]
 ) -> None:
-    with_ingress = "ingress" in before_raw["apps"]["web"]
-    after_raw = argo("canary", ingress=INGRESS) if with_ingress else argo("blueGreen")
-    changes = compare(snapshot(before_raw), snapshot(after_raw))
-    found = [r for c in changes for r in c.risks if r.startswith("stale-selector")]
-    assert bool(found) is stale, found
-    strategy = "canary" if with_ingress else "blueGreen"
-    for risk in found:  # the two updates that do it, with the config keys to set
-        assert (
-            "1) appstack:apps.web.release: strategy rolling, argoRollouts false, then pulumi up; "
-            f"2) appstack:apps.web.release: strategy {strategy}, argoRollouts true"
-        ) in risk, risk
+    """The design until issue 27, planted: the Services keep their old selector under
+    ignore_changes (the engine resets the ignored input). A colour or a track the Rollout's
+    pods lack is flagged; the stable labels alone are not."""
+    before, after = snapshot(before_raw), snapshot(after_raw)
+    objects = []
+    old = {o["metadata"]["name"]: o for o in before.objects if o["kind"] == "Service"}
+    managed = {svc for _, _, svc in _argo_services(after.objects)}
+    options = dict(after.options)
+    for obj in after.objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Service" and name in managed and name in old:
+            obj = {**obj, "spec": {**obj["spec"], "selector": old[name]["spec"]["selector"]}}
+            options[f"Service/shop/{name}"] = {"ignore_changes": ["spec.selector"]}
+        objects.append(obj)
+    planted = Snapshot(objects, options, after.secrets)
+    found = [r for c in compare(before, planted) for r in c.risks if r.startswith("stale-")]
+    kept = {
+        k
+        for name in managed & set(old)
+        for k in old[name]["spec"]["selector"]
+        if k not in {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+    }
+    assert bool(found) is bool(kept), (found, kept)
+    for key in kept:
+        assert any(key in r and "ValidateService" in r for r in found), (key, found)
