@@ -20,7 +20,7 @@ RISKS: dict[str, str] = {
     "immutable-field": "a field Kubernetes cannot update in place changes: the update fails",
     "selector": "a workload's selector changes",
     "controller-owned": "the program sets a field another controller owns",
-    "stale-selector": "a Service keeps a selector key the pods of its new workload lack",
+    "stale-selector": "a Service Argo Rollouts manages selects a label its Rollout's pods lack",
     "pdb-blocks-evictions": "a PodDisruptionBudget allows no eviction at all",
     "secret-value": "a Secret value changes (value not shown)",
     "quota": "the rollout needs more than the new ResourceQuota allows: new pods are refused",
