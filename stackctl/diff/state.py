@@ -46,8 +46,14 @@ def snapshot_of_state(document: Mapping[str, Any]) -> Snapshot:
         if resource.get("delete") or not resource.get("custom", True):
             continue
         inputs = _unwrap(copy.deepcopy(resource.get("inputs") or {}))
-        if not isinstance(inputs, dict) or "kind" not in inputs or "metadata" not in inputs:
+        if not isinstance(inputs, dict) or not isinstance(inputs.get("metadata"), Mapping):
             continue
+        # The type token names what the SDK sends as apiVersion and kind:
+        # kubernetes:<group>/<version>:<Kind>, the core group spelled `core`.
+        _, group_version, kind = [*rtype.split(":", 2), "", ""][:3]
+        group, _, version = group_version.partition("/")
+        inputs.setdefault("kind", kind)
+        inputs.setdefault("apiVersion", version if group == "core" else group_version)
         inputs.pop("__inputs", None)
         if inputs.get("kind") == "Secret":
             for key in ("data", "stringData"):

@@ -86,3 +86,16 @@ def test_lowering_requests_against_the_deployed_state_raises_the_quota_risk(
     changes = diff_against_state("prod", state, project)
     risks = [r for c in changes for r in c.risks if r.startswith("quota:")]
     assert len(risks) == 1 and "appstack:apps.web.resources.requests.cpu" in risks[0], risks
+
+
+def test_kind_and_api_version_come_from_the_type_token_when_the_inputs_lack_them() -> None:
+    resources = [
+        {"type": f"kubernetes:{token}", "custom": True,
+         "inputs": {"metadata": {"name": name, "namespace": "shop"}}}
+        for token, name in (("core/v1:ConfigMap", "a"), ("apps/v1:Deployment", "web"))
+    ]  # fmt: skip
+    objects = snapshot_of_state({"deployment": {"resources": resources}}).objects
+    assert [(o["apiVersion"], o["kind"]) for o in objects] == [
+        ("v1", "ConfigMap"),
+        ("apps/v1", "Deployment"),
+    ]
