@@ -131,3 +131,14 @@ def test_the_rendered_quota_names_the_headroom_that_sized_it() -> None:
     assert quota["metadata"]["annotations"]["appstack.io/quota-headroom-percent"] == "40"
     base = amount(kind(snap(lowered(0)), "ResourceQuota")["spec"]["hard"]["requests.cpu"])
     assert amount(quota["spec"]["hard"]["requests.cpu"]) == base * Decimal("1.4")
+
+
+def test_the_real_node_hpa_change_fits_with_its_headroom_and_not_without() -> None:
+    """tests/e2e/test_realapp_hpa.py deploys prod's web at 40m and maxReplicas 5 with
+    `stackctl deploy`, which runs this check against the shipped prod: its headroom must hold
+    the rollout, and the shipped headroom must not (the check would refuse the deploy)."""
+    from tests.e2e.test_realapp_hpa import E2E_AUTOSCALING, E2E_HEADROOM
+
+    change = config_model.deep_merge(PROD, {"apps": {"web": E2E_AUTOSCALING}})
+    assert quota_risks(PROD, change)
+    assert quota_risks(PROD, {**change, "namespaceQuota": E2E_HEADROOM}) == []
