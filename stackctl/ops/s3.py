@@ -11,10 +11,11 @@ The backend URL is the one Pulumi opens with gocloud.dev's s3blob driver,
 `s3://<bucket>[/<prefix>]?endpoint=<host:port or URL>&s3ForcePathStyle=true&region=<r>`; the
 query names are those of the two CLIs this project runs (gocloud.dev v0.37 `aws.ConfigFromURLParams`
 for CLI v3.219: `region`, `endpoint`, `disableSSL`, `s3ForcePathStyle`, `profile`, `awssdk`;
-v0.46 s3blob `URLOpener` for v3.274: also `use_path_style`, `disable_https`). A `<prefix>` path
-puts the whole state under that key prefix (pulumi pkg/backend/diy/backend.go: a prefixed
-bucket). `disableSSL`/`disable_https` choose plain HTTP only for an endpoint given without a
-scheme, as AWS SDK v1 did (pulumi PR #24593 keeps that for v3.274).
+v0.46 s3blob `URLOpener` for v3.274: also `use_path_style`). A `<prefix>` path puts the whole
+state under that key prefix (pulumi pkg/backend/diy/backend.go: a prefixed bucket). An endpoint
+without a scheme gets `http://` when `disableSSL` is true, else `https://`; one with a scheme
+keeps it, as AWS SDK v1 did and v3.274 translates (pkg/backend/diy/backend.go
+`translateLegacyS3Params`, v3.274.0).
 
 Credentials, as the AWS SDKs read static ones: the URL's `profile` from the shared credentials
 file; else `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`); else the
@@ -103,7 +104,7 @@ def parse_backend_url(url: str, environ: Mapping[str, str] | None = None) -> S3L
         or DEFAULT_REGION
     )
     endpoint = (query.get("endpoint") or [""])[0]
-    plain = bool(_flag(query, "disable_https", "disableSSL"))
+    plain = bool(_flag(query, "disableSSL"))
     if "://" in endpoint:
         given = urlsplit(endpoint)
         scheme, host = given.scheme, given.netloc

@@ -83,8 +83,8 @@ def test_a_listing_query_is_signed_as_the_published_example() -> None:
         # gocloud v0.37 (AWS SDK v1) names, the form docs/ci.md gives for a non-AWS server
         ("s3://state?endpoint=127.0.0.1:9000&s3ForcePathStyle=true&disableSSL=true"
          "&region=us-east-1", "http", "127.0.0.1:9000", True),
-        # gocloud v0.46 (SDK v2) names
-        ("s3://state?endpoint=127.0.0.1:9000&use_path_style=true&disable_https=true",
+        # gocloud v0.46 (SDK v2) name of path style
+        ("s3://state?endpoint=127.0.0.1:9000&use_path_style=true&disableSSL=true",
          "http", "127.0.0.1:9000", True),
         # a scheme in the endpoint wins over disableSSL (SDK v1; pulumi PR #24593)
         ("s3://state?endpoint=https://s3.example.com&disableSSL=true", "https",
