@@ -155,9 +155,12 @@ e2e-node-bench: e2e-node-tools $(VENV)/.dev-installed ## figures per real-node c
 	APPSTACK_E2E_BIN=$(E2E_BIN) $(BIN)/python -m e2e.realnode.bench
 
 # e2e-failure: the failure paths of issue 29 (bad version stopped at its deadline, concurrent and
-# interrupted deploys, state restore, kube-apiserver restarted / unreachable) on the control plane
-# with kwok nodes; its own cluster, tests marked `failure`.
-e2e-failure: e2e-tools $(VENV)/.dev-installed ## failure paths: deadline, lock, SIGKILL, restore, apiserver faults (kwok)
+# interrupted deploys, --force-unlock, state restore, kube-apiserver restarted / unreachable) on
+# the control plane with kwok nodes; its own cluster, tests marked `failure`. Each scenario but
+# the deadline runs on the file:// backend, then on an S3 API server on loopback (versitygw,
+# e2e/s3.py), which this target builds if needed.
+e2e-failure: e2e-tools $(VENV)/.dev-installed ## failure paths: deadline, lock, SIGKILL, restore, apiserver faults; file:// and S3 backends (kwok)
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh versitygw
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m failure

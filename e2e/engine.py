@@ -6,8 +6,9 @@
   plugin install resource kubernetes <v> --file`), the version the Python SDK pin asks for;
   automatic plugin download off (`PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`, read by pulumi's
   `pkg/engine/plugins.go`); no update check;
-- a local file backend (`PULUMI_BACKEND_URL=file://<tmp>/state`) and the passphrase secrets
-  provider with a random per-run passphrase (never written to a file);
+- a local file backend (`PULUMI_BACKEND_URL=file://<tmp>/state`), or the backend a test moves
+  it to (`use_backend`: an `s3://` URL of e2e/s3.py's versitygw and its AWS variables), and the
+  passphrase secrets provider with a random per-run passphrase (never written to a file);
 - a copy of the repo's tracked files as the project dir (a fresh git repo with one commit, so
   the engine records `git.head` as stackctl's rollback requires), `.venv` linked to the repo's
   venv, the policy pack's own venv (`policy/venv`, `PulumiPolicy.yaml`) from a cache;
@@ -87,7 +88,10 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.home = self.root / "pulumi-home"
+        #: where the backend's objects are files on this machine (`.pulumi/...` below it)
         self.state = self.root / "state"
+        self.backend_url = f"file://{self.state}"
+        self.backend_env: dict[str, str] = {}
         self.project = self.root / "project"
         self.path = self.root / "path"
         self.log = self.root / "engine.log"
@@ -103,13 +107,14 @@ class Engine:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("PULUMI_") and k not in ("KUBECONFIG", "VIRTUAL_ENV")
+            if not k.startswith(("PULUMI_", "AWS_")) and k not in ("KUBECONFIG", "VIRTUAL_ENV")
         }
+        env.update(self.backend_env)
         env.update(
             {
                 "PATH": f"{self.path}{os.pathsep}{env.get('PATH', '')}",
                 "PULUMI_HOME": str(self.home),
-                "PULUMI_BACKEND_URL": f"file://{self.state}",
+                "PULUMI_BACKEND_URL": self.backend_url,
                 "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -123,6 +128,31 @@ class Engine:
             }
         )
         return env
+
+    def use_backend(self, url: str, files: Path, env: Mapping[str, str]) -> None:
+        """Point both CLIs and stackctl at another state backend: `url`, the variables it needs
+        (`env`: credentials, region), `files` where its objects are files on this machine."""
+        self.backend_url, self.state, self.backend_env = url, files, dict(env)
+
+    def has_stack(self, stack: str) -> bool:
+        listed = json.loads(self.pulumi("stack", "ls", "--json").stdout or "[]")
+        return any(str(s.get("name", "")).rsplit("/", 1)[-1] == stack for s in listed)
+
+    def move_stack(self, stack: str, url: str, files: Path, env: Mapping[str, str]) -> None:
+        """Move `stack` to another backend as a team does: `pulumi stack export` from this one,
+        `stack init` (same passphrase; the stack file keeps its `encryptionsalt`) and `stack
+        import` on the other. Without the stack here, only the backend changes."""
+        if not self.has_stack(stack):
+            self.use_backend(url, files, env)
+            return
+        exported = self.root / f"{stack}-moved.json"
+        exported.write_text(self.pulumi("stack", "export", "--stack", stack).stdout)
+        stack_file = self.stack_file(stack).read_text(encoding="utf-8")
+        self.use_backend(url, files, env)
+        self.init_stack(stack)
+        self.stack_file(stack).write_text(stack_file, encoding="utf-8")
+        self.pulumi("stack", "import", "--file", str(exported), "--stack", stack)
+        exported.unlink()
 
     # ---------------------------------------------------------------- setup
 

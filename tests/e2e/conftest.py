@@ -79,6 +79,20 @@ def engine(cluster: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def s3_gateway() -> Iterator[Any]:
+    """A team state backend for the run: versitygw (e2e/s3.py) on a free loopback port, its
+    own data dir and per-run credentials, with the state bucket created over the S3 API by
+    stackctl's own client (stackctl/ops/s3.py, so its signing meets a real server's check)."""
+    from e2e.s3 import S3Gateway
+    from stackctl.ops.s3 import S3Client
+
+    with S3Gateway() as gateway:
+        S3Client.for_backend(gateway.backend_url, gateway.environment).create_bucket()
+        FIGURES["failure.s3.gateway_start_s"] = gateway.start_seconds
+        yield gateway
+
+
+@pytest.fixture(scope="session")
 def kube(cluster: Any) -> Any:
     return cluster.kube
 

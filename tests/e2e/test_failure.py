@@ -1,5 +1,9 @@
 """Issue 29: failure paths with the real engine against the real control plane (kwok nodes):
-`make e2e-failure`. One ordered story on the dev stack (run with `pytest -x`).
+`make e2e-failure`. One ordered story on the dev stack (run with `pytest -x`), told twice: on
+the run's `file://` backend, then on a team backend, an S3 API server on loopback (versitygw,
+e2e/s3.py) to which the dev stack moves as a team moves it (export, init, import). Scenario 1
+(a bad version stopped at its deadline) does not depend on the backend and runs on `file://`
+only; the figures of the S3 run are named `failure.s3.*`.
 
 kwok proves the control plane only. The bad version here is one no node can run (a
 `nodeSelector` no node matches: the scheduler leaves its pods Unschedulable), a stand-in for the
@@ -38,6 +42,25 @@ DEADLINE = 75
 STACK_LABELS = "app.kubernetes.io/instance=dev,app.kubernetes.io/managed-by=pulumi"
 #: the holder of scenario 3, killed in scenario 2a
 HELD: dict[str, Any] = {}
+#: a CI agent on another machine: the hostname its update's lock records
+OTHER_AGENT = "ci-agent-2"
+
+
+@pytest.fixture(scope="module", autouse=True, params=["file", "s3"])
+def backend(request: pytest.FixtureRequest, engine: Engine) -> Iterator[str]:
+    """The state backend the story runs on (every test runs once per backend, the `file`
+    story first): for `s3`, the dev stack moves to the S3 API server (conftest `s3_gateway`)."""
+    local = engine.root / "state"
+    if request.param == "s3":
+        gateway = request.getfixturevalue("s3_gateway")
+        engine.move_stack("dev", gateway.backend_url, gateway.files, gateway.environment)
+    yield str(request.param)
+    engine.use_backend(f"file://{local}", local, {})
+
+
+def figure(backend: str, name: str) -> str:
+    """A figure's name: `failure.<name>` on file://, `failure.s3.<name>` on the S3 backend."""
+    return f"failure.{name}" if backend == "file" else f"failure.{backend}.{name}"
 
 
 # ---------------------------------------------------------------- helpers
@@ -179,18 +202,21 @@ def no_holder_left() -> Iterator[None]:
 # ---------------------------------------------------------------- the story
 
 
-def test_failure_baseline_deploy(engine: Engine, kube: Kube) -> None:
-    engine.init_stack("dev")
+def test_failure_baseline_deploy(engine: Engine, kube: Kube, backend: str) -> None:
+    if not engine.has_stack("dev"):
+        engine.init_stack("dev")
     engine.edit_app("dev", "web", image=f"{IMAGE}:1.0.0",
                     rollout={"progressDeadlineSeconds": DEADLINE})  # fmt: skip
     engine.commit("e2e failure: dev baseline")
-    engine.stackctl("deploy", "dev", "--yes", policy_cli=True, timing="failure.baseline_deploy_s")
+    engine.stackctl("deploy", "dev", "--yes", policy_cli=True,
+                    timing=figure(backend, "baseline_deploy_s"))  # fmt: skip
     # a second, unchanged release: `rollback --steps 1` after a failed deploy goes back to it
     engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     wait_workloads_available(kube, [NS], timeout=120)
     assert_converged(engine, kube)
 
 
+@pytest.mark.parametrize("backend", ["file"], indirect=True)
 def test_a_version_no_node_runs_is_stopped_at_its_progress_deadline(
     engine: Engine, kube: Kube, figures: dict[str, float]
 ) -> None:
@@ -216,7 +242,7 @@ def test_a_version_no_node_runs_is_stopped_at_its_progress_deadline(
 
 def test_a_second_deploy_is_refused_at_once_naming_the_holder(
     engine: Engine, kube: Kube, background: list[subprocess.Popen[bytes]], tmp_path: Path,
-    figures: dict[str, float],
+    figures: dict[str, float], backend: str,
 ) -> None:  # fmt: skip
     """Scenario 3, and the start of scenario 2: a `pulumi up` holds the stack (a blue-green
     switch whose new Deployments no node can run: the provider waits for them)."""
@@ -238,7 +264,7 @@ def test_a_second_deploy_is_refused_at_once_naming_the_holder(
     assert f"dev is locked by a running update: {lock['username']}@{lock['hostname']} " \
         f"(pid {lock['pid']})" in res.stderr, res.stderr  # fmt: skip
     assert "== preview" not in res.stdout, "it previewed before refusing"
-    figures["failure.lock_refusal_s"] = res.seconds
+    figures[figure(backend, "lock_refusal_s")] = res.seconds
     assert holder.poll() is None, "the holder ended meanwhile"
     assert engine.export("dev")["deployment"].get("resources") == state_before
     HELD.update(holder=holder, lock=lock)
@@ -255,11 +281,11 @@ def lock_files_wait(engine: Engine, kube: Kube, before: int) -> dict[str, Any]:
 
 
 def test_sigkill_of_pulumi_up_then_deploy_recovers(
-    engine: Engine, kube: Kube, figures: dict[str, float]
+    engine: Engine, kube: Kube, figures: dict[str, float], backend: str
 ) -> None:
     """Scenario 2a: the holder is killed; the next stackctl deploy finds its stale lock and
     its pending operations, resolves them and converges."""
-    holder, lock = HELD["holder"], HELD["lock"]
+    holder, lock = HELD.pop("holder"), HELD.pop("lock")
     with suppress(ProcessLookupError):  # the holder is not in `background`: it lives till here
         os.kill(int(lock["pid"]), signal.SIGKILL)
     holder.wait(timeout=30)
@@ -269,7 +295,7 @@ def test_sigkill_of_pulumi_up_then_deploy_recovers(
     res = engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
     assert "found a stale lock of dev: held by " in res.stdout, res.stdout
     assert "pending operation(s) of an interrupted update of dev" in res.stdout, res.stdout
-    figures["failure.recovery_after_pulumi_kill_s"] = res.seconds
+    figures[figure(backend, "recovery_after_pulumi_kill_s")] = res.seconds
     wait_workloads_available(kube, [NS], timeout=120)
     assert_converged(engine, kube)
     assert kube.get_or_none("Deployment", "web-blue", NS) is None
@@ -277,7 +303,7 @@ def test_sigkill_of_pulumi_up_then_deploy_recovers(
 
 def test_sigkill_of_stackctl_ends_its_engine_and_deploy_recovers(
     engine: Engine, kube: Kube, background: list[subprocess.Popen[bytes]], tmp_path: Path,
-    figures: dict[str, float],
+    figures: dict[str, float], backend: str,
 ) -> None:  # fmt: skip
     """Scenario 2b: stackctl killed mid-update takes its engine and plugins with it."""
     before = generation(kube)
@@ -296,17 +322,60 @@ def test_sigkill_of_stackctl_ends_its_engine_and_deploy_recovers(
         return not (processes & set(proc_table()))
 
     kube.wait_for("the engine to end with stackctl", all_gone, timeout=60, interval=0.2)
-    figures["failure.engine_gone_after_stackctl_kill_s"] = time.monotonic() - killed
+    figures[figure(backend, "engine_gone_after_stackctl_kill_s")] = time.monotonic() - killed
     set_good(engine)
     res = engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
-    figures["failure.recovery_after_stackctl_kill_s"] = res.seconds
+    figures[figure(backend, "recovery_after_stackctl_kill_s")] = res.seconds
     assert "found a stale lock of dev" in res.stdout or not lock_files(engine), res.stdout
     wait_workloads_available(kube, [NS], timeout=120)
     assert_converged(engine, kube)
 
 
+def test_a_lock_from_another_machine_is_broken_only_on_request(
+    engine: Engine, kube: Kube, background: list[subprocess.Popen[bytes]], tmp_path: Path,
+    figures: dict[str, float], backend: str,
+) -> None:  # fmt: skip
+    """Scenario 3, `--force-unlock`: a pipeline on another agent (a UTS namespace of its own:
+    another hostname in its lock) holds the stack; stackctl cannot see that process, so its
+    lock counts as live and refuses a deploy. The agent dies mid-update (its lock stays). A
+    `--force-unlock` without confirmation is refused in CI, the lock and the state untouched;
+    confirmed (`--yes`), the lock is broken, the update message names it, and the deploy
+    resolves the dead update's pending operations and converges."""
+    before = generation(kube)
+    engine.edit_app("dev", "web", nodeSelector=NOWHERE)
+    # util-linux unshare: a UTS namespace, then `hostname` there, then the CLI in its place
+    agent = ["unshare", "--uts", "sh", "-c", f'hostname {OTHER_AGENT} && exec "$@"', "sh",
+             str(engine.binaries / "pulumi"), "up", "--yes", "--skip-preview", "--stack", "dev",
+             "--non-interactive"]  # fmt: skip
+    holder = spawn(engine, agent, tmp_path / "agent.log", policy=False)
+    background.append(holder)
+    lock = wait_mid_update(engine, kube, "web", before)
+    assert lock["hostname"] == OTHER_AGENT, lock
+    named = f"{lock['username']}@{OTHER_AGENT} (pid {lock['pid']})"
+    res = engine.stackctl("deploy", "dev", "--yes", policy_cli=True, check=False)
+    assert res.returncode == 1 and f"dev is locked by a running update: {named}" in res.stderr, (
+        res.tail()
+    )
+    end_session(holder.pid)  # the agent dies: its update's lock stays
+    holder.wait(timeout=30)
+    assert lock_files(engine), "a killed update leaves its lock"
+    state = engine.export("dev")
+    set_good(engine)
+    res = engine.stackctl("deploy", "dev", "--force-unlock", policy_cli=True, check=False)
+    assert res.returncode != 0 and "needs confirmation" in res.stderr, res.tail()
+    assert lock_files(engine) and engine.export("dev") == state, "refused, yet something changed"
+    res = engine.stackctl("deploy", "dev", "--force-unlock", "--yes", policy_cli=True)
+    figures[figure(backend, "deploy_after_force_unlock_s")] = res.seconds
+    assert f"force-unlock: removing the lock of {named}" in res.stdout, res.stdout
+    assert "pending operation(s) of an interrupted update of dev" in res.stdout, res.stdout
+    wait_workloads_available(kube, [NS], timeout=120)
+    assert_converged(engine, kube)
+    newest = json.loads(engine.pulumi("stack", "history", "--json", "--stack", "dev").stdout)[0]
+    assert f"\nforce-unlocked: the lock of {named} since " in newest["message"], newest["message"]
+
+
 def test_lost_state_is_restored_from_the_newest_backup(
-    engine: Engine, kube: Kube, figures: dict[str, float]
+    engine: Engine, kube: Kube, figures: dict[str, float], backend: str
 ) -> None:
     """Scenario 6: deploy (backs up the state), lose the state, restore, no change."""
     engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
@@ -321,7 +390,7 @@ def test_lost_state_is_restored_from_the_newest_backup(
     for path in lost:
         path.unlink()
     res = engine.stackctl("restore", "dev", "--yes", policy_cli=True)
-    figures["failure.restore_s"] = res.seconds
+    figures[figure(backend, "restore_s")] = res.seconds
     engine.pulumi("preview", "--expect-no-changes", "--stack", "dev")
     engine.up("dev")
     assert_converged(engine, kube)
@@ -336,7 +405,7 @@ def test_lost_state_is_restored_from_the_newest_backup(
 @pytest.mark.parametrize("fault", ["restart", "unreachable-20s"])
 def test_a_control_plane_fault_mid_update_then_the_next_deploy_converges(
     engine: Engine, kube: Kube, cluster: Cluster, background: list[subprocess.Popen[bytes]],
-    tmp_path: Path, figures: dict[str, float], fault: str,
+    tmp_path: Path, figures: dict[str, float], fault: str, backend: str,
 ) -> None:  # fmt: skip
     """Scenario 4: kube-apiserver restarted, or unreachable for 20 s, while an update runs:
     it completes or fails cleanly (one line, no traceback, no lock left); the next deploy
@@ -350,7 +419,7 @@ def test_a_control_plane_fault_mid_update_then_the_next_deploy_converges(
     background.append(deploy)
     wait_mid_update(engine, kube, "web", before)
     if fault == "restart":
-        figures["failure.apiserver_restart_down_s"] = cluster.restart_apiserver()
+        figures[figure(backend, "apiserver_restart_down_s")] = cluster.restart_apiserver()
     else:
         cluster.pause_apiserver(20)
     code = deploy.wait(timeout=900)
@@ -362,6 +431,6 @@ def test_a_control_plane_fault_mid_update_then_the_next_deploy_converges(
     assert not lock_files(engine), "the update left its lock"
     set_good(engine)
     res = engine.stackctl("deploy", "dev", "--yes", policy_cli=True)
-    figures[f"failure.converge_after_apiserver_{fault.split('-')[0]}_s"] = res.seconds
+    figures[figure(backend, f"converge_after_apiserver_{fault.split('-')[0]}_s")] = res.seconds
     wait_workloads_available(kube, [NS], timeout=120)
     assert_converged(engine, kube)

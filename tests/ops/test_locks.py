@@ -18,6 +18,7 @@ import pytest
 from stackctl.errors import OperationFailed
 from stackctl.ops.deploy import run_deploy
 from stackctl.ops.locks import read_locks
+from stackctl.ops.stacks import images_from_message
 from tests.ops.fake_backend import FakeBackend
 
 
@@ -91,7 +92,17 @@ def test_force_unlock_breaks_a_live_lock_and_says_so_in_the_update_message(
     lock = lock_file(state, 1, "runner-7")
     backend = deploy(project, recorder(), state, force_unlock=True)
     assert not lock.exists()
-    assert backend.up_messages[0].endswith(" force-unlocked: ci@runner-7 pid 1")
+    message = backend.up_messages[0]
+    second = message.split("\n")[1]
+    # the first line keeps the contract history reads (stackctl/ops/stacks.py)
+    images = (
+        "api=registry.example.com/appstack/api:2.1.0,web=registry.example.com/appstack/web:1.3.0"
+    )
+    assert images_from_message(message) == images
+    assert second == (
+        "force-unlocked: the lock of ci@runner-7 (pid 1) since 2026-12-07T06:00:00.123456789Z "
+        f"({lock})"
+    )
 
 
 def test_force_unlock_asks_and_a_no_keeps_the_lock(

@@ -1,0 +1,58 @@
+"""stackctl's entry point turns gRPC's fork support off before grpc loads: with it on (grpcio
+1.85, which pulumi imports), every child stackctl forks for the CLI while gRPC threads run
+passes through gRPC's fork handlers, and one can die with "epoll_wait error: Bad file
+descriptor" before it runs the CLI (grpc/grpc issue #43055). The oracle is gRPC's own log: its
+fork handlers print "skipping fork() handlers" whenever they run with gRPC threads busy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import concurrent.futures, runpy, sys
+sys.argv = ["stackctl", "--help"]
+try:
+    runpy.run_module("stackctl", run_name="__main__")  # as `python -m stackctl` starts
+except SystemExit:
+    pass
+import grpc
+server = grpc.server(concurrent.futures.ThreadPoolExecutor(2))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+grpc.channel_ready_future(channel).result(timeout=10)
+from stackctl.ops.engine import EngineCommand
+for _ in range(5):
+    EngineCommand(root=None).run(["--version"], ".", {"PATH": "/usr/bin:/bin"})
+"""
+
+
+def run_probe(environ: dict[str, str], root: Path) -> str:
+    # a stand-in CLI that exits 0: any command is forked the same way
+    cli = root / "bin" / "pulumi"
+    cli.parent.mkdir(parents=True, exist_ok=True)
+    cli.write_text("#!/bin/sh\nexit 0\n")
+    cli.chmod(0o755)
+    env = {**environ, "PATH": "/usr/bin:/bin"}
+    probe = PROBE.replace("EngineCommand(root=None)", f"EngineCommand(root={str(root)!r})")
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stderr
+
+
+def test_the_cli_is_forked_without_grpcs_fork_handlers(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
+    assert "fork() handlers" not in run_probe(env, tmp_path)
+
+
+def test_the_probe_sees_the_handlers_when_fork_support_is_on(tmp_path: Path) -> None:
+    env = {**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "true"}
+    assert "skipping fork() handlers" in run_probe(env, tmp_path)
