@@ -37,6 +37,9 @@ from e2e.cluster import REPO_ROOT, bin_dir
 
 CACHE = Path(os.environ.get("APPSTACK_E2E_CACHE") or Path.home() / ".cache" / "appstack-e2e")
 COMMAND_TIMEOUT = 1800
+#: Where a failed run keeps its logs (out/ is ignored by git and outlives the run's temporary
+#: directory): `out/e2e-logs/<UTC start>-<pid>/`, named in the failure's message.
+KEPT_LOGS = REPO_ROOT / "out" / "e2e-logs"
 # The second CLI `make e2e-tools` builds for policy packs (e2e/tools/versions.env,
 # PULUMI_POLICY_CLI_VERSION): CLI >= 3.221 starts a Python pack through the language host's
 # RunPlugin RPC, which the v3.68 host (the newest the module proxy serves) cannot do; v3.219
@@ -85,6 +88,9 @@ class Engine:
     binaries: Path = field(default_factory=bin_dir)
     passphrase: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    run_id: str = field(
+        default_factory=lambda: f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    )
 
     def __post_init__(self) -> None:
         self.home = self.root / "pulumi-home"
@@ -95,6 +101,23 @@ class Engine:
         self.project = self.root / "project"
         self.path = self.root / "path"
         self.log = self.root / "engine.log"
+
+    @property
+    def kept_logs(self) -> Path:
+        return KEPT_LOGS / self.run_id
+
+    def keep_logs(self, *extra: Path) -> Path:
+        """Copy the commands' log (every pulumi/stackctl command of the session with its
+        output; no secrets: the passphrase never reaches it) and any `extra` log files or
+        directories to `kept_logs`, replacing an earlier copy; return that directory."""
+        dest = self.kept_logs
+        dest.mkdir(parents=True, exist_ok=True)
+        for src in (self.log, *extra):
+            if src.is_dir():
+                shutil.copytree(src, dest / src.name, dirs_exist_ok=True)
+            elif src.is_file():
+                shutil.copyfile(src, dest / src.name)
+        return dest
 
     # ---------------------------------------------------------------- environment
 
@@ -279,11 +302,16 @@ class Engine:
         if timing:
             self.timings[timing] = seconds
         if VERSION_SKEW in proc.stdout + proc.stderr:
-            raise EngineError(f"`{' '.join(args[:6])}`: provider and SDK differ:\n{result.tail()}")
-        if check and proc.returncode != 0:
+            kept = self.keep_logs()
             raise EngineError(
-                f"`{' '.join(args[:6])}` exited {proc.returncode} after {seconds:.0f}s:\n"
+                f"`{' '.join(args[:6])}`: provider and SDK differ (log kept in {kept}):\n"
                 f"{result.tail()}"
+            )
+        if check and proc.returncode != 0:
+            kept = self.keep_logs()
+            raise EngineError(
+                f"`{' '.join(args[:6])}` exited {proc.returncode} after {seconds:.0f}s "
+                f"(log kept in {kept}/{self.log.name}):\n{result.tail()}"
             )
         return result
 

@@ -13,8 +13,10 @@ from e2e.realnode.layout import (
     HOST_BRIDGE,
     HOST_IP,
     LAYOUT,
+    NETNS_PREFIX,
     NODE_NET,
     UNREACHABLE,
+    VETH_PREFIX,
     NodeSpec,
 )
 
@@ -88,3 +90,38 @@ def cni_config(spec: NodeSpec, net_d: Path, ipam_dir: Path) -> None:
         ],
     }
     (net_d / "10-appstack-e2e.conflist").write_text(json.dumps(conflist, indent=2))
+
+
+def client_netns(index: int) -> tuple[str, str]:
+    """(network namespace, host veth) of the run's outside client `index`: the node prefixes
+    (`ae2e-nc<i>`, `ae2e-vc<i>`), so that the clean-up of a killed run finds and removes them."""
+    return f"{NETNS_PREFIX}c{index}", f"{VETH_PREFIX}c{index}"
+
+
+def add_client(index: int, address: str, via: NodeSpec, reach: tuple[str, ...]) -> str:
+    """A client outside the cluster in a network namespace of its own on the host bridge,
+    holding `address` (a /32 of the run's 10.245.0.0/16, inside or outside NODE_NET): routes
+    to the node `via` (on the bridge) and through it to each address of `reach` (the
+    LoadBalancer stand-in); `via` gets the route back. Nothing else routes to it. Returns the
+    namespace's name; `remove_client` undoes it all."""
+    netns, veth = client_netns(index)
+    host.run("ip", "netns", "add", netns)
+    host.run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    host.run("ip", "link", "set", veth, "master", HOST_BRIDGE, "up")
+    inside = ["ip", "netns", "exec", netns]
+    host.run(*inside, "ip", "link", "set", "lo", "up")
+    host.run(*inside, "ip", "addr", "add", f"{address}/32", "dev", "eth0")
+    host.run(*inside, "ip", "link", "set", "eth0", "up")
+    host.run(*inside, "ip", "route", "add", f"{via.ip}/32", "dev", "eth0")
+    for target in reach:
+        host.run(*inside, "ip", "route", "add", f"{target}/32", "via", via.ip)
+    _in(via, "ip", "route", "replace", f"{address}/32", "dev", "eth0")
+    return netns
+
+
+def remove_client(index: int, address: str, via: NodeSpec) -> None:
+    """Delete the client's namespace (its veth pair goes with it) and `via`'s route to it."""
+    netns, _ = client_netns(index)
+    host.run("ip", "netns", "delete", netns, check=False)
+    host.run("ip", "netns", "exec", via.netns, "ip", "route", "del", f"{address}/32",
+             check=False)  # fmt: skip

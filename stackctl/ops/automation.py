@@ -36,6 +36,12 @@ from typing import Any, Protocol
 from stackctl.errors import OperationFailed, UserError
 from stackctl.ops import config_paths
 from stackctl.ops.engine import EngineCommand
+from stackctl.ops.engine_errors import (
+    EngineDiagnostics,
+    EngineFailed,
+    command_failure,
+    stderr_line,
+)
 from stackctl.ops.history_time import format_history_time, number_updates
 from stackctl.ops.stacks import stack_short_name
 
@@ -235,20 +241,6 @@ def config_set_all_json(values: Mapping[str, ConfigValue]) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
-def command_error_line(exc: BaseException) -> str:
-    """One short line from a CLI failure: the last `error:` line of its stderr, if any.
-
-    Only stderr is looked at: stdout of some commands (`config --show-secrets`) holds secrets.
-    """
-    text = str(exc)
-    stderr = text.split("\n stderr:", 1)[1] if "\n stderr:" in text else ""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error:")]
-    picked = errors or lines
-    line = picked[-1] if picked else type(exc).__name__
-    return line[:300]
-
-
 # --------------------------------------------------------------------------------------------
 # The real backend.
 
@@ -284,7 +276,7 @@ class PulumiAutomationBackend:
         return self._stack_name
 
     @contextmanager
-    def _cli(self, what: str) -> Iterator[None]:
+    def _cli(self, what: str, diagnostics: EngineDiagnostics | None = None) -> Iterator[None]:
         from pulumi.automation import errors as auto_errors
 
         try:
@@ -303,12 +295,17 @@ class PulumiAutomationBackend:
                 f"{what}: another update of {self._stack_name} is in progress"
             ) from exc
         except auto_errors.CommandError as exc:
-            raise OperationFailed(f"{what} failed: {command_error_line(exc)}") from exc
+            lines = diagnostics.lines if diagnostics else []
+            message = command_failure(what, exc, lines)
+            raise EngineFailed(message, engine_said=bool(lines) or bool(stderr_line(exc))) from exc
         except RuntimeError as exc:
             # The built-in RuntimeError, not auto_errors.RuntimeError (a CommandError): raised by
             # Stack.preview/up/refresh when the CLI ends without a summary event
             # ("summary event never found", pulumi/automation/_stack.py, pulumi 3.272.0).
-            raise OperationFailed(f"{what} failed: {str(exc).strip() or 'RuntimeError'}") from exc
+            said = "\n  ".join(
+                [str(exc).strip() or "RuntimeError", *(diagnostics or EngineDiagnostics()).lines]
+            )
+            raise OperationFailed(f"{what} failed: {said}") from exc
 
     def _get_stack(self) -> Any:
         if self._stack is None:
@@ -336,8 +333,11 @@ class PulumiAutomationBackend:
 
     def refresh(self, *, on_output: OnOutput) -> RefreshOutcome:
         stack = self._get_stack()
-        with self._cli("pulumi refresh"):
-            res = stack.refresh(on_output=on_output, show_secrets=False)
+        diagnostics = EngineDiagnostics()
+        with self._cli("pulumi refresh", diagnostics):
+            res = stack.refresh(
+                on_output=on_output, on_event=diagnostics.on_event, show_secrets=False
+            )
         record = summary_to_record(res.summary)
         return RefreshOutcome(result=str(record["result"]), summary=record, stdout=res.stdout)
 
@@ -349,11 +349,13 @@ class PulumiAutomationBackend:
         on_output: OnOutput,
     ) -> PreviewOutcome:
         stack = self._get_stack()
-        with self._cli("pulumi preview"):
+        diagnostics = EngineDiagnostics()
+        with self._cli("pulumi preview", diagnostics):
             res = stack.preview(
                 policy_packs=policy_packs or None,
                 policy_pack_configs=policy_pack_configs or None,
                 on_output=on_output,
+                on_event=diagnostics.on_event,
             )
         return PreviewOutcome(change_summary=op_map_to_dict(res.change_summary), stdout=res.stdout)
 
@@ -366,12 +368,14 @@ class PulumiAutomationBackend:
         on_output: OnOutput,
     ) -> UpOutcome:
         stack = self._get_stack()
-        with self._cli("pulumi up"):
+        diagnostics = EngineDiagnostics()
+        with self._cli("pulumi up", diagnostics):
             res = stack.up(
                 message=message,
                 policy_packs=policy_packs or None,
                 policy_pack_configs=policy_pack_configs or None,
                 on_output=on_output,
+                on_event=diagnostics.on_event,
                 show_secrets=False,
             )
         record = summary_to_record(res.summary)

@@ -296,7 +296,7 @@ def watched_update(
         if not problems:
             raise
         # the engine's own line only when it says something (a cancelled update's is bare)
-        engine_line = "" if str(exc).endswith(": CommandError") else f" [{exc}]"
+        engine_line = f" [{exc}]" if getattr(exc, "engine_said", True) else ""
         raise OperationFailed(f"{failure_message(stack, problems)}{engine_line}") from exc
     if outcome.result != "succeeded":
         problems = rollouts.problems()

@@ -1,9 +1,14 @@
-"""The engine's guard: `python <this file> <pulumi> <args...>` (standard library only).
+"""The engine's guard: `python <this file> --parent <pid> <pulumi> <args...>` (standard library
+only).
 
 stackctl runs every Pulumi CLI command through this small process (stackctl/ops/engine.py), so
 that killing stackctl, even with SIGKILL, never leaves the engine running on its own:
-- the kernel sends the guard SIGTERM when stackctl dies (PR_SET_PDEATHSIG, set by stackctl
-  between fork and exec);
+- the guard's first act is to ask the kernel for SIGTERM when its parent dies
+  (PR_SET_PDEATHSIG, on itself), then to check that its parent is still `--parent`, the pid
+  stackctl passed: a stackctl that died before the death signal was armed has left the guard
+  to another parent, and the guard then starts nothing. Arming it here, not between fork and
+  exec in stackctl, lets stackctl start the guard with vfork, which runs no at-fork handler
+  (stackctl/ops/engine.py says why that matters: gRPC's handlers);
 - the guard is a child subreaper (PR_SET_CHILD_SUBREAPER), so the engine's plugins (the
   language host, the provider, the program: each started by the CLI in a process group of its
   own, pulumi sdk/go/common/util/cmdutil/child_unix.go `RegisterProcessGroup`) stay its
@@ -13,7 +18,8 @@ that killing stackctl, even with SIGKILL, never leaves the engine running on its
   pkg/backend/cancellation_scope.go), waits up to GRACE seconds, then SIGKILLs every
   descendant left; on SIGINT (stackctl stopping a failed rollout) it passes SIGINT on to the
   CLI only, which cancels the update cleanly.
-It exits with the CLI's exit status (128 + signal when the CLI died of one).
+It exits with the CLI's exit status (128 + signal when the CLI died of one, or when a signal
+came before the CLI was started, which it then never is).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from types import FrameType
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 GRACE = 10.0
+USAGE = "usage: python engine_guard.py --parent <pid> <command> [args...]"
 
 
 def prctl(option: int, value: int) -> None:
@@ -89,26 +96,46 @@ def kill_tree(engine: subprocess.Popen[bytes], grace: float = GRACE) -> None:
         _reap()
 
 
+def parse(argv: list[str]) -> tuple[int, list[str]] | None:
+    """(parent pid, command) from `--parent <pid> <command> [args...]`; None when malformed."""
+    if len(argv) < 3 or argv[0] != "--parent" or not argv[1].isdigit():
+        return None
+    return int(argv[1]), argv[2:]
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(f"usage: python {__file__} <command> [args...]", file=sys.stderr)
+    parsed = parse(argv)
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
-    engine = subprocess.Popen(argv)
-    stopping = False
+    parent, command = parsed
+    engine: subprocess.Popen[bytes] | None = None
+    stopping = 0  # the signal that stops the guard (SIGTERM; SIGINT before the CLI started)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
-        stopping = True
+        stopping = signum
 
     def on_int(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if engine is None:
+            stopping = signum  # stackctl cancelled before the CLI started: never start it
+            return
         with suppress(ProcessLookupError):
             engine.send_signal(signal.SIGINT)
 
+    # Handlers first, so that the death signal, once armed, is handled and never kills the guard
+    # while it has children; then the death signal, then the check that closes the race with a
+    # parent that died before it was armed (the guard has been reparented by then).
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_int)
-    if os.getppid() == 1:  # stackctl died before the death signal was armed
-        stopping = True
+    prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if os.getppid() != parent:
+        return 128 + signal.SIGTERM
+    if stopping:
+        return 128 + stopping
+    engine = subprocess.Popen(command)
     while engine.poll() is None and not stopping:
         time.sleep(0.2)
     if stopping:

@@ -21,6 +21,7 @@ if os.environ.get("APPSTACK_E2E") != "1":
 
 FIGURES: dict[str, float] = {}
 NODE_CLEANUP: list[str] = []
+KEPT_LOGS: list[str] = []
 
 
 # Tiers whose tests run on the real nodes (e2e/realnode): make e2e-node, make e2e-app.
@@ -63,13 +64,20 @@ def cluster(request: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def engine(cluster: Any) -> Iterator[Any]:
+def engine(request: Any, cluster: Any) -> Iterator[Any]:
     from e2e.engine import Engine
 
     eng = Engine(root=cluster.root / "engine", kubeconfig=cluster.kubeconfig)
     eng.root.mkdir()
-    eng.setup()
-    yield eng
+    try:
+        eng.setup()
+        yield eng
+    finally:
+        # A failed run keeps the commands' log and every component's log (control plane,
+        # nodes, registry: the cluster's logs/) outside the temporary directory removed next.
+        if request.session.testsfailed or eng.kept_logs.exists():
+            kept = eng.keep_logs(cluster.root / "logs")
+            KEPT_LOGS.append(f"{kept} (engine.log: every pulumi/stackctl command; logs/)")
     FIGURES.update(eng.timings)
     log = os.environ.get("APPSTACK_E2E_LOG")
     if log:
@@ -186,6 +194,10 @@ def pytest_sessionfinish(session: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if KEPT_LOGS:
+        terminalreporter.section("logs of the failed run, kept (out/e2e-logs)")
+        for line in KEPT_LOGS:
+            terminalreporter.write_line(line)
     if NODE_CLEANUP:
         terminalreporter.section("real nodes cleanup (e2e/realnode; leftovers checked empty)")
         for line in NODE_CLEANUP:

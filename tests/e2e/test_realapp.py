@@ -336,6 +336,61 @@ def test_requests_from_the_host_reach_the_app_through_the_loadbalancer_and_clust
         assert json.loads(body)["service"] == "appstack", body
 
 
+# Clients of the LoadBalancer outside the cluster, each in a network namespace of the run
+# (e2e/realnode/network.py `add_client`): one address inside prod's rendered source ranges,
+# one outside them; both in the run's 10.245.0.0/16, neither a node, pod or Service address.
+LB_CLIENTS = ("10.245.0.60", "10.245.1.10")
+
+
+def test_a_loadbalancer_client_is_served_exactly_when_the_source_ranges_hold_its_address(
+    real_app: RealApp, stack_renders: dict[str, list[dict[str, Any]]]
+) -> None:
+    """kube-proxy, not a NetworkPolicy, enforces `loadBalancerSourceRanges` at the
+    LoadBalancer address: the render's ranges say which client is served, the render's
+    policies admit both (and the nodes kube-proxy masquerades them to), and the refused
+    client is served through the same node at the Service's NodePort, to which the ranges do
+    not apply, so its refusal at the LoadBalancer address is the ranges' and nothing else's."""
+    from e2e.realnode.network import add_client, remove_client
+
+    objects = stack_renders["prod"]
+    service = rendered(objects, "Service", "web")
+    assert service["spec"]["type"] == "LoadBalancer"
+    ranges = [ipaddress.ip_network(r) for r in service["spec"]["loadBalancerSourceRanges"]]
+    expected = {ip: any(ipaddress.ip_address(ip) in net for net in ranges) for ip in LB_CLIENTS}
+    assert sorted(expected.values()) == [False, True], (ranges, expected)
+    namespace = real_app.stacks["prod"].namespace
+    oracle, web = web_oracle(objects, namespace)
+    target = service["spec"]["ports"][0]["targetPort"]  # the container port, by name
+    template = rendered(objects, "Deployment", "web")["spec"]["template"]["spec"]
+    port = next(
+        int(p["containerPort"])
+        for c in template["containers"]
+        for p in c.get("ports") or []
+        if target in (p.get("name"), p["containerPort"])
+    )
+    for source in [*LB_CLIENTS, *(spec.ip for spec in LAYOUT)]:
+        assert verdict(oracle, External(source), web, port).allowed, source
+    live = real_app.kube.get("Service", "web", namespace)
+    node_port = live["spec"]["ports"][0]["nodePort"]
+    via = LAYOUT[0]
+    lb_url = f"http://{LB_IP}:{live['spec']['ports'][0]['port']}/"
+    seen: dict[str, bool] = {}
+    try:
+        for index, ip in enumerate(LB_CLIENTS):
+            netns = add_client(index, ip, via, (LB_IP,))
+            answers = [node_netns_get(netns, lb_url, timeout=3) for _ in range(3)]
+            served = [status == 200 for status, _ in answers]
+            assert len(set(served)) == 1, (ip, answers)  # the same verdict every time
+            seen[ip] = served[0]
+            if not seen[ip]:  # the control: this client, node and app, outside the ranges' rule
+                status, body = node_netns_get(netns, f"http://{via.ip}:{node_port}/", timeout=3)
+                assert status == 200, (ip, "NodePort", body)
+    finally:
+        for index, ip in enumerate(LB_CLIENTS):
+            remove_client(index, ip, via)
+    assert seen == expected, {"ranges": [str(r) for r in ranges], "seen": seen}
+
+
 # ================================================================ verify through the API server
 
 

@@ -21,13 +21,13 @@ from stackctl.errors import OperationFailed, UserError
 from stackctl.ops.automation import (
     ConfigValue,
     PulumiAutomationBackend,
-    command_error_line,
     config_set_all_json,
     local_workspace_options,
     op_map_to_dict,
     summary_to_record,
     workspace_settings,
 )
+from stackctl.ops.engine_errors import EngineFailed, stderr_line
 from stackctl.ops.history_time import HISTORY_TIME_FORMAT
 from tests.ops.fake_backend import sample_history
 
@@ -232,7 +232,7 @@ def test_config_set_all_json_shape() -> None:
     }
 
 
-def test_command_error_line_uses_stderr_only() -> None:
+def test_the_error_line_comes_from_stderr_only() -> None:
     err = CommandError(
         CommandResult(
             stdout='{"appstack:db": {"value": "clear-secret"}}',
@@ -240,7 +240,7 @@ def test_command_error_line_uses_stderr_only() -> None:
             code=255,
         )
     )
-    line = command_error_line(err)
+    line = stderr_line(err)
     assert line == "error: no Pulumi.yaml project file found"
     assert "clear-secret" not in line
 
@@ -254,6 +254,81 @@ def test_cli_failures_become_operation_failed() -> None:
     stack.workspace.run = fail  # type: ignore[method-assign]
     with pytest.raises(OperationFailed, match="pulumi stack export failed: error: update failed"):
         backend.export_state()
+
+
+# Engine events as the CLI streams them to `--event-log` (the JSON `EngineEvent.from_json` reads,
+# pulumi/automation/events.py; color markup as the engine writes it).
+URN = "urn:pulumi:dev::appstack::appstack:app:App$kubernetes:apps/v1:Deployment::web"
+FAILED_PREVIEW_EVENTS = [
+    {"sequence": 1, "timestamp": 0, "diagnosticEvent": {
+        "urn": URN, "severity": "error", "color": "raw",
+        "message": "<{%fg 1%}>error: <{%reset%}>Deployment.apps \"web\" is invalid: "
+                   "spec.replicas: Invalid value: -1<{%reset%}>\n"}},
+    {"sequence": 2, "timestamp": 0, "diagnosticEvent": {
+        "severity": "warning", "color": "raw", "message": "a warning, not an error\n"}},
+    {"sequence": 3, "timestamp": 0, "policyEvent": {
+        "resourceUrn": URN, "message": "containers must not run as root", "color": "raw",
+        "policyName": "no-root", "policyPackName": "appstack-policy", "policyPackVersion": "1",
+        "policyPackVersionTag": "1", "enforcementLevel": "mandatory"}},
+    {"sequence": 4, "timestamp": 0, "policyEvent": {
+        "resourceUrn": URN, "message": "advisory only", "color": "raw",
+        "policyName": "advice", "policyPackName": "appstack-policy", "policyPackVersion": "1",
+        "policyPackVersionTag": "1", "enforcementLevel": "advisory"}},
+]  # fmt: skip
+
+
+def test_a_failed_preview_names_the_engines_error_lines() -> None:
+    backend, stack = backend_with({})
+
+    def preview(**kw: Any) -> Any:
+        for event in FAILED_PREVIEW_EVENTS:
+            kw["on_event"](auto.EngineEvent.from_json(event))
+        raise CommandError(CommandResult(stdout="Diagnostics: ...", stderr="", code=255))
+
+    stack.preview = preview  # type: ignore[attr-defined]
+    with pytest.raises(EngineFailed) as failed:
+        backend.preview(policy_packs=[], policy_pack_configs=[], on_output=print)
+    assert str(failed.value).splitlines() == [
+        "pulumi preview failed:",
+        '  kubernetes:apps/v1:Deployment (web): error: Deployment.apps "web" is invalid: '
+        "spec.replicas: Invalid value: -1",
+        "  kubernetes:apps/v1:Deployment (web): mandatory policy appstack-policy/no-root: "
+        "containers must not run as root",
+    ]
+    assert failed.value.engine_said
+
+
+def test_an_engine_that_died_of_a_signal_says_so() -> None:
+    """The flake of issue 28: the guard aborted before exec (SIGABRT: the process's exit
+    status -6) and only gRPC's line reached stderr."""
+    backend, stack = backend_with({})
+    epoll = (
+        "E1207 11:14:04.265265 19520 ev_epoll1_linux.cc:373] (event_engine) Epoll1Poller:0x5600 "
+        "encountered epoll_wait error: Bad file descriptor"
+    )
+
+    def preview(**kw: Any) -> Any:
+        raise CommandError(CommandResult(stdout="", stderr=epoll + "\n", code=-6))
+
+    stack.preview = preview  # type: ignore[attr-defined]
+    with pytest.raises(EngineFailed) as failed:
+        backend.preview(policy_packs=[], policy_pack_configs=[], on_output=print)
+    assert str(failed.value) == (
+        f"pulumi preview failed: {epoll} (the engine's process died of SIGABRT)"
+    )
+
+
+def test_an_engine_that_said_nothing_fails_bare() -> None:
+    backend, stack = backend_with({})
+
+    def up(**kw: Any) -> Any:
+        raise CommandError(CommandResult(stdout="", stderr="", code=255))
+
+    stack.up = up  # type: ignore[attr-defined]
+    with pytest.raises(EngineFailed) as failed:
+        backend.up(message="m", policy_packs=[], policy_pack_configs=[], on_output=print)
+    assert str(failed.value) == "pulumi up failed: CommandError"
+    assert not failed.value.engine_said
 
 
 def test_a_diy_backends_history_is_numbered_from_the_oldest_update() -> None:

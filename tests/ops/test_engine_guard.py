@@ -1,4 +1,6 @@
-"""Issue 29, scenario 2: killing stackctl (SIGKILL included) never leaves its engine running.
+"""Issue 29, scenario 2: killing stackctl (SIGKILL included) never leaves its engine running;
+issue 28: starting the engine never runs an at-fork handler, so gRPC alive in stackctl (the
+Automation API's event server) cannot break the launch.
 
 The engine here is a stand-in with the process shape of `pulumi up` (named as such): a CLI
 process that starts a plugin in a process group of its own (pulumi
@@ -8,6 +10,7 @@ oracle is /proc: no process of the tree is left."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +21,8 @@ from pathlib import Path
 
 from stackctl.ops.engine_guard import descendants
 from tests.tooling import REPO
+
+GUARD = [sys.executable, "-I", str(REPO / "stackctl" / "ops" / "engine_guard.py")]
 
 # A stand-in for the Pulumi CLI: starts a "plugin" in its own process group, writes both pids,
 # then waits (an update awaiting a rollout).
@@ -102,10 +107,119 @@ def test_interrupt_reaches_the_cli_as_sigint(tmp_path: Path) -> None:
         time.sleep(60)
         """))  # fmt: skip
     cli.chmod(0o755)
-    guard = subprocess.Popen(
-        [sys.executable, "-I", str(REPO / "stackctl" / "ops" / "engine_guard.py"), str(cli)]
-    )
+    guard = subprocess.Popen([*GUARD, "--parent", str(os.getpid()), str(cli)])
     assert wait_for(ready.exists, 30), "the stand-in CLI never started"
     guard.send_signal(signal.SIGINT)
     assert guard.wait(timeout=20) == 255
     assert marker.read_text() == "1"
+
+
+def test_a_guard_whose_parent_is_not_the_one_named_starts_nothing(tmp_path: Path) -> None:
+    """The race a death signal armed by the guard itself leaves open: stackctl died before the
+    guard armed it, and the guard, reparented, sees another parent than `--parent`."""
+    started = tmp_path / "started"
+    cli = tmp_path / "cli"
+    cli.write_text(f"#!/bin/sh\ntouch {started}\nsleep 60\n")
+    cli.chmod(0o755)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    guard = subprocess.run([*GUARD, "--parent", str(gone.pid), str(cli)], timeout=30)
+    assert guard.returncode == 128 + signal.SIGTERM
+    assert not started.exists()
+
+
+# A "stackctl" that dies at once after starting the guard (before or after the guard armed its
+# death signal: either way no engine may be left).
+ORPHANING_PARENT = """import os, subprocess, sys
+guard = subprocess.Popen([*{guard!r}, "--parent", str(os.getpid()), {cli!r}])
+os._exit(0)
+"""
+
+
+def test_a_stackctl_dead_right_after_starting_the_guard_leaves_no_engine(tmp_path: Path) -> None:
+    cli = tmp_path / "pulumi"
+    cli.write_text(FAKE_CLI)
+    cli.chmod(0o755)
+    pids = tmp_path / "pids"
+    script = ORPHANING_PARENT.format(guard=GUARD, cli=str(cli))
+    env = {**os.environ, "PIDS_FILE": str(pids)}
+    for _ in range(5):
+        subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, timeout=30)
+        time.sleep(1.5)  # a guard that started the CLI has written its pids by now
+        if pids.exists():
+            tree = [int(p) for p in pids.read_text().split()]
+            assert wait_for(lambda tree=tree: not any(map(alive, tree)), timeout=30), tree
+            pids.unlink()
+
+
+# The Automation API's event server as `Stack._setup_event_log` starts it for every preview
+# (pulumi/automation/_stack.py, pulumi 3.272.0), kept busy by a client streaming engine events
+# into it (as the engine does) while stackctl launches commands; the process reports what it saw.
+GRPC_STACKCTL = """\
+import json, os, sys, threading
+from concurrent import futures
+import grpc
+sys.path.insert(0, {repo!r})
+from pulumi.automation._stack import _EventsServicer
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+from pulumi.runtime.proto import events_pb2, events_pb2_grpc
+from stackctl.ops.engine import EngineCommand
+
+forks = []
+os.register_at_fork(before=lambda: forks.append(1))
+events = []
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_GRPC_CHANNEL_OPTIONS)
+events_pb2_grpc.add_EventsServicer_to_server(_EventsServicer(events.append), server)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+done = threading.Event()
+
+def stream():
+    stub = events_pb2_grpc.EventsStub(grpc.insecure_channel(f"127.0.0.1:{{port}}"))
+    while not done.is_set():
+        stub.StreamEvents(
+            events_pb2.EventRequest(event=json.dumps({{"sequence": n, "timestamp": 0,
+                                                       "cancelEvent": {{}}}}))
+            for n in range(20)
+        )
+
+client = threading.Thread(target=stream)
+client.start()
+command = EngineCommand.__new__(EngineCommand)  # no `pulumi version` probe
+command._lock = threading.Lock()
+command._running = None
+command.command = {cli!r}
+codes = []
+for _ in range({launches}):
+    try:
+        command.run(["preview", "--event-log", f"tcp://127.0.0.1:{{port}}"], {cwd!r}, {{}})
+        codes.append(0)
+    except Exception as exc:
+        codes.append(getattr(exc, "exit_code", -1))
+done.set()
+client.join()
+server.stop(0)
+print(json.dumps({{"codes": codes, "forks": len(forks), "events": len(events)}}))
+"""
+
+
+def test_engine_launches_beside_a_busy_grpc_server_run_no_fork_handler(tmp_path: Path) -> None:
+    """With `preexec_fn` every launch ran gRPC's fork handlers ("skipping fork() handlers") and
+    a few in 100 died of SIGABRT before exec ("epoll_wait error: Bad file descriptor")."""
+    launches = 30
+    cli = tmp_path / "pulumi"
+    cli.write_text("#!/bin/sh\nexit 0\n")
+    cli.chmod(0o755)
+    script = GRPC_STACKCTL.format(
+        repo=str(REPO), cli=str(cli), cwd=str(tmp_path), launches=launches
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["codes"] == [0] * launches, proc.stderr[-2000:]
+    assert seen["events"] > 0  # the server was serving while the commands started
+    assert seen["forks"] == 0  # no at-fork handler ran: the guard was started with vfork
+    for symptom in ("fork()", "fork_posix", "epoll_wait"):
+        assert symptom not in proc.stderr, proc.stderr[-2000:]
