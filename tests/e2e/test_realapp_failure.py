@@ -22,7 +22,8 @@ naming the app and the reason the pods give (the pull failure and the missing di
 readiness probe's 503 on the path the render probes; CrashLoopBackOff with the app's exit code);
 the watch stopped the update early on a certain signal for (a) and (c) and at the progress
 deadline for (b); deploy.sh rolled back automatically; every replica runs the previous image and
-is Ready again; and not one request failed. For (d): deploy.sh succeeds, no stop, every pod runs
+is Ready again; the previous version's Ready pods never fell below the render's HPA minimum
+while it ran (maxUnavailable 0); and not one request failed. For (d): deploy.sh succeeds, no stop, every pod runs
 the slow image. Times are figures (`failure.node.<case>.*`), not assertions: detection (from
 the update changing the Deployment to stackctl's stop line) and restore (from that line until
 the Deployment is back on the previous image with every replica updated and ready, and every pod
@@ -78,6 +79,8 @@ class Episode:
     """stackctl's stop line (else its `failed:` line)."""
     restored_at: float | None = None
     """First time after the stop when the previous version served on every replica."""
+    previous_ready_min: int | None = None
+    """The fewest Ready pods of the previous version seen while the episode ran."""
 
     def text(self) -> str:
         return "\n".join(line for _, line in self.lines)
@@ -116,11 +119,22 @@ class Poller(threading.Thread):
             p["spec"]["containers"][0]["image"] == self.previous and pod_ready(p) for p in serving
         )
 
+    def count_previous_ready(self) -> None:
+        ready = sum(
+            1
+            for p in self.real_app.pods(ENV, APP)
+            if p["spec"]["containers"][0]["image"] == self.previous and pod_ready(p)
+        )
+        low = self.episode.previous_ready_min
+        self.episode.previous_ready_min = ready if low is None else min(low, ready)
+
     def run(self) -> None:
         try:
             while not self.stopped.wait(0.5):
                 dep = self.real_app.kube.get("Deployment", APP, self.namespace)
                 now = time.monotonic()
+                if self.episode.restored_at is None:
+                    self.count_previous_ready()
                 if self.episode.changed_at is None and self.template_image(dep) == self.new:
                     self.episode.changed_at = now
                 if (
@@ -231,6 +245,8 @@ class Pipeline:
         if episode.restored_at is not None and detected is not None:
             figures[f"{prefix}.restore_s"] = episode.restored_at - detected
         figures[f"{prefix}.deploy_sh_s"] = episode.lines[-1][0] - episode.lines[0][0]
+        if episode.previous_ready_min is not None:
+            figures[f"{prefix}.previous_ready_min.count"] = float(episode.previous_ready_min)
 
 
 @pytest.fixture(scope="module")
@@ -243,12 +259,20 @@ def pipeline(real_app: RealApp) -> Iterator[Pipeline]:
     real_app.deploy(ENV)  # the built image again, for whatever runs next
 
 
-def rendered_container(real_app: RealApp) -> dict[str, Any]:
-    """The app container of prod's Deployment as the stack renders it (the oracle for the
-    probe path and the container's name)."""
+def rendered(real_app: RealApp, kind: str) -> dict[str, Any]:
+    """prod's `kind` named after the app as the stack renders it (the oracle for the probe
+    path, the container's name and the replica floor)."""
     objects = render_stack(ENV, real_app.engine.project).objects
-    dep = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == APP)
-    container: dict[str, Any] = dep["spec"]["template"]["spec"]["containers"][0]
+    found: dict[str, Any] = next(
+        o for o in objects if o["kind"] == kind and o["metadata"]["name"] == APP
+    )
+    return found
+
+
+def rendered_container(real_app: RealApp) -> dict[str, Any]:
+    container: dict[str, Any] = rendered(real_app, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     return container
 
 
@@ -267,6 +291,9 @@ def assert_failed_and_rolled_back(
     assert episode.restored_at is not None, "the previous version is not back on every replica"
     images = {p["spec"]["containers"][0]["image"] for p in pipeline.real_app.pods(ENV, APP)}
     assert images == {previous}, images
+    # the old pods kept serving: never fewer Ready than the HPA's floor (maxUnavailable 0)
+    floor = rendered(pipeline.real_app, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
+    assert (episode.previous_ready_min or 0) >= floor, (episode.previous_ready_min, floor)
     assert episode.report is not None and episode.report.requests > 0
     assert episode.report.failed_total == 0, episode.report.summary()
     return failed[0]
