@@ -23,11 +23,13 @@ readiness probe's 503 on the path the render probes; CrashLoopBackOff with the a
 the watch stopped the update early on a certain signal for (a) and (c) and at the progress
 deadline for (b); deploy.sh rolled back automatically; every replica runs the previous image and
 is Ready again; the previous version's Ready pods never fell below the render's HPA minimum
-while it ran (maxUnavailable 0); and not one request failed. For (d): deploy.sh succeeds, no stop, every pod runs
-the slow image. Times are figures (`failure.node.<case>.*`), not assertions: detection (from
-the update changing the Deployment to stackctl's stop line) and restore (from that line until
-the Deployment is back on the previous image with every replica updated and ready, and every pod
-not being deleted runs that image, Ready: the bad pods that are still terminating never served).
+while it ran (maxUnavailable 0); and not one request failed. For (d): deploy.sh succeeds, no
+stop, every pod runs the slow image. Times are figures (`failure.node.<case>.*`), not
+assertions: detection (from the update changing the Deployment to stackctl's stop line) and
+restore (from that line until the Deployment is back on the previous image with every replica
+updated and ready, and every pod not being deleted runs that image, Ready: the bad pods that
+are still terminating never served). deploy.sh's output, each line timed, is kept in
+out/e2e-failure-node/<case>.log.
 """
 
 from __future__ import annotations
@@ -245,7 +247,7 @@ class Pipeline:
         if episode.restored_at is not None and detected is not None:
             figures[f"{prefix}.restore_s"] = episode.restored_at - detected
         figures[f"{prefix}.deploy_sh_s"] = episode.lines[-1][0] - episode.lines[0][0]
-        if episode.previous_ready_min is not None:
+        if episode.status != 0 and episode.previous_ready_min is not None:
             figures[f"{prefix}.previous_ready_min.count"] = float(episode.previous_ready_min)
 
 
