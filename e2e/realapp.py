@@ -256,10 +256,12 @@ class RealApp:
     def ref(self, digest: str | None = None) -> str:
         return f"{self.repository}@{digest or self.digest}"
 
-    def variant(self, name: str) -> str:
+    def variant(self, name: str, env: Mapping[str, str] | None = None) -> str:
         """Another image of the app for an image bump: the built image's manifest with one more
         config label (`io.appstack.e2e.variant=<name>`), pushed as tag `variant-<name>`; same
-        layers (nothing to rebuild, little to pull), a different digest. Returns that digest."""
+        layers (nothing to rebuild, little to pull), a different digest. Returns that digest.
+        `env` adds variables to the image config's `Env` (the app's documented switches, e.g.
+        `FAULT_CRASH_ON_START`: a bad version built for the purpose, deployed like any other)."""
         manifest_types = "application/vnd.oci.image.manifest.v1+json"
         got = self.registry.api(
             "GET", f"/v2/{REPOSITORY}/manifests/{self.digest}", headers={"Accept": manifest_types}
@@ -273,6 +275,9 @@ class RealApp:
         config = json.loads(blob.body)
         labels = config.setdefault("config", {}).setdefault("Labels", {}) or {}
         config["config"]["Labels"] = {**labels, "io.appstack.e2e.variant": name}
+        if env:
+            kept = [e for e in config["config"].get("Env") or [] if e.split("=", 1)[0] not in env]
+            config["config"]["Env"] = kept + [f"{key}={value}" for key, value in env.items()]
         data = json.dumps(config, sort_keys=True).encode()
         manifest["config"] = {
             **manifest["config"],

@@ -96,6 +96,17 @@ def test_default_probe_paths_are_health_and_health_ready(render: Render) -> None
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
 
 
+@pytest.mark.parametrize("raw", [PROD, DEV], ids=["prod", "dev"])
+def test_a_crashed_container_leaves_its_last_output_as_its_termination_message(
+    render: Render, raw: dict[str, Any]
+) -> None:
+    # core/v1 Container: only FallbackToLogsOnError has the kubelet copy the log's tail into
+    # lastState.terminated.message (the app writes nothing to /dev/termination-log), which is
+    # what `stackctl deploy` quotes for a version that crashes before it is ready
+    container = app_container(one(render(raw).objects, "Deployment", "web"))
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def test_requests_and_limits_follow_the_environment_defaults(render: Render) -> None:
     prod = app_container(one(render(PROD).objects, "Deployment", "web"))["resources"]
     dev = app_container(one(render(DEV).objects, "Deployment", "web"))["resources"]

@@ -88,6 +88,10 @@ def app_container(
                 config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
             )
         ],
+        # A container that exits with an error gets the tail of its log as its termination
+        # message (lastState.terminated.message): `stackctl deploy` quotes its last line when a
+        # new version crashes before it is ready (stackctl/ops/rollout_status.py).
+        termination_message_policy="FallbackToLogsOnError",
         resources=_resources(app),
         security_context=container_security_context(sec.run_as_user, sec.run_as_group),
         startup_probe=_http_probe(app.probes.startup),

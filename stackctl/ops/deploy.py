@@ -273,16 +273,16 @@ def watched_update(
     policy: tuple[list[str], list[str]],
     rollouts: Rollouts | None,
 ) -> UpOutcome:
-    """`pulumi up`, stopped as soon as a rollout it started exceeds its progress deadline
-    (stackctl/ops/rollout_watch.py); a failed update fails with one message naming each app
-    whose rollout did not complete and the reason its pods give."""
+    """`pulumi up`, stopped as soon as a rollout it started exceeds its progress deadline or
+    its new pods fail for certain (stackctl/ops/rollout_watch.py); a failed update fails with
+    one message naming each app whose rollout did not complete and the reason its pods give."""
     if rollouts is None:
         console.print("note: no kubeconfig; rollouts are not watched during the update")
         return record_update(console, backend, stack, message, policy)
     interrupt = getattr(backend, "interrupt", lambda: False)
 
     def stop() -> None:
-        console.print(f"rollout deadline exceeded: {', '.join(watch.tripped)}; stopping the update")
+        console.print(f"{watch.summary()}; stopping the update")
         interrupt()
 
     watch = rollouts.watch(stop)

@@ -16,6 +16,13 @@ What the kubelet and the controllers write, and what is read here:
   event with reason `Unhealthy` and a message `Readiness probe failed: ...` (or `Startup probe
   failed: ...`); an image pull failure is also an event with reason `Failed`.
 - scheduler: pod condition `PodScheduled` False with reason `Unschedulable`.
+
+Certain before the deadline (`early_reason`, used by stackctl/ops/rollout_watch.py): a good
+version never fails to pull its image and never crash-loops; a slow one only fails its startup
+or readiness probe for a while. So an image pull failure that persists (the kubelet retries a
+pull after 10 s, then 20 s, ...: `backOffPeriod` and `MaxContainerBackOff` of
+pkg/kubelet/kubelet.go) and a container restarted CRASH_RESTARTS times in CrashLoopBackOff end
+the rollout early; a probe that fails never does (the deadline decides).
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ REASON_ORDER = (
     "ReadinessProbeFailed",
     "Unschedulable",
 )
+
+#: restarts after which a new pod's crash loop is certain: it exited, was restarted after the
+#: kubelet's back-off, exited again, was restarted again and is waiting once more
+CRASH_RESTARTS = 2
 
 Obj = Mapping[str, Any]
 
@@ -111,7 +122,19 @@ def _last_event(events: Sequence[Obj], reason: str, prefix: str = "") -> str | N
     return None
 
 
-def _container_reason(status: Obj, events: Sequence[Obj]) -> tuple[str, str] | None:
+def _probe_target(spec: Obj | None, probe: str) -> str:
+    """` (GET <path> on port <port>)` of the container's HTTP probe: the kubelet's event names
+    the status code but not the path it probed."""
+    get = ((spec or {}).get(probe) or {}).get("httpGet") or {}
+    if not get.get("path"):
+        return ""
+    port = f" on port {get['port']}" if get.get("port") is not None else ""
+    return f" (GET {get['path']}{port})"
+
+
+def _container_reason(
+    status: Obj, events: Sequence[Obj], spec: Obj | None = None
+) -> tuple[str, str] | None:
     name = status.get("name")
     state = status.get("state") or {}
     waiting, terminated = state.get("waiting") or {}, state.get("terminated") or {}
@@ -127,24 +150,36 @@ def _container_reason(status: Obj, events: Sequence[Obj]) -> tuple[str, str] | N
         if last.get("reason"):
             why += f" ({last['reason']})"
         restarts = int(status.get("restartCount") or 0)
-        return (
-            reason or "ContainerExited",
-            f"container {name} {why}, restarted {restarts} time(s)",
-        )
+        detail = f"container {name} {why}, restarted {restarts} time(s)"
+        # terminationMessagePolicy FallbackToLogsOnError: the log's last lines
+        said = [ln.strip() for ln in str(last.get("message") or "").splitlines() if ln.strip()]
+        if said:
+            detail += f"; last output: {said[-1][:200]}"
+        return reason or "ContainerExited", detail
     if reason and reason != "ContainerCreating":
         return reason, str(waiting.get("message") or f"container {name} waiting")
     if state.get("running") is not None and not status.get("ready"):
         started = status.get("started")
         startup = _last_event(events, "Unhealthy", "Startup probe failed")
+        startup_at = _probe_target(spec, "startupProbe")
         if started is False and startup:
-            return "StartupProbeFailed", startup
+            return "StartupProbeFailed", startup + startup_at
         readiness = _last_event(events, "Unhealthy", "Readiness probe failed")
         if readiness:
-            return "ReadinessProbeFailed", readiness
+            return "ReadinessProbeFailed", readiness + _probe_target(spec, "readinessProbe")
         if startup:
-            return "StartupProbeFailed", startup
+            return "StartupProbeFailed", startup + startup_at
         return "NotReady", f"container {name} is running but not ready"
     return None
+
+
+def _specs(pod: Obj) -> dict[str, Obj]:
+    spec = pod.get("spec") or {}
+    return {
+        str(c.get("name")): c
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or []
+    }
 
 
 def pod_reason(pod: Obj, events: Iterable[Obj]) -> tuple[str, str] | None:
@@ -157,12 +192,45 @@ def pod_reason(pod: Obj, events: Iterable[Obj]) -> tuple[str, str] | None:
         return str(scheduled.get("reason") or "Unschedulable"), str(
             scheduled.get("message") or "the pod cannot be scheduled"
         )
+    specs = _specs(pod)
     for key in ("initContainerStatuses", "containerStatuses"):
         for container in status.get(key) or []:
-            found = _container_reason(container, mine)
+            found = _container_reason(container, mine, specs.get(str(container.get("name"))))
             if found is not None:
                 return found
     return None
+
+
+def early_reason(pod: Obj) -> tuple[str, bool] | None:
+    """A new pod's failure that no good version shows (module docstring): (reason, certain
+    now). An image pull failure is (reason, False): certain only once it persisted (the watch
+    times it); a crash loop after CRASH_RESTARTS restarts is (reason, True). None otherwise
+    (a probe failing, a pod still starting, a ready pod)."""
+    status = pod.get("status") or {}
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for container in status.get(key) or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason") or "")
+            if reason in IMAGE_PULL_REASONS:
+                return reason, False
+            if (
+                reason == "CrashLoopBackOff"
+                and int(container.get("restartCount") or 0) >= CRASH_RESTARTS
+            ):
+                return reason, True
+    return None
+
+
+def new_pods(deployment: Obj, replicasets: Iterable[Obj], pods: Iterable[Obj]) -> list[Obj]:
+    """The pods of the Deployment's current revision (its new ReplicaSet), none being deleted."""
+    rs = new_replicaset(deployment, replicasets)
+    if rs is None:
+        return []
+    return [
+        p
+        for p in pods
+        if _owned_by(p, rs) and not (p.get("metadata") or {}).get("deletionTimestamp")
+    ]
 
 
 def _rank(reason: str) -> int:
@@ -184,12 +252,12 @@ def diagnose(
             app, workload, str(failure.get("reason")), str(failure.get("message") or "")
         )
     rs = new_replicaset(deployment, replicasets)
-    new_pods = [p for p in pods if rs is not None and _owned_by(p, rs)]
-    reasons = [r for p in new_pods if (r := pod_reason(p, events)) is not None]
+    current = [p for p in pods if rs is not None and _owned_by(p, rs)]
+    reasons = [r for p in current if (r := pod_reason(p, events)) is not None]
     if reasons:
         reason, detail = min(reasons, key=lambda r: _rank(r[0]))
         same = sum(1 for r in reasons if r[0] == reason)
-        return RolloutProblem(app, workload, reason, detail, f"{same} of {len(new_pods)} new pods")
+        return RolloutProblem(app, workload, reason, detail, f"{same} of {len(current)} new pods")
     if deadline_exceeded(deployment):
         progressing = conditions(deployment)["Progressing"]
         return RolloutProblem(

@@ -9,6 +9,12 @@ reports `Progressing=False` with reason `ProgressDeadlineExceeded`, it stops the
 Deployment's progressDeadlineSeconds (`appstack:apps.<app>.rollout.progressDeadlineSeconds`,
 per environment) plus one poll.
 
+Some failures are certain before the deadline (stackctl/ops/rollout_status.py `early_reason`):
+a new pod that still fails to pull its image PULL_FAILURE_SECONDS after the watch first saw it
+fail, or whose container is in CrashLoopBackOff after CRASH_RESTARTS restarts, stops the update
+at once. A pod that is merely slow (its startup or readiness probe failing for a while) never
+does: only the deadline judges it.
+
 After a failed update, `read_problems` says why, per app, from the pods' status and events
 (stackctl/ops/rollout_status.py). The API server is reached with the kubeconfig the program
 deploys with (KUBECONFIG, else ~/.kube/config), read-only: list Deployments, ReplicaSets, Pods
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -28,9 +35,21 @@ from types import TracebackType
 from typing import Any
 
 from stackctl.ops.api_proxy import ApiAccess, load_access
-from stackctl.ops.rollout_status import RolloutProblem, deadline_exceeded, diagnose
+from stackctl.ops.rollout_status import (
+    RolloutProblem,
+    deadline_exceeded,
+    diagnose,
+    early_reason,
+    new_pods,
+    observed,
+)
 
 POLL_SECONDS = 3.0
+#: how long a new pod's image pull failure must persist before the rollout is failed: past the
+#: kubelet's first retries (10 s, then 20 s of back-off), so a registry's passing error is not
+#: a bad version
+PULL_FAILURE_SECONDS = 30.0
+DEADLINE = "progress deadline exceeded"
 
 
 class ClusterReader:
@@ -111,7 +130,8 @@ def read_problems(reader: ClusterReader, namespaces: list[str]) -> list[RolloutP
 
 class RolloutWatch:
     """While an update runs: stop it once a Deployment it changed exceeds its progress
-    deadline. A context manager; `tripped` names the Deployments that did."""
+    deadline, or its new pods fail in a way no good version does (module docstring). A context
+    manager; `tripped` names the Deployments that did, `why` says why for each."""
 
     def __init__(
         self,
@@ -119,15 +139,21 @@ class RolloutWatch:
         namespaces: list[str],
         on_deadline: Callable[[], object],
         interval: float = POLL_SECONDS,
+        pull_failure_seconds: float = PULL_FAILURE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader = reader
         self.namespaces = namespaces
         self.on_deadline = on_deadline
         self.interval = interval
+        self.pull_failure_seconds = pull_failure_seconds
+        self.clock = clock
         self.tripped: list[str] = []
+        self.why: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rollout-watch", daemon=True)
         self._before: dict[str, int] = {}
+        self._pull_failing_since: dict[str, float] = {}
 
     def _generations(self) -> dict[str, tuple[int, dict[str, Any]]]:
         found = {}
@@ -138,12 +164,60 @@ class RolloutWatch:
 
     def check(self) -> list[str]:
         """Deployments changed since the watch began whose rollout has exceeded its deadline
-        (a condition left by an earlier failed rollout does not count)."""
-        return [
-            key
+        (a condition left by an earlier failed rollout does not count) or whose new pods fail
+        for certain; records why in `why`."""
+        changed = {
+            key: d
             for key, (generation, d) in self._generations().items()
-            if generation != self._before.get(key) and deadline_exceeded(d)
-        ]
+            if generation != self._before.get(key)
+        }
+        tripped = [key for key, d in changed.items() if deadline_exceeded(d)]
+        self.why.update(dict.fromkeys(tripped, DEADLINE))
+        rest = {k: d for k, d in changed.items() if k not in tripped and observed(d)}
+        for key, why in self._early(rest).items():
+            self.why[key] = why
+            tripped.append(key)
+        return tripped
+
+    def _early(self, changed: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Per Deployment, the certain failure of one of its new pods (pull failures timed
+        from the first poll that saw them)."""
+        found: dict[str, str] = {}
+        now = self.clock()
+        failing: dict[str, float] = {}
+        for ns in sorted(
+            {str((d.get("metadata") or {}).get("namespace")) for d in changed.values()}
+        ):
+            replicasets = self.reader.items(f"/apis/apps/v1/namespaces/{ns}/replicasets")
+            pods = self.reader.items(f"/api/v1/namespaces/{ns}/pods")
+            for key, d in changed.items():
+                if key.split("/", 1)[0] != ns:
+                    continue
+                for pod in new_pods(d, replicasets, pods):
+                    early = early_reason(pod)
+                    if early is None:
+                        continue
+                    reason, certain = early
+                    meta = pod.get("metadata") or {}
+                    name = str(meta.get("name"))
+                    if certain:
+                        found.setdefault(key, f"{reason} on new pod {name}")
+                        continue
+                    uid = str(meta.get("uid") or name)
+                    since = failing[uid] = self._pull_failing_since.get(uid, now)
+                    if now - since >= self.pull_failure_seconds:
+                        found.setdefault(key, f"{reason} on new pod {name} for {now - since:.0f} s")
+        self._pull_failing_since = failing
+        return found
+
+    def summary(self) -> str:
+        """One line: the Deployments that tripped and why."""
+        late = [k for k in self.tripped if self.why.get(k) == DEADLINE]
+        early = [f"{k} ({self.why[k]})" for k in self.tripped if self.why.get(k) != DEADLINE]
+        parts = [f"rollout deadline exceeded: {', '.join(late)}"] if late else []
+        if early:
+            parts.append(f"rollout failed before its deadline: {', '.join(early)}")
+        return "; ".join(parts)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

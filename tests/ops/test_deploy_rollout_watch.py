@@ -1,5 +1,7 @@
 """Issue 29, scenario 1: `stackctl deploy` stops an update whose rollout exceeded its progress
-deadline and fails with one message naming the app and the reason from its pods.
+deadline, or whose new pods fail for certain before it (a pull failure past the kubelet's first
+retries, a crash loop), and fails with one message naming the app and the reason from its pods;
+a slow but good version is left to its deadline.
 
 The API server is a scripted reader serving Deployment/ReplicaSet/Pod/Event lists in the API's
 shapes (tests/ops/test_rollout_status.py builds them); the engine is the in-memory backend whose
@@ -17,7 +19,12 @@ import pytest
 from stackctl.errors import OperationFailed
 from stackctl.ops.automation import OnOutput, UpOutcome
 from stackctl.ops.deploy import run_deploy
-from stackctl.ops.rollout_watch import ClusterReader, Rollouts
+from stackctl.ops.rollout_watch import (
+    PULL_FAILURE_SECONDS,
+    ClusterReader,
+    Rollouts,
+    RolloutWatch,
+)
 from tests.ops import test_rollout_status as shapes
 from tests.ops.fake_backend import FakeBackend
 
@@ -137,3 +144,108 @@ def test_a_deadline_left_by_an_earlier_rollout_does_not_stop_a_new_update(
         api.rolled.set()
         assert watch.check() == []
     assert fired == []
+
+
+# ------------------------------------------------------------------ certain before the deadline
+
+PROGRESSING = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+
+
+def rolling(new_status: dict[str, Any], *events: dict[str, Any]) -> dict[str, Any]:
+    """The rollout of generation 2 under way: the controller has not given up (no deadline)."""
+    return {
+        "deployments": [shapes.deployment(shapes.AVAILABLE, PROGRESSING)],
+        **shapes.cluster(new_status, *events),
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def started_watch(after: dict[str, Any]) -> tuple[RolloutWatch, ScriptedApi, Clock]:
+    before, _ = worlds(shapes.NEVER_READY)
+    api = ScriptedApi(before, after)
+    clock = Clock()
+    watch = RolloutWatch(api, [shapes.NS], lambda: None, clock=clock)
+    watch._before = {k: g for k, (g, _) in watch._generations().items()}
+    api.rolled.set()
+    return watch, api, clock
+
+
+def test_a_pull_failure_stops_the_rollout_once_it_persisted_past_the_retries() -> None:
+    watch, _, clock = started_watch(rolling(shapes.pull_status("ErrImagePull")))
+    assert watch.check() == []
+    clock.now += PULL_FAILURE_SECONDS - 1
+    assert watch.check() == []
+    clock.now += 1
+    assert watch.check() == ["appstack/web"]
+    assert watch.why["appstack/web"] == (
+        f"ErrImagePull on new pod web-5d8f9b7c6-xxxxx for {PULL_FAILURE_SECONDS:.0f} s"
+    )
+
+
+def test_a_pull_that_recovers_starts_the_count_again() -> None:
+    failing = rolling(shapes.pull_status("ImagePullBackOff"))
+    watch, api, clock = started_watch(failing)
+    assert watch.check() == []
+    # the kubelet's retry is pulling (no error reported): a registry's passing error
+    api.after = rolling(shapes.STARTING_SLOWLY)
+    clock.now += 20
+    assert watch.check() == []
+    api.after = failing
+    clock.now += 20
+    assert watch.check() == []
+    clock.now += PULL_FAILURE_SECONDS - 1
+    assert watch.check() == []
+
+
+def test_a_crash_loop_stops_the_rollout_at_once() -> None:
+    watch, _, _ = started_watch(rolling(shapes.crashing(2)))
+    assert watch.check() == ["appstack/web"]
+    watch.tripped = ["appstack/web"]
+    assert watch.summary() == (
+        "rollout failed before its deadline: appstack/web "
+        "(CrashLoopBackOff on new pod web-5d8f9b7c6-xxxxx)"
+    )
+
+
+def test_a_slow_but_good_version_is_left_to_its_deadline() -> None:
+    slow = rolling(
+        shapes.STARTING_SLOWLY,
+        shapes.event("web-5d8f9b7c6-xxxxx", "Unhealthy",
+                     'Startup probe failed: Get "http://10.245.1.7:8080/health": dial tcp '
+                     "10.245.1.7:8080: connect: connection refused"),
+    )  # fmt: skip
+    watch, _, clock = started_watch(slow)
+    for _ in range(20):
+        assert watch.check() == []
+        clock.now += 30
+
+
+def test_pods_are_not_judged_before_the_controller_observed_the_change() -> None:
+    # generation 2 not observed yet: the revision is still the old one, whose pods these are
+    after = rolling(shapes.crashing(3))
+    after["deployments"] = [shapes.deployment(shapes.AVAILABLE, PROGRESSING, observed=1)]
+    after["replicasets"] = [shapes.NEW_RS]
+    watch, _, _ = started_watch(after)
+    assert watch.check() == []
+
+
+def test_a_crash_loop_fails_the_deploy_before_the_deadline(project: Path, recorder: Any) -> None:
+    before, _ = worlds(shapes.NEVER_READY)
+    api = ScriptedApi(before, rolling(shapes.crashing(2)))
+    backend, (rec, message) = deploy(project, recorder, api)
+    assert backend.interrupted.is_set()
+    assert (
+        "rollout failed before its deadline: appstack/web (CrashLoopBackOff on new pod "
+        "web-5d8f9b7c6-xxxxx); stopping the update"
+    ) in rec.text
+    assert message.startswith(
+        "rollout of prod failed: app web: CrashLoopBackOff: container web exit code 3 (Error), "
+        "restarted 2 time(s) (Deployment appstack/web, 1 of 1 new pods)"
+    )

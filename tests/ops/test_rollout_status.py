@@ -6,12 +6,15 @@ kubelet, the scheduler and the Deployment controller fill them, following the Ku
 `ProgressDeadlineExceeded` / `FailedCreate` reasons; "Debug Running Pods" and "Pod Lifecycle:
 container states" for `state.waiting.reason` ErrImagePull / ImagePullBackOff / CrashLoopBackOff
 with `lastState.terminated`; "Configure Liveness, Readiness and Startup Probes" for the
-`Unhealthy` event `Readiness probe failed: HTTP probe failed with statuscode: 503`), never from
-the module's constants.
+`Unhealthy` event `Readiness probe failed: HTTP probe failed with statuscode: 503`; "Termination
+messages" for FallbackToLogsOnError), never from the module's constants. What is certain before
+the deadline follows the kubelet: a pull is retried after a back-off, a crashed container is
+restarted after one (restartCount counts the restarts).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -19,7 +22,9 @@ import pytest
 from stackctl.ops.rollout_status import (
     deadline_exceeded,
     diagnose,
+    early_reason,
     failure_message,
+    new_pods,
     new_replicaset,
     pod_reason,
 )
@@ -293,3 +298,101 @@ def test_the_message_names_the_app_and_the_reason_in_one_line() -> None:
         f"rollout of prod failed: app web: ErrImagePull: {PULL_FAILED} "
         "(Deployment appstack/web, 1 of 1 new pods)"
     )
+
+
+# ------------------------------------------------------------------ what the reason names
+
+
+def with_probes(world_pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod with the probes the render gives the app container (components/config
+    workload.py Probes defaults: startup GET /health, readiness GET /health/ready, port `http`),
+    in the core/v1 Container shape."""
+    world_pod["spec"] = {
+        "containers": [
+            {"name": "web",
+             "startupProbe": {"httpGet": {"path": "/health", "port": "http"}},
+             "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}}}
+        ]
+    }  # fmt: skip
+    return world_pod
+
+
+def test_a_readiness_failure_names_the_path_the_kubelet_probed() -> None:
+    # the prober's event gives the status code only; the path is the pod spec's
+    world = cluster(
+        NEVER_READY,
+        event("web-5d8f9b7c6-xxxxx", "Unhealthy",
+              "Readiness probe failed: HTTP probe failed with statuscode: 503"),
+    )  # fmt: skip
+    with_probes(world["pods"][2])
+    assert diagnosed(world).detail == (
+        "Readiness probe failed: HTTP probe failed with statuscode: 503 "
+        "(GET /health/ready on port http)"
+    )
+
+
+def test_a_crash_names_the_last_line_the_container_wrote() -> None:
+    # terminationMessagePolicy FallbackToLogsOnError: the kubelet copies the log's tail into
+    # lastState.terminated.message
+    crashing = json_copy(CRASHING)
+    crashing["containerStatuses"][0]["lastState"]["terminated"]["message"] = (
+        '{"event": "crashed"}\nerror: crashing on start (FAULT_CRASH_ON_START=true)\n'
+    )
+    assert diagnosed(cluster(crashing)).detail == (
+        "container web exit code 3 (Error), restarted 4 time(s); "
+        "last output: error: crashing on start (FAULT_CRASH_ON_START=true)"
+    )
+
+
+def json_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(doc))
+    return copied
+
+
+# ------------------------------------------------------------------ certain before the deadline
+
+
+def crashing(restarts: int) -> dict[str, Any]:
+    status = json_copy(CRASHING)
+    status["containerStatuses"][0]["restartCount"] = restarts
+    return status
+
+
+STARTING_SLOWLY = {
+    "phase": "Running",
+    "conditions": [{"type": "PodScheduled", "status": "True"},
+                   {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+    "containerStatuses": [
+        {"name": "web", "ready": False, "started": False, "restartCount": 0,
+         "state": {"running": {"startedAt": "2026-12-07T06:00:00Z"}}}
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff"])
+def test_a_pull_failure_is_certain_only_once_it_persisted(reason: str) -> None:
+    assert early_reason(pod("p", NEW_RS, pull_status(reason))) == (reason, False)
+
+
+def test_a_crash_loop_is_certain_after_two_restarts() -> None:
+    assert early_reason(pod("p", NEW_RS, crashing(2))) == ("CrashLoopBackOff", True)
+
+
+def test_a_first_crash_is_not_yet_certain() -> None:
+    assert early_reason(pod("p", NEW_RS, crashing(1))) is None
+
+
+@pytest.mark.parametrize(
+    "status", [NEVER_READY, STARTING_SLOWLY, READY_OLD], ids=["never-ready", "slow", "ready"]
+)
+def test_probes_failing_or_passing_are_never_certain_early(status: dict[str, Any]) -> None:
+    # a slow but good version fails its startup probe for a while: only the deadline judges
+    assert early_reason(pod("p", NEW_RS, status)) is None
+
+
+def test_the_new_pods_are_the_new_replicasets_not_being_deleted() -> None:
+    world = cluster(NEVER_READY)
+    leaving = pod("web-5d8f9b7c6-yyyyy", NEW_RS, NEVER_READY)
+    leaving["metadata"]["deletionTimestamp"] = "2026-12-07T06:01:00Z"
+    found = new_pods(deployment(), world["replicasets"], [*world["pods"], leaving])
+    assert [p["metadata"]["name"] for p in found] == ["web-5d8f9b7c6-xxxxx"]
