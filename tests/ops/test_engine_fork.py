@@ -1,8 +1,11 @@
-"""stackctl's entry point turns gRPC's fork support off before grpc loads: with it on (grpcio
-1.85, which pulumi imports), every child stackctl forks for the CLI while gRPC threads run
-passes through gRPC's fork handlers, and one can die with "epoll_wait error: Bad file
-descriptor" before it runs the CLI (grpc/grpc issue #43055). The oracle is gRPC's own log: its
-fork handlers print "skipping fork() handlers" whenever they run with gRPC threads busy."""
+"""stackctl's entry point turns gRPC's fork support off before grpc loads. The CLI itself is
+started by vfork, which runs no at-fork handler (stackctl/ops/engine.py, tests/ops/
+test_engine_guard.py); this is the second guard, for any real fork() in the stackctl process
+(a library's `preexec_fn`, `os.fork`): with fork support on (grpcio 1.85, which pulumi imports),
+such a child passes through gRPC's fork handlers while gRPC threads run and can die with
+"epoll_wait error: Bad file descriptor" before it execs (grpc/grpc issue #43055). The oracle is
+gRPC's own log: its fork handlers print "skipping fork() handlers" whenever they run with gRPC
+threads busy. The probe forces fork() with a `preexec_fn`."""
 
 from __future__ import annotations
 
@@ -26,20 +29,20 @@ port = server.add_insecure_port("127.0.0.1:0")
 server.start()
 channel = grpc.insecure_channel(f"127.0.0.1:{port}")
 grpc.channel_ready_future(channel).result(timeout=10)
-from stackctl.ops.engine import EngineCommand
-for _ in range(5):
-    EngineCommand(root=None).run(["--version"], ".", {"PATH": "/usr/bin:/bin"})
+import subprocess
+for _ in range(5):  # a preexec_fn makes CPython fork() (no vfork): the handlers run if on
+    subprocess.run([CLI, "--version"], check=True, preexec_fn=lambda: None)
 """
 
 
 def run_probe(environ: dict[str, str], root: Path) -> str:
-    # a stand-in CLI that exits 0: any command is forked the same way
+    # a stand-in program that exits 0: any program is forked the same way
     cli = root / "bin" / "pulumi"
     cli.parent.mkdir(parents=True, exist_ok=True)
     cli.write_text("#!/bin/sh\nexit 0\n")
     cli.chmod(0o755)
     env = {**environ, "PATH": "/usr/bin:/bin"}
-    probe = PROBE.replace("EngineCommand(root=None)", f"EngineCommand(root={str(root)!r})")
+    probe = PROBE.replace("CLI,", f"{str(cli)!r},")
     proc = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=120, check=False,
@@ -48,7 +51,7 @@ def run_probe(environ: dict[str, str], root: Path) -> str:
     return proc.stderr
 
 
-def test_the_cli_is_forked_without_grpcs_fork_handlers(tmp_path: Path) -> None:
+def test_a_fork_in_stackctl_runs_no_grpc_fork_handler(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
     assert "fork() handlers" not in run_probe(env, tmp_path)
 
