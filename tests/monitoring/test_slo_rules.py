@@ -311,3 +311,20 @@ def test_bad_windows_are_refused_naming_the_key(windows: dict[str, str], message
     error = load_error(raw)
     assert "appstack:monitoring.alerts" in error and "sloWindows" in error
     assert message in error
+
+
+@pytest.mark.parametrize(
+    ("windows", "message"),
+    [
+        ({"7m": "1m"}, "allowed: 5m, 30m, 1h, 2h, 6h, 1d, 3d"),
+        ({"5m": "1m1h"}, "must be a Prometheus duration longer than 0"),
+        ({"5m": "0s"}, "must be a Prometheus duration longer than 0"),
+        ({"30m": "6h"}, "short window 30m (6h) must be shorter than its long window 6h (6h)"),
+    ],
+)
+def test_the_rules_refuse_windows_the_config_would(windows: dict[str, str], message: str) -> None:
+    from components.monitoring.slo_rules import window_ranges
+
+    with pytest.raises(ValueError, match="sloWindows") as info:
+        window_ranges(windows)
+    assert message in str(info.value)
