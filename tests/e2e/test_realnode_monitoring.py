@@ -584,7 +584,18 @@ def fault_stacks(
                         return False
                 return True
 
-            kube.wait_for("the fault stacks rolled out, scraped, quiet", settled, timeout=420)
+            try:
+                kube.wait_for("the fault stacks rolled out, scraped, quiet", settled, timeout=420)
+            except TimeoutError as exc:
+                state = {
+                    s.namespace: (
+                        (s.deployment().get("status") or {}).get("conditions"),
+                        query(stack, f'up{{namespace="{s.namespace}"}}'),
+                        sorted(AlertWatch(stack, sink, s.namespace).active()),
+                    )
+                    for s in stacks.values()
+                }
+                raise AssertionError(f"{exc}: {state}") from None
             figures["monitoring.node_fault_stacks_ready_s"] = time.monotonic() - started
             yield stacks
         finally:
