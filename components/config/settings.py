@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import (
     Field,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from appstack_grammar import prometheus_duration_seconds
 from components.config.app import (
     ResourceList,
 )
@@ -79,6 +84,18 @@ class LimitRangeSettings(Model):
     """Limits applied when a container sets none."""
 
 
+#: The windows of the SLO burn-rate alerts (SRE workbook table 5-8), each as the (long, short)
+#: pair of one burn rate; components/monitoring/slo_rules.py BURN_RATES holds the same pairs.
+SLO_WINDOW_PAIRS: tuple[tuple[str, str], ...] = (
+    ("1h", "5m"),
+    ("6h", "30m"),
+    ("1d", "2h"),
+    ("3d", "6h"),
+)
+SloWindow = Literal["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
+"""A window of the SLO recording rules (slo_rules.WINDOWS)."""
+
+
 class AlertSettings(Model):
     """Alert thresholds (per environment through the environment defaults)."""
 
@@ -116,6 +133,38 @@ class AlertSettings(Model):
     """`for:` of <App>ReplicasUnavailable."""
     pdb_no_disruptions_for: PrometheusDuration = "1h"
     """`for:` of <App>PDBNoDisruptionsAllowed."""
+    slo_windows: dict[SloWindow, PrometheusDuration] = Field(default_factory=dict)
+    """Shortened SLO burn-rate windows (a test stack's; never shorten prod's): each SRE
+    workbook window (5m, 30m, 1h, 2h, 6h, 1d, 3d) mapped to the range its recording rule reads
+    instead (the record keeps the workbook window's name). Empty (default): the workbook's."""
+
+    @model_validator(mode="after")
+    def _short_windows_stay_shorter(self) -> AlertSettings:
+        ranges: dict[str, str] = {w: w for pair in SLO_WINDOW_PAIRS for w in pair}
+        ranges.update({str(w): value for w, value in self.slo_windows.items()})
+        for window, value in ranges.items():
+            if prometheus_duration_seconds(value) <= 0:
+                raise PydanticCustomError(
+                    "slo_window",
+                    "sloWindows.{window} must be longer than 0, got {value}",
+                    {"window": window, "value": value},
+                )
+        for long, short in SLO_WINDOW_PAIRS:
+            if prometheus_duration_seconds(ranges[short]) >= prometheus_duration_seconds(
+                ranges[long]
+            ):
+                raise PydanticCustomError(
+                    "slo_window",
+                    "sloWindows: the short window {short} ({short_range}) of a burn rate must "
+                    "stay shorter than its long window {long} ({long_range})",
+                    {
+                        "short": short,
+                        "short_range": ranges[short],
+                        "long": long,
+                        "long_range": ranges[long],
+                    },
+                )
+        return self
 
 
 class Dashboards(Model):

@@ -250,6 +250,10 @@ def _container_alerts(
     by_ctr = "max by (namespace, pod, container)"
     sum_ctr = "sum by (namespace, pod, container)"
     where_ctr = "container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }}"
+    # Range vectors keep a deleted pod's samples (staleness ends instant lookups only): the
+    # restart and crash-loop alerts hold only for containers kube-state-metrics reports now.
+    restarts = f"kube_pod_container_status_restarts_total{ctr_sel}"
+    still_there = f"and on (namespace, pod, container)\n{by_ctr} ({restarts})"
     return [
         rule(
             "MemoryNearLimit",
@@ -279,10 +283,7 @@ def _container_alerts(
         ),
         rule(
             "PodRestarting",
-            (
-                f"{by_ctr} (increase(kube_pod_container_status_restarts_total{ctr_sel}[1h]))\n"
-                f">= {_num(t.restarts_per_hour)}"
-            ),
+            f"{by_ctr} (increase({restarts}[1h]))\n>= {_num(t.restarts_per_hour)}\n{still_there}",
             t.restarts_for,
             "{{ $labels.namespace }}/{{ $labels.pod }}: container restarting",
             f'The {where_ctr} restarted {{{{ $value | printf "%.0f" }}}} times in the last hour '
@@ -292,7 +293,8 @@ def _container_alerts(
             "CrashLooping",
             (
                 f"{by_ctr} (max_over_time(kube_pod_container_status_waiting_reason"
-                f"{_selector(*ctr, ('reason', '=', 'CrashLoopBackOff'))}[5m]))\n>= 1"
+                f"{_selector(*ctr, ('reason', '=', 'CrashLoopBackOff'))}[5m]))\n>= 1\n"
+                f"{still_there}"
             ),
             t.crashloop_for,
             "{{ $labels.namespace }}/{{ $labels.pod }}: container in CrashLoopBackOff",

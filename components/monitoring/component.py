@@ -72,7 +72,13 @@ def rule_groups(
     """The PrometheusRule `spec.groups` of one app (+ its availability SLO: slo_rules)."""
     return alert_rules.app_rule_groups(
         rule_target(app_name, namespace, app, settings), thresholds(settings)
-    ) + slo_rules.slo_groups_for(app_name, namespace, app.slo, settings.runbook_base_url)
+    ) + slo_rules.slo_groups_for(
+        app_name,
+        namespace,
+        app.slo,
+        settings.runbook_base_url,
+        {str(w): value for w, value in settings.alerts.slo_windows.items()},
+    )
 
 
 def alert_groups(

@@ -20,11 +20,17 @@ kubelet, not from users, and a draining pod answers its readiness probe with 503
 (app/server/lifecycle.py), which is not an outage. Pure data, no pulumi:
 components/monitoring/component.py appends these groups to the app's PrometheusRule; docs/slo.md
 explains the error budget.
+
+A test stack may shorten the windows (`appstack:monitoring.alerts.sloWindows`, config only):
+each workbook window maps to the range its recording rule reads instead; the recorded series
+keep the workbook window's name, so the alerts, dashboards and queries stay the same. Every
+burn rate's short window must stay shorter than its long one (`window_ranges`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +44,7 @@ __all__ = [
     "error_ratio_record",
     "slo_alert_name",
     "slo_groups_for",
+    "window_ranges",
 ]
 
 #: Routes the kubelet probes (app/server/routes.py ROUTE_HEALTH / ROUTE_READY): not user traffic.
@@ -63,6 +70,51 @@ BURN_RATES: tuple[BurnRate, ...] = (
 )
 #: Every window a recording rule exists for, shortest first.
 WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+_DURATION_PART = re.compile(r"([0-9]+)(ms|y|w|d|h|m|s)")
+_UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _seconds(duration: object) -> float:
+    """Seconds of a Prometheus duration (model.ParseDuration: units y w d h m s ms, largest
+    first, each at most once); -1 for anything else."""
+    if not isinstance(duration, str) or not duration:
+        return -1
+    parts = _DURATION_PART.findall(duration)
+    units = [u for _, u in parts]
+    order = ["y", "w", "d", "h", "m", "s", "ms"]
+    if "".join(n + u for n, u in parts) != duration or units != sorted(set(units), key=order.index):
+        return -1
+    return sum(int(n) / 1000 if u == "ms" else int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def window_ranges(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The range each workbook window's recording rule reads: the window itself unless
+    `overrides` (`appstack:monitoring.alerts.sloWindows`) shortens it. ValueError for a key that
+    is not a workbook window, a value that is not a Prometheus duration, or a burn rate whose
+    short window would not be shorter than its long one."""
+    ranges = {w: w for w in WINDOWS}
+    for window, duration in (overrides or {}).items():
+        if window not in ranges:
+            raise ValueError(
+                f"sloWindows: {window!r} is not an SLO window; allowed: {', '.join(WINDOWS)}"
+            )
+        if _seconds(duration) <= 0:
+            raise ValueError(
+                f"sloWindows[{window!r}] must be a Prometheus duration longer than 0 such as "
+                f"'2m' (units y w d h m s ms), got {duration!r}"
+            )
+        ranges[window] = duration
+    for rate in BURN_RATES:
+        long, short = ranges[rate.long], ranges[rate.short]
+        if _seconds(short) >= _seconds(long):
+            raise ValueError(
+                f"sloWindows: the {rate.factor:g}x burn rate's short window {rate.short} "
+                f"({short}) must be shorter than its long window {rate.long} ({long})"
+            )
+    return ranges
+
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -109,14 +161,15 @@ def _num(value: float) -> str:
     return repr(round(value, 12))
 
 
-def _recording_rules(t: SloTarget) -> list[dict[str, Any]]:
+def _recording_rules(t: SloTarget, ranges: Mapping[str, str]) -> list[dict[str, Any]]:
     probes = "|".join(re.escape(p) for p in PROBE_PATHS)
     users = f'job="{t.app}", namespace="{t.namespace}", path!~"{probes}"'
     rules: list[dict[str, Any]] = []
     for window in WINDOWS:
-        total = f"sum by (job, namespace) (rate(http_requests_total{{{users}}}[{window}]))"
+        span = ranges[window]
+        total = f"sum by (job, namespace) (rate(http_requests_total{{{users}}}[{span}]))"
         errors = (
-            f'sum by (job, namespace) (rate(http_requests_total{{{users}, code=~"5.."}}[{window}]))'
+            f'sum by (job, namespace) (rate(http_requests_total{{{users}, code=~"5.."}}[{span}]))'
         )
         rules.append(
             {
@@ -129,7 +182,9 @@ def _recording_rules(t: SloTarget) -> list[dict[str, Any]]:
     return rules
 
 
-def _alert(t: SloTarget, speed: str, rates: tuple[BurnRate, ...]) -> dict[str, Any]:
+def _alert(
+    t: SloTarget, speed: str, rates: tuple[BurnRate, ...], ranges: Mapping[str, str]
+) -> dict[str, Any]:
     sel = f'{{job="{t.app}", namespace="{t.namespace}", slo="availability"}}'
     conditions = [
         f"(\n  {error_ratio_record(r.long)}{sel} > {_num(r.factor * t.budget)}\n  and\n"
@@ -137,7 +192,7 @@ def _alert(t: SloTarget, speed: str, rates: tuple[BurnRate, ...]) -> dict[str, A
         for r in rates
     ]
     name = slo_alert_name(t.app, speed)
-    windows = "; ".join(f"{r.factor:g}x over {r.long} and {r.short}" for r in rates)
+    windows = "; ".join(f"{r.factor:g}x over {ranges[r.long]} and {ranges[r.short]}" for r in rates)
     action = "page" if rates[0].severity == "critical" else "ticket"
     return {
         "alert": name,
@@ -159,17 +214,21 @@ def _alert(t: SloTarget, speed: str, rates: tuple[BurnRate, ...]) -> dict[str, A
     }
 
 
-def app_slo_groups(target: SloTarget) -> list[dict[str, Any]]:
-    """The `<app>.slo` rule group: the error-ratio recording rules and the two burn alerts."""
+def app_slo_groups(
+    target: SloTarget, windows: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The `<app>.slo` rule group: the error-ratio recording rules and the two burn alerts;
+    `windows` shortens the workbook windows (`window_ranges`)."""
+    ranges = window_ranges(windows)
     fast = tuple(r for r in BURN_RATES if r.severity == "critical")
     slow = tuple(r for r in BURN_RATES if r.severity == "warning")
     return [
         {
             "name": f"{target.app}.slo",
             "rules": [
-                *_recording_rules(target),
-                _alert(target, "Fast", fast),
-                _alert(target, "Slow", slow),
+                *_recording_rules(target, ranges),
+                _alert(target, "Fast", fast, ranges),
+                _alert(target, "Slow", slow, ranges),
             ],
         }
     ]
@@ -184,9 +243,14 @@ class _SloSettings(Protocol):
 
 
 def slo_groups_for(
-    app: str, namespace: str, slo: _SloSettings, runbook_base_url: str
+    app: str,
+    namespace: str,
+    slo: _SloSettings,
+    runbook_base_url: str,
+    windows: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The SLO group of an app from its `slo` settings; [] when the SLO is off."""
+    """The SLO group of an app from its `slo` settings and the stack's `sloWindows`; [] when
+    the SLO is off."""
     if not slo.enabled:
         return []
-    return app_slo_groups(SloTarget(app, namespace, slo.availability, runbook_base_url))
+    return app_slo_groups(SloTarget(app, namespace, slo.availability, runbook_base_url), windows)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from e2e.kube import Kube
+from e2e.kube import ApiError, Kube
 from e2e.realnode import monitoring
 from e2e.realnode.nodes import RealNodes
 
@@ -524,3 +524,291 @@ def test_the_fault_switch_fires_the_error_ratio_alert_and_alertmanager_routes_it
 
         kube.wait_for(f"{high_error_ratio} resolved at the webhook", resolved, timeout=300)
         figures["monitoring.node_fault_off_to_resolved_notified_s"] = time.monotonic() - cleared
+
+
+# ---------------------------------------------------------------- the alerts real conditions fire
+#
+# Four stacks of their own (tests/e2e/fault_stacks.py): one app each in namespace
+# `e2e-alert-<app>`, rendered by the program from prod's defaults and applied as a deploy would,
+# with the image prod runs; `for:` durations and the SLO windows shortened through
+# `appstack:monitoring.alerts` only. Each fault is a real condition the real controllers
+# produce (the kubelet's back-off, the Deployment controller's progress deadline, quota
+# admission, the app's own 5xx); each is read from Prometheus' alerts API and at the webhook of
+# its severity, then the cause goes and both ends see the resolution.
+
+FAULT_STACK_APPS = ("crash", "stuck", "gone", "burn")
+
+
+@pytest.fixture(scope="module")
+def fault_stacks(
+    kube: Kube, stack: str, real_app: Any, figures: dict[str, float]
+) -> Iterator[dict[str, Any]]:
+    """The four stacks rolled out, their rules loaded by Prometheus and their routes by
+    Alertmanager, scraped (every pod's target up) and quiet (no alert of theirs pending or
+    firing); one webhook sink for all, each namespace under its own path."""
+    from e2e.realnode.layout import HOST_IP
+    from tests.e2e.fault_stacks import PULL_SECRET, AlertWatch, FaultStack
+    from tests.webhook_sink import webhook_sink
+
+    pull_secret = kube.get("Secret", PULL_SECRET, real_app.stacks["prod"].namespace)
+    with webhook_sink(host=HOST_IP) as sink:
+        stacks = {
+            app: FaultStack(kube, f"e2e-alert-{app}", app, real_app.ref(), sink)
+            for app in FAULT_STACK_APPS
+        }
+        try:
+            started = time.monotonic()
+            for fault_stack in stacks.values():
+                fault_stack.install(pull_secret)
+
+            alertmanager = (
+                f"http://{monitoring.alertmanager_ip(kube)}:{monitoring.ALERTMANAGER_PORT}"
+            )
+
+            def settled() -> bool:
+                rule_files = {
+                    g["file"]
+                    for g in monitoring.http_json(f"{stack}/api/v1/rules")["data"]["groups"]
+                }
+                routes = monitoring.http_json(f"{alertmanager}/api/v2/status")["config"]["original"]
+                for s in stacks.values():
+                    # the operator gave Prometheus the rules and Alertmanager the routes
+                    if not any(s.namespace in f for f in rule_files) or s.namespace not in routes:
+                        return False
+                    if not s.rolled_out():
+                        return False
+                    up = query(stack, f'sum(up{{namespace="{s.namespace}", job="{s.app}"}})')
+                    if not up or float(up[0]["value"][1]) != len(s.pods()):
+                        return False
+                    if AlertWatch(stack, sink, s.namespace).active():
+                        return False
+                return True
+
+            try:
+                kube.wait_for("the fault stacks rolled out, scraped, quiet", settled, timeout=420)
+            except TimeoutError as exc:
+                state = {
+                    s.namespace: (
+                        (s.deployment().get("status") or {}).get("conditions"),
+                        query(stack, f'up{{namespace="{s.namespace}"}}'),
+                        sorted(AlertWatch(stack, sink, s.namespace).active()),
+                    )
+                    for s in stacks.values()
+                }
+                raise AssertionError(f"{exc}: {state}") from None
+            figures["monitoring.node_fault_stacks_ready_s"] = time.monotonic() - started
+            yield stacks
+        finally:
+            for fault_stack in stacks.values():
+                try:
+                    kube.delete("Namespace", fault_stack.namespace)
+                except ApiError as exc:  # a teardown reports, never masks the test's error
+                    print(f"deleting {fault_stack.namespace}: {exc}")
+
+
+def _kind_slug(app: str, name: str) -> str:
+    """`CrashCrashLooping` of app `crash` -> `crash_looping` (the figure's name part)."""
+    import re
+
+    from components.monitoring.alert_rules import alert_prefix
+
+    kind = name.removeprefix(alert_prefix(app)).removeprefix("ErrorBudget")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
+def _record(
+    figures: dict[str, float], scenario: str, app: str, seen: dict[str, Any], since: float
+) -> None:
+    """Fault (or cure) to Prometheus' state and to the webhook, per alert, as figures."""
+    for name, s in seen.items():
+        base = f"monitoring.node_{scenario}_{_kind_slug(app, name)}"
+        if s.notification["status"] == "firing":
+            figures[f"{base}_firing_s"] = s.prometheus - since
+            figures[f"{base}_notified_s"] = s.notified - since
+        else:
+            figures[f"{base}_resolved_s"] = s.prometheus - since
+            figures[f"{base}_resolved_notified_s"] = s.notified - since
+
+
+def _assert_on_call(fault_stack: Any, seen: dict[str, Any]) -> None:
+    """Each notification reached the webhook its severity routes to (the rendered
+    AlertmanagerConfig), with the labels and runbook the rendered rule gives it."""
+    rule = fault_stack.one("PrometheusRule")
+    rendered = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    amc = fault_stack.one("AlertmanagerConfig")["spec"]
+    key_of = {r["name"]: r["webhookConfigs"][0]["urlSecret"]["key"] for r in amc["receivers"]}
+    receiver_of = {
+        m["value"]: route["receiver"]
+        for route in amc["route"]["routes"]
+        for m in route["matchers"]
+        if m["name"] == "severity"
+    }
+    for name, s in seen.items():
+        got = s.notification
+        labels = got["labels"]
+        severity = rendered[name]["labels"]["severity"]
+        receiver = receiver_of.get(severity, amc["route"]["receiver"])
+        assert got["path"].endswith(f"/{fault_stack.namespace}/{key_of[receiver]}"), (
+            name,
+            got["path"],
+        )
+        assert labels["severity"] == severity, labels
+        assert labels["app"] == fault_stack.app, labels
+        assert labels["namespace"] == fault_stack.namespace, labels
+        assert labels["environment"] == "prod", labels
+        assert got["annotations"]["runbook_url"] == rendered[name]["annotations"]["runbook_url"]
+        assert got["annotations"]["runbook_url"].endswith("/" + name)
+
+
+def test_a_crash_loop_fires_crash_looping_and_pod_restarting_and_both_clear(
+    kube: Kube, stack: str, fault_stacks: dict[str, Any], figures: dict[str, float]
+) -> None:
+    """A new version with `FAULT_CRASH_ON_START=true` (the app exits 3 before listening): the
+    kubelet restarts it with back-off (CrashLoopBackOff); `<App>CrashLooping` (critical) and,
+    after `restartsPerHour` (3) restarts, `<App>PodRestarting` (warning) fire. The good version
+    deployed again replaces the crashing pod and both resolve."""
+    from components.monitoring.alert_rules import alert_name
+    from tests.e2e.fault_stacks import AlertWatch
+
+    s = fault_stacks["crash"]
+    watch = AlertWatch(stack, s.sink, s.namespace)
+    names = [alert_name(s.app, "CrashLooping"), alert_name(s.app, "PodRestarting")]
+    since = len(s.sink.requests)
+    started = s.deploy({"FAULT_CRASH_ON_START": "true"})
+    seen = watch.wait(kube, names, firing=True, since=since, timeout=420)
+    _record(figures, "crash_loop", s.app, seen, started)
+    _assert_on_call(s, seen)
+    # The alerts name the crashing pod, which the kubelet really restarted: its container's
+    # last exit is the fault's (code 3, app/server docstring) and it restarted >= 3 times.
+    for name in names:
+        labels = watch.active()[name]["labels"]
+        assert labels["container"] == "app", labels
+        pod = kube.get("Pod", labels["pod"], s.namespace)
+        (status,) = pod["status"]["containerStatuses"]
+        assert status["lastState"]["terminated"]["exitCode"] == 3, status
+    assert status["restartCount"] >= 3, status
+
+    since = len(s.sink.requests)
+    cured = s.deploy({})
+    seen = watch.wait(kube, names, firing=False, since=since, timeout=300)
+    _record(figures, "crash_loop", s.app, seen, cured)
+    assert s.rolled_out()
+
+
+def test_a_rollout_stuck_past_its_deadline_fires_rollout_stuck_and_replicas_unavailable(
+    kube: Kube, stack: str, fault_stacks: dict[str, Any], figures: dict[str, float]
+) -> None:
+    """A new version with `FAULT_NEVER_READY=true` (readiness always 503): its surge pod never
+    becomes available, the Deployment controller gives up after `progressDeadlineSeconds`
+    (30 s through config) and `<App>RolloutStuck` and `<App>ReplicasUnavailable` fire; the good
+    version deployed again completes the rollout and both resolve."""
+    from components.monitoring.alert_rules import alert_name
+    from tests.e2e.fault_stacks import PROGRESS_DEADLINE_SECONDS, AlertWatch
+
+    s = fault_stacks["stuck"]
+    assert s.one("Deployment")["spec"]["progressDeadlineSeconds"] == PROGRESS_DEADLINE_SECONDS
+    watch = AlertWatch(stack, s.sink, s.namespace)
+    names = [alert_name(s.app, "RolloutStuck"), alert_name(s.app, "ReplicasUnavailable")]
+    since = len(s.sink.requests)
+    started = s.deploy({"FAULT_NEVER_READY": "true"})
+    seen = watch.wait(kube, names, firing=True, since=since, timeout=360)
+    _record(figures, "rollout_stuck", s.app, seen, started)
+    _assert_on_call(s, seen)
+    conditions = {c["type"]: c for c in s.deployment()["status"]["conditions"]}
+    assert conditions["Progressing"]["status"] == "False", conditions
+    assert conditions["Progressing"]["reason"] == "ProgressDeadlineExceeded", conditions
+
+    since = len(s.sink.requests)
+    cured = s.deploy({})
+    seen = watch.wait(kube, names, firing=False, since=since, timeout=300)
+    _record(figures, "rollout_stuck", s.app, seen, cured)
+    assert s.rolled_out()
+
+
+def test_all_of_an_apps_pods_gone_fires_target_down_and_replicas_unavailable(
+    kube: Kube, stack: str, fault_stacks: dict[str, Any], figures: dict[str, float]
+) -> None:
+    """The namespace's pod quota is spent (a ResourceQuota `pods: 0`, as when a quota runs
+    out) and the app's pods go (deleted, as a drain or eviction would): the ReplicaSet cannot
+    create new ones (quota admission refuses them), no target of the app is left and no replica
+    is available, so `<App>TargetDown` and `<App>ReplicasUnavailable` fire. The quota removed,
+    the ReplicaSet controller brings the pods back and both resolve."""
+    from components.monitoring.alert_rules import alert_name
+    from tests.e2e.fault_stacks import AlertWatch
+
+    s = fault_stacks["gone"]
+    watch = AlertWatch(stack, s.sink, s.namespace)
+    names = [alert_name(s.app, "TargetDown"), alert_name(s.app, "ReplicasUnavailable")]
+    quota = "e2e-no-pods"
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": quota, "namespace": s.namespace},
+            "spec": {"hard": {"pods": "0"}},
+        }
+    )
+    kube.wait_for(
+        "the quota's usage computed",
+        lambda: (kube.get("ResourceQuota", quota, s.namespace).get("status") or {}).get("hard"),
+        timeout=60,
+    )
+    since = len(s.sink.requests)
+    started = time.monotonic()
+    for pod in s.pods():
+        kube.delete("Pod", pod["metadata"]["name"], s.namespace)
+    seen = watch.wait(kube, names, firing=True, since=since, timeout=360)
+    _record(figures, "pods_gone", s.app, seen, started)
+    _assert_on_call(s, seen)
+    assert s.pods() == [], [p["metadata"]["name"] for p in s.pods()]
+    assert not query(stack, f'up{{namespace="{s.namespace}", job="{s.app}"}} == 1')
+
+    since = len(s.sink.requests)
+    kube.delete("ResourceQuota", quota, s.namespace)
+    cured = time.monotonic()
+    seen = watch.wait(kube, names, firing=False, since=since, timeout=600)
+    _record(figures, "pods_gone", s.app, seen, cured)
+    assert s.rolled_out()
+
+
+def test_an_error_fault_fires_the_burn_rate_alerts_and_they_clear_with_short_windows(
+    kube: Kube, stack: str, fault_stacks: dict[str, Any], figures: dict[str, float]
+) -> None:
+    """A new version with `FAULT_ERROR_RATIO=0.5` under user requests: half fail with a 500,
+    500x the 0.1 % budget of prod's 99.9 % objective, so `<App>ErrorBudgetFastBurn` (critical,
+    page) and `<App>ErrorBudgetSlowBurn` (warning, ticket) fire on the real Prometheus. The
+    windows are shortened through `alerts.sloWindows` (every short window at most 2m), so once
+    the good version serves again both resolve within minutes."""
+    from components.monitoring.slo_rules import error_ratio_record, slo_alert_name
+    from tests.e2e.fault_stacks import SLO_WINDOWS, AlertWatch
+
+    s = fault_stacks["burn"]
+    slo = next(g for g in s.one("PrometheusRule")["spec"]["groups"] if g["name"] == f"{s.app}.slo")
+    for rule in slo["rules"]:
+        if "record" in rule:
+            window = rule["record"].removeprefix(error_ratio_record(""))
+            assert f"[{SLO_WINDOWS[window]}]" in rule["expr"], rule
+    watch = AlertWatch(stack, s.sink, s.namespace)
+    names = [slo_alert_name(s.app, "Fast"), slo_alert_name(s.app, "Slow")]
+    statuses: list[int] = []
+
+    def traffic() -> None:
+        statuses.extend(s.user_requests(5))
+
+    since = len(s.sink.requests)
+    s.deploy({"FAULT_ERROR_RATIO": "0.5"})
+    kube.wait_for("the faulty version rolled out", s.rolled_out, timeout=300, interval=2)
+    started = time.monotonic()
+    seen = watch.wait(kube, names, firing=True, since=since, timeout=300, tick=traffic)
+    _record(figures, "burn", s.app, seen, started)
+    _assert_on_call(s, seen)
+    assert {200, 500} <= set(statuses), sorted(set(statuses))
+
+    since = len(s.sink.requests)
+    s.deploy({})
+    kube.wait_for("the good version rolled out", s.rolled_out, timeout=300, interval=2)
+    statuses.clear()
+    cured = time.monotonic()
+    seen = watch.wait(kube, names, firing=False, since=since, timeout=420, tick=traffic)
+    _record(figures, "burn", s.app, seen, cured)
+    assert set(statuses) == {200}, sorted(set(statuses))

@@ -210,19 +210,47 @@ def _restarts(web: AppView, sibling: AppView, per_hour: int) -> list[Case]:
             )
         ]
 
-    return _container_cases(web, sibling, make, lambda _: bad, "70m", "restarts")
+    # The restarting pods are replaced (a good version) at 68m: kube-state-metrics stops
+    # exporting them, Prometheus marks their series stale; the samples before that stay in the
+    # [1h] range, but the pod is gone and so is the alert.
+    deleted = [
+        gen.ksm_container(
+            pod, container.name, "kube_pod_container_status_restarts_total",
+            f"0+0x60 {bad}+0x6 stale",
+        )
+        for pod in web.first_pod_of_each_revision()
+        for container in pod.containers
+    ]  # fmt: skip
+    return [
+        *_container_cases(web, sibling, make, lambda _: bad, "70m", "restarts"),
+        Case("restarts in pods deleted since (replaced by a good version)", deleted, "75m"),
+    ]
 
 
 def _crashloop(web: AppView, sibling: AppView) -> list[Case]:
-    def make(pod: gen.Pod, container: str, bad: bool) -> list[tuple[str, str]]:
+    def make(pod: gen.Pod, container: str, bad: bool, values: str = "1+0x30") -> list[gen.Series]:
         reason = "CrashLoopBackOff" if bad else "ContainerCreating"
+        restarts = values.replace("1+0x", "0+1x") if bad else values.replace("1+0x", "0+0x")
+        # kube-state-metrics exports the restart count of every container of a pod that exists
         return [
             gen.ksm_container(
-                pod, container, "kube_pod_container_status_waiting_reason", "1+0x30", reason=reason
-            )
+                pod, container, "kube_pod_container_status_waiting_reason", values, reason=reason
+            ),
+            gen.ksm_container(pod, container, "kube_pod_container_status_restarts_total", restarts),
         ]
 
-    return _container_cases(web, sibling, make, lambda _: 1, "20m", "CrashLoopBackOff")
+    # The crash-looping pods are replaced at 21m: within the [5m] of max_over_time their last
+    # samples remain, but the pods no longer exist.
+    deleted = [
+        series
+        for pod in web.first_pod_of_each_revision()
+        for container in pod.containers
+        for series in make(pod, container.name, True, "1+0x20 stale")
+    ]
+    return [
+        *_container_cases(web, sibling, make, lambda _: 1, "20m", "CrashLoopBackOff"),
+        Case("CrashLoopBackOff in pods deleted since (replaced by a good version)", deleted, "23m"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

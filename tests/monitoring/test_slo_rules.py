@@ -214,3 +214,117 @@ def test_slo_off_renders_no_slo_group(render: Render) -> None:
     result = render({**base_raw("prod", slo={"enabled": False}), "monitoring": {"enabled": True}})
     groups = one(result.objects, "PrometheusRule", "web")["spec"]["groups"]
     assert not [g for g in groups if g["name"].endswith(".slo")]
+
+
+# A test stack's shortened windows (`appstack:monitoring.alerts.sloWindows`): the e2e tier's.
+SHORT_WINDOWS = {
+    "5m": "1m",
+    "30m": "2m",
+    "1h": "3m",
+    "2h": "2m",
+    "6h": "3m",
+    "1d": "4m",
+    "3d": "5m",
+}
+
+
+def short_raw() -> dict[str, Any]:
+    return {
+        **base_raw("prod"),
+        "monitoring": {"enabled": True, "alerts": {"sloWindows": SHORT_WINDOWS}},
+    }
+
+
+def test_short_windows_change_only_the_ranges_the_records_read(render: Render) -> None:
+    def slo_rules(raw: dict[str, Any]) -> list[dict[str, Any]]:
+        rule = one(render(raw).objects, "PrometheusRule", "web")
+        (group,) = [g for g in rule["spec"]["groups"] if g["name"].endswith(".slo")]
+        return list(group["rules"])
+
+    standard, short = slo_rules(RAW), slo_rules(short_raw())
+    assert [r.get("record") for r in short] == [r.get("record") for r in standard]
+    for before, after in zip(standard, short, strict=True):
+        if "record" not in before:
+            assert before["expr"] == after["expr"]  # the alerts read the same records
+            continue
+        window = before["record"].removeprefix("job:slo_errors_per_request:ratio_rate")
+        assert f"[{window}]" in before["expr"]
+        assert after["expr"] == before["expr"].replace(f"[{window}]", f"[{SHORT_WINDOWS[window]}]")
+
+
+def test_short_windows_fire_and_resolve_within_minutes(tmp_path: Path, render: Render) -> None:
+    from components import config as config_model
+    from stackctl.render.stack import render_config
+
+    scrape = Scrape(lambda _raw: render_config(config_model.load(short_raw()), "prod"))
+    # every 15 s: 100 good and 20 failed user requests (1/6 fail: 167x the 0.1 % budget)
+    every = "15s"
+    failing = traffic(scrape, 40, 100, 20)
+    stopped = traffic(scrape, 40, 100, 20)
+    stopped[1]["values"] = "0+20x20 400+0x20"  # the errors stop after 5 minutes
+    promtool_test(
+        tmp_path,
+        scrape,
+        [
+            case(
+                "1/6 of the requests fail for four minutes",
+                failing,
+                "4m",
+                {FAST: [expected(scrape, FAST, 1 / 6)], SLOW: [expected(scrape, SLOW, 1 / 6)]},
+                every=every,
+            ),
+            # 4 minutes after the errors stopped, every short window (at most 3m) is clean,
+            # though the long ones (4m, 5m) still hold errors: both alerts resolve
+            case("errors stopped 4 minutes ago", stopped, "9m", {FAST: [], SLOW: []}, every=every),
+        ],
+        every=every,
+    )
+
+
+def test_the_windows_config_names_are_the_workbook_windows() -> None:
+    from typing import get_args
+
+    from components.config.settings import SLO_WINDOW_PAIRS, SloWindow
+    from components.monitoring.slo_rules import BURN_RATES, WINDOWS
+
+    assert tuple((r.long, r.short) for r in BURN_RATES) == SLO_WINDOW_PAIRS
+    assert set(get_args(SloWindow)) == set(WINDOWS)
+
+
+@pytest.mark.parametrize(
+    ("windows", "message"),
+    [
+        ({"7m": "1m"}, "input should be '5m', '30m', '1h', '2h', '6h', '1d' or '3d'"),
+        ({"5m": "soon"}, "is not a Prometheus duration"),
+        (
+            {"5m": "2h"},
+            "short window 5m (2h) of a burn rate must stay shorter than its long window 1h",
+        ),
+        (
+            {"3d": "1h"},
+            "short window 6h (6h) of a burn rate must stay shorter than its long window 3d",
+        ),
+    ],
+)
+def test_bad_windows_are_refused_naming_the_key(windows: dict[str, str], message: str) -> None:
+    raw = {**base_raw("prod"), "monitoring": {"enabled": True, "alerts": {"sloWindows": windows}}}
+    error = load_error(raw)
+    assert "appstack:monitoring.alerts" in error and "sloWindows" in error
+    assert message in error
+
+
+@pytest.mark.parametrize(
+    ("windows", "message"),
+    [
+        ({"7m": "1m"}, "allowed: 5m, 30m, 1h, 2h, 6h, 1d, 3d"),
+        ({"5m": "1m1h"}, "must be a Prometheus duration longer than 0"),
+        ({"5m": "0s"}, "must be a Prometheus duration longer than 0"),
+        ({"30m": "6h"}, "short window 30m (6h) must be shorter than its long window 6h (6h)"),
+    ],
+)
+def test_the_rules_refuse_windows_the_config_would(windows: dict[str, str], message: str) -> None:
+    from components.monitoring.slo_rules import window_ranges
+
+    with pytest.raises(ValueError, match="sloWindows") as info:
+        window_ranges(windows)
+    assert message in str(info.value)
