@@ -142,3 +142,36 @@ def test_without_an_hpa_the_rollout_owns_its_replicas(render: Render) -> None:
 
 def test_the_rollout_waits_for_its_analysis_template(render: Render) -> None:
     assert render(argo("canary")).options["Rollout/shop/web"]["depends_on"] == 1
+
+
+#: Go's time.ParseDuration, which Argo Rollouts' DurationString.Duration() calls, for the
+#: positive integer forms the analysis may render (pkg/apis/rollouts/v1alpha1/types.go).
+GO_DURATION = r"[1-9][0-9]*(s|m|h)"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "count", "interval"), [(None, None, "1m"), (10, 6, "10s"), (120, 2, "2m")]
+)
+def test_the_analysis_interval_and_count_come_from_config(
+    render: Render, seconds: int | None, count: int | None, interval: str
+) -> None:
+    import re
+
+    release: dict[str, Any] = {}
+    if seconds is not None:
+        release = {"analysisIntervalSeconds": seconds, "analysisCount": count}
+    metric = one(render(argo("canary", release=release)).objects, "AnalysisTemplate")["spec"][
+        "metrics"
+    ][0]
+    assert re.fullmatch(GO_DURATION, metric["interval"])
+    assert metric["interval"] == interval
+    assert metric["count"] == (count or 5)
+
+
+@pytest.mark.parametrize(("key", "value"), [("analysisIntervalSeconds", 0), ("analysisCount", 0)])
+def test_an_analysis_without_measurements_is_refused_naming_the_key(key: str, value: int) -> None:
+    from components import config as config_model
+
+    with pytest.raises(config_model.ConfigError) as caught:
+        config_model.load(argo("canary", release={key: value}))
+    assert f"release.{key}" in str(caught.value)
