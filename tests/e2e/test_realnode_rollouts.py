@@ -327,8 +327,11 @@ def test_a_bad_canary_is_aborted_and_traffic_goes_back_to_stable(
     good = prod.stacks[ENV].images[APP].rsplit("@", 1)[1]
     bad = prod.variant("canary-bad")
     with Traffic(prod) as traffic:
-        prod.deploy(ENV, bad, edit=_release(CANARY, FAULT))
+        # Timed from the start of the deploy (the update itself included: its wall time is
+        # rollouts.node.canary_bad.deploy_s), as the user who deploys sees it.
         deployed = time.monotonic()
+        prod.deploy(ENV, bad, edit=_release(CANARY, FAULT))
+        figures["rollouts.node.canary_bad.deploy_s"] = time.monotonic() - deployed
         ro = wait_rollout(kube, namespace, "the bad canary aborted", aborted, timeout=600)
         figures["rollouts.node.canary_bad.deploy_to_abort_s"] = time.monotonic() - deployed
         bad_hash = ro["status"]["currentPodHash"]
@@ -437,11 +440,13 @@ def test_blue_green_promotes_a_good_version_after_its_pre_promotion_analysis(
                 == active
             )
             assert served_requests(prometheus, namespace, new) > 0, "no preview traffic measured"
-            # `kubectl argo rollouts promote web` (pkg/kubectl-argo-rollouts/cmd/promote): a
-            # blue-green rollout with pause conditions gets {"status":{"pauseConditions":null}}
-            # on the status subresource.
+            # `kubectl argo rollouts promote web` (pkg/kubectl-argo-rollouts/cmd/promote,
+            # getPatches): a rollout with pause conditions gets {"status":{"pauseConditions":
+            # null}} on the status subresource, and {"spec":{"paused":false}} if spec.paused.
             kube.patch("Rollout", APP, {"status": {"pauseConditions": None}},
                        namespace=namespace, subresource="status")  # fmt: skip
+            if ro["spec"].get("paused"):
+                kube.patch("Rollout", APP, {"spec": {"paused": False}}, namespace=namespace)
             promoted = time.monotonic()
             wait_rollout(kube, namespace, "promoted and post-promotion analysis passed",
                          healthy_at(new), timeout=600)  # fmt: skip
@@ -476,8 +481,9 @@ def test_blue_green_refuses_a_bad_version_by_its_pre_promotion_analysis(
     preview = _preview_load(prod, kube, namespace)
     try:
         with Traffic(prod) as traffic:
-            prod.deploy(ENV, bad, edit=_release(BLUE_GREEN, FAULT))
             deployed = time.monotonic()
+            prod.deploy(ENV, bad, edit=_release(BLUE_GREEN, FAULT))
+            figures["rollouts.node.blue_green_bad.deploy_s"] = time.monotonic() - deployed
             ro = wait_rollout(kube, namespace, "the bad version aborted", aborted, timeout=600)
             figures["rollouts.node.blue_green_bad.deploy_to_abort_s"] = time.monotonic() - deployed
     finally:
