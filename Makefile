@@ -11,7 +11,7 @@ STACK ?= dev
 
 .PHONY: help venv tools render render-all test pytest lint format bench render-digests clean e2e-tools e2e e2e-monitoring \
 	e2e-node-tools e2e-node e2e-monitoring-tools e2e-monitoring-node e2e-node-bench e2e-app-image e2e-app e2e-supply-tools \
-	e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-gitops-tools e2e-gitops e2e-gitops-node e2e-all bench-e2e
+	e2e-supply e2e-failure e2e-sign-tools e2e-sign e2e-gitops-tools e2e-gitops e2e-gitops-node e2e-rollouts-tools e2e-rollouts-node e2e-all bench-e2e
 
 # Real-engine tools (Pulumi CLI, language host, providers, control plane, kwok), built from Go
 # modules into a cache outside the work tree.
@@ -99,7 +99,7 @@ e2e-node-tools: ## build the real-node tools (kubelet, kube-proxy, containerd, r
 e2e-node: e2e-node-tools $(VENV)/.dev-installed ## real nodes: restricted pod, pod-to-pod, ClusterIP, DNS, NetworkPolicy, prod spread and drain
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) \
-		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "realnode and not monitoringnode"
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m "realnode and not monitoringnode and not rolloutsnode"
 
 # e2e-monitoring-node: the monitoring stack on the real nodes (issue 30 item 1): prometheus-operator,
 # a Prometheus and an Alertmanager custom resource in the monitoring namespace, kube-state-metrics
@@ -113,6 +113,23 @@ e2e-monitoring-node: e2e-tools e2e-monitoring-tools e2e-supply-tools e2e-app-ima
 	mkdir -p out
 	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m monitoringnode
+
+# e2e-rollouts-node: the Argo Rollouts controller for real (issue 30 item 2): rollouts-controller
+# v1.10.2 built here (e2e/tools/build.sh argo-rollouts: Go 1.27.3 through GOTOOLCHAIN, that
+# family only) and run as a pod of its own namespace from upstream's install.yaml
+# (e2e/realnode/rollouts.py), beside the monitoring stack of e2e-monitoring-node and prod of
+# e2e-app; prod's web switched to argoRollouts canary and blueGreen by `stackctl deploy`: a good
+# canary promoted step by step by its analysis against the real Prometheus, a bad one aborted, a
+# blue-green pre-promotion analysis promoting a good version and refusing a bad one, every switch
+# on and off one update. Tests marked `rolloutsnode`. Root:
+# `make e2e-app-image && flock /tmp/realnode.lock make e2e-rollouts-node`.
+e2e-rollouts-tools: e2e-monitoring-tools ## build the Argo Rollouts controller, its image and its upstream install.yaml
+	E2E_CACHE=$(E2E_CACHE) e2e/tools/build.sh argo-rollouts
+
+e2e-rollouts-node: e2e-tools e2e-monitoring-tools e2e-rollouts-tools e2e-supply-tools e2e-app-image $(VENV)/.dev-installed ## Argo Rollouts on real nodes: canary promoted and aborted by analysis, blue-green pre-promotion, argoRollouts on/off in one update
+	mkdir -p out
+	APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
+		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m rolloutsnode
 
 # e2e-supply: the supply-chain tier (issues 28.4, 32.5): a real OCI registry (distribution, TLS +
 # basic auth; e2e/registry.py), app/Dockerfile built by buildah on a stand-in base (e2e/image.py),
@@ -202,7 +219,7 @@ e2e-gitops-node: e2e-node-tools e2e-supply-tools e2e-app-image e2e-gitops-tools 
 	GOTOOLCHAIN=go1.27.3 APPSTACK_E2E=1 APPSTACK_E2E_BIN=$(E2E_BIN) E2E_CACHE=$(E2E_CACHE) \
 		$(BIN)/python -m pytest tests/e2e -x -p no:cacheprovider -m gitopsnode
 
-e2e-all: e2e e2e-failure e2e-node e2e-monitoring-node e2e-app e2e-supply e2e-sign e2e-gitops e2e-gitops-node ## every e2e tier (e2e includes e2e-monitoring's tests)
+e2e-all: e2e e2e-failure e2e-node e2e-monitoring-node e2e-rollouts-node e2e-app e2e-supply e2e-sign e2e-gitops e2e-gitops-node ## every e2e tier (e2e includes e2e-monitoring's tests)
 
 # bench-e2e: a benchmark tier beside `make e2e` (not in .ci/run): the real engine on synthetic
 # prod stacks of 1, 10 and 50 services, each figure beside kubectl's floor (e2e/bench.py; README

@@ -18,8 +18,8 @@ What `Cluster.start()` brings up, from the binaries `make e2e-tools` built from 
   from kwok's module zip: pods get scheduled by the real scheduler and kwok marks them running
   and ready;
 - the upstream CustomResourceDefinitions of ServiceMonitor/PrometheusRule (prometheus-operator
-  v0.93.0) and Rollout/AnalysisTemplate (argo-rollouts v1.9.1), read from those projects' Go
-  module zips (the same releases as `../shared/crd-schemas/SOURCES.md`);
+  v0.93.0) and Rollout/AnalysisTemplate (argo-rollouts v1.10.2), read from those projects' Go
+  module zips (the same releases as tests/schemas/crd/SOURCES.md);
 - a default StorageClass without a provisioner and pre-created hostPath PersistentVolumes, so the
   PV controller binds claims (JENKINS_HOME) as a provisioner would;
 - a LoadBalancer emulator: no cloud controller runs here, so a thread does what one does and
@@ -66,11 +66,15 @@ CRD_MODULES = {
         "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
     ),
-    "github.com/argoproj/argo-rollouts@v1.9.1": (
+    "github.com/argoproj/argo-rollouts@v1.10.2": (
         "manifests/crds/rollout-crd.yaml",
         "manifests/crds/analysis-template-crd.yaml",
     ),
 }
+#: Modules whose go.mod asks for a newer Go than the machine's: downloaded with the toolchain
+#: their tools family builds with (e2e/tools/build.sh), else `go mod download` answers
+#: "requires go >= 1.26.10 (running go 1.26.8; GOTOOLCHAIN=local)" and gives no directory.
+GO_TOOLCHAINS = {"github.com/argoproj/argo-rollouts@v1.10.2": "go1.27.3"}
 KWOK_MODULE = "sigs.k8s.io/kwok"
 KWOK_FALLBACK_VERSION = "v0.8.0"
 # The default stages kwokctl writes into a kwok config (E2E-NOTES §6; kwok's
@@ -123,6 +127,9 @@ def _set_parent_death_signal() -> None:  # runs in the child between fork and ex
 
 def go_module_dir(module_at_version: str) -> Path:
     """Directory of a module in the Go module cache, downloading it through the module proxy."""
+    env = dict(os.environ)
+    if module_at_version in GO_TOOLCHAINS:
+        env["GOTOOLCHAIN"] = GO_TOOLCHAINS[module_at_version]
     try:
         proc = subprocess.run(
             ["go", "mod", "download", "-json", module_at_version],
@@ -131,6 +138,7 @@ def go_module_dir(module_at_version: str) -> Path:
             check=False,
             cwd=tempfile.gettempdir(),  # outside any module: plain download of module@version
             timeout=600,
+            env=env,
         )
     except FileNotFoundError as exc:
         raise ClusterError("`go` is not on PATH (needed to fetch CRDs and kwok stages)") from exc

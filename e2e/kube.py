@@ -65,6 +65,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "AlertmanagerConfig": ("apis/monitoring.coreos.com/v1alpha1", "alertmanagerconfigs", True),
     "Rollout": ("apis/argoproj.io/v1alpha1", "rollouts", True),
     "AnalysisTemplate": ("apis/argoproj.io/v1alpha1", "analysistemplates", True),
+    "AnalysisRun": ("apis/argoproj.io/v1alpha1", "analysisruns", True),
     "Application": ("apis/argoproj.io/v1alpha1", "applications", True),
     "AppProject": ("apis/argoproj.io/v1alpha1", "appprojects", True),
 }

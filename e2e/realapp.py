@@ -373,10 +373,19 @@ class RealApp:
     def _unsettled(self, namespace: str) -> list[str]:
         problems = []
         for hpa in self.kube.list("HorizontalPodAutoscaler", namespace):
-            target = hpa["spec"]["scaleTargetRef"]["name"]
-            dep = self.kube.get("Deployment", target, namespace)
-            if (dep["spec"].get("replicas") or 0) < hpa["spec"].get("minReplicas", 1):
-                problems.append(f"{target}: below the HPA minimum")
+            # A Deployment, or an Argo Rollout (argoRollouts), through its scale subresource.
+            ref = hpa["spec"]["scaleTargetRef"]
+            target = self.kube.get_or_none(ref["kind"], ref["name"], namespace)
+            if target is None:
+                problems.append(f"{ref['kind']} {ref['name']}: the HPA's target does not exist")
+            elif (target["spec"].get("replicas") or 0) < hpa["spec"].get("minReplicas", 1):
+                problems.append(f"{ref['name']}: below the HPA minimum")
+        for ro in self.kube.list("Rollout", namespace):
+            # The Argo Rollouts controller has read the Rollout's spec (its status says so);
+            # the steps it walks from there are the tests' to wait for.
+            observed = (ro.get("status") or {}).get("observedGeneration")
+            if observed != str(ro["metadata"]["generation"]):
+                problems.append(f"Rollout {ro['metadata']['name']}: generation not observed")
         for dep in self.kube.list("Deployment", namespace):
             status, want = dep.get("status") or {}, dep["spec"].get("replicas", 1)
             name = dep["metadata"]["name"]

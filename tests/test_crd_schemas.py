@@ -74,7 +74,7 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 def test_strict_validation_keeps_fields_the_schema_preserves() -> None:
     """`x-kubernetes-preserve-unknown-fields` subtrees stay open (the AnalysisTemplate's
-    `provider.plugin` in argo-rollouts v1.9.1)."""
+    `provider.plugin` in argo-rollouts v1.10.2)."""
     template = next(
         o for o in rendered("argo-canary-ingress").objects if o["kind"] == "AnalysisTemplate"
     )

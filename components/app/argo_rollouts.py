@@ -5,13 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.app.release import (
-    ANALYSIS_COUNT,
-    ANALYSIS_INTERVAL,
-    ARGO_SCALE_DOWN_DELAY_SECONDS,
-    CANARY,
-    ReleasePlan,
-)
+from components.app.release import ARGO_SCALE_DOWN_DELAY_SECONDS, CANARY, ReleasePlan
 from components.config import AppConfig, Monitoring
 
 REVISION_ARG = "pod-template-hash"
@@ -34,19 +28,27 @@ def error_ratio_query(job: str, namespace: str) -> str:
     return f"(({errors}) / ({requests}) >= 0) or on() vector(0)"
 
 
+def duration(seconds: int) -> str:
+    """An Argo Rollouts duration string (Go time.ParseDuration): whole minutes as `<n>m`, else
+    `<n>s`."""
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
 def analysis_spec(
-    app_name: str, namespace: str, monitoring: Monitoring, address: str
+    app_name: str, namespace: str, monitoring: Monitoring, address: str, app: AppConfig
 ) -> dict[str, Any]:
     """AnalysisTemplate spec: the error ratio of the pods under analysis must stay at or below
-    the alert threshold (appstack:monitoring.alerts.errorRatio) in every measurement; one
-    failure aborts."""
+    the alert threshold (appstack:monitoring.alerts.errorRatio) in every measurement
+    (`release.analysisCount`, one every `release.analysisIntervalSeconds`); one failure
+    aborts."""
+    release = app.release
     return {
         "args": [{"name": REVISION_ARG}],
         "metrics": [
             {
                 "name": "error-ratio",
-                "interval": ANALYSIS_INTERVAL,
-                "count": ANALYSIS_COUNT,
+                "interval": duration(release.analysis_interval_seconds),
+                "count": release.analysis_count,
                 "failureLimit": 0,
                 "successCondition": f"result[0] <= {monitoring.alerts.error_ratio:g}",
                 "provider": {

@@ -133,13 +133,25 @@ def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Se
     app_name, app = scope.args.app, scope.args.config
     data = config_data(app)
     name = config_map_name(app_name, data)
+    # argoRollouts: the stable ReplicaSet (canary), the previous active one (blue-green, for
+    # scaleDownDelaySeconds) and every ReplicaSet a rollback or an abort scales up again keep
+    # mounting the ConfigMap of their own revision after the update that renamed it. Pulumi
+    # deletes a removed ConfigMap at the end of that update, and the Argo Rollout is not awaited,
+    # so without this an aborted canary's stable pods fail with `configmap "<app>-config-<old>"
+    # not found` (found by make e2e-rollouts-node). Kept in the cluster, out of the state (and
+    # never pruned by Argo CD).
+    keep = app.release.argo_rollouts
     config_map = k8s.core.v1.ConfigMap(
         labels.content_logical_name(f"{scope.name}-config", name),
-        metadata=scope.meta("config", name),
+        metadata=scope.meta("config", name, dict(NO_PRUNE) if keep else None),
         data=data,
         immutable=True,
         opts=pulumi.ResourceOptions.merge(
-            scope.child, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{scope.name}-config")])
+            scope.child,
+            pulumi.ResourceOptions(
+                aliases=[pulumi.Alias(name=f"{scope.name}-config")],
+                retain_on_delete=True if keep else None,
+            ),
         ),
     )
     secret = k8s.core.v1.Secret(

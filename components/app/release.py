@@ -87,9 +87,6 @@ Services it manages (v1alpha1.DefaultRolloutUniqueLabelKey)."""
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
 STABLE, CANARY = "stable", "canary"
-ANALYSIS_INTERVAL = "1m"
-ANALYSIS_COUNT = 5
-"""Measurements of one analysis run (one a minute): a step's analysis takes five minutes."""
 ARGO_SCALE_DOWN_DELAY_SECONDS = {True: 30, False: 3600}
 """argoRollouts blueGreen: seconds the previous version keeps running after promotion, by
 `scaleDownIdle` (Argo Rollouts cannot keep it forever; an hour leaves time to switch back)."""

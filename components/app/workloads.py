@@ -173,7 +173,7 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
         kind="AnalysisTemplate",
         metadata=ctx.meta("analysis", analysis_name),
         spec=pulumi.Output.from_input(ctx.namespace).apply(
-            lambda ns: analysis_spec(ctx.app_name, ns, monitoring, address)
+            lambda ns: analysis_spec(ctx.app_name, ns, monitoring, address, app)
         ),
         opts=pulumi.ResourceOptions(parent=ctx.parent),
     )

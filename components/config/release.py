@@ -82,6 +82,12 @@ class ReleaseSettings(Model):
     then drives the release from `image`: colour and canary fields stay unset."""
     step_pause_seconds: int = Field(default=300, ge=0, le=86400)
     """argoRollouts canary: pause after each setWeight step before its analysis runs."""
+    analysis_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    """argoRollouts: seconds between two measurements of the error-ratio analysis (the
+    AnalysisTemplate metric's `interval`; whole minutes render as `<n>m`)."""
+    analysis_count: int = Field(default=5, ge=1, le=100)
+    """argoRollouts: measurements of one analysis run (the metric's `count`); every one must
+    pass (`failureLimit: 0`), so one run lasts (count - 1) x interval."""
     prometheus_address: str = Field(
         default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[^\s]+$"
     )

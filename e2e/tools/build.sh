@@ -41,6 +41,10 @@
 #                 argocd-application-controller and argocd-repo-server) for the GitOps tier
 #                 (make e2e-gitops-tools, make e2e-gitops); its go.mod says go 1.27, so this
 #                 family alone builds with GOTOOLCHAIN=go1.27.3 (fetched by the go command)
+#   argo-rollouts/ rollouts-controller (github.com/argoproj/argo-rollouts v1.10.2,
+#                 cmd/rollouts-controller), its image and its upstream manifests/install.yaml,
+#                 for the rollouts tier (make e2e-rollouts-tools, make e2e-rollouts-node); its
+#                 go.mod says go 1.26.10: GOTOOLCHAIN=go1.27.3 as argocd
 # A family is rebuilt only when its stamp changes: a hash of its go.mod, go.sum, Go, Python and C
 # sources, versions.env, the Go version, this script's shared helpers and the family's own recipe
 # (its binaries and build function: editing one family's recipe rebuilds that family alone; node:
@@ -68,7 +72,7 @@ all_families=(k8s kwok pulumi python-host kubernetes pulumi-policy)
 # supply-chain and signing tiers' tools (make e2e-supply-tools, make e2e-sign-tools), and
 # kubectl, built by make bench-e2e.
 extra_families=(node coredns kube-router registry cosign syft kubectl metrics-server versitygw
-  prometheus-operator prometheus alertmanager kube-state-metrics argocd)
+  prometheus-operator prometheus alertmanager kube-state-metrics argocd argo-rollouts)
 families=("$@")
 [ ${#families[@]} -gt 0 ] || families=("${all_families[@]}")
 
@@ -96,6 +100,7 @@ binaries_of() {
     kube-state-metrics) echo kube-state-metrics node-images/kube-state-metrics.oci.tar ;;
     metrics-server) echo metrics-server node-images/metrics-server.oci.tar ;;
     argocd) echo argocd ;;
+    argo-rollouts) echo rollouts-controller node-images/argo-rollouts.oci.tar argo-rollouts/install.yaml ;;
     *) echo "build.sh: unknown family '$1' (allowed: ${all_families[*]} ${extra_families[*]})" >&2
       return 1 ;;
   esac
@@ -335,6 +340,36 @@ build_argocd() {
   client=$(module_version argocd k8s.io/client-go)
   gobuild argocd argocd github.com/argoproj/argo-cd/v3/cmd \
     "-X $p.version=$v -X $p.buildDate=$date -X $p.gitTreeState=clean -X $p.gitTag=v$v -X $p.kubectlVersion=$client"
+}
+
+# Argo Rollouts (issue 30 item 2): cmd/rollouts-controller of github.com/argoproj/argo-rollouts,
+# a `tool` of the argo-rollouts/ module, which repeats the module's own replaces (k8s.io/* staging
+# modules -> v0.34.5, go-check, telegram-bot-api: a dependency's replaces do not apply). Its go.mod
+# says go 1.26.10, newer than the machine's Go: this family runs the go command with the same
+# GOTOOLCHAIN as argocd. ldflags: its Makefile's (utils/version: version, buildDate, gitCommit,
+# gitTreeState). Image as upstream's Dockerfile: the static binary at /bin/rollouts-controller,
+# USER 999, its home directory (the plugin-bin mount point). install.yaml: the module's
+# manifests/install.yaml (CRDs, RBAC, the Deployment the harness adapts), copied beside it so the
+# harness needs no Go.
+build_argo_rollouts() {
+  local -x GOTOOLCHAIN=go1.27.3
+  local m=github.com/argoproj/argo-rollouts v=1.10.2 p date dir image
+  p=$m/utils/version
+  expect_version argo-rollouts "$m" "v$v"
+  date=$(cd "$here/argo-rollouts" && "$GO" list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' "$m")
+  dir=$(cd "$here/argo-rollouts" && "$GO" list -m -f '{{.Dir}}' "$m")
+  gobuild argo-rollouts rollouts-controller "$m/cmd/rollouts-controller" \
+    "-X $p.version=$v -X $p.buildDate=$date -X $p.gitCommit=v$v -X $p.gitTreeState=clean"
+  image=localhost/appstack-e2e/argo-rollouts:v$v
+  mkdir -p "$bin/node-images" "$bin/argo-rollouts"
+  python3 "$here/node/oci_image.py" --name "$image" --out "$bin/node-images/.argo-rollouts.oci.tar" \
+    --user 999 --entrypoint /bin/rollouts-controller \
+    --file "$bin/rollouts-controller:bin/rollouts-controller:0755" \
+    --dir home/argo-rollouts:0755 --dir tmp:1777
+  mv -f "$bin/node-images/.argo-rollouts.oci.tar" "$bin/node-images/argo-rollouts.oci.tar"
+  install -m 0644 "$dir/manifests/install.yaml" "$bin/argo-rollouts/.install.yaml"
+  mv -f "$bin/argo-rollouts/.install.yaml" "$bin/argo-rollouts/install.yaml"
+  echo "built node-images/argo-rollouts.oci.tar ($image) and argo-rollouts/install.yaml"
 }
 
 # The pause image (the pod sandbox) from the pause.c in the k8s.io/kubernetes module zip, linked

@@ -142,3 +142,78 @@ def test_without_an_hpa_the_rollout_owns_its_replicas(render: Render) -> None:
 
 def test_the_rollout_waits_for_its_analysis_template(render: Render) -> None:
     assert render(argo("canary")).options["Rollout/shop/web"]["depends_on"] == 1
+
+
+#: Go's time.ParseDuration, which Argo Rollouts' DurationString.Duration() calls, for the
+#: positive integer forms the analysis may render (pkg/apis/rollouts/v1alpha1/types.go).
+GO_DURATION = r"[1-9][0-9]*(s|m|h)"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "count", "interval"), [(None, None, "1m"), (10, 6, "10s"), (120, 2, "2m")]
+)
+def test_the_analysis_interval_and_count_come_from_config(
+    render: Render, seconds: int | None, count: int | None, interval: str
+) -> None:
+    import re
+
+    release: dict[str, Any] = {}
+    if seconds is not None:
+        release = {"analysisIntervalSeconds": seconds, "analysisCount": count}
+    metric = one(render(argo("canary", release=release)).objects, "AnalysisTemplate")["spec"][
+        "metrics"
+    ][0]
+    assert re.fullmatch(GO_DURATION, metric["interval"])
+    assert metric["interval"] == interval
+    assert metric["count"] == (count or 5)
+
+
+@pytest.mark.parametrize(("key", "value"), [("analysisIntervalSeconds", 0), ("analysisCount", 0)])
+def test_an_analysis_without_measurements_is_refused_naming_the_key(key: str, value: int) -> None:
+    from components import config as config_model
+
+    with pytest.raises(config_model.ConfigError) as caught:
+        config_model.load(argo("canary", release={key: value}))
+    assert f"release.{key}" in str(caught.value)
+
+
+@pytest.mark.parametrize("strategy", ["canary", "blueGreen"])
+def test_the_config_map_of_every_argo_revision_outlives_the_update_that_renames_it(
+    render: Render, strategy: str
+) -> None:
+    """The stable (or previous active) ReplicaSet mounts its own revision's content-named
+    ConfigMap; the update that renames it must leave it in the cluster (Pulumi: retained, Argo
+    CD: never pruned), or an abort scales the stable ReplicaSet up into `configmap not found`."""
+    result = render(argo(strategy))
+    (config_map,) = [o for o in result.objects if o["kind"] == "ConfigMap"
+                     and o["metadata"]["name"].startswith("web-config-")]  # fmt: skip
+    rollout = one(result.objects, "Rollout", "web")
+    mounted = {
+        v["configMap"]["name"]
+        for v in rollout["spec"]["template"]["spec"].get("volumes") or []
+        if "configMap" in v
+    } | {
+        e["configMapRef"]["name"]
+        for c in rollout["spec"]["template"]["spec"]["containers"]
+        for e in c.get("envFrom") or []
+        if "configMapRef" in e
+    }
+    assert config_map["metadata"]["name"] in mounted
+    options = result.options[f"ConfigMap/shop/{config_map['metadata']['name']}"]
+    assert options["retain_on_delete"] is True
+    annotations = config_map["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false"
+
+
+def test_without_argo_the_config_map_goes_with_the_update_that_replaces_it(
+    render: Render,
+) -> None:
+    """A Deployment's rollout is awaited before the old ConfigMap is deleted: nothing kept."""
+    result = render(base_raw("prod"))
+    (config_map,) = [o for o in result.objects if o["kind"] == "ConfigMap"
+                     and o["metadata"]["name"].startswith("web-config-")]  # fmt: skip
+    options = result.options.get(f"ConfigMap/shop/{config_map['metadata']['name']}", {})
+    assert not options.get("retain_on_delete")
+    assert "argocd.argoproj.io/sync-options" not in (
+        config_map["metadata"].get("annotations") or {}
+    )
