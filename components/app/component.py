@@ -133,13 +133,11 @@ def _configuration(scope: _Scope) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Se
     app_name, app = scope.args.app, scope.args.config
     data = config_data(app)
     name = config_map_name(app_name, data)
-    # argoRollouts: the stable ReplicaSet (canary), the previous active one (blue-green, for
-    # scaleDownDelaySeconds) and every ReplicaSet a rollback or an abort scales up again keep
-    # mounting the ConfigMap of their own revision after the update that renamed it. Pulumi
-    # deletes a removed ConfigMap at the end of that update, and the Argo Rollout is not awaited,
-    # so without this an aborted canary's stable pods fail with `configmap "<app>-config-<old>"
-    # not found` (found by make e2e-rollouts-node). Kept in the cluster, out of the state (and
-    # never pruned by Argo CD).
+    # argoRollouts: every ReplicaSet an abort, a rollback or scaleDownDelaySeconds keeps or scales
+    # up again mounts the ConfigMap of its own revision after the update that renamed it, and
+    # the Rollout is not awaited before Pulumi deletes the old one: without this an aborted
+    # canary's stable pods fail with `configmap "<app>-config-<old>" not found` (found by make
+    # e2e-rollouts-node). Kept in the cluster, out of the state, never pruned by Argo CD.
     keep = app.release.argo_rollouts
     config_map = k8s.core.v1.ConfigMap(
         labels.content_logical_name(f"{scope.name}-config", name),
@@ -269,23 +267,13 @@ def _route_selector(scope: _Scope, route: release.Route) -> dict[str, str] | Non
     manages (argo-rollouts rollout/service.go `switchServiceSelector`, a strategic merge patch
     that creates the map when the Service has none) and refuses a Rollout whose Service
     selects a label its pod template lacks (pkg/apis/rollouts/validation/
-    validation_references.go `ValidateService`: "Service has unmatch label"). spec.selector is
-    an atomic map (x-kubernetes-map-type: atomic), so that patch makes the controller its sole
-    owner, and any apply of a selector by the program afterwards would be a Server-Side Apply
-    conflict. So the program sets none: the hash alone selects the Rollout's pods (the
-    controller gives each ReplicaSet its own hash, and a Service it manages belongs to one
-    Rollout: ValidateService, `managed-by-rollouts`).
-
-    Why no selector rather than the stable labels under `ignore_changes` (the design until
-    issue 27): in the update that turns argoRollouts on, an ignored input is reset to its
-    previous value by the engine (pulumi pkg/resource/deploy/step_generator.go
-    `processIgnoreChanges`) and the live value of a field the program's manager owns is
-    applied by the provider (pulumi-kubernetes v4.25.0 provider/pkg/await/await.go
-    `handleSSAIgnoreFields`), so a blueGreen colour or an Ingress canary's track stayed in the
-    selector, Argo only added its hash, and ValidateService refused the Rollout. Without a
-    selector in the inputs, that update's Server-Side Apply drops the field the program's
-    manager owned (a field a manager stops applying is removed when no other manager owns
-    it), whatever strategy the Service came from: one update from any strategy."""
+    validation_references.go `ValidateService`). spec.selector is an atomic map, so that
+    patch makes the controller its sole owner: the program sets none, and the hash alone
+    selects the Rollout's pods. Why not the stable labels under `ignore_changes` (the design
+    until issue 27), with the engine and provider source lines: docs/releases.md, "Why the
+    Services Argo manages carry no selector". Without a selector in the inputs, the update
+    that turns Argo on drops the field the program's manager owned, whatever strategy the
+    Service came from: one update from any strategy."""
     if route.argo_managed:
         return None
     return {**scope.selector, **route.selector}
