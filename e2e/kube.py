@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,32 @@ class Kube:
             content_type=APPLY_PATCH,
             query=query,
         )
+
+    def install_crds(
+        self, crds: Sequence[dict[str, Any]], *, field_manager: str, what: str
+    ) -> None:
+        """Create each CRD, or replace the one an earlier install (or the control plane, e2e/
+        cluster.py) left, then wait until every one is Established."""
+        names = []
+        for crd in crds:
+            name = crd["metadata"]["name"]
+            current = self.get_or_none("CustomResourceDefinition", name)
+            if current is None:
+                self.create(crd, field_manager=field_manager)
+            else:
+                crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                self.request("PUT", self.path("CustomResourceDefinition", None, name), crd)
+            names.append(name)
+
+        def established() -> bool:
+            for name in names:
+                status = self.get("CustomResourceDefinition", name).get("status") or {}
+                conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+                if conds.get("Established") != "True":
+                    return False
+            return True
+
+        self.wait_for(f"{what} established", established, timeout=60)
 
     def patch(
         self,

@@ -386,32 +386,7 @@ def import_images(nodes: Any, binaries: Path) -> None:
 
 def install(kube: Kube) -> None:
     """CRDs (create, or replace what an older install left), then every object, server-side."""
-    names = []
-    for crd in crds():
-        name = crd["metadata"]["name"]
-        current = kube.get_or_none("CustomResourceDefinition", name)
-        if current is None:
-            kube.create(crd, field_manager=FIELD_MANAGER)
-        else:
-            # The control plane installs ServiceMonitor/PrometheusRule of the same release.
-            crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            kube.request("PUT", kube.path("CustomResourceDefinition", None, name), crd)
-        names.append(name)
-
-    def established() -> bool:
-        for name in names:
-            conds = {
-                c["type"]: c["status"]
-                for c in (kube.get("CustomResourceDefinition", name).get("status") or {}).get(
-                    "conditions"
-                )
-                or []
-            }
-            if conds.get("Established") != "True":
-                return False
-        return True
-
-    kube.wait_for("monitoring CRDs established", established, timeout=60)
+    kube.install_crds(crds(), field_manager=FIELD_MANAGER, what="monitoring CRDs")
     for obj in all_objects():
         kube.apply(obj, field_manager=FIELD_MANAGER)
 

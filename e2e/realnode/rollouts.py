@@ -141,31 +141,7 @@ def install(kube: Kube, binaries: Path) -> None:
     """The CRDs (created, or replacing the older release the control plane installed: e2e/
     cluster.py puts Rollout and AnalysisTemplate in place for the kwok tier), then every other
     object, server-side."""
-    names = []
-    for crd in crds(binaries):
-        name = crd["metadata"]["name"]
-        current = kube.get_or_none("CustomResourceDefinition", name)
-        if current is None:
-            kube.create(crd, field_manager=FIELD_MANAGER)
-        else:
-            crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            kube.request("PUT", kube.path("CustomResourceDefinition", None, name), crd)
-        names.append(name)
-
-    def established() -> bool:
-        for name in names:
-            conds = {
-                c["type"]: c["status"]
-                for c in (kube.get("CustomResourceDefinition", name).get("status") or {}).get(
-                    "conditions"
-                )
-                or []
-            }
-            if conds.get("Established") != "True":
-                return False
-        return True
-
-    kube.wait_for("Argo Rollouts CRDs established", established, timeout=60)
+    kube.install_crds(crds(binaries), field_manager=FIELD_MANAGER, what="Argo Rollouts CRDs")
     kube.apply(namespace(), field_manager=FIELD_MANAGER)
     for obj in controller_objects(binaries):
         kube.apply(obj, field_manager=FIELD_MANAGER)
