@@ -104,8 +104,9 @@ def test_the_claim_is_rendered_with_the_apps_labels(render: Any) -> None:
     deployment = next(o for o in result.objects if o["kind"] == "Deployment")
     assert claim["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     labels, app_labels = claim["metadata"]["labels"], deployment["metadata"]["labels"]
-    for key in ("name", "instance", "part-of", "managed-by", "version"):
+    for key in ("name", "instance", "part-of", "managed-by"):
         assert labels[f"app.kubernetes.io/{key}"] == app_labels[f"app.kubernetes.io/{key}"]
+    assert "app.kubernetes.io/version" not in labels  # the claim outlives every version
     assert claim["spec"] == {
         "accessModes": ["ReadWriteOnce"],
         "storageClassName": "fast-ssd",

@@ -101,15 +101,14 @@ class _Scope:
         component: str,
         obj_name: str | None = None,
         annotations: Mapping[str, str] | None = None,
+        version: str = "",
     ) -> k8s.meta.v1.ObjectMetaArgs:
-        """Metadata of a child object: its name (default: the app's), namespace and labels."""
-        app_name, app = self.args.app, self.args.config
+        """Metadata of a child object: its name (default: the app's), namespace and labels;
+        `version` only for a workload (labels.standard_labels says why)."""
         return k8s.meta.v1.ObjectMetaArgs(
-            name=obj_name or labels.resource_name(app_name),
+            name=obj_name or labels.resource_name(self.args.app),
             namespace=self.args.namespace,
-            labels=labels.standard_labels(
-                app_name, self.args.instance, component, app.label_version
-            ),
+            labels=labels.standard_labels(self.args.app, self.args.instance, component, version),
             annotations=dict(annotations) if annotations else None,
         )
 

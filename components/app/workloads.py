@@ -32,6 +32,7 @@ class MetaFactory(Protocol):
         component: str,
         obj_name: str | None = None,
         annotations: Mapping[str, str] | None = None,
+        version: str = "",
     ) -> k8s.meta.v1.ObjectMetaArgs: ...
 
 
@@ -69,6 +70,11 @@ class CreatedWorkload:
     workload: Workload
     resource: pulumi.CustomResource
     name: pulumi.Output[str]
+
+
+def _workload_version(app: AppConfig, workload: Workload) -> str:
+    """The version a workload runs: its own image's (a colour, the canary) or the app's."""
+    return app.label_version if workload.image is None else app.image_version(workload.image)
 
 
 def _workload_labels(app: AppConfig, workload: Workload) -> dict[str, str]:
@@ -134,7 +140,12 @@ def _deployment(
     timeout = f"{rollout_await_seconds(app, workload)}s"
     deployment = k8s.apps.v1.Deployment(
         f"{ctx.resource_name}-deployment{suffix}",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        metadata=ctx.meta(
+            "server",
+            workload.name,
+            _annotations(ctx, workload) or None,
+            _workload_version(app, workload),
+        ),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=workload.replicas,
             selector=k8s.meta.v1.LabelSelectorArgs(
@@ -194,7 +205,12 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
         f"{ctx.resource_name}-rollout",
         api_version=ARGO_API_VERSION,
         kind="Rollout",
-        metadata=ctx.meta("server", workload.name, _annotations(ctx, workload) or None),
+        metadata=ctx.meta(
+            "server",
+            workload.name,
+            _annotations(ctx, workload) or None,
+            _workload_version(app, workload),
+        ),
         spec=spec,
         opts=pulumi.ResourceOptions(
             parent=ctx.parent,

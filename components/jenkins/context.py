@@ -59,10 +59,14 @@ class Ctx:
         obj_name: str,
         annotations: Mapping[str, str] | None = None,
         app: str = APP,
+        versioned: bool = False,
     ) -> k8s.meta.v1.ObjectMetaArgs:
+        """Metadata of a Jenkins object; the version label only on the controller's workload
+        (`versioned`, labels.standard_labels says why)."""
+        version = self.version if versioned else ""
         return k8s.meta.v1.ObjectMetaArgs(
             name=obj_name,
             namespace=self.namespace,
-            labels=labels.standard_labels(app, self.instance, component, self.version),
+            labels=labels.standard_labels(app, self.instance, component, version),
             annotations=dict(annotations) if annotations else None,
         )

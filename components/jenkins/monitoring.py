@@ -17,7 +17,7 @@ def monitoring(ctx: Ctx, ui: pulumi.Resource) -> None:
     mon = ctx.monitoring
     ns_name = ctx.settings.namespace
     mon_labels = {
-        **labels.standard_labels(APP, ctx.instance, "monitoring", ctx.version),
+        **labels.standard_labels(APP, ctx.instance, "monitoring"),
         **mon.prometheus_selector_labels,
     }
 

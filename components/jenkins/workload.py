@@ -290,7 +290,9 @@ def statefulset(ctx: Ctx, refs: WorkloadRefs) -> pulumi.Output[str]:
     sec = s.security
     sts = k8s.apps.v1.StatefulSet(
         f"{ctx.name}-statefulset",
-        metadata=ctx.meta("controller", labels.resource_name(APP), scanner_skips(s)),
+        metadata=ctx.meta(
+            "controller", labels.resource_name(APP), scanner_skips(s), versioned=True
+        ),
         spec=k8s.apps.v1.StatefulSetSpecArgs(
             replicas=1,
             service_name=refs.headless_service,

@@ -142,7 +142,14 @@ def selector_labels(app: str, instance: str) -> dict[str, str]:
 
 
 def standard_labels(app: str, instance: str, component: str, version: str = "") -> dict[str, str]:
-    """The recommended app.kubernetes.io/* labels for an object of `app`."""
+    """The recommended app.kubernetes.io/* labels for an object of `app`.
+
+    `version` goes only on what runs a version: a workload (Deployment, Rollout, StatefulSet)
+    and its pod template. On every other object (Services, HPA, PDB, NetworkPolicy, Ingress,
+    ServiceAccount, monitoring objects) it would make an image bump an update of that object:
+    under the real engine one more step, one more await (Services settle 10 s, pulumi-kubernetes
+    provider/pkg/await/service.go) and two more full-state writes each (docs/performance.md).
+    """
     labels = {
         **selector_labels(app, instance),
         COMPONENT: component,

@@ -202,7 +202,7 @@ class AppMonitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         app = args.app
         meta_labels = {
-            **labels.standard_labels(app, args.instance, "monitoring", args.config.label_version),
+            **labels.standard_labels(app, args.instance, "monitoring"),
             **args.settings.prometheus_selector_labels,
         }
         monitor = k8s.apiextensions.CustomResource(
