@@ -14,6 +14,21 @@ from pathlib import Path
 
 FIGURES_FILE = Path("out/e2e-figures.json")
 
+#: Engine command timings (e2e/engine.py `timings`) are named after the command, in seconds.
+_COMMAND_PREFIXES = ("pulumi ", "rollback ")
+
+
+def unit(name: str) -> str:
+    """The unit a figure's name states, for the printout: `_s` seconds (and the engine's
+    command timings), `_ms` milliseconds, `_percent`; counts, load averages and shares none."""
+    if name.endswith("_ms"):
+        return " ms"
+    if name.endswith("_s") or name.startswith(_COMMAND_PREFIXES):
+        return " s"
+    if name.endswith("_percent"):
+        return " %"
+    return ""
+
 
 def merge(found: Mapping[str, float], path: Path = FIGURES_FILE) -> Path:
     """Merge `found` into the figures file at `path` (created if missing or unreadable)."""

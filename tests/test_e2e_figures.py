@@ -30,3 +30,20 @@ def test_an_unreadable_figures_file_is_started_again(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     figures.merge({"x": 2}, path)
     assert json.loads(path.read_text(encoding="utf-8")) == {"x": 2.0}
+
+
+def test_the_printout_gives_each_figure_the_unit_its_name_states() -> None:
+    assert figures.unit("failure.s3.gateway_start_s") == " s"
+    assert figures.unit("pulumi up prod (image bump)") == " s"
+    assert figures.unit("rollback --steps 1") == " s"
+    assert figures.unit("realnode.traffic.canary_25.p99_ms") == " ms"
+    assert figures.unit("hpa.load_cpu_utilization_percent") == " %"
+    # counts, load averages and shares carry no unit (they once printed as seconds)
+    for name in (
+        "failure.node.image_pull.requests",
+        "realnode.traffic.canary_25.failed",
+        "hpa.scaled_out_replicas.count",
+        "hpa.loadavg_1m",
+        "realnode.traffic.canary_10_split.canary_share",
+    ):
+        assert figures.unit(name) == "", name

@@ -206,6 +206,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("e2e figures (wall time, this machine; a benchmark, not a test)")
     for name, value in FIGURES.items():
-        unit = "" if name.endswith(".count") else " s"  # seconds, but for counts
-        terminalreporter.write_line(f"{name:<48} {value:7.1f}{unit}")
+        terminalreporter.write_line(f"{name:<48} {value:7.1f}{figures_file.unit(name)}")
     terminalreporter.write_line(f"(written to {figures_file.FIGURES_FILE})")
