@@ -523,29 +523,16 @@ class Cluster:
         )
 
     def _install_crds(self) -> None:
-        names = []
+        docs = []
         for module, files in CRD_MODULES.items():
             mod_dir = go_module_dir(module)
             for rel in files:
                 doc = yaml.safe_load((mod_dir / rel).read_text(encoding="utf-8"))
                 doc.get("metadata", {}).pop("annotations", None)
                 doc.pop("status", None)
-                self.kube.create(doc)
-                names.append(doc["metadata"]["name"])
-
-        def established() -> bool:
-            for name in names:
-                crd = self.kube.get("CustomResourceDefinition", name)
-                conds = {
-                    c["type"]: c["status"]
-                    for c in (crd.get("status") or {}).get("conditions") or []
-                }
-                if conds.get("Established") != "True":
-                    return False
-            return True
-
-        self.kube.wait_for("CRDs established", established, timeout=60)
-        self.crds = names
+                docs.append(doc)
+        self.kube.install_crds(docs, field_manager="appstack-e2e", what="CRDs")
+        self.crds = [doc["metadata"]["name"] for doc in docs]
 
     def _storage(self) -> None:
         self.kube.create(
