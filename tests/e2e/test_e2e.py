@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -439,6 +440,58 @@ def emulate_argo_switch(kube: Kube, service: str, value: str) -> None:
     )  # fmt: skip
 
 
+class ArgoSwitchStandIn:
+    """The controller's first blue-green switch, during the `pulumi up` that creates the Rollout
+    (no Argo controller runs in this tier; `make e2e-rollouts-node` runs the real one).
+
+    A blue-green Rollout is awaited until `status.blueGreen.activeSelector` is set
+    (components/app/workloads.py `_rollout_annotations`), so the update cannot end before the
+    controller has switched. This stand-in does what the controller does once the program's apply
+    has dropped the Services' selectors and its ReplicaSet is available: its write to each
+    Service (`emulate_argo_switch`), then the status it records (rollout/bluegreen.go). It
+    records each Service's selector as it found it: None proves the program's apply came
+    first."""
+
+    def __init__(self, kube: Kube, services: tuple[str, ...], value: str) -> None:
+        self.kube, self.services, self.value = kube, services, value
+        self.found: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="argo-stand-in", daemon=True)
+
+    def __enter__(self) -> ArgoSwitchStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(timeout=330)
+        assert not self.thread.is_alive(), "the stand-in never switched"
+        if self.error is not None:
+            raise self.error
+
+    def _ready(self) -> bool:
+        if self.kube.get_or_none("Rollout", "web", DEV_NS) is None:
+            return False
+        selectors = [
+            self.kube.get("Service", n, DEV_NS)["spec"].get("selector") for n in self.services
+        ]
+        return all(s is None for s in selectors)
+
+    def _run(self) -> None:
+        try:
+            self.kube.wait_for("the program's apply of the selectorless Services", self._ready,
+                               timeout=300, interval=0.2)  # fmt: skip
+            for name in self.services:
+                self.found[name] = self.kube.get("Service", name, DEV_NS)["spec"].get("selector")
+                assert selector_owners(self.kube.get("Service", name, DEV_NS)) == set(), name
+                assert_argo_valid(self.kube, name)
+                emulate_argo_switch(self.kube, name, self.value)
+            status = {"blueGreen": {"activeSelector": self.value, "previewSelector": self.value}}
+            self.kube.patch("Rollout", "web", {"status": status}, namespace=DEV_NS,
+                            subresource="status", field_manager=ARGO_MANAGER)  # fmt: skip
+        except BaseException as exc:  # handed to the test by __exit__
+            self.error = exc
+
+
 def assert_argo_valid(kube: Kube, service: str) -> None:
     """What the controller checks before it touches a Service (argo-rollouts
     pkg/apis/rollouts/validation/validation_references.go `ValidateService`): every key of the
@@ -464,31 +517,39 @@ def test_dev_argo_rollouts_on_then_off_each_in_one_update(engine: Engine, kube: 
     doc["config"]["appstack:monitoring"] = {"enabled": True}  # argoRollouts needs it
     engine.write_config("dev", doc)
     rolling = kube.get("Service", "web", DEV_NS)["spec"]["selector"]
-    ops = change_and_check(
-        engine, "dev", "argoRollouts on", release={"strategy": "blueGreen", "argoRollouts": True}
-    )
+    # The program sets no selector on a Service Argo manages: the update's apply drops the one
+    # its field manager owned (components/app/component.py `_route_selector`); the controller
+    # (its stand-in) then points both Services at its ReplicaSet, and only then does the update
+    # end, deleting the old Deployment (the Rollout's await).
+    with ArgoSwitchStandIn(kube, ("web", "web-preview"), "6f8d9c7b5") as argo:
+        ops = change_and_check(
+            engine, "dev", "argoRollouts on",
+            release={"strategy": "blueGreen", "argoRollouts": True},
+        )  # fmt: skip
     assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
     assert ops.get(("Deployment", DEV_NS, "web")) == "delete", ops
-    # The program sets no selector on a Service Argo manages: the update's apply dropped the
-    # one its field manager owned (components/app/component.py `_route_selector`).
-    web = kube.get("Service", "web", DEV_NS)
-    assert "selector" not in web["spec"], web["spec"]
-    assert selector_owners(web) == set()
-    # The controller points both Services at its ReplicaSet.
+    assert argo.found == {"web": None, "web-preview": None}
     for name in ("web", "web-preview"):
-        assert_argo_valid(kube, name)
-        emulate_argo_switch(kube, name, "6f8d9c7b5")
-        assert selector_owners(kube.get("Service", name, DEV_NS)) == {ARGO_MANAGER}, name
-    # Under Argo an image bump updates the Service (its version label) without touching the
-    # selector the controller owns: the apply carries no selector.
-    ops = change_and_check(engine, "dev", "argo image bump", image=f"{IMAGE}:1.1.0")
+        svc = kube.get("Service", name, DEV_NS)
+        assert svc["spec"]["selector"] == {ARGO_HASH: "6f8d9c7b5"}, (name, svc["spec"])
+        assert selector_owners(svc) == {ARGO_MANAGER}, name
+    # Under Argo an update of the Service (an annotation; an image bump alone no longer touches
+    # it: the version label is on workloads only) leaves the selector the controller owns: the
+    # apply carries no selector.
+    ops = change_and_check(
+        engine, "dev", "argo image bump and a Service annotation", image=f"{IMAGE}:1.1.0",
+        service={"annotations": {"example.com/team": "shop"}},
+    )  # fmt: skip
+    assert ops.get(("Rollout", DEV_NS, "web")) == "update", ops
     assert ops.get(("Service", DEV_NS, "web")) == "update", ops
     web = kube.get("Service", "web", DEV_NS)
     assert web["spec"]["selector"] == {ARGO_HASH: "6f8d9c7b5"}
     assert selector_owners(web) == {ARGO_MANAGER}
     # Off: the Service takes its selector back in the same update, forced (no conflict with
     # the controller's ownership), without the hash of the Rollout's pods.
-    ops = change_and_check(engine, "dev", "argoRollouts off", release={"strategy": "rolling"})
+    ops = change_and_check(
+        engine, "dev", "argoRollouts off", release={"strategy": "rolling"}, service=None
+    )
     assert ops.get(("Rollout", DEV_NS, "web")) == "delete", ops
     assert ops.get(("Deployment", DEV_NS, "web")) == "create", ops
     assert ops.get(("Service", DEV_NS, "web")) == "update", ops
@@ -516,19 +577,16 @@ def test_dev_argo_on_straight_from_blue_green_in_one_update(engine: Engine, kube
                for s in colour.values()), colour  # fmt: skip
     engine.edit_app("dev", "web", release={"strategy": "blueGreen", "argoRollouts": True})
     assert_no_selector_risk(engine)
-    ops = change_and_check(
-        engine, "dev", "argoRollouts on straight from blueGreen",
-        release={"strategy": "blueGreen", "argoRollouts": True},
-    )  # fmt: skip
+    with ArgoSwitchStandIn(kube, ("web", "web-preview"), "5d7c8b9f4") as argo:
+        ops = change_and_check(
+            engine, "dev", "argoRollouts on straight from blueGreen",
+            release={"strategy": "blueGreen", "argoRollouts": True},
+        )  # fmt: skip
     assert ops.get(("Rollout", DEV_NS, "web")) == "create", ops
     assert ops.get(("Deployment", DEV_NS, "web-blue")) == "delete", ops
     assert ops.get(("Deployment", DEV_NS, "web-green")) == "delete", ops
+    assert argo.found == {"web": None, "web-preview": None}  # the colour was gone first
     for name in ("web", "web-preview"):
-        svc = kube.get("Service", name, DEV_NS)
-        assert "selector" not in svc["spec"], (name, svc["spec"])  # the colour is gone
-        assert selector_owners(svc) == set(), name
-        assert_argo_valid(kube, name)
-        emulate_argo_switch(kube, name, "5d7c8b9f4")
         svc = kube.get("Service", name, DEV_NS)
         assert svc["spec"]["selector"] == {ARGO_HASH: "5d7c8b9f4"}, (name, svc["spec"])
         assert selector_owners(svc) == {ARGO_MANAGER}, name

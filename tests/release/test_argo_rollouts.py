@@ -217,3 +217,36 @@ def test_without_argo_the_config_map_goes_with_the_update_that_replaces_it(
     assert "argocd.argoproj.io/sync-options" not in (
         config_map["metadata"].get("annotations") or {}
     )
+
+
+# The switch's await (components/app/workloads.py `_rollout_annotations`). Oracles: the
+# provider's annotation (pulumi-kubernetes provider/pkg/metadata/annotations.go
+# `AnnotationWaitFor`, a "jsonpath=" expression, overrides.go `ReadyCondition`) and the status
+# field Argo Rollouts v1.10.2 writes once it has switched the active Service
+# (pkg/apis/rollouts/v1alpha1/types.go BlueGreenStatus `activeSelector`, rollout/bluegreen.go).
+WAIT_FOR = "pulumi.com/waitFor"
+
+
+def test_a_blue_green_rollout_is_awaited_until_the_controller_switched_its_active_service(
+    render: Render,
+) -> None:
+    result = render(argo("blueGreen"))
+    rollout = one(result.objects, "Rollout", "web")
+    assert rollout["metadata"]["annotations"][WAIT_FOR] == (
+        "jsonpath={.status.blueGreen.activeSelector}"
+    )
+    # bounded like the Deployment it replaces: a first ReplicaSet that never becomes available
+    # fails the update instead of hanging it
+    deployment_timeouts = render(base_raw("prod")).options["Deployment/shop/web"]
+    assert (
+        result.options["Rollout/shop/web"]["custom_timeouts"]
+        == (deployment_timeouts["custom_timeouts"])
+    )
+
+
+def test_a_canary_rollout_carries_no_wait_for(render: Render) -> None:
+    """A canary without an Ingress switches no Service; the provider returns once it exists."""
+    annotations = (
+        one(render(argo("canary")).objects, "Rollout", "web")["metadata"].get("annotations") or {}
+    )
+    assert WAIT_FOR not in annotations
