@@ -24,9 +24,13 @@ DATA_VOLUME = "data"
 
 
 def _http_probe(probe: Probe) -> k8s.core.v1.ProbeArgs:
+    """An HTTP probe on the named port. `initialDelaySeconds` only when set: 0 is the API's
+    default, and core/v1 Probe's Go field (`int32`, `omitempty`) drops it whenever a controller
+    writes the object back whole (Argo Rollouts updates its Rollout, rollout/controller.go and
+    sync.go `Update`): a rendered 0 then reads as a change on every preview."""
     return k8s.core.v1.ProbeArgs(
         http_get=k8s.core.v1.HTTPGetActionArgs(path=probe.path, port="http"),
-        initial_delay_seconds=probe.initial_delay_seconds,
+        initial_delay_seconds=probe.initial_delay_seconds or None,
         period_seconds=probe.period_seconds,
         timeout_seconds=probe.timeout_seconds,
         failure_threshold=probe.failure_threshold,

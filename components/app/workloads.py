@@ -222,11 +222,12 @@ def _rollout(ctx: WorkloadContext, plan_: ReleasePlan, workload: Workload) -> Cr
         "template": ctx.template(
             ctx.image, _workload_labels(app, workload), workload.revision_label
         ),
-        "minReadySeconds": app.rollout.min_ready_seconds,
         "progressDeadlineSeconds": app.rollout.progress_deadline_seconds,
         "revisionHistoryLimit": app.rollout.revision_history_limit,
         "strategy": argo_strategy(plan_, app, analysis_name),
     }
+    if app.rollout.min_ready_seconds:  # a 0 is the default, and dropped by a whole write
+        spec["minReadySeconds"] = app.rollout.min_ready_seconds
     if workload.replicas is not None:
         spec["replicas"] = workload.replicas
     rollout = k8s.apiextensions.CustomResource(

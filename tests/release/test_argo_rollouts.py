@@ -250,3 +250,20 @@ def test_a_canary_rollout_carries_no_wait_for(render: Render) -> None:
         one(render(argo("canary")).objects, "Rollout", "web")["metadata"].get("annotations") or {}
     )
     assert WAIT_FOR not in annotations
+
+
+@pytest.mark.parametrize("strategy", ["blueGreen", "canary"])
+def test_the_rollout_renders_no_zero_a_whole_object_write_would_drop(
+    render: Render, strategy: str
+) -> None:
+    """The controller writes the Rollout back whole through its Go types (argo-rollouts v1.10.2
+    rollout/controller.go, sync.go `Update`), and `omitempty` drops a zero of a non-pointer
+    field: core/v1 Probe.InitialDelaySeconds (int32) and Rollout minReadySeconds (int32) were
+    the ones the render held. A rendered zero of such a field would read as a change on every
+    preview (`make e2e-rollouts-node`, blue-green on: `initialDelaySeconds` "add")."""
+    raw = argo(strategy, rollout={"minReadySeconds": 0})
+    rollout = one(render(raw).objects, "Rollout", "web")
+    for container in rollout["spec"]["template"]["spec"]["containers"]:
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert container[probe].get("initialDelaySeconds", 1) != 0, (probe, container[probe])
+    assert rollout["spec"].get("minReadySeconds", 1) != 0
