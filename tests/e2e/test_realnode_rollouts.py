@@ -398,12 +398,16 @@ def test_switching_to_argo_blue_green_from_rolling_takes_one_update(
 
 def _preview_load(prod: Any, kube: Kube, namespace: str) -> Load:
     """Users testing the preview: requests to the `<app>-preview` ClusterIP from inside a real
-    node (its kube-proxy serves the ClusterIP)."""
+    node (its kube-proxy serves the ClusterIP), a new connection per request. kube-proxy picks
+    an endpoint per connection: the first run's keep-alive clients, connected while the
+    preview still selected the active pods, stayed on them after the controller switched the
+    preview to the bad version, the bad pods served no request, and their pre-promotion
+    analysis read 0 and passed (docs/releases.md says what a tester must do)."""
     svc = kube.get("Service", f"{APP}-preview", namespace)
     port = next(p["port"] for p in svc["spec"]["ports"] if p.get("name") == "http")
     netns = prod.nodes.nodes[0].spec.netns
     return Load(LoadSpec(svc["spec"]["clusterIP"], port, clients=2, rate=20.0, duration=None,
-                         timeout=TIMEOUT, netns=netns)).start()  # fmt: skip
+                         timeout=TIMEOUT, per_request=True, netns=netns)).start()  # fmt: skip
 
 
 def test_blue_green_promotes_a_good_version_after_its_pre_promotion_analysis(
