@@ -39,8 +39,8 @@ def test_the_tiers_release_settings_render_objects_the_vendored_schemas_accept(
     problems = [p for obj in argo for p in crd_schemas.errors(obj)]
     assert problems == [], "\n".join(problems)
     (metric,) = next(o for o in argo if o["kind"] == "AnalysisTemplate")["spec"]["metrics"]
-    assert metric["interval"] == f"{rollouts.ANALYSIS['analysisIntervalSeconds']}s"
-    assert metric["count"] == rollouts.ANALYSIS["analysisCount"]
+    assert metric["interval"] == f"{release['analysisIntervalSeconds']}s"
+    assert metric["count"] == release["analysisCount"]
 
 
 def test_the_tiers_canary_walks_its_steps_each_with_an_analysis() -> None:

@@ -47,11 +47,14 @@ CANARY = {
     "stepPauseSeconds": 15,
     **ANALYSIS,
 }
-BLUE_GREEN = {"strategy": "blueGreen", "argoRollouts": True, **ANALYSIS}
+#: Blue-green's analysis starts the moment the preview pods are ready, before any of their
+#: series exists (the target found, then two scrapes for a rate): the first run's four
+#: measurements over 30 s all read 0, for the good version and for the bad one. Six span 50 s.
+BLUE_GREEN = {"strategy": "blueGreen", "argoRollouts": True, **ANALYSIS, "analysisCount": 6}
 #: The reference app's fault switch (app/server: half of the user requests answered 500).
 FAULT = {"FAULT_ERROR_RATIO": "0.5"}
 #: `appstack:monitoring.scrapeInterval` of the tier (default 30s): series of a new ReplicaSet's
-#: pods exist within seconds of their start, well inside one analysis.
+#: pods exist within a few scrapes of their start.
 SCRAPE_INTERVAL = "5s"
 
 
