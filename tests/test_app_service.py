@@ -164,10 +164,21 @@ def test_a_config_change_rolls_the_pods(render: Render) -> None:
     assert env_from(base_raw(env={"A": "1"})) != env_from(base_raw(env={"A": "2"}))
 
 
-def test_config_map_carries_the_derived_ports_and_version(render: Render) -> None:
+def test_config_map_carries_the_derived_ports_and_the_pod_its_own_version(
+    render: Render,
+) -> None:
+    deployment = one(render(base_raw(port=8081, metricsPort=9191)).objects, "Deployment")
     data = one(render(base_raw(port=8081, metricsPort=9191)).objects, "ConfigMap")["data"]
     assert data["PORT"] == "8081" and data["METRICS_PORT"] == "9191"
-    assert data["APP_VERSION"] == "1.4.2"  # from the image tag
+    assert "APP_VERSION" not in data  # a bump leaves the ConfigMap alone
+    # APP_VERSION through the downward API: a fieldRef the kubelet resolves from the pod's
+    # labels (core/v1 ObjectFieldSelector: `metadata.labels['<KEY>']`), here the image tag
+    (env,) = app_container(deployment)["env"]
+    path = env["valueFrom"]["fieldRef"]["fieldPath"]
+    assert env["name"] == "APP_VERSION" and path == "metadata.labels['app.kubernetes.io/version']"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == (
+        "1.4.2"
+    )
 
 
 def test_secret_values_are_mounted_as_files_and_never_rendered_in_clear(render: Render) -> None:
@@ -177,7 +188,7 @@ def test_secret_values_are_mounted_as_files_and_never_rendered_in_clear(render: 
     assert secret["data"] == {"API_TOKEN": "<redacted>"}
     assert "s3cr3t-value" not in repr(result.objects)
     container = app_container(one(result.objects, "Deployment", "web"))
-    assert all("valueFrom" not in e for e in container.get("env", []))
+    assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in container.get("env", []))
     mount = next(m for m in container["volumeMounts"] if m["name"] == "secrets")
     assert mount == {"mountPath": "/var/run/secrets/appstack", "name": "secrets", "readOnly": True}
 

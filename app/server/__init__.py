@@ -39,8 +39,9 @@ Endpoints on PORT (only GET and HEAD; HEAD answers like GET without a body; ever
 * ``GET /``              200 ``{"service": "appstack", "version": APP_VERSION, "host": HOSTNAME}``
                          where HOSTNAME is the process's host name (`socket.gethostname()`):
                          in Kubernetes the pod's name, so a client can tell which pod (and,
-                         through its labels, which track or colour) served it; canary and
-                         stable tracks share one ConfigMap and so one APP_VERSION
+                         through its labels, which track or colour) served it; appstack sets
+                         APP_VERSION from the pod's version label, so each track or colour
+                         reports its own image's version
 * ``GET /health``        liveness: 200 ``{"status": "ok"}``, also while draining
 * ``GET /health/ready``  readiness: 200 ``{"status": "ready"}``; 503 ``{"status": "draining"}``
                          from the moment SIGTERM/SIGINT is received

@@ -15,12 +15,13 @@ from components.kube import labels
 
 
 def config_data(app: AppConfig) -> dict[str, str]:
-    """ConfigMap data: the user's env plus the values derived from config."""
+    """ConfigMap data: the user's env plus the ports derived from config. Not the version:
+    APP_VERSION comes from the pod's own version label (components.app.pod), so an image bump
+    leaves the ConfigMap as it is (no new content-named ConfigMap, no replacement step)."""
     return {
         **app.env,
         "PORT": str(app.port),
         "METRICS_PORT": str(app.metrics_port),
-        "APP_VERSION": app.label_version,
     }
 
 

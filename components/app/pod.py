@@ -92,6 +92,19 @@ def app_container(
                 config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map)
             )
         ],
+        # The version this pod runs, from its own label (the downward API): a canary's or a
+        # colour's pods report their own image's version, and the ConfigMap stays the same
+        # across image bumps.
+        env=[
+            k8s.core.v1.EnvVarArgs(
+                name="APP_VERSION",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    field_ref=k8s.core.v1.ObjectFieldSelectorArgs(
+                        field_path=f"metadata.labels['{labels.VERSION}']"
+                    )
+                ),
+            )
+        ],
         # A container that exits with an error gets the tail of its log as its termination
         # message (lastState.terminated.message): `stackctl deploy` quotes its last line when a
         # new version crashes before it is ready (stackctl/ops/rollout_status.py).

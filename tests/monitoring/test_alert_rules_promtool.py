@@ -173,7 +173,9 @@ def test_the_alerts_find_the_pods_of_the_longest_app_name(
     cfg = config_model.load(raw)
     objects = render_config(cfg, "long").objects
     cluster = gen.cluster(objects)
-    assert any(len(p.name) == 63 for p in cluster.pods if p.labels[NAME_LABEL] == LONG)
+    # 63 characters, or 62 when the template's hash happens to encode in 9 characters (the
+    # ReplicaSet controller's pod-template-hash is a 32-bit FNV hash, safe-encoded: 9 or 10)
+    assert max(len(p.name) for p in cluster.pods if p.labels[NAME_LABEL] == LONG) >= 62
     groups = app_groups(objects, LONG)
     found = cases(cluster, cfg, LONG, "web")
     run_promtool(tmp_path, groups, promtool_tests(groups, found, "long", LONG))
