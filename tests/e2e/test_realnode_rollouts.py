@@ -473,7 +473,11 @@ def test_blue_green_promotes_a_good_version_after_its_pre_promotion_analysis(
     assert kinds == ["PostPromotion", "PrePromotion"], kinds
     assert all(r["status"]["phase"] == "Successful" for r in analysis_runs(kube, namespace, new))
     assert report.failed_total == 0, report.summary()
-    assert preview_report.failed_total == 0, preview_report.summary()
+    # The controller points the preview at the new ReplicaSet at once, ready or not
+    # (argo-rollouts v1.10.2 rollout/service.go `reconcilePreviewService`; the active Service
+    # waits for saturation): testers meet refused connections until the preview pods are
+    # ready, never an error from a pod.
+    assert preview_report.failed_total == preview_report.failed["refused"], preview_report.summary()
 
 
 def test_blue_green_refuses_a_bad_version_by_its_pre_promotion_analysis(
