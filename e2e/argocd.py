@@ -182,17 +182,7 @@ class ArgoCD:
             doc.get("metadata", {}).pop("annotations", None)
             kube.apply(doc, field_manager=FIELD_MANAGER)
             names.append(doc["metadata"]["name"])
-
-        def established() -> bool:
-            for name in names:
-                crd = kube.get("CustomResourceDefinition", name)
-                status = crd.get("status") or {}
-                conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
-                if conds.get("Established") != "True":
-                    return False
-            return True
-
-        kube.wait_for("Argo CD CRDs established", established, timeout=60)
+        kube.wait_established(names, "Argo CD CRDs")
 
     def _install_settings(self) -> None:
         kube = self.cluster.kube

@@ -23,6 +23,22 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (JSON is valid YAML)
 
+
+def restricted_namespace(name: str) -> dict[str, Any]:
+    """A Namespace whose pods Pod Security admission holds to `restricted` (latest version)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
 # Core and well-known groups: kind -> (api path prefix, plural, namespaced)
 KINDS: dict[str, tuple[str, str, bool]] = {
     "Namespace": ("api/v1", "namespaces", False),
@@ -201,10 +217,13 @@ class Kube:
     def install_crds(
         self, crds: Sequence[dict[str, Any]], *, field_manager: str, what: str
     ) -> None:
-        """Create each CRD, or replace the one an earlier install (or the control plane, e2e/
-        cluster.py) left, then wait until every one is Established."""
+        """Create each upstream CRD manifest (its annotations and any status dropped: the
+        server writes the status), or replace the one an earlier install (or the control plane,
+        e2e/cluster.py) left, then wait until every one is Established."""
         names = []
-        for crd in crds:
+        for doc in crds:
+            crd = {k: v for k, v in doc.items() if k != "status"}
+            crd["metadata"] = {k: v for k, v in doc["metadata"].items() if k != "annotations"}
             name = crd["metadata"]["name"]
             current = self.get_or_none("CustomResourceDefinition", name)
             if current is None:
@@ -213,6 +232,10 @@ class Kube:
                 crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 self.request("PUT", self.path("CustomResourceDefinition", None, name), crd)
             names.append(name)
+        self.wait_established(names, what)
+
+    def wait_established(self, names: Sequence[str], what: str) -> None:
+        """Wait until every named CRD has its `Established` condition True."""
 
         def established() -> bool:
             for name in names:

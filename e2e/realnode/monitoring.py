@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import go_module_dir
-from e2e.kube import ApiError, Kube
+from e2e.kube import ApiError, Kube, restricted_namespace
 from e2e.realnode.layout import NODE_LABEL
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
@@ -151,25 +151,11 @@ def _namespaced(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def crds() -> list[dict[str, Any]]:
     """Every monitoring.coreos.com CRD of the operator version that runs here."""
     base = _module_dir("prometheus-operator", OPERATOR_MODULE) / "example/prometheus-operator-crd"
-    docs = [d for path in sorted(base.glob("*.yaml")) for d in load_yaml(path)]
-    for doc in docs:
-        doc.get("metadata", {}).pop("annotations", None)
-        doc.pop("status", None)
-    return docs
+    return [d for path in sorted(base.glob("*.yaml")) for d in load_yaml(path)]
 
 
 def namespace() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": NAMESPACE,
-            "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            },
-        },
-    }
+    return restricted_namespace(NAMESPACE)
 
 
 def operator_objects() -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from e2e.kube import ApiError, Kube
+from e2e.kube import ApiError, Kube, restricted_namespace
 from e2e.realnode.layout import NODE_LABEL
 from e2e.realnode.monitoring import load_yaml, module_version
 
@@ -85,26 +85,12 @@ def upstream_objects(binaries: Path) -> list[dict[str, Any]]:
 
 
 def crds(binaries: Path) -> list[dict[str, Any]]:
-    docs = [copy.deepcopy(d) for d in upstream_objects(binaries)]
-    out = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-    for doc in out:
-        doc.get("metadata", {}).pop("annotations", None)
-        doc.pop("status", None)
-    return out
+    return [copy.deepcopy(d) for d in upstream_objects(binaries)
+            if d["kind"] == "CustomResourceDefinition"]  # fmt: skip
 
 
 def namespace() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": NAMESPACE,
-            "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            },
-        },
-    }
+    return restricted_namespace(NAMESPACE)
 
 
 def controller_objects(binaries: Path) -> list[dict[str, Any]]:

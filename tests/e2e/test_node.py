@@ -16,6 +16,7 @@ import pytest
 
 from e2e.engine import tool_versions
 from e2e.kube import Kube
+from e2e.kube import restricted_namespace as restricted_manifest
 from e2e.realnode.layout import LAYOUT, NODE_LABEL
 from e2e.realnode.nodes import RealNodes
 
@@ -50,19 +51,7 @@ exec httpd -f -p {PORT} -h /www
 
 
 def restricted_namespace(kube: Kube) -> None:
-    kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": NAMESPACE,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-        }
-    )
+    kube.create(restricted_manifest(NAMESPACE))
     kube.wait_for(
         "default ServiceAccount",
         lambda: kube.get_or_none("ServiceAccount", "default", NAMESPACE),
