@@ -13,7 +13,8 @@ Update message contract (written by deploy and rollback, parsed back by history)
 
 The commands live by concern: `stackctl.ops.operator` (console, confirmation, one-line engine
 errors), `stackctl.ops.stacks` (stack names, files, messages), `stackctl.ops.history`,
-`stackctl.ops.rollback`; deploy and the CLI wiring of all three are here.
+`stackctl.ops.rollback`, `stackctl.ops.watched` (the update both deploy and rollback run, its
+rollouts watched); deploy and the CLI wiring of all three are here.
 """
 
 from __future__ import annotations
@@ -30,11 +31,9 @@ from stackctl.ops import transition
 from stackctl.ops.automation import (
     PulumiAutomationBackend,
     StackBackend,
-    UpOutcome,
 )
 from stackctl.ops.history import (
     describe_changes,
-    record_update,
     run_history,
 )
 from stackctl.ops.images import apply_image_overrides, parse_image_overrides
@@ -59,7 +58,6 @@ from stackctl.ops.rollback import (
     run_rollback,
     write_backup,
 )
-from stackctl.ops.rollout_status import failure_message
 from stackctl.ops.rollout_watch import Rollouts
 from stackctl.ops.signatures import SignatureVerifier, signed_images_only
 from stackctl.ops.stacks import (
@@ -71,6 +69,7 @@ from stackctl.ops.stacks import (
     stack_environment,
     validate_stack_name,
 )
+from stackctl.ops.watched import watched_update
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -251,60 +250,6 @@ def import_adopted(backend: StackBackend, state: Mapping[str, Any]) -> None:
             backend.import_state(path)
 
 
-def refresh_after_stop(console: Console, backend: StackBackend, stack: str) -> None:
-    """After a stopped update the state may not hold what the cluster runs: the provider, once
-    cancelled, cannot read the object back ("unable to get cluster state: ... context
-    canceled", pulumi-kubernetes v4.25.0), so the engine keeps the resource's previous state
-    while the cluster has the new spec; a rollback to that previous config would then see no
-    change. A refresh (Pulumi's documented remedy) reads the cluster back into the state."""
-    console.print(f"== refresh {stack}: the state takes what the cluster runs after the stop")
-    try:
-        with engine_step(f"pulumi refresh of {stack}"):
-            backend.refresh(on_output=console.print)
-    except OperationFailed as exc:
-        console.print(f"warning: {exc}; run `python -m stackctl deploy {stack} --refresh` next")
-
-
-def watched_update(
-    console: Console,
-    backend: StackBackend,
-    stack: str,
-    message: str,
-    policy: tuple[list[str], list[str]],
-    rollouts: Rollouts | None,
-) -> UpOutcome:
-    """`pulumi up`, stopped as soon as a rollout it started exceeds its progress deadline or
-    its new pods fail for certain (stackctl/ops/rollout_watch.py); a failed update fails with
-    one message naming each app whose rollout did not complete and the reason its pods give."""
-    if rollouts is None:
-        console.print("note: no kubeconfig; rollouts are not watched during the update")
-        return record_update(console, backend, stack, message, policy)
-    interrupt = getattr(backend, "interrupt", lambda: False)
-
-    def stop() -> None:
-        console.print(f"{watch.summary()}; stopping the update")
-        interrupt()
-
-    watch = rollouts.watch(stop)
-    try:
-        with watch:
-            outcome = record_update(console, backend, stack, message, policy)
-    except OperationFailed as exc:
-        problems = rollouts.problems()
-        if watch.tripped:
-            refresh_after_stop(console, backend, stack)
-        if not problems:
-            raise
-        # the engine's own line only when it says something (a cancelled update's is bare)
-        engine_line = f" [{exc}]" if getattr(exc, "engine_said", True) else ""
-        raise OperationFailed(f"{failure_message(stack, problems)}{engine_line}") from exc
-    if outcome.result != "succeeded":
-        problems = rollouts.problems()
-        if problems:
-            raise OperationFailed(failure_message(stack, problems))
-    return outcome
-
-
 # --------------------------------------------------------------------------------------------
 # CLI wiring
 
@@ -386,6 +331,7 @@ def _handle_rollback(args: argparse.Namespace) -> int:
         assume_yes=args.yes,
         console=Console.from_environment(),
         notifier=Notifier.from_environment(),
+        rollouts=Rollouts.for_stack(project_dir, stack),
     )
 
 

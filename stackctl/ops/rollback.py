@@ -22,7 +22,6 @@ from stackctl.ops.automation import (
 )
 from stackctl.ops.history import (
     describe_changes,
-    record_update,
     sorted_history,
 )
 from stackctl.ops.notify import Notice, Notifier
@@ -33,6 +32,7 @@ from stackctl.ops.operator import (
     engine_step,
     require_confirmation_possible,
 )
+from stackctl.ops.rollout_watch import Rollouts
 from stackctl.ops.stacks import (
     APPS_KEY,
     git_commit,
@@ -42,6 +42,7 @@ from stackctl.ops.stacks import (
     stack_environment,
     stack_short_name,
 )
+from stackctl.ops.watched import watched_update
 
 BACKUP_DIR_NAME = ".pulumi-backups"
 #: A stack file (Pulumi's `Pulumi.<stack>.yaml` beside `Pulumi.yaml`): config, not program.
@@ -330,6 +331,16 @@ def _preview_rollback(
     return confirm(console, assume_yes, f"Roll {stack} back to v{target_version}?")
 
 
+def _target_images(plan: ConfigPlan) -> dict[str, str]:
+    """The images the rollback deploys, from the config it restores."""
+    apps = plan.desired.get(APPS_KEY)
+    return images_from_apps(
+        apps.object_value
+        if apps and apps.object_value is not None
+        else (apps.value if apps else "")
+    )
+
+
 def run_rollback(
     backend: StackBackend,
     *,
@@ -341,9 +352,11 @@ def run_rollback(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     current_head: Callable[[Path], str] | None = None,
     notifier: Notifier | None = None,
+    rollouts: Rollouts | None = None,
 ) -> int:
     """Roll back; once the target is chosen, the outcome (rolled back, or failed) is posted to
-    `notifier`; an operator's no is not."""
+    `notifier`; an operator's no is not. The update's rollouts are watched on the API server
+    of `rollouts` and awaited to the end, as a deploy's are (stackctl/ops/watched.py)."""
     stack = backend.stack_name
     environment = stack_environment(stack)
     if (to_version is None) == (steps is None):
@@ -363,12 +376,7 @@ def run_rollback(
     before = backend.get_config()
     plan = plan_config_restore(target, before)
 
-    apps = plan.desired.get(APPS_KEY)
-    images = images_from_apps(
-        apps.object_value
-        if apps and apps.object_value is not None
-        else (apps.value if apps else "")
-    )
+    images = _target_images(plan)
 
     def notify(event: Literal["rolled-back", "rollback-failed"], reason: str) -> None:
         if notifier is not None:
@@ -394,6 +402,7 @@ def run_rollback(
             message=rollback_message(target_version, current_version, head[:7], images),
             assume_yes=assume_yes,
             now=now,
+            rollouts=rollouts,
         )
     except Declined:
         raise
@@ -423,6 +432,7 @@ def _restore_and_up(
     message: str,
     assume_yes: bool,
     now: Callable[[], datetime],
+    rollouts: Rollouts | None,
 ) -> None:
     """Back up the state, restore the target's config, preview, confirm, up."""
     stack = backend.stack_name
@@ -443,7 +453,7 @@ def _restore_and_up(
             f"rollback of {stack} cancelled by the operator; config restored, nothing deployed"
         )
 
-    outcome = record_update(console, backend, stack, message, policy)
+    outcome = watched_update(console, backend, stack, message, policy, rollouts)
     if outcome.result != "succeeded":
         raise OperationFailed(
             f"rollback of {stack} to v{target_version} ended with result {outcome.result!r}; "

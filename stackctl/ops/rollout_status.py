@@ -86,6 +86,38 @@ def deadline_exceeded(deployment: Obj) -> bool:
     )
 
 
+def rollout_pending(deployment: Obj) -> str | None:
+    """What the Deployment's current rollout still waits for; None once it has finished.
+
+    kubectl's rule (`kubectl rollout status`, k8s.io/kubectl v0.36
+    pkg/polymorphichelpers/rollout_status.go `DeploymentStatusViewer.Status`): the controller
+    has observed the spec, every replica runs the current template, no old replica is left, and
+    every updated replica is available. It reads the replica counts only, never the
+    `Progressing` reason: a rollback to a template whose ReplicaSet is still kept (within
+    revisionHistoryLimit) reuses that ReplicaSet, and the controller leaves the reason at
+    `NewReplicaSetAvailable` from the previous rollout until it sees progress
+    (k8s.io/kubernetes v1.36 pkg/controller/deployment/sync.go `getNewReplicaSet`,
+    progress.go `syncRolloutStatus`)."""
+    meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    name = meta.get("name")
+    if not observed(deployment):
+        return f"{name}: the controller has not observed generation {meta.get('generation')}"
+    updated = int(status.get("updatedReplicas") or 0)
+    replicas, available = (
+        int(status.get("replicas") or 0),
+        int(status.get("availableReplicas") or 0),
+    )
+    wanted = spec.get("replicas")
+    if wanted is not None and updated < int(wanted):
+        return f"{name}: {updated} of {wanted} new replicas updated"
+    if replicas > updated:
+        return f"{name}: {replicas - updated} old replicas pending termination"
+    if available < updated:
+        return f"{name}: {available} of {updated} updated replicas available"
+    return None
+
+
 def _owned_by(obj: Obj, owner: Obj) -> bool:
     uid = (owner.get("metadata") or {}).get("uid")
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []

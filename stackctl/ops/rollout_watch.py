@@ -42,9 +42,14 @@ from stackctl.ops.rollout_status import (
     early_reason,
     new_pods,
     observed,
+    rollout_pending,
 )
 
 POLL_SECONDS = 3.0
+#: the longest `settle` waits after the engine returned: the provider's own default wait for a
+#: Deployment (`DefaultDeploymentTimeoutMins` = 10, pulumi-kubernetes provider/pkg/await); a
+#: rollout that stops progressing trips the watch at its progress deadline well before
+SETTLE_SECONDS = 600.0
 #: how long a new pod's image pull failure must persist before the rollout is failed: past the
 #: kubelet's first retries (10 s, then 20 s of back-off), so a registry's passing error is not
 #: a bad version
@@ -178,6 +183,34 @@ class RolloutWatch:
             self.why[key] = why
             tripped.append(key)
         return tripped
+
+    def unfinished(self) -> dict[str, str]:
+        """Deployments changed since the watch began whose rollout has not finished, each with
+        what it waits for (stackctl/ops/rollout_status.py `rollout_pending`)."""
+        found = {}
+        for key, (generation, d) in self._generations().items():
+            if generation != self._before.get(key) and (pending := rollout_pending(d)):
+                found[key] = pending
+        return found
+
+    def settle(self, timeout: float = SETTLE_SECONDS) -> dict[str, str]:
+        """After the engine returned: wait until every Deployment the update changed has
+        finished its rollout. The provider's await can return early: on a rollback to a
+        template whose ReplicaSet is kept, it reads the previous rollout's
+        `NewReplicaSetAvailable` and the reused ReplicaSet's `spec.replicas: 0` as done (its
+        "Replicas scaled to 0" warning; pulumi-kubernetes provider/pkg/await/deployment.go
+        `checkReplicaSetStatus`), and `make bench-e2e` caught a rollback of 50 services
+        returning with old pods still running. Returns what is still unfinished once the watch
+        tripped or `timeout` passed; empty when every rollout finished."""
+        end = self.clock() + timeout
+        while True:
+            try:
+                pending = self.unfinished()
+            except OSError as exc:  # the API server briefly unreachable: ask again
+                pending = {"(API server)": str(exc)}
+            if not pending or self.tripped or self.clock() >= end:
+                return pending
+            self._stop.wait(self.interval)
 
     def _early(self, changed: dict[str, dict[str, Any]]) -> dict[str, str]:
         """Per Deployment, the certain failure of one of its new pods (pull failures timed

@@ -1,7 +1,9 @@
 """Issue 29, scenario 1: `stackctl deploy` stops an update whose rollout exceeded its progress
 deadline, or whose new pods fail for certain before it (a pull failure past the kubelet's first
 retries, a crash loop), and fails with one message naming the app and the reason from its pods;
-a slow but good version is left to its deadline.
+a slow but good version is left to its deadline. After the engine returned, deploy and
+rollback hold until every rollout the update started has finished by kubectl's rule (the
+provider's await can return early on a rollback to a kept ReplicaSet).
 
 The API server is a scripted reader serving Deployment/ReplicaSet/Pod/Event lists in the API's
 shapes (tests/ops/test_rollout_status.py builds them); the engine is the in-memory backend whose
@@ -249,3 +251,114 @@ def test_a_crash_loop_fails_the_deploy_before_the_deadline(project: Path, record
         "rollout of prod failed: app web: CrashLoopBackOff: container web exit code 3 (Error), "
         "restarted 2 time(s) (Deployment appstack/web, 1 of 1 new pods)"
     )
+
+
+# ------------------------------------------------------- after the engine returned (settle)
+
+
+def counted(updated: int, replicas: int, available: int, *conds: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment at generation 2, observed, with these replica counts (spec: 2)."""
+    found = shapes.deployment(*(conds or (shapes.AVAILABLE, HEALTHY)))
+    found["spec"] = {"replicas": 2}
+    found["status"].update(
+        {"updatedReplicas": updated, "replicas": replicas, "availableReplicas": available}
+    )
+    return found
+
+
+HEALTHY = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+#: a rollback to the kept ReplicaSet just applied: the controller reused it (0 pods yet) and
+#: left the previous rollout's NewReplicaSetAvailable (k8s pkg/controller/deployment/sync.go)
+STALE_REUSE = counted(0, 2, 2)
+HALFWAY = counted(1, 3, 3, shapes.AVAILABLE, PROGRESSING)
+FINISHED = counted(2, 2, 2)
+
+
+class RollingApi(ScriptedApi):
+    """After the update each listing of the Deployment serves its next state; the last stays."""
+
+    def __init__(self, *states: dict[str, Any]) -> None:
+        before, _ = worlds(shapes.NEVER_READY)
+        super().__init__(before, {**before, **shapes.cluster(shapes.READY_OLD)})
+        self.states, self.served = list(states), 0
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        if self.rolled.is_set() and path.endswith("/deployments"):
+            self.served += 1
+            return [self.states[min(self.served, len(self.states)) - 1]]
+        return super().items(path)
+
+
+class ReturningBackend(FakeBackend):
+    """`up` applies the new version and returns at once, as the provider's await may."""
+
+    def __init__(self, api: ScriptedApi, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api = api
+
+    def up(self, **kwargs: Any) -> UpOutcome:
+        self.api.rolled.set()
+        return super().up(**kwargs)
+
+
+def fast_rollouts(api: ScriptedApi) -> Rollouts:
+    rollouts = Rollouts(api, [shapes.NS])
+    make = rollouts.watch
+
+    def fast_watch(on_deadline: Any) -> Any:
+        watch = make(on_deadline)
+        watch.interval = 0.01
+        return watch
+
+    rollouts.watch = fast_watch  # type: ignore[method-assign]
+    return rollouts
+
+
+def test_settle_waits_until_a_reused_replicaset_holds_every_replica() -> None:
+    api = RollingApi(STALE_REUSE, HALFWAY, FINISHED)
+    watch, _, _ = started_watch({})
+    watch.reader, watch.interval = api, 0.0
+    watch._before = {k: g for k, (g, _) in watch._generations().items()}
+    api.rolled.set()
+    assert watch.settle() == {}
+    assert api.served == 3
+
+
+def test_settle_gives_up_at_its_timeout_naming_what_is_left() -> None:
+    api = RollingApi(STALE_REUSE)
+    watch, _, clock = started_watch({})
+    watch.reader, watch.interval = api, 0.0
+    watch._before = {k: g for k, (g, _) in watch._generations().items()}
+    api.rolled.set()
+
+    def ticking() -> float:
+        clock.now += 100
+        return clock.now
+
+    watch.clock = ticking
+    assert watch.settle(timeout=300) == {"appstack/web": "web: 0 of 2 new replicas updated"}
+
+
+def test_a_deploy_the_engine_ended_early_waits_for_the_rollout(
+    project: Path, recorder: Any
+) -> None:
+    api = RollingApi(STALE_REUSE, HALFWAY, FINISHED)
+    rec = recorder()
+    backend = ReturningBackend(api, stack_name="prod")
+    assert run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
+                      rollouts=fast_rollouts(api)) == 0  # fmt: skip
+    assert api.served >= 3
+
+
+def test_a_deploy_the_engine_ended_early_fails_when_its_rollout_then_fails(
+    project: Path, recorder: Any
+) -> None:
+    stuck = counted(1, 3, 2, shapes.AVAILABLE, shapes.PROGRESS_DEADLINE)
+    api = RollingApi(STALE_REUSE, HALFWAY, stuck)
+    rec = recorder()
+    backend = ReturningBackend(api, stack_name="prod")
+    with pytest.raises(OperationFailed) as caught:
+        run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
+                   rollouts=fast_rollouts(api))  # fmt: skip
+    assert str(caught.value).startswith("rollout of prod failed: app web: ")
+    assert "ProgressDeadlineExceeded" in str(caught.value)

@@ -27,6 +27,16 @@ from tests.ops.fake_backend import (
     sample_history,
     secret,
 )
+from tests.ops.test_deploy_rollout_watch import (
+    FINISHED,
+    HALFWAY,
+    STALE_REUSE,
+    ReturningBackend,
+    RollingApi,
+    counted,
+    fast_rollouts,
+)
+from tests.ops.test_rollout_status import AVAILABLE, PROGRESS_DEADLINE
 
 NOW = datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
 
@@ -217,6 +227,26 @@ def test_rollback_by_steps(project: Path, recorder: Any) -> None:
     backend = fake(project)
     assert rollback(backend, project, recorder(), steps=1) == 0
     assert backend.up_messages[0].startswith("appstack rollback to v2 from v6 ")
+
+
+def test_rollback_returns_only_once_the_rollouts_it_started_finished(
+    project: Path, recorder: Any
+) -> None:
+    # the provider's await may return while the reused ReplicaSet has no pod yet
+    api = RollingApi(STALE_REUSE, HALFWAY, FINISHED)
+    backend = ReturningBackend(api, backup_dir=project / ".pulumi-backups")
+    assert rollback(backend, project, recorder(), steps=1, rollouts=fast_rollouts(api)) == 0
+    assert api.served >= 3
+
+
+def test_a_rollback_whose_rollout_then_exceeds_its_deadline_fails(
+    project: Path, recorder: Any
+) -> None:
+    stuck = counted(1, 3, 2, AVAILABLE, PROGRESS_DEADLINE)
+    api = RollingApi(STALE_REUSE, stuck)
+    backend = ReturningBackend(api, backup_dir=project / ".pulumi-backups")
+    with pytest.raises(OperationFailed, match=r"rollout of dev failed: app web: "):
+        rollback(backend, project, recorder(), steps=1, rollouts=fast_rollouts(api))
 
 
 @pytest.mark.parametrize(

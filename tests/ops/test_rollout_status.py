@@ -27,6 +27,7 @@ from stackctl.ops.rollout_status import (
     new_pods,
     new_replicaset,
     pod_reason,
+    rollout_pending,
 )
 
 NS = "appstack"
@@ -396,3 +397,50 @@ def test_the_new_pods_are_the_new_replicasets_not_being_deleted() -> None:
     leaving["metadata"]["deletionTimestamp"] = "2026-12-07T06:01:00Z"
     found = new_pods(deployment(), world["replicasets"], [*world["pods"], leaving])
     assert [p["metadata"]["name"] for p in found] == ["web-5d8f9b7c6-xxxxx"]
+
+
+# ------------------------------------------------- finished, by kubectl's rule (rollout_pending)
+# The oracle: `kubectl rollout status` (k8s.io/kubectl v0.36 pkg/polymorphichelpers/
+# rollout_status.go DeploymentStatusViewer.Status), which reads replica counts only.
+
+HEALTHY = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+
+
+def counted(
+    *, want: int = 2, updated: int, replicas: int, available: int, observed: int = 2
+) -> dict[str, Any]:
+    found = deployment(AVAILABLE, HEALTHY, observed=observed)
+    found["spec"] = {"replicas": want}
+    found["status"].update(
+        {"updatedReplicas": updated, "replicas": replicas, "availableReplicas": available}
+    )
+    return found
+
+
+def test_a_rollback_reusing_a_kept_replicaset_is_unfinished_while_its_reason_is_stale() -> None:
+    # the controller reused the old ReplicaSet (still at 0 pods) and left the previous
+    # rollout's NewReplicaSetAvailable: sync.go getNewReplicaSet, progress.go syncRolloutStatus
+    assert rollout_pending(counted(updated=0, replicas=2, available=2)) == (
+        "web: 0 of 2 new replicas updated"
+    )
+
+
+def test_old_replicas_left_mean_the_rollout_is_unfinished() -> None:
+    assert rollout_pending(counted(updated=2, replicas=3, available=3)) == (
+        "web: 1 old replicas pending termination"
+    )
+
+
+def test_updated_replicas_not_yet_available_mean_the_rollout_is_unfinished() -> None:
+    assert rollout_pending(counted(updated=2, replicas=2, available=1)) == (
+        "web: 1 of 2 updated replicas available"
+    )
+
+
+def test_a_spec_the_controller_has_not_observed_is_unfinished() -> None:
+    found = counted(updated=2, replicas=2, available=2, observed=1)
+    assert rollout_pending(found) == "web: the controller has not observed generation 2"
+
+
+def test_every_replica_updated_and_available_is_a_finished_rollout() -> None:
+    assert rollout_pending(counted(updated=2, replicas=2, available=2)) is None
