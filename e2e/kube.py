@@ -61,6 +61,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "HorizontalPodAutoscaler": ("apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets", True),
     "NetworkPolicy": ("apis/networking.k8s.io/v1", "networkpolicies", True),
+    "EndpointSlice": ("apis/discovery.k8s.io/v1", "endpointslices", True),
     "Ingress": ("apis/networking.k8s.io/v1", "ingresses", True),
     "Role": ("apis/rbac.authorization.k8s.io/v1", "roles", True),
     "RoleBinding": ("apis/rbac.authorization.k8s.io/v1", "rolebindings", True),

@@ -114,17 +114,36 @@ has switched that Service to a fully available ReplicaSet (rollout/service.go
 `reconcileActiveService`)."""
 
 
-def _rollout_annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
-    """A blue-green Rollout is awaited until the controller has switched its active Service.
+DELETION_PROPAGATION_ANNOTATION = "pulumi.com/deletionPropagationPolicy"
+"""pulumi-kubernetes: the propagation policy of the resource's delete, read from the inputs the
+state holds (provider/pkg/metadata/overrides.go `DeletionPropagation`: "orphan", "background",
+anything else foreground, the default; provider/pkg/await/await.go `Deletion`)."""
 
-    Its Services carry no selector (docs/releases.md), and the endpoint controllers leave a
-    selectorless Service's endpoints as they were: the old workload's pods. Without this await
+
+def _rollout_annotations(ctx: WorkloadContext, workload: Workload) -> dict[str, str]:
+    """A Rollout is deleted in the background; a blue-green one is awaited until the
+    controller has switched its active Service.
+
+    The await: its Services carry no selector (docs/releases.md), and the endpoint controllers
+    leave a selectorless Service's endpoints as they were: the old workload's pods. Without it
     the provider returns as soon as the Rollout exists (no awaiter for the kind), the update
     deletes the old Deployments at its end, and users meet refused connections until the
     controller switches (`make e2e-rollouts-node` measured 27 of 923 requests failed entering
     blue-green from rolling). Once switched the field stays, so later updates return at once:
-    the await never waits for a promotion."""
-    found = dict(_annotations(ctx, workload))
+    the await never waits for a promotion.
+
+    Background deletion: the update that leaves Argo Rollouts takes the Services' selectors
+    back (forced, without the hash) and deletes the Rollout at its end. Until the Rollout is
+    gone the controller still reconciles it and writes its `rollouts-pod-template-hash` back
+    into the active Service (rollout/service.go `reconcileActiveService`); it removes the hash
+    only once the Rollout is deleted (rollout/controller.go enqueues the Rollout's Services on
+    its delete event; service/service.go `syncService`). A foreground delete (the provider's
+    default) keeps the Rollout, marked for deletion and no longer reconciled
+    (rollout/controller.go), until its ReplicaSets and pods are gone: meanwhile the Service
+    selects only those terminating pods and then none. In the background the Rollout goes at
+    once, the hash is cleared, and the garbage collector removes its pods after it while the
+    new workload's pods serve."""
+    found = {**_annotations(ctx, workload), DELETION_PROPAGATION_ANNOTATION: "background"}
     if ctx.app.release.strategy == "blueGreen":
         found[WAIT_FOR_ANNOTATION] = ACTIVE_SELECTOR_SWITCHED
     return found

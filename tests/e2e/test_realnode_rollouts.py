@@ -33,6 +33,7 @@ Shortened through config only (`appstack:apps.web.release`, `appstack:monitoring
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -246,6 +247,61 @@ def switch(
     assert updates(real_app) == before + 1
     assert converged(real_app) == {}, f"{name}: a second update would still change things"
     return report
+
+
+class ServiceTimeline:
+    """While a switch runs, polled: the Service's `rollouts-pod-template-hash`, its ready
+    endpoints (EndpointSlices of discovery.k8s.io/v1, `conditions.ready`) and the Rollout's
+    life; each change with its time from the start. The load's failures are read against it."""
+
+    def __init__(self, kube: Kube, namespace: str, interval: float = 0.2) -> None:
+        self.kube, self.namespace, self.interval = kube, namespace, interval
+        self.changes: list[tuple[float, tuple[str, int, str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="service-timeline", daemon=True)
+
+    def state(self) -> tuple[str, int, str]:
+        svc = self.kube.get("Service", APP, self.namespace)
+        hash_ = (svc["spec"].get("selector") or {}).get("rollouts-pod-template-hash", "-")
+        slices = self.kube.list(
+            "EndpointSlice", self.namespace, label_selector=f"kubernetes.io/service-name={APP}"
+        )
+        ready = sum(
+            1
+            for s in slices
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+        )
+        ro = self.kube.get_or_none("Rollout", APP, self.namespace)
+        life = (
+            "gone"
+            if ro is None
+            else "deleting"
+            if ro["metadata"].get("deletionTimestamp")
+            else "live"
+        )
+        return hash_, ready, life
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            found = self.state()
+            if not self.changes or self.changes[-1][1] != found:
+                self.changes.append((time.monotonic() - started, found))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> ServiceTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def text(self) -> str:
+        return "; ".join(
+            f"{at:.1f}s hash={h} ready={r} rollout={life}" for at, (h, r, life) in self.changes
+        )
 
 
 # ---------------------------------------------------------------------------- the controller
@@ -521,9 +577,16 @@ def test_blue_green_refuses_a_bad_version_by_its_pre_promotion_analysis(
 def test_switching_argo_blue_green_off_takes_one_update(
     kube: Kube, prod: Any, figures: dict[str, float]
 ) -> None:
+    """The Rollout is deleted in the background (components/app/workloads.py
+    `_rollout_annotations`): a foreground delete kept it while its pods went, and the Service,
+    whose hash the controller had written back, selected none of the new pods (d8b5e27: 20 of
+    1465 requests failed)."""
     namespace = prod.stacks[ENV].namespace
-    report = switch(prod, figures, "blue_green_off", _release(None))
+    with ServiceTimeline(kube, namespace) as timeline:
+        report = switch(prod, figures, "blue_green_off", _release(None))
+    print(f"blue_green_off: {timeline.text()}")
     assert kube.get_or_none("Rollout", APP, namespace) is None
     svc = kube.get("Service", APP, namespace)
     assert "rollouts-pod-template-hash" not in svc["spec"]["selector"], svc["spec"]["selector"]
+    assert all(ready > 0 for _, (_, ready, _) in timeline.changes), timeline.text()
     assert report.failed_total == 0, report.summary()

@@ -252,6 +252,26 @@ def test_a_canary_rollout_carries_no_wait_for(render: Render) -> None:
     assert WAIT_FOR not in annotations
 
 
+# Leaving Argo Rollouts (components/app/workloads.py `_rollout_annotations`). Oracle: the
+# provider reads the policy of a delete from this annotation of the inputs in the state, and
+# takes "background" as metav1.DeletePropagationBackground (pulumi-kubernetes
+# provider/pkg/metadata/annotations.go `AnnotationDeletionPropagation`, overrides.go
+# `DeletionPropagation`; anything else is foreground).
+@pytest.mark.parametrize("strategy", ["blueGreen", "canary"])
+def test_a_rollout_is_deleted_in_the_background(render: Render, strategy: str) -> None:
+    rollout = one(render(argo(strategy)).objects, "Rollout", "web")
+    assert rollout["metadata"]["annotations"]["pulumi.com/deletionPropagationPolicy"] == (
+        "background"
+    )
+
+
+def test_the_workloads_that_stay_keep_the_foreground_delete(render: Render) -> None:
+    """Only the Rollout needs it: a Deployment's delete waits for its pods, as it should."""
+    for deployment in (o for o in render(base_raw("prod")).objects if o["kind"] == "Deployment"):
+        annotations = deployment["metadata"].get("annotations") or {}
+        assert "pulumi.com/deletionPropagationPolicy" not in annotations, deployment["metadata"]
+
+
 @pytest.mark.parametrize("strategy", ["blueGreen", "canary"])
 def test_the_rollout_renders_no_zero_a_whole_object_write_would_drop(
     render: Render, strategy: str
