@@ -91,21 +91,26 @@ def worlds(
     return before, after
 
 
-def deploy(project: Path, recorder: Any, api: ScriptedApi) -> tuple[AwaitingBackend, Any]:
-    backend = AwaitingBackend(api)
-    rec = recorder()
+def fast_rollouts(api: ScriptedApi, interval: float = 0.01) -> Rollouts:
+    """The stack's rollouts on `api`, its watches polling every `interval` seconds."""
     rollouts = Rollouts(api, [shapes.NS])
-    rollouts_watch = rollouts.watch
+    make = rollouts.watch
 
     def fast_watch(on_deadline: Any) -> Any:
-        watch = rollouts_watch(on_deadline)
-        watch.interval = 0.05
+        watch = make(on_deadline)
+        watch.interval = interval
         return watch
 
     rollouts.watch = fast_watch  # type: ignore[method-assign]
+    return rollouts
+
+
+def deploy(project: Path, recorder: Any, api: ScriptedApi) -> tuple[AwaitingBackend, Any]:
+    backend = AwaitingBackend(api)
+    rec = recorder()
     with pytest.raises(OperationFailed) as caught:
         run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
-                   rollouts=rollouts)  # fmt: skip
+                   rollouts=fast_rollouts(api, interval=0.05))  # fmt: skip
     return backend, (rec, str(caught.value))
 
 
@@ -256,22 +261,11 @@ def test_a_crash_loop_fails_the_deploy_before_the_deadline(project: Path, record
 # ------------------------------------------------------- after the engine returned (settle)
 
 
-def counted(updated: int, replicas: int, available: int, *conds: dict[str, Any]) -> dict[str, Any]:
-    """The Deployment at generation 2, observed, with these replica counts (spec: 2)."""
-    found = shapes.deployment(*(conds or (shapes.AVAILABLE, HEALTHY)))
-    found["spec"] = {"replicas": 2}
-    found["status"].update(
-        {"updatedReplicas": updated, "replicas": replicas, "availableReplicas": available}
-    )
-    return found
-
-
-HEALTHY = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
 #: a rollback to the kept ReplicaSet just applied: the controller reused it (0 pods yet) and
 #: left the previous rollout's NewReplicaSetAvailable (k8s pkg/controller/deployment/sync.go)
-STALE_REUSE = counted(0, 2, 2)
-HALFWAY = counted(1, 3, 3, shapes.AVAILABLE, PROGRESSING)
-FINISHED = counted(2, 2, 2)
+STALE_REUSE = shapes.counted(updated=0, replicas=2, available=2)
+HALFWAY = shapes.counted(shapes.AVAILABLE, PROGRESSING, updated=1, replicas=3, available=3)
+FINISHED = shapes.counted(updated=2, replicas=2, available=2)
 
 
 class RollingApi(ScriptedApi):
@@ -299,19 +293,6 @@ class ReturningBackend(FakeBackend):
     def up(self, **kwargs: Any) -> UpOutcome:
         self.api.rolled.set()
         return super().up(**kwargs)
-
-
-def fast_rollouts(api: ScriptedApi) -> Rollouts:
-    rollouts = Rollouts(api, [shapes.NS])
-    make = rollouts.watch
-
-    def fast_watch(on_deadline: Any) -> Any:
-        watch = make(on_deadline)
-        watch.interval = 0.01
-        return watch
-
-    rollouts.watch = fast_watch  # type: ignore[method-assign]
-    return rollouts
 
 
 def test_settle_waits_until_a_reused_replicaset_holds_every_replica() -> None:
@@ -353,7 +334,9 @@ def test_a_deploy_the_engine_ended_early_waits_for_the_rollout(
 def test_a_deploy_the_engine_ended_early_fails_when_its_rollout_then_fails(
     project: Path, recorder: Any
 ) -> None:
-    stuck = counted(1, 3, 2, shapes.AVAILABLE, shapes.PROGRESS_DEADLINE)
+    stuck = shapes.counted(
+        shapes.AVAILABLE, shapes.PROGRESS_DEADLINE, updated=1, replicas=3, available=2
+    )
     api = RollingApi(STALE_REUSE, HALFWAY, stuck)
     rec = recorder()
     backend = ReturningBackend(api, stack_name="prod")

@@ -33,10 +33,9 @@ from tests.ops.test_deploy_rollout_watch import (
     STALE_REUSE,
     ReturningBackend,
     RollingApi,
-    counted,
     fast_rollouts,
 )
-from tests.ops.test_rollout_status import AVAILABLE, PROGRESS_DEADLINE
+from tests.ops.test_rollout_status import AVAILABLE, PROGRESS_DEADLINE, counted
 
 NOW = datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
 
@@ -242,7 +241,7 @@ def test_rollback_returns_only_once_the_rollouts_it_started_finished(
 def test_a_rollback_whose_rollout_then_exceeds_its_deadline_fails(
     project: Path, recorder: Any
 ) -> None:
-    stuck = counted(1, 3, 2, AVAILABLE, PROGRESS_DEADLINE)
+    stuck = counted(AVAILABLE, PROGRESS_DEADLINE, updated=1, replicas=3, available=2)
     api = RollingApi(STALE_REUSE, stuck)
     backend = ReturningBackend(api, backup_dir=project / ".pulumi-backups")
     with pytest.raises(OperationFailed, match=r"rollout of dev failed: app web: "):

@@ -407,10 +407,12 @@ HEALTHY = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvai
 
 
 def counted(
-    *, want: int = 2, updated: int, replicas: int, available: int, observed: int = 2
+    *conds: dict[str, Any], updated: int, replicas: int, available: int, observed: int = 2
 ) -> dict[str, Any]:
-    found = deployment(AVAILABLE, HEALTHY, observed=observed)
-    found["spec"] = {"replicas": want}
+    """The Deployment at generation 2 (spec: 2 replicas) with these replica counts; its
+    conditions those of a finished rollout unless given."""
+    found = deployment(*(conds or (AVAILABLE, HEALTHY)), observed=observed)
+    found["spec"] = {"replicas": 2}
     found["status"].update(
         {"updatedReplicas": updated, "replicas": replicas, "availableReplicas": available}
     )
