@@ -301,17 +301,27 @@ def assert_failed_and_rolled_back(
     return failed[0]
 
 
+def bad_version(
+    pipeline: Pipeline, figures: dict[str, float], name: str, image: str
+) -> tuple[Episode, str, str]:
+    """A bad version through the pipeline: its episode, the image that ran before it, and the
+    line with which stackctl stopped the update."""
+    previous = pipeline.running_image()
+    episode = pipeline.episode(name, image)
+    pipeline.figures(episode, figures)
+    stop = episode.first(STOP)
+    assert stop is not None, f"{name}: stackctl never stopped the update"
+    return episode, previous, stop[1]
+
+
 def test_an_image_that_cannot_be_pulled_fails_early_and_is_rolled_back(
     pipeline: Pipeline, real_app: RealApp, figures: dict[str, float]
 ) -> None:
-    previous = pipeline.running_image()
     missing = real_app.ref(f"sha256:{secrets.token_hex(32)}")  # no such manifest in the registry
-    episode = pipeline.episode("image_pull", missing)
-    pipeline.figures(episode, figures)
-    stop = episode.first(STOP)
-    assert stop is not None and re.search(
+    episode, previous, stop = bad_version(pipeline, figures, "image_pull", missing)
+    assert re.search(
         r"rollout failed before its deadline: appstack/web \((ErrImagePull|ImagePullBackOff) "
-        r"on new pod web-\S+ for \d+ s\)", stop[1]), stop  # fmt: skip
+        r"on new pod web-\S+ for \d+ s\)", stop), stop  # fmt: skip
     line = assert_failed_and_rolled_back(
         pipeline, episode, previous, "(ErrImagePull|ImagePullBackOff): Failed to pull image"
     )
@@ -321,12 +331,9 @@ def test_an_image_that_cannot_be_pulled_fails_early_and_is_rolled_back(
 def test_a_version_never_ready_is_stopped_at_its_deadline_and_rolled_back(
     pipeline: Pipeline, real_app: RealApp, figures: dict[str, float]
 ) -> None:
-    previous = pipeline.running_image()
     bad = real_app.ref(real_app.variant("never-ready", {"FAULT_NEVER_READY": "true"}))
-    episode = pipeline.episode("never_ready", bad)
-    pipeline.figures(episode, figures)
-    stop = episode.first(STOP)
-    assert stop is not None and "rollout deadline exceeded: appstack/web" in stop[1], stop
+    episode, previous, stop = bad_version(pipeline, figures, "never_ready", bad)
+    assert "rollout deadline exceeded: appstack/web" in stop, stop
     probe = rendered_container(real_app)["readinessProbe"]["httpGet"]
     assert_failed_and_rolled_back(
         pipeline, episode, previous,
@@ -338,14 +345,11 @@ def test_a_version_never_ready_is_stopped_at_its_deadline_and_rolled_back(
 def test_a_version_that_crashes_on_start_fails_early_and_is_rolled_back(
     pipeline: Pipeline, real_app: RealApp, figures: dict[str, float]
 ) -> None:
-    previous = pipeline.running_image()
     bad = real_app.ref(real_app.variant("crash-on-start", {"FAULT_CRASH_ON_START": "true"}))
-    episode = pipeline.episode("crash_on_start", bad)
-    pipeline.figures(episode, figures)
-    stop = episode.first(STOP)
-    assert stop is not None and re.search(
+    episode, previous, stop = bad_version(pipeline, figures, "crash_on_start", bad)
+    assert re.search(
         r"rollout failed before its deadline: appstack/web \(CrashLoopBackOff on new pod web-",
-        stop[1]), stop  # fmt: skip
+        stop), stop  # fmt: skip
     name = rendered_container(real_app)["name"]
     # exit 3: the app's documented exit code for FAULT_CRASH_ON_START (app/server)
     line = assert_failed_and_rolled_back(

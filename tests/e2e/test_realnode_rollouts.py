@@ -140,6 +140,15 @@ class Traffic:
         self.load.stop()
         self.report = self.load.wait()
 
+    def recorded(self, figures: dict[str, float], name: str, also: str = "") -> LoadReport:
+        """The ended load's report: its figures as `rollouts.node.<name>.*`, its summary
+        printed (with `also` after it)."""
+        report = self.report
+        assert report is not None, "the load has not ended"
+        figures.update(report.figures(f"rollouts.node.{name}"))
+        print(f"{name}: {report.summary()}{also}")
+        return report
+
 
 def updates(real_app: Any) -> int:
     """Updates recorded in prod's history."""
@@ -240,10 +249,7 @@ def switch(
         real_app.deploy(ENV, digest, edit=edit)
         figures[f"rollouts.node.{name}.deploy_s"] = time.monotonic() - started
         time.sleep(5)  # the old workload's pods finish their shutdown under the load
-    report = traffic.report
-    assert report is not None
-    figures.update(report.figures(f"rollouts.node.{name}"))
-    print(f"{name}: {report.summary()}")
+    report = traffic.recorded(figures, name)
     assert updates(real_app) == before + 1
     assert converged(real_app) == {}, f"{name}: a second update would still change things"
     return report
@@ -359,10 +365,7 @@ def test_a_good_canary_is_promoted_through_every_step_by_its_analysis(
                           lambda r: healthy_at()(r) and r["status"]["stableRS"] != stable,
                           timeout=900)  # fmt: skip
         figures["rollouts.node.canary_good.deploy_to_promoted_s"] = time.monotonic() - started
-    report = traffic.report
-    assert report is not None
-    figures.update(report.figures("rollouts.node.canary_good"))
-    print(f"canary_good: {report.summary()}")
+    report = traffic.recorded(figures, "canary_good")
     new = ro["status"]["stableRS"]
     runs = analysis_runs(kube, namespace, new)
     assert len(runs) == len(CANARY_STEPS), rollouts.rollout_summary(kube, APP, namespace)
@@ -399,11 +402,8 @@ def test_a_bad_canary_is_aborted_and_traffic_goes_back_to_stable(
 
         kube.wait_for("only stable pods", back_on_stable, timeout=300, interval=1)
         figures["rollouts.node.canary_bad.deploy_to_stable_only_s"] = time.monotonic() - deployed
-    report = traffic.report
-    assert report is not None
-    figures.update(report.figures("rollouts.node.canary_bad"))
+    report = traffic.recorded(figures, "canary_bad")
     figures["rollouts.node.canary_bad.http_5xx"] = float(report.failed["http_5xx"])
-    print(f"canary_bad: {report.summary()}")
     ro = rollout(kube, namespace)
     assert ro["status"]["phase"] == "Degraded" and ro["status"]["stableRS"] == stable
     (run,) = analysis_runs(kube, namespace, bad_hash)
@@ -517,10 +517,7 @@ def test_blue_green_promotes_a_good_version_after_its_pre_promotion_analysis(
     finally:
         preview.stop()
         preview_report = preview.wait()
-    report = traffic.report
-    assert report is not None
-    figures.update(report.figures("rollouts.node.blue_green_good"))
-    print(f"blue_green_good: {report.summary()}; preview: {preview_report.summary()}")
+    report = traffic.recorded(figures, "blue_green_good", f"; preview: {preview_report.summary()}")
     assert (
         kube.get("Service", APP, namespace)["spec"]["selector"]["rollouts-pod-template-hash"] == new
     )
@@ -554,10 +551,7 @@ def test_blue_green_refuses_a_bad_version_by_its_pre_promotion_analysis(
     finally:
         preview.stop()
         preview_report = preview.wait()
-    report = traffic.report
-    assert report is not None
-    figures.update(report.figures("rollouts.node.blue_green_bad"))
-    print(f"blue_green_bad: {report.summary()}; preview: {preview_report.summary()}")
+    report = traffic.recorded(figures, "blue_green_bad", f"; preview: {preview_report.summary()}")
     bad_hash = ro["status"]["currentPodHash"]
     (run,) = analysis_runs(kube, namespace, bad_hash)
     assert run["metadata"]["labels"]["rollout-type"] == "PrePromotion", run["metadata"]
