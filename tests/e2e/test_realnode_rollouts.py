@@ -227,6 +227,20 @@ def pod_hashes(real_app: Any) -> set[str]:
             real_app.pods(ENV, APP)}  # fmt: skip
 
 
+def endpoints(kube: Kube, namespace: str) -> str:
+    """`<app>`'s endpoints, each pod with its ready / serving / terminating conditions
+    (EndpointSlice, discovery.k8s.io/v1), for a failure's message."""
+    slices = kube.list(
+        "EndpointSlice", namespace, label_selector=f"kubernetes.io/service-name={APP}"
+    )
+    found = []
+    for endpoint in (e for s in slices for e in s.get("endpoints") or []):
+        c = endpoint.get("conditions") or {}
+        flags = "".join(f[0] for f in ("ready", "serving", "terminating") if c.get(f))
+        found.append(f"{(endpoint.get('targetRef') or {}).get('name')}[{flags}]")
+    return ", ".join(sorted(found))
+
+
 def selector_owners(service: dict[str, Any]) -> list[str]:
     """Managers of a Service's `spec.selector`, an atomic map (core/v1 ServiceSpec.Selector
     `+mapType=atomic`): server-side apply's managedFields name the whole `f:selector`, never a
@@ -414,9 +428,12 @@ def test_a_bad_canary_is_aborted_and_traffic_goes_back_to_stable(
 
     # After the abort every request is answered by stable.
     spec = traffic.spec
+    before_load = endpoints(kube, namespace)
     after = Load(LoadSpec(spec.host, spec.port, clients=CLIENTS, rate=RATE, duration=10,
                           timeout=TIMEOUT)).start().wait()  # fmt: skip
-    assert after.failed_total == 0 and after.requests > 0, after.summary()
+    assert after.failed_total == 0 and after.requests > 0, (
+        f"{after.summary()}; endpoints before: {before_load}; after: {endpoints(kube, namespace)}"
+    )
 
     # Back to the good version's config: the stable ReplicaSet's template, no steps to walk.
     prod.deploy(ENV, good, edit=_release(CANARY))
