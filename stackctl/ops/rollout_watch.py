@@ -193,16 +193,22 @@ class RolloutWatch:
                 found[key] = pending
         return found
 
-    def settle(self, timeout: float = SETTLE_SECONDS) -> dict[str, str]:
+    def settle(
+        self,
+        timeout: float = SETTLE_SECONDS,
+        on_wait: Callable[[dict[str, str]], object] = lambda pending: None,
+    ) -> dict[str, str]:
         """After the engine returned: wait until every Deployment the update changed has
         finished its rollout. The provider's await can return early: on a rollback to a
         template whose ReplicaSet is kept, it reads the previous rollout's
         `NewReplicaSetAvailable` and the reused ReplicaSet's `spec.replicas: 0` as done (its
         "Replicas scaled to 0" warning; pulumi-kubernetes provider/pkg/await/deployment.go
         `checkReplicaSetStatus`), and `make bench-e2e` caught a rollback of 50 services
-        returning with old pods still running. Returns what is still unfinished once the watch
-        tripped or `timeout` passed; empty when every rollout finished."""
+        returning with old pods still running. `on_wait` hears what is unfinished the first
+        time anything is. Returns what is still unfinished once the watch tripped or `timeout`
+        passed; empty when every rollout finished."""
         end = self.clock() + timeout
+        waited = False
         while True:
             try:
                 pending = self.unfinished()
@@ -210,6 +216,9 @@ class RolloutWatch:
                 pending = {"(API server)": str(exc)}
             if not pending or self.tripped or self.clock() >= end:
                 return pending
+            if not waited:
+                on_wait(pending)
+                waited = True
             self._stop.wait(self.interval)
 
     def _early(self, changed: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -56,7 +56,10 @@ def watched_update(
         with watch:
             outcome = record_update(console, backend, stack, message, policy)
             if outcome.result == "succeeded":
-                unfinished = watch.settle()
+                unfinished = watch.settle(on_wait=lambda pending: console.print(
+                    f"the engine returned before {len(pending)} rollout(s) finished; waiting "
+                    f"for them: {'; '.join(pending.values())}"
+                ))  # fmt: skip
     except OperationFailed as exc:
         problems = rollouts.problems()
         if watch.tripped:

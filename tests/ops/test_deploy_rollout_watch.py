@@ -329,6 +329,10 @@ def test_a_deploy_the_engine_ended_early_waits_for_the_rollout(
     assert run_deploy(backend, project_dir=project, console=rec.console, assume_yes=True,
                       rollouts=fast_rollouts(api)) == 0  # fmt: skip
     assert api.served >= 3
+    assert (
+        "the engine returned before 1 rollout(s) finished; waiting for them: "
+        "web: 0 of 2 new replicas updated"
+    ) in rec.text
 
 
 def test_a_deploy_the_engine_ended_early_fails_when_its_rollout_then_fails(

@@ -145,7 +145,7 @@ class Reader:
 class FinishedWatch(contextlib.nullcontext[None]):
     """A watch that never trips, in a cluster where every rollout has finished."""
 
-    def settle(self) -> dict[str, str]:
+    def settle(self, **_: Any) -> dict[str, str]:
         return {}
 
 
