@@ -122,12 +122,14 @@ def _release(release: dict[str, Any] | None, env: dict[str, str] | None = None) 
 
 
 class Traffic:
-    """A bounded load through prod's LoadBalancer stand-in while a block runs."""
+    """A bounded load through prod's LoadBalancer stand-in while a block runs; keep-alive
+    connections unless `per_request` (a new connection, so a new endpoint, per request)."""
 
-    def __init__(self, real_app: Any) -> None:
+    def __init__(self, real_app: Any, per_request: bool = False) -> None:
         svc = real_app.stacks[ENV].services[APP]
         self.spec = LoadSpec(svc["loadBalancerIP"], svc["ports"]["http"], clients=CLIENTS,
-                             rate=RATE, duration=None, timeout=TIMEOUT)  # fmt: skip
+                             rate=RATE, duration=None, timeout=TIMEOUT,
+                             per_request=per_request)  # fmt: skip
         self.load: Load | None = None
         self.report: LoadReport | None = None
 
@@ -368,7 +370,12 @@ def test_a_good_canary_is_promoted_through_every_step_by_its_analysis(
     namespace = prod.stacks[ENV].namespace
     stable = rollout(kube, namespace)["status"]["stableRS"]
     good = prod.variant("canary-good")
-    with Traffic(prod) as traffic:
+    # A connection per request: a basic canary's share of the traffic is its share of the
+    # endpoints for each new connection (kube-proxy picks per connection). Keep-alive
+    # connections opened before the deploy stay on stable pods, the canary's series never
+    # appear, and its analysis reads the query's default 0: one run's bad canary passed its
+    # first step that way.
+    with Traffic(prod, per_request=True) as traffic:
         started = time.monotonic()
         prod.deploy(ENV, good, edit=_release(CANARY))
         ro = wait_rollout(kube, namespace, "the good canary promoted",
@@ -396,7 +403,12 @@ def test_a_bad_canary_is_aborted_and_traffic_goes_back_to_stable(
     stable = rollout(kube, namespace)["status"]["stableRS"]
     good = prod.stacks[ENV].images[APP].rsplit("@", 1)[1]
     bad = prod.variant("canary-bad")
-    with Traffic(prod) as traffic:
+    # A connection per request: a basic canary's share of the traffic is its share of the
+    # endpoints for each new connection (kube-proxy picks per connection). Keep-alive
+    # connections opened before the deploy stay on stable pods, the canary's series never
+    # appear, and its analysis reads the query's default 0: one run's bad canary passed its
+    # first step that way.
+    with Traffic(prod, per_request=True) as traffic:
         # Timed from the start of the deploy (the update itself included: its wall time is
         # rollouts.node.canary_bad.deploy_s), as the user who deploys sees it.
         deployed = time.monotonic()
