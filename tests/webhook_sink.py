@@ -81,11 +81,19 @@ def webhook_sink(status: int = 200, host: str = "127.0.0.1") -> Iterator[Sink]:
         server.server_close()
 
 
+#: the sockets behind unreachable_url(), bound for the life of the test process
+_HELD: list[socket.socket] = []
+
+
 def unreachable_url() -> str:
-    """A 127.0.0.1 URL nothing listens on (a port bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """A 127.0.0.1 URL nothing listens on: its port stays bound without a listen() for the
+    life of the test process, so the kernel refuses every connection to it and no other
+    process can take the port meanwhile (a port released at once was taken by a concurrent
+    run once, and the notification failed otherwise than refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/services/T0SECRET/B0SECRET/sentinel-webhook-token-5d1e"
 
 
