@@ -564,9 +564,11 @@ def test_blue_green_promotes_a_good_version_after_its_pre_promotion_analysis(
     assert report.failed_total == 0, report.summary()
     # The controller points the preview at the new ReplicaSet at once, ready or not
     # (argo-rollouts v1.10.2 rollout/service.go `reconcilePreviewService`; the active Service
-    # waits for saturation): testers meet refused connections until the preview pods are
-    # ready, never an error from a pod.
-    assert preview_report.failed_total == preview_report.failed["refused"], preview_report.summary()
+    # waits for saturation): testers meet failed connections until the preview pods are
+    # ready, never an error from a pod. They are refused (kube-proxy rejects a Service with
+    # no ready endpoint); one run also had one connect time out among 69 refused.
+    connection_failures = preview_report.failed["refused"] + preview_report.failed["timeout"]
+    assert preview_report.failed_total == connection_failures, preview_report.summary()
 
 
 def test_blue_green_refuses_a_bad_version_by_its_pre_promotion_analysis(
