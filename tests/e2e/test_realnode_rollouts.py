@@ -155,7 +155,10 @@ class Traffic:
 def updates(real_app: Any) -> int:
     """Updates recorded in prod's history."""
     history = json.loads(
-        real_app.engine.pulumi("stack", "history", "--json", "--stack", ENV).stdout or "[]"
+        real_app.engine.pulumi(
+            "stack", "history", "--json", "--page-size", "0", "--stack", ENV
+        ).stdout
+        or "[]"
     )
     return sum(1 for h in history if h.get("kind") == "update")
 

@@ -146,7 +146,19 @@ def test_history_is_the_raw_cli_json_with_the_secret_sentinel() -> None:
                 del cv["value"]
     backend, stack = backend_with({"stack history": json.dumps(raw)})
     assert backend.history() == sample_history()
-    assert stack.workspace.ran == [["stack", "history", "--json", "--stack", "dev"]]
+    assert stack.workspace.ran == [
+        ["stack", "history", "--json", "--page-size", "0", "--stack", "dev"]
+    ]
+
+
+def test_history_asks_for_every_update_not_the_cli_default_page() -> None:
+    """`pulumi stack history` prints the newest 10 unless told (pkg/cmd/pulumi/stack/
+    stack_history.go: `page-size` default 10); a page size of 0 is the whole history
+    (backend/diy/state.go `getHistory`, httpstate client `GetStackUpdates`)."""
+    backend, stack = backend_with({"stack history": "[]"})
+    backend.history()
+    (args,) = stack.workspace.ran
+    assert args[args.index("--page-size") + 1] == "0"
 
 
 def test_export_keeps_secrets_encrypted() -> None:
