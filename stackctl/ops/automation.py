@@ -399,16 +399,10 @@ class PulumiAutomationBackend:
         # The raw JSON rather than `Stack.history()`: UpdateSummary drops `objectValue`, which
         # rollback needs to restore structured config as objects. No --show-secrets, so secret
         # config has no value; fill in the sentinel exactly as UpdateSummary does.
-        # `--page-size 0`: the whole history. The CLI prints the newest 10 by default
-        # (pkg/cmd/pulumi/stack/stack_history.go `page-size` 10); 0 asks for every record
-        # (backend/diy/state.go `getHistory` pages only when pageSize > 0, and the Cloud
-        # client sends no paging then). With 10 records, a DIY stack's update numbers
-        # (`number_updates`) would restart at 10, and rollback, history and image retention
-        # would not see older updates.
-        out = self._run(
-            "pulumi stack history",
-            ["stack", "history", "--json", "--page-size", "0", "--stack", self._stack_name],
-        )
+        # `--page-size 0`: every record, not the CLI's newest 10 (stack_history.go; a DIY or
+        # Cloud backend pages only when pageSize > 0: diy/state.go `getHistory`).
+        args = ["stack", "history", "--json", "--page-size", "0", "--stack", self._stack_name]
+        out = self._run("pulumi stack history", args)
         records: list[dict[str, Any]] = number_updates(json.loads(out or "[]"))
         for record in records:
             for cv in (record.get("config") or {}).values():
