@@ -14,6 +14,7 @@ from typing import Any
 
 from e2e.engine import tool_versions
 from e2e.kube import ApiError, Kube
+from e2e.kube import restricted_namespace as namespace_manifest
 from e2e.realnode.layout import NODE_LABEL
 from e2e.realnode.nodes import RealNodes
 
@@ -23,20 +24,11 @@ _exec_ids = itertools.count()
 
 
 def restricted_namespace(kube: Kube, name: str, labels: dict[str, str] | None = None) -> None:
-    kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                    **(labels or {}),
-                },
-            },
-        }
-    )
+    """Create e2e/kube.py's restricted Namespace `name`, with `labels` added, and wait for its
+    default ServiceAccount."""
+    manifest = namespace_manifest(name)
+    manifest["metadata"]["labels"].update(labels or {})
+    kube.create(manifest)
     kube.wait_for(
         f"default ServiceAccount in {name}",
         lambda: kube.get_or_none("ServiceAccount", "default", name),
